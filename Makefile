@@ -1,0 +1,42 @@
+# tidegate — see README.md. `make demo` and `make test` are the two commands.
+GO       ?= go
+BIN      := bin
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+FUZZTIME ?= 3s
+DEMO_SECONDS ?=
+
+.PHONY: all build test vet unit fuzz bench demo release clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -race -count=1 -timeout 12m ./...
+
+fuzz:
+	FUZZTIME=$(FUZZTIME) ./.ci/fuzz
+
+test: vet unit fuzz
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...
+
+demo: build
+	$(BIN)/tidegate version
+
+release:
+	@for t in linux/amd64 linux/arm/7 linux/arm64 linux/mipsle; do \
+	  os=$${t%%/*}; rest=$${t#*/}; arch=$${rest%%/*}; arm=$${rest#*/}; [ "$$arm" = "$$rest" ] && arm=; \
+	  out=$(BIN)/release/tidegate-$$os-$$arch$${arm:+v$$arm}; \
+	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch GOARM=$$arm $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $$out ./cmd/tidegate || exit 1; \
+	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch GOARM=$$arm $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $$out-metersim ./cmd/metersim || exit 1; \
+	done; ls -l $(BIN)/release/
+
+clean:
+	rm -rf $(BIN)
