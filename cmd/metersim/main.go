@@ -1,12 +1,36 @@
-// Command metersim runs virtual water meters on pseudo-terminals and TCP.
+// Command metersim runs virtual water meters on pseudo-terminals and TCP
+// (`metersim --config FILE`), and writes simulated samples with their ground
+// truth without any serial I/O (`metersim samples ...`).
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"os"
+	"os/signal"
+	"syscall"
 )
 
+// verbs other than the default "run the simulator". Each lives in command_<verb>.go.
+func verbs() map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) int{}
+}
+
 func main() {
-	fmt.Fprintln(os.Stderr, "metersim: the simulator is not built yet (issue 3)")
-	os.Exit(2)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	args := os.Args[1:]
+	if len(args) > 0 {
+		if v, ok := verbs()[args[0]]; ok {
+			os.Exit(v(ctx, args[1:], os.Stdout, os.Stderr))
+		}
+	}
+	os.Exit(runSimulator(ctx, args, os.Stdout, os.Stderr))
+}
+
+// runSimulator is replaced by the simulator issue's command_run.go.
+func runSimulator(_ context.Context, _ []string, _, stderr io.Writer) int {
+	fmt.Fprintln(stderr, "metersim: the simulator is not built yet (issue 3)")
+	return 2
 }
