@@ -37,6 +37,7 @@ type command struct {
 func commands() map[string]command {
 	return map[string]command{
 		"version": {"print version and build information", runVersion},
+		"config":  {"config init (starter config) | config validate [FILE]", runConfig},
 	}
 }
 

@@ -1,0 +1,225 @@
+// Package config is tidegate's one configuration file: its types, the
+// position-keeping YAML decoder, validation that reports every problem at
+// once, secrets from the environment, and the diff SIGHUP acts on.
+package config
+
+import (
+	"time"
+)
+
+// Config is one tidegate.yaml. Field tags are the YAML keys; the decoder
+// rejects any key not listed here.
+type Config struct {
+	Gateway Gateway  `yaml:"gateway"`
+	Log     Log      `yaml:"log"`
+	API     API      `yaml:"api"`
+	Buses   []Bus    `yaml:"buses"`
+	Meters  []Meter  `yaml:"meters"`
+	Filter  Filter   `yaml:"filter"`
+	Buffer  Buffer   `yaml:"buffer"`
+	MQTT    MQTT     `yaml:"mqtt"`
+	Profile []string `yaml:"profile_dirs"` // extra folders searched for Modbus profiles
+
+	// File is where the config was read from ("" when built in code), and Hash
+	// a digest of its bytes for the uplink's birth message.
+	File string `yaml:"-"`
+	Hash string `yaml:"-"`
+}
+
+// Gateway identifies this concentrator to the central service.
+type Gateway struct {
+	ID       string `yaml:"id"`
+	Timezone string `yaml:"timezone"` // IANA name for billing times and local days; "" = system local
+}
+
+// Log is the daemon's logging.
+type Log struct {
+	Level  string `yaml:"level"`  // debug|info|warn|error
+	Format string `yaml:"format"` // auto|text|json; auto = text on a terminal, JSON otherwise
+}
+
+// API is the local control API.
+type API struct {
+	Socket  string `yaml:"socket"`  // Unix socket path, mode 0660
+	Group   string `yaml:"group"`   // group that may use the socket; "" = the daemon's
+	Metrics string `yaml:"metrics"` // optional TCP address for /metrics, e.g. 127.0.0.1:9475
+}
+
+// Protocols a bus may speak.
+const (
+	ProtoModbus    = "modbus"     // Modbus RTU, on a serial line or an RTU-over-TCP converter
+	ProtoModbusTCP = "modbus-tcp" // Modbus TCP (MBAP) to a gateway
+	ProtoMBus      = "mbus"       // wired M-Bus, serial or TCP converter
+)
+
+// Bus is one serial line or one TCP converter; one request at a time.
+type Bus struct {
+	Name     string        `yaml:"name"`
+	Protocol string        `yaml:"protocol"`
+	Device   string        `yaml:"device"` // serial device path
+	TCP      string        `yaml:"tcp"`    // host:port of a converter
+	Baud     int           `yaml:"baud"`
+	Parity   string        `yaml:"parity"` // none|even|odd
+	DataBits int           `yaml:"data_bits"`
+	StopBits int           `yaml:"stop_bits"`
+	Timeout  time.Duration `yaml:"timeout"` // answer timeout; 0 = protocol default from the baud rate
+	Retries  int           `yaml:"retries"`
+	RS485    bool          `yaml:"rs485"` // kernel RS-485 mode (TIOCSRS485)
+}
+
+// Meter is one water meter on a bus.
+type Meter struct {
+	ID        string `yaml:"id"`     // stable id used in topics and the buffer
+	Number    string `yaml:"number"` // the customer-facing meter number printed on the meter
+	Bus       string `yaml:"bus"`
+	Address   int    `yaml:"address"`   // Modbus unit id or M-Bus primary address
+	Secondary string `yaml:"secondary"` // M-Bus secondary address: 8 digits, or 16 hex digits id+man+ver+med
+	Profile   string `yaml:"profile"`   // Modbus register map, a file name under configs/profiles without .yaml
+	Poll      Poll   `yaml:"poll"`
+	Billing   string `yaml:"billing_time"` // local HH:MM of the guaranteed daily read; "" = 00:05
+	Disabled  bool   `yaml:"disabled"`
+}
+
+// Poll is how often a meter is read.
+type Poll struct {
+	Flow   time.Duration `yaml:"flow"`   // instantaneous flow (and status)
+	Totals time.Duration `yaml:"totals"` // cumulative totals
+}
+
+// Filter tunes the self-rotation filter.
+type Filter struct {
+	Enabled     *bool         `yaml:"enabled"` // nil = true
+	Window      time.Duration `yaml:"window"`  // how long the filter may hold readings back
+	LeakFlow    float64       `yaml:"leak_flow_m3h"`
+	NoUse       time.Duration `yaml:"no_use"`
+	BurstFlow   float64       `yaml:"burst_flow_m3h"`
+	MaxPipeFlow float64       `yaml:"max_pipe_flow_m3h"`
+}
+
+// On reports whether the filter stage runs.
+func (f Filter) On() bool { return f.Enabled == nil || *f.Enabled }
+
+// Buffer is the durable store-and-forward queue.
+type Buffer struct {
+	Path       string `yaml:"path"`
+	MaxBytes   Size   `yaml:"max_bytes"`
+	MaxRecords int    `yaml:"max_records"`
+}
+
+// MQTT is the uplink to the central service.
+type MQTT struct {
+	Broker       string `yaml:"broker"` // tcp://, ssl://, tls://, mqtt://, mqtts:// URL
+	ClientID     string `yaml:"client_id"`
+	TopicPrefix  string `yaml:"topic_prefix"`
+	Username     string `yaml:"username"`
+	Password     string `yaml:"password"`      // better: password_file or TIDEGATE_MQTT_PASSWORD
+	PasswordFile string `yaml:"password_file"` // file holding the password (first line)
+	TLS          TLS    `yaml:"tls"`
+	Insecure     bool   `yaml:"insecure"` // allow plain TCP to a non-loopback broker
+	Batch        Batch  `yaml:"batch"`
+	Commands     bool   `yaml:"commands"` // accept downlink commands
+	Ack          string `yaml:"ack"`      // puback|application
+}
+
+// TLS is the broker connection's TLS.
+type TLS struct {
+	Enabled    bool   `yaml:"enabled"`
+	CAFile     string `yaml:"ca_file"`
+	CertFile   string `yaml:"cert_file"`
+	KeyFile    string `yaml:"key_file"`
+	ServerName string `yaml:"server_name"`
+}
+
+// Batch bounds one published batch of readings.
+type Batch struct {
+	MaxCount   int           `yaml:"max_count"`
+	MaxBytes   Size          `yaml:"max_bytes"`
+	MaxLatency time.Duration `yaml:"max_latency"`
+}
+
+// Defaults fills what the file left out. Called by Load before validation, so
+// validation sees the values the daemon will use.
+func (c *Config) Defaults() {
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "auto"
+	}
+	for i := range c.Buses {
+		b := &c.Buses[i]
+		if b.Baud == 0 && b.Protocol != ProtoModbusTCP {
+			if b.Protocol == ProtoMBus {
+				b.Baud = 2400
+			} else {
+				b.Baud = 9600
+			}
+		}
+		if b.Parity == "" {
+			if b.Protocol == ProtoMBus {
+				b.Parity = "even"
+			} else {
+				b.Parity = "none"
+			}
+		}
+		if b.DataBits == 0 {
+			b.DataBits = 8
+		}
+		if b.StopBits == 0 {
+			b.StopBits = 1
+		}
+	}
+	for i := range c.Meters {
+		m := &c.Meters[i]
+		if m.Poll.Flow == 0 {
+			m.Poll.Flow = 30 * time.Second
+		}
+		if m.Poll.Totals == 0 {
+			m.Poll.Totals = 15 * time.Minute
+		}
+		if m.Billing == "" {
+			m.Billing = "00:05"
+		}
+	}
+	if c.Filter.Window == 0 {
+		c.Filter.Window = 15 * time.Minute
+	}
+	if c.Buffer.Path == "" {
+		c.Buffer.Path = "/var/lib/tidegate/buffer.db"
+	}
+	if c.MQTT.TopicPrefix == "" {
+		c.MQTT.TopicPrefix = "tidegate"
+	}
+	if c.MQTT.Ack == "" {
+		c.MQTT.Ack = "puback"
+	}
+	if c.MQTT.Batch.MaxCount == 0 {
+		c.MQTT.Batch.MaxCount = 200
+	}
+	if c.MQTT.Batch.MaxLatency == 0 {
+		c.MQTT.Batch.MaxLatency = time.Second
+	}
+	if c.API.Socket == "" {
+		c.API.Socket = "/run/tidegate/tidegate.sock"
+	}
+}
+
+// BusByName finds a configured bus.
+func (c *Config) BusByName(name string) (Bus, bool) {
+	for _, b := range c.Buses {
+		if b.Name == name {
+			return b, true
+		}
+	}
+	return Bus{}, false
+}
+
+// MeterByID finds a configured meter by id or customer number.
+func (c *Config) MeterByID(id string) (Meter, bool) {
+	for _, m := range c.Meters {
+		if m.ID == id || (m.Number != "" && m.Number == id) {
+			return m, true
+		}
+	}
+	return Meter{}, false
+}
