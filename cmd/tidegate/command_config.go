@@ -25,18 +25,6 @@ func configPath(flagValue string) string {
 	return defaultConfigPath
 }
 
-// loadConfig reads and validates a config; every problem makes it a usage error (exit 2).
-func loadConfig(path string) (*config.Config, error) {
-	c, err := config.Load(path, os.Getenv)
-	if err != nil {
-		if errors.Is(err, config.ErrInvalid) {
-			return nil, usageError(err)
-		}
-		return nil, usageError(err)
-	}
-	return c, nil
-}
-
 func runConfig(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 {
 		return usageErrorf("expected 'config init' or 'config validate [FILE]'")

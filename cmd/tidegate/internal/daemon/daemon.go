@@ -1,0 +1,263 @@
+// Package daemon is `tidegate run`: it wires drivers → filter → buffer →
+// uplink from a config, serves the local control API, reloads on SIGHUP
+// (restarting only what changed) and shuts down cleanly on SIGTERM.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"tidegate/cmd/tidegate/internal/config"
+	"tidegate/reading"
+)
+
+// Options are what the run verb hands the daemon.
+type Options struct {
+	Config     *config.Config
+	ConfigPath string
+	Version    string
+	Log        *logrus.Logger
+	Getenv     func(string) string
+	// ShutdownGrace bounds how long a clean stop may take before the daemon
+	// gives up waiting for a bus or the uplink (systemd's stop timeout is longer).
+	ShutdownGrace time.Duration
+}
+
+// Daemon is one running tidegate.
+type Daemon struct {
+	opts    Options
+	log     *logrus.Logger
+	started time.Time
+	hub     *hub
+
+	mu         sync.Mutex
+	cfg        *config.Config
+	buses      map[string]*busRun
+	reloads    int
+	lastReload string
+
+	pipe *pipeline
+}
+
+// New prepares a daemon; nothing is opened until Run.
+func New(o Options) *Daemon {
+	if o.Getenv == nil {
+		o.Getenv = os.Getenv
+	}
+	if o.ShutdownGrace == 0 {
+		o.ShutdownGrace = 5 * time.Second
+	}
+	return &Daemon{opts: o, log: o.Log, cfg: o.Config, hub: newHub(), buses: map[string]*busRun{}}
+}
+
+// Run blocks until ctx ends (SIGTERM/SIGINT), reloading on every value from
+// hup. It returns nil after a clean stop.
+func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
+	d.started = time.Now()
+	cfg := d.config()
+	log := d.log.WithFields(logrus.Fields{"gateway": cfg.Gateway.ID, "version": d.opts.Version, "config": d.opts.ConfigPath, "config_hash": cfg.Hash})
+	log.WithFields(logrus.Fields{"buses": len(cfg.Buses), "meters": len(cfg.Meters)}).Info("starting")
+
+	pipe, err := openPipeline(cfg, d.log, d.hub, d.opts.Version)
+	if err != nil {
+		return err
+	}
+	d.pipe = pipe
+	pipeCtx, stopPipe := context.WithCancel(context.Background())
+	pipeDone := make(chan struct{})
+	go func() { defer close(pipeDone); pipe.run(pipeCtx) }()
+
+	api, err := d.serveAPI(cfg)
+	if err != nil {
+		stopPipe()
+		<-pipeDone
+		pipe.close(context.Background())
+		return err
+	}
+
+	d.mu.Lock()
+	for _, b := range cfg.Buses {
+		d.startBus(b, metersOn(cfg, b.Name))
+	}
+	d.mu.Unlock()
+	log.WithField("stages", pipe.stages()).Info("running")
+
+	for {
+		select {
+		case <-ctx.Done():
+			return d.shutdown(api, stopPipe, pipeDone)
+		case <-hup:
+			d.reload()
+		}
+	}
+}
+
+// shutdown stops in data-flow order, so nothing polled is left unbuffered and
+// nothing buffered is left unsent if the broker is reachable.
+func (d *Daemon) shutdown(api *apiServer, stopPipe context.CancelFunc, pipeDone <-chan struct{}) error {
+	t0 := time.Now()
+	d.log.Info("stopping: finishing current requests")
+	deadline, cancel := context.WithTimeout(context.Background(), d.opts.ShutdownGrace)
+	defer cancel()
+	d.mu.Lock()
+	var wg sync.WaitGroup
+	for _, b := range d.buses {
+		wg.Add(1)
+		go func(b *busRun) { defer wg.Done(); b.stop(deadline) }(b)
+	}
+	d.mu.Unlock()
+	wg.Wait()
+	// The pipeline drains what the buses delivered, flushes the filter and
+	// the buffer, lets the uplink send what it can, then publishes offline.
+	err := d.pipe.close(deadline)
+	stopPipe()
+	<-pipeDone
+	api.close()
+	fields := logrus.Fields{"took": time.Since(t0).Round(time.Millisecond).String()}
+	if err != nil {
+		d.log.WithFields(fields).WithError(err).Warn("stopped with an unclean stage")
+		return nil // still exit 0: the buffer holds the rest for next start
+	}
+	d.log.WithFields(fields).Info("stopped")
+	return nil
+}
+
+// reload applies a new config: an invalid one is refused and the old one
+// keeps running; a valid one restarts only the buses whose settings or
+// meters changed.
+func (d *Daemon) reload() {
+	path := d.opts.ConfigPath
+	nc, err := config.Load(path, d.opts.Getenv)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.reloads++
+	if err != nil {
+		var ps *config.Problems
+		n := 1
+		if errors.As(err, &ps) {
+			n = len(ps.List)
+		}
+		d.lastReload = fmt.Sprintf("refused at %s: %d problem(s); still running config %s", time.Now().Format(time.RFC3339), n, d.cfg.Hash)
+		d.log.WithFields(logrus.Fields{"config": path, "problems": n, "error": err.Error()}).Error("reload refused; keeping the running config")
+		return
+	}
+	diff := config.Compare(d.cfg, nc)
+	if diff.Empty() {
+		d.lastReload = "no change at " + time.Now().Format(time.RFC3339)
+		d.log.WithField("config", path).Info("reload: nothing changed")
+		return
+	}
+	for _, name := range append(append([]string{}, diff.BusesRemoved...), diff.BusesRestarted...) {
+		if b := d.buses[name]; b != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), d.opts.ShutdownGrace)
+			b.stop(ctx)
+			cancel()
+			delete(d.buses, name)
+		}
+	}
+	for _, name := range append(append([]string{}, diff.BusesAdded...), diff.BusesRestarted...) {
+		b, _ := nc.BusByName(name)
+		d.startBus(b, metersOn(nc, name))
+	}
+	restartNeeded := []string{}
+	for _, g := range diff.Global {
+		switch g {
+		case "log":
+			applyLogLevel(d.log, nc.Log.Level)
+		case "filter":
+			d.pipe.setFilterConfig(nc)
+		default:
+			restartNeeded = append(restartNeeded, g) // buffer file, broker and API socket stay as started
+		}
+	}
+	d.cfg = nc
+	d.pipe.setMeters(nc)
+	d.lastReload = fmt.Sprintf("applied at %s: config %s", time.Now().Format(time.RFC3339), nc.Hash)
+	f := logrus.Fields{
+		"config_hash": nc.Hash, "buses_added": diff.BusesAdded, "buses_removed": diff.BusesRemoved,
+		"buses_restarted": diff.BusesRestarted, "meters_added": diff.MetersAdded, "meters_removed": diff.MetersRemoved,
+		"meters_changed": diff.MetersChanged,
+	}
+	if len(restartNeeded) > 0 {
+		f["needs_restart"] = restartNeeded
+	}
+	d.log.WithFields(f).Info("reloaded")
+}
+
+func (d *Daemon) config() *config.Config {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg
+}
+
+func metersOn(c *config.Config, bus string) []config.Meter {
+	var out []config.Meter
+	for _, m := range c.Meters {
+		if m.Bus == bus && !m.Disabled {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// status assembles GET /v1/status.
+func (d *Daemon) status() Status {
+	d.mu.Lock()
+	cfg := d.cfg
+	s := Status{Gateway: cfg.Gateway.ID, Version: d.opts.Version, ConfigHash: cfg.Hash, Started: d.started,
+		UptimeS: time.Since(d.started).Seconds(), Reloads: d.reloads, LastReload: d.lastReload}
+	for _, b := range cfg.Buses {
+		if r := d.buses[b.Name]; r != nil {
+			s.Buses = append(s.Buses, r.status())
+		}
+	}
+	d.mu.Unlock()
+	sort.Slice(s.Buses, func(i, j int) bool { return s.Buses[i].Name < s.Buses[j].Name })
+	for _, m := range cfg.Meters {
+		ms := MeterStatus{ID: m.ID, Number: m.Number, Bus: m.Bus, State: d.hub.stateOf(m.ID)}
+		if m.Disabled {
+			ms.State = "disabled"
+		}
+		if j, ok := d.hub.lastOf(m.ID); ok {
+			ms.Last = &j
+		}
+		s.Meters = append(s.Meters, ms)
+	}
+	s.Buffer = d.pipe.bufferStatus()
+	s.Broker = d.pipe.brokerStatus()
+	s.Stages = d.pipe.stages()
+	return s
+}
+
+// readNow polls one meter at once on its bus, between scheduled requests.
+func (d *Daemon) readNow(ctx context.Context, meter string) (ReadingJSON, error) {
+	cfg := d.config()
+	m, ok := cfg.MeterByID(meter)
+	if !ok {
+		return ReadingJSON{}, fmt.Errorf("%w: %q", ErrUnknownMeter, meter)
+	}
+	d.mu.Lock()
+	b := d.buses[m.Bus]
+	d.mu.Unlock()
+	if b == nil {
+		return ReadingJSON{}, fmt.Errorf("bus %q of meter %q is not running", m.Bus, m.ID)
+	}
+	r, err := b.readNow(ctx, m.ID)
+	if err != nil {
+		return ReadingJSON{}, err
+	}
+	return FromReading("reading", &r), nil
+}
+
+// ErrUnknownMeter is returned for a meter id that is not in the running config.
+var ErrUnknownMeter = errors.New("no such meter in the running config")
+
+// ingest is where a bus hands over what it polled.
+func (d *Daemon) ingest(rec reading.Record) { d.pipe.ingest(rec) }

@@ -1,0 +1,86 @@
+package daemon
+
+import (
+	"sync"
+)
+
+// hub keeps what the control API shows about meters (last reading, state) and
+// fans records out to `tidegate tail` followers. A slow follower loses
+// records (counted) rather than slowing the pipeline: tail is for eyes, the
+// buffer is for keeps.
+type hub struct {
+	mu      sync.Mutex
+	last    map[string]ReadingJSON
+	state   map[string]string
+	subs    map[chan ReadingJSON]string // channel → meter filter ("" = all)
+	dropped uint64
+	seen    uint64
+}
+
+func newHub() *hub {
+	return &hub{last: map[string]ReadingJSON{}, state: map[string]string{}, subs: map[chan ReadingJSON]string{}}
+}
+
+func (h *hub) publish(j ReadingJSON) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.seen++
+	switch j.Kind {
+	case "reading", "billing":
+		h.last[j.Meter] = j
+		if j.Quality == "good" {
+			h.state[j.Meter] = "online"
+		}
+	case "event":
+		switch j.Event {
+		case "meter_offline":
+			h.state[j.Meter] = "offline"
+		case "meter_online":
+			h.state[j.Meter] = "online"
+		}
+	}
+	for ch, meter := range h.subs {
+		if meter != "" && meter != j.Meter {
+			continue
+		}
+		select {
+		case ch <- j:
+		default:
+			h.dropped++
+		}
+	}
+}
+
+func (h *hub) subscribe(meter string) (<-chan ReadingJSON, func()) {
+	ch := make(chan ReadingJSON, 256)
+	h.mu.Lock()
+	h.subs[ch] = meter
+	h.mu.Unlock()
+	return ch, func() {
+		h.mu.Lock()
+		delete(h.subs, ch)
+		h.mu.Unlock()
+	}
+}
+
+func (h *hub) lastOf(meter string) (ReadingJSON, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	j, ok := h.last[meter]
+	return j, ok
+}
+
+func (h *hub) stateOf(meter string) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s, ok := h.state[meter]; ok {
+		return s
+	}
+	return "waiting"
+}
+
+func (h *hub) counts() (seen, dropped uint64, followers int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.seen, h.dropped, len(h.subs)
+}
