@@ -1,0 +1,123 @@
+package water
+
+import (
+	"math"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+
+func mustNew(t testing.TB, cfg Config, seed int64) *Meter {
+	t.Helper()
+	m, err := New(cfg, seed, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// Over a surge episode with no use, forward − reverse registered is only the
+// reverse-gain error: (1 − gr/gf) of the forward phantom.
+func TestSurgeNetIsGainErrorOnly(t *testing.T) {
+	for _, gr := range []float64{0.6, 0.9, 1.0} {
+		cfg := Config{Profile: ProfileVacant,
+			Meter:  Metrology{ReverseGain: gr, ResolutionL: 0.001, CutoffLH: 2},
+			Surges: SurgeConfig{PumpTimes: []string{"03:00"}, AmplitudeLH: 200, PeriodS: 30, Duration: Duration(20 * time.Minute)}}
+		m := mustNew(t, cfg, 7)
+		m.Advance(t0.Add(24 * time.Hour))
+		tr := m.Truth()
+		if tr.RealUse != 0 || tr.RealBackflow != 0 {
+			t.Fatalf("vacant flat used water: %+v", tr)
+		}
+		if tr.PhantomForward < 0.005 {
+			t.Fatalf("gr=%v: surge registered only %.6f m3 forward", gr, tr.PhantomForward)
+		}
+		s := m.Snapshot()
+		want := tr.PhantomForward * (1 - gr)
+		if d := s.Forward - s.Reverse; math.Abs(d-want) > 0.01*tr.PhantomForward+1e-9 {
+			t.Errorf("gr=%v: forward−reverse %.6f, want %.6f (forward %.6f)", gr, d, want, s.Forward)
+		}
+	}
+}
+
+func TestDeterministicAndChunkIndependent(t *testing.T) {
+	cfg := Config{Persons: 3, Surges: SurgeConfig{PerDay: 5}, Leaks: []Flow{{After: Duration(30 * time.Hour), RateLH: 15}}}
+	a, b := mustNew(t, cfg, 42), mustNew(t, cfg, 42)
+	end := t0.Add(72 * time.Hour)
+	a.Advance(end)
+	for ts := t0; !ts.After(end); ts = ts.Add(37 * time.Second) {
+		b.Advance(ts)
+	}
+	b.Advance(end)
+	ta, tb := a.Truth(), b.Truth()
+	if math.Abs(ta.RealUse-tb.RealUse) > 1e-9 || math.Abs(ta.PhantomForward-tb.PhantomForward) > 1e-6 {
+		t.Fatalf("same seed, different chunking: %+v vs %+v", ta, tb)
+	}
+	if ta.RealUse < 0.3 || ta.RealUse > 3 {
+		t.Errorf("3 persons, 3 days used %.3f m3; want 0.3..3", ta.RealUse)
+	}
+	if !ta.LeakOn || math.Abs(ta.LeakVolume-0.015*42) > 1e-6 {
+		t.Errorf("leak: on=%v volume %.4f, want 0.63", ta.LeakOn, ta.LeakVolume)
+	}
+	c := mustNew(t, cfg, 43)
+	c.Advance(end)
+	if c.Truth().RealUse == ta.RealUse {
+		t.Error("different seeds gave the same use")
+	}
+}
+
+func TestScheduledFlowsAndStatus(t *testing.T) {
+	cfg := Config{Profile: ProfileVacant,
+		Meter:     Metrology{ClockDriftPPM: 100, BatteryDropMV: 200},
+		Backflows: []Flow{{After: Duration(time.Hour), For: Duration(30 * time.Minute), RateLH: 100}},
+		Bursts:    []Flow{{After: Duration(3 * time.Hour), For: Duration(10 * time.Minute), RateLH: 3000}},
+		EmptyPipe: []Window{{After: Duration(5 * time.Hour), For: Duration(time.Hour)}}}
+	m := mustNew(t, cfg, 1)
+	m.Advance(t0.Add(70 * time.Minute))
+	if s := m.Snapshot(); s.Flow >= 0 || s.Status.Names()[0] != "reverse_flow" {
+		t.Errorf("during backflow: flow %v status %v", s.Flow, s.Status.Names())
+	}
+	m.Advance(t0.Add(5*time.Hour + 30*time.Minute))
+	s := m.Snapshot()
+	if s.Status&(1<<3) == 0 {
+		t.Errorf("empty pipe not flagged: %v", s.Status.Names())
+	}
+	tr := m.Truth()
+	if math.Abs(tr.RealBackflow-0.05*0.9) > 1e-9 || math.Abs(tr.RealUse-0.5) > 1e-9 {
+		t.Errorf("backflow %.4f (want 0.045), use %.4f (want 0.5)", tr.RealBackflow, tr.RealUse)
+	}
+	m.Advance(t0.Add(10 * 24 * time.Hour))
+	s = m.Snapshot()
+	if got := s.MeterClock.Sub(s.Time); got < 86*time.Second || got > 87*time.Second {
+		t.Errorf("clock drift after 10 days %v, want 86.4 s", got)
+	}
+	if s.BatteryMV != 1600 || s.Status&(1<<4) == 0 {
+		t.Errorf("battery %d mV status %v", s.BatteryMV, s.Status.Names())
+	}
+}
+
+func TestBadConfig(t *testing.T) {
+	for _, cfg := range []Config{
+		{Profile: "castle"},
+		{Meter: Metrology{ReverseGain: 3}},
+		{Surges: SurgeConfig{PumpTimes: []string{"25:00"}}},
+		{Leaks: []Flow{{RateLH: -1}}},
+	} {
+		if _, err := New(cfg, 1, t0); err == nil {
+			t.Errorf("%+v: no error", cfg)
+		}
+	}
+}
+
+// BenchmarkMeterDay reports simulated meter-days per second, and the cost of
+// one simulated hour relative to one 1-s step loop over that hour.
+func BenchmarkMeterDay(b *testing.B) {
+	cfg := Config{Persons: 3, Surges: SurgeConfig{PerDay: 6}, Leaks: []Flow{{After: Duration(time.Hour), RateLH: 10}}}
+	m := mustNew(b, cfg, 1)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		m.Advance(t0.Add(time.Duration(i+1) * 24 * time.Hour))
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/24, "µs/sim-hour")
+}
