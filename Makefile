@@ -36,7 +36,11 @@ release:
 	  out=$(BIN)/release/tidegate-$$os-$$arch$${arm:+v$$arm}; \
 	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch GOARM=$$arm $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $$out ./cmd/tidegate || exit 1; \
 	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch GOARM=$$arm $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $$out-metersim ./cmd/metersim || exit 1; \
-	done; ls -l $(BIN)/release/
+	done; \
+	for f in $(BIN)/release/*; do \
+	  sz=$$(wc -c < $$f); awk -v f=$$f -v s=$$sz 'BEGIN { printf "%-48s %6.2f MB\n", f, s / 1e6 }'; \
+	  [ $$sz -le 10000000 ] || { echo "$$f is over 10 MB" >&2; exit 1; }; \
+	done
 
 clean:
 	rm -rf $(BIN)

@@ -1,8 +1,8 @@
 package config
 
 import (
-	"bytes"
-	"text/template"
+	"strconv"
+	"strings"
 )
 
 // StarterOptions are what `tidegate config init` asks for.
@@ -16,11 +16,14 @@ type StarterOptions struct {
 	Socket     string
 }
 
-var starter = template.Must(template.New("starter").Parse(`# tidegate configuration. Check it with: tidegate config validate {{.File}}
+// starter is filled by a strings.Replacer rather than text/template: the
+// template package's reflection keeps every exported method in the binary
+// (measured: +3 MB on amd64).
+const starter = `# tidegate configuration. Check it with: tidegate config validate {File}
 # Durations: 30s, 15m, 1h. Sizes: 64MiB, 512KB. Unknown keys are errors.
 
 gateway:
-  id: {{.GatewayID}}            # unique per concentrator; part of every MQTT topic and record id
+  id: {GatewayID}            # unique per concentrator; part of every MQTT topic and record id
   # timezone: Europe/Berlin     # for billing times and local days; default: the system's
 
 log:
@@ -28,15 +31,15 @@ log:
   format: auto                  # auto (text on a terminal, JSON under systemd) | text | json
 
 api:
-  socket: {{.Socket}}           # local control API for 'tidegate status', 'tail', 'read'
+  socket: {Socket}           # local control API for 'tidegate status', 'tail', 'read'
   # metrics: 127.0.0.1:9475     # Prometheus /metrics over TCP; off unless set
 
 buses:
   - name: bus1
-    protocol: {{.Protocol}}     # modbus (RTU) | mbus | modbus-tcp
-    device: {{.Device}}         # serial port; or tcp: 192.168.1.50:502 for a converter
-    baud: {{.Baud}}
-    parity: {{if eq .Protocol "mbus"}}even{{else}}none{{end}}               # none | even | odd
+    protocol: {Protocol}     # modbus (RTU) | mbus | modbus-tcp
+    device: {Device}         # serial port; or tcp: 192.168.1.50:502 for a converter
+    baud: {Baud}
+    parity: {Parity}               # none | even | odd
     data_bits: 8
     stop_bits: 1
     # timeout: 500ms            # answer timeout; default from the baud rate
@@ -61,11 +64,11 @@ filter:
   # no_use: 48h                 # no consumption for this long raises no_use
 
 buffer:
-  path: {{.BufferPath}}
+  path: {BufferPath}
   max_bytes: 256MiB             # when full, interval readings are thinned first; events and billing reads kept
 
 mqtt:
-  broker: {{.Broker}}
+  broker: {Broker}
   topic_prefix: tidegate
   # username: gw-0001
   # password_file: /etc/tidegate/mqtt.pass   # or set TIDEGATE_MQTT_PASSWORD
@@ -77,7 +80,7 @@ mqtt:
     max_count: 200
     max_latency: 1s
   commands: false               # accept downlink commands (read now, poll interval, ping)
-`))
+`
 
 // Starter renders a commented starter config. The result passes Parse once
 // the options are valid (the test checks that).
@@ -106,10 +109,11 @@ func Starter(o StarterOptions, file string) []byte {
 	if o.Socket == "" {
 		o.Socket = "/run/tidegate/tidegate.sock"
 	}
-	var b bytes.Buffer
-	_ = starter.Execute(&b, struct {
-		StarterOptions
-		File string
-	}{o, file})
-	return b.Bytes()
+	parity := "none"
+	if o.Protocol == ProtoMBus {
+		parity = "even"
+	}
+	r := strings.NewReplacer("{File}", file, "{GatewayID}", o.GatewayID, "{Socket}", o.Socket, "{Protocol}", o.Protocol,
+		"{Device}", o.Device, "{Baud}", strconv.Itoa(o.Baud), "{Parity}", parity, "{BufferPath}", o.BufferPath, "{Broker}", o.Broker)
+	return []byte(r.Replace(starter))
 }
