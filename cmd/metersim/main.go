@@ -14,7 +14,9 @@ import (
 
 // verbs other than the default "run the simulator". Each lives in command_<verb>.go.
 func verbs() map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) int{}
+	return map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) int{
+		"samples": runSamples,
+	}
 }
 
 func main() {

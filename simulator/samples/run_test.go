@@ -1,0 +1,84 @@
+package samples
+
+import (
+	"context"
+	"math"
+	"testing"
+	"time"
+)
+
+// The registered totals must be the truth's components summed, up to the
+// totaliser step: forward = real use + phantom forward, and reverse likewise.
+func TestRowsAddUpToTotals(t *testing.T) {
+	o := Options{Days: 2, Seed: 3, Meters: 10}
+	specs := Fleet(o)
+	type acc struct{ f, r, last Row }
+	sums := map[string]*acc{}
+	var prev time.Time
+	err := Run(context.Background(), o, specs, func(r Row) error {
+		if r.Time.Before(prev) {
+			t.Fatalf("rows out of time order: %v after %v", r.Time, prev)
+		}
+		prev = r.Time
+		a := sums[r.Meter]
+		if a == nil {
+			a = &acc{}
+			sums[r.Meter] = a
+		}
+		if r.Forward < a.last.Forward || r.Reverse < a.last.Reverse {
+			t.Fatalf("%s: totals went backwards at %v", r.Meter, r.Time)
+		}
+		a.f.Forward += r.Truth.RealUse + r.Truth.PhantomForward
+		a.r.Reverse += r.Truth.RealBackflow + r.Truth.PhantomReverse
+		a.last = r
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sums) != 10 {
+		t.Fatalf("%d meters polled, want 10", len(sums))
+	}
+	for i, s := range specs {
+		a := sums[s.ID]
+		step := s.Water.Meter.ResolutionL / 1000
+		if d := a.last.Forward - a.f.Forward; d > 1e-6 || d < -step-1e-4 {
+			t.Errorf("meter %d: forward total %.4f, truth sums to %.4f (step %.4f)", i, a.last.Forward, a.f.Forward, step)
+		}
+		if d := a.last.Reverse - a.r.Reverse; d > 1e-6 || d < -step-1e-4 {
+			t.Errorf("meter %d: reverse total %.4f, truth sums to %.4f", i, a.last.Reverse, a.r.Reverse)
+		}
+	}
+}
+
+func TestFleetIsVariedAndDeterministic(t *testing.T) {
+	a, b := Fleet(Options{Seed: 9, Meters: 20, Days: 3}), Fleet(Options{Seed: 9, Meters: 20, Days: 3})
+	intervals, vacant, leaks := map[time.Duration]bool{}, 0, 0
+	for i := range a {
+		if a[i].Water.Meter.ReverseGain != b[i].Water.Meter.ReverseGain || a[i].Interval != b[i].Interval {
+			t.Fatal("same seed, different fleet")
+		}
+		intervals[a[i].Interval] = true
+		if a[i].Water.Profile == "vacant" {
+			vacant++
+		}
+		leaks += len(a[i].Water.Leaks)
+	}
+	if len(intervals) < 3 || vacant < 2 || math.IsNaN(float64(leaks)) {
+		t.Errorf("fleet not varied: %d interval classes, %d vacant", len(intervals), vacant)
+	}
+}
+
+// BenchmarkRun reports simulated samples per second with 30 meter-days a run.
+func BenchmarkRun(b *testing.B) {
+	o := Options{Days: 3, Seed: 1, Meters: 10, Interval: time.Minute}
+	specs := Fleet(o)
+	n := 0
+	for i := 0; i < b.N; i++ {
+		if err := Run(context.Background(), o, specs, func(Row) error { n++; return nil }); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "samples/s")
+	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/30-meter-days")
+}
