@@ -28,7 +28,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...
 
 demo: build
-	$(BIN)/tidegate version
+	$(BIN)/demo --bin $(BIN) $(if $(DEMO_SECONDS),-seconds $(DEMO_SECONDS))
 
 release:
 	@for t in linux/amd64 linux/arm/7 linux/arm64 linux/mipsle; do \
