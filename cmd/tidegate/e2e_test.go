@@ -112,7 +112,7 @@ func (h *allowAllHook) Provides(b byte) bool {
 	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
 }
 func (h *allowAllHook) OnConnectAuthenticate(*mqtt.Client, packets.Packet) bool { return true }
-func (h *allowAllHook) OnACLCheck(*mqtt.Client, string, bool) bool             { return true }
+func (h *allowAllHook) OnACLCheck(*mqtt.Client, string, bool) bool              { return true }
 
 // proc is a started binary with its combined output captured.
 type proc struct {
