@@ -90,10 +90,13 @@ func writeStatus(w io.Writer, s daemon.Status, c func(string) string, now time.T
 		fmt.Fprintf(w, "buffer  %s\n", c("not wired"))
 	}
 	fmt.Fprintln(w)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	// The tables are aligned without colour, then coloured word by word, so
+	// escape codes never upset the column widths.
+	var table strings.Builder
+	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "BUS\tPROTOCOL\tPORT\tSTATE\tREQUESTS\tTIMEOUTS\tCRC\tERRORS\tEFFICIENCY\t")
 	for _, b := range s.Buses {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%.0f%%\t%s\n", b.Name, b.Protocol, b.Port, c(b.State), b.Requests, b.Timeouts, b.CRCErrors, b.Errors, 100*b.Efficiency, b.Error)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%.0f%%\t%s\n", b.Name, b.Protocol, b.Port, b.State, b.Requests, b.Timeouts, b.CRCErrors, b.Errors, 100*b.Efficiency, b.Error)
 	}
 	fmt.Fprintln(tw, "\t\t\t\t\t\t\t\t\t")
 	fmt.Fprintln(tw, "METER\tBUS\tSTATE\tLAST\tFORWARD m3\tFLOW m3/h\tQUALITY\tFLAGS\t\t")
@@ -107,12 +110,20 @@ func writeStatus(w io.Writer, s daemon.Status, c func(string) string, now time.T
 			if l.Flow != nil {
 				flow = fmt.Sprintf("%.3f", *l.Flow)
 			}
-			q = c(l.Quality)
+			q = l.Quality
 			flags = strings.Join(append(append([]string{}, l.Status...), l.Flags...), ",")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\t\n", m.ID, m.Bus, c(m.State), last, fwd, flow, q, flags)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\t\n", m.ID, m.Bus, m.State, last, fwd, flow, q, flags)
 	}
 	tw.Flush()
+	for _, line := range strings.SplitAfter(table.String(), "\n") {
+		fields := strings.SplitAfter(line, " ")
+		for i, f := range fields {
+			word := strings.TrimRight(f, " \n")
+			fields[i] = strings.Replace(f, word, c(word), 1)
+		}
+		fmt.Fprint(w, strings.Join(fields, ""))
+	}
 }
 
 func humanBytes(n int64) string {

@@ -41,6 +41,7 @@ func commands() map[string]command {
 		"run":     {"run the daemon: run --config FILE", runRun},
 		"status":  {"one-screen health of the running daemon", runStatus},
 		"tail":    {"follow readings and events: tail [--meter M]", runTail},
+		"read":    {"read one meter now: read METER | read --port P --address N --profile X [--raw START COUNT]", runRead},
 	}
 }
 

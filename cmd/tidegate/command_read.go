@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+
+	"tidegate/cmd/tidegate/internal/daemon"
+)
+
+// runRead reads one meter now: through the running daemon (tidegate read
+// METER), or stand-alone on a bus the daemon does not hold (--port ...).
+func runRead(ctx context.Context, e *env, args []string) error {
+	fs := newFlagSet("read", e)
+	socket := socketFlags(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	var so standaloneRead
+	so.flags(fs)
+	if err := fs.Parse(args); err != nil {
+		return usageError(err)
+	}
+	if so.port != "" {
+		if fs.NArg() != 0 && so.rawCount == 0 {
+			// --raw takes START COUNT as the two arguments after it.
+			return usageErrorf("stand-alone read takes no METER argument")
+		}
+		return so.run(ctx, e, fs.Args(), *asJSON)
+	}
+	if fs.NArg() != 1 {
+		return usageErrorf("expected one METER id (or --port, --address and --profile for a stand-alone read)")
+	}
+	var j daemon.ReadingJSON
+	if err := newAPIClient(socket()).getJSON(ctx, "POST", "/v1/read?meter="+url.QueryEscape(fs.Arg(0)), &j); err != nil {
+		return err
+	}
+	return printReading(e.stdout, j, *asJSON)
+}
+
+func printReading(w io.Writer, j daemon.ReadingJSON, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(j)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, v) }
+	num := func(k string, v *float64, unit string) {
+		if v != nil {
+			row(k, fmt.Sprintf("%.4f %s", *v, unit))
+		}
+	}
+	row("meter", j.Meter)
+	row("time", j.Time.Local().Format("2006-01-02 15:04:05"))
+	if !j.MeterTime.IsZero() {
+		row("meter time", j.MeterTime.Local().Format("2006-01-02 15:04:05"))
+	}
+	row("quality", j.Quality)
+	if j.Error != "" {
+		row("error", j.Error)
+	}
+	num("forward", j.Forward, "m3")
+	num("reverse", j.Reverse, "m3")
+	num("net", j.Net, "m3")
+	num("flow", j.Flow, "m3/h")
+	num("temperature", j.Temperature, "°C")
+	if j.BatteryMV != 0 {
+		row("battery", fmt.Sprintf("%d mV", j.BatteryMV))
+	}
+	if len(j.Status) > 0 {
+		row("status", strings.Join(j.Status, ", "))
+	}
+	return tw.Flush()
+}
