@@ -93,6 +93,7 @@ type Filter struct {
 	LeakFlow    float64       `yaml:"leak_flow_m3h"`
 	NoUse       time.Duration `yaml:"no_use"`
 	BurstFlow   float64       `yaml:"burst_flow_m3h"`
+	BurstFor    time.Duration `yaml:"burst_for"` // how long BurstFlow must last
 	MaxPipeFlow float64       `yaml:"max_pipe_flow_m3h"`
 }
 

@@ -184,6 +184,9 @@ func (c *Config) validate(ps *Problems, nodes map[string]*yaml.Node) {
 		}
 	}
 
+	if c.Filter.BurstFor > 24*time.Hour {
+		at("filter.burst_for", "%s is out of range 0..24h", c.Filter.BurstFor)
+	}
 	if c.Filter.Window < 0 || c.Filter.Window > time.Hour {
 		at("filter.window", "%s is out of range 0..1h", c.Filter.Window)
 	}
