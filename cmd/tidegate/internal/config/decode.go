@@ -19,7 +19,16 @@ type decoder struct {
 	// nodes remembers where each path was written, so semantic checks run
 	// after decoding can point at the right line and column.
 	nodes map[string]*yaml.Node
+	// aliases counts alias expansions: a config never needs many, and a
+	// file of nested aliases could otherwise expand exponentially.
+	aliases int
+	depth   int
 }
+
+const (
+	maxAliases = 1000
+	maxDepth   = 32
+)
 
 var (
 	durationType = reflect.TypeOf(time.Duration(0))
@@ -33,8 +42,19 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		}
 		n = n.Content[0]
 	}
-	if n.Kind == yaml.AliasNode && n.Alias != nil {
+	if n.Kind == yaml.AliasNode {
+		d.aliases++
+		if n.Alias == nil || d.aliases > maxAliases {
+			d.problems.at(n, path, "too many or unresolved aliases; write the values out")
+			return
+		}
 		n = n.Alias
+	}
+	d.depth++
+	defer func() { d.depth-- }()
+	if d.depth > maxDepth {
+		d.problems.at(n, path, "nested too deeply")
+		return
 	}
 	d.nodes[path] = n
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
