@@ -1,0 +1,87 @@
+package filter
+
+import (
+	"tidegate/reading"
+)
+
+// Output is what the filter emits: readings with Filter set, in each
+// meter's order (held back at most Config.Window), daily summaries and events.
+type Output struct {
+	Readings []reading.Reading
+	Days     []reading.DailySummary
+	Events   []reading.Event
+}
+
+// Reset empties o keeping its storage, for reuse with PushTo.
+func (o *Output) Reset() {
+	clear(o.Readings)
+	o.Readings, o.Days, o.Events = o.Readings[:0], o.Days[:0], o.Events[:0]
+}
+
+// Filter is the self-rotation filter for any number of meters. Not safe for
+// concurrent use: the daemon feeds it from one goroutine.
+type Filter struct {
+	cfg    Config
+	meters map[string]*meter
+}
+
+// New returns a filter; an invalid cfg is replaced field by field with
+// defaults (use Config.Validate to report problems to the user first).
+func New(cfg Config) *Filter {
+	if cfg.Validate() != nil {
+		cfg = Config{Location: cfg.Location}
+	}
+	return &Filter{cfg: cfg.withDefaults(), meters: map[string]*meter{}}
+}
+
+// Push feeds one reading (time-ordered per meter; meters may interleave)
+// and returns what became final.
+func (f *Filter) Push(r reading.Reading) (out []reading.Reading, days []reading.DailySummary, events []reading.Event) {
+	var o Output
+	f.PushTo(&o, r)
+	return o.Readings, o.Days, o.Events
+}
+
+// PushTo is Push appending to o: no allocation beyond the outputs.
+func (f *Filter) PushTo(o *Output, r reading.Reading) {
+	m := f.meters[r.Meter]
+	if m == nil {
+		m = newMeter(r.Meter, &f.cfg)
+		f.meters[r.Meter] = m
+	}
+	m.arrive(r, &f.cfg, o)
+}
+
+// Flush releases every held-back interval of every meter (at shutdown, or
+// at the end of a file). Days stay open: use FlushDays at the end of data.
+func (f *Filter) Flush() Output {
+	var o Output
+	for _, id := range f.ids() {
+		f.meters[id].release(1<<63-1, &f.cfg, &o)
+	}
+	return o
+}
+
+// FlushDays emits the summaries of the days still open, as they stand.
+func (f *Filter) FlushDays() []reading.DailySummary {
+	var out []reading.DailySummary
+	for _, id := range f.ids() {
+		m := f.meters[id]
+		if m.day.any {
+			out = append(out, m.day.summary(id, f.cfg.Location))
+			m.day.any = false
+		}
+	}
+	return out
+}
+
+// Ratio is a meter's learned reverse/forward registration ratio (0 when unknown meter).
+func (f *Filter) Ratio(meter string) float64 {
+	if m := f.meters[meter]; m != nil {
+		return m.ratio
+	}
+	return 0
+}
+
+// Meters lists the meters the filter holds state for, sorted.
+func (f *Filter) Meters() []string { return f.ids() }

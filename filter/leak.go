@@ -1,0 +1,65 @@
+package filter
+
+import "time"
+
+// Leak: the minimum-night-flow test. Over the night window 01–05 h local a
+// household is mostly quiet (85 % of the hours 02–04 have no use at all); a
+// leak is flow that never stops. A night is leaking when its mean
+// consumption is at least LeakFlow and no quiet gap of an hour (or of two
+// totaliser steps at that flow, for coarse totalisers) occurs. A leak stays
+// flagged until a night passes the test.
+
+const (
+	nightFrom = 1 // local hours
+	nightTo   = 5
+)
+
+type leakState struct {
+	on       bool
+	inNight  bool
+	vol      float64
+	covered  int64 // ns of the window seen
+	lastUse  int64
+	maxGap   int64
+	nightEnd int64
+}
+
+func (l *leakState) reset() { *l = leakState{on: l.on} }
+
+// observe feeds a released interval; it reports true when a leak starts.
+func (l *leakState) observe(start, t int64, cons, res float64, d *dayState, c *Config) bool {
+	from := d.start + nightFrom*int64(time.Hour)
+	to := d.start + nightTo*int64(time.Hour)
+	if t > from && start < to && !l.inNight && l.nightEnd != to {
+		l.inNight, l.vol, l.covered, l.lastUse, l.maxGap, l.nightEnd = true, 0, 0, from, 0, to
+	}
+	if !l.inNight {
+		return false
+	}
+	if start < l.nightEnd {
+		l.covered += min(t, l.nightEnd) - max(start, l.nightEnd-int64(nightTo-nightFrom)*int64(time.Hour))
+		if cons > 0 {
+			l.vol += cons
+			l.maxGap = max(l.maxGap, start-l.lastUse)
+			l.lastUse = t
+		}
+	}
+	if t < l.nightEnd {
+		return false
+	}
+	l.inNight = false
+	l.maxGap = max(l.maxGap, l.nightEnd-l.lastUse)
+	span := float64(nightTo-nightFrom) * float64(time.Hour)
+	if float64(l.covered) < 0.75*span {
+		return false // not enough of the night seen to judge
+	}
+	mnf := l.vol / (span / float64(time.Hour))
+	gapOK := int64(time.Hour)
+	if mnf > 0 {
+		gapOK = max(gapOK, int64(2.5*res/mnf*float64(time.Hour)))
+	}
+	leaking := mnf >= c.LeakFlow && l.maxGap <= gapOK
+	started := leaking && !l.on
+	l.on = leaking
+	return started
+}

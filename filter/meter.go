@@ -1,0 +1,157 @@
+package filter
+
+import (
+	"math"
+	"time"
+
+	"tidegate/reading"
+)
+
+// meter is everything the filter keeps about one meter between readings.
+type meter struct {
+	id           string
+	init         bool
+	lastT        int64 // unix ns of the last accepted reading
+	lastF, lastR float64
+	res          float64 // smallest total step seen, m3: the totaliser resolution
+	ratio        float64 // current reverse/forward ratio
+	learn        ratioLearner
+
+	pending []item // held-back intervals, oldest first
+	credit  credit
+
+	lastRevT  int64   // last reverse registration
+	stuckVol  float64 // flow reported while the totals stood still, m3
+	lastConsT int64   // last consumption
+	noUse     bool
+	lastBackT int64
+
+	burst burstState
+	leak  leakState
+	day   dayState
+}
+
+// item is one interval waiting in the hold-back window.
+type item struct {
+	r      reading.Reading
+	start  int64
+	t      int64
+	dF, dR float64 // registered in the interval, m3
+	uf, ur float64 // not yet paired: forward, and reverse in forward-equivalent m3
+	pf     float64 // forward paired with reverse: phantom
+	ratio  float64 // ratio in force when the interval arrived
+	flags  reading.FilterFlags
+}
+
+const (
+	stuckFaultSteps = 10   // totaliser steps of reported flow with totals standing still
+	stuckFaultVol   = 0.05 // and at least this, m3
+	initialRes      = 0.001
+)
+
+func newMeter(id string, c *Config) *meter {
+	return &meter{id: id, res: initialRes, ratio: c.InitialRatio}
+}
+
+// arrive turns a reading into an interval, pairs its phantom and holds it
+// back; intervals older than the window are released into out.
+func (m *meter) arrive(r reading.Reading, c *Config, out *Output) {
+	t := r.Received.UnixNano()
+	if !m.init {
+		if r.Quality != reading.QualityGood || r.Has&reading.HasForward == 0 {
+			return // nothing to start from yet
+		}
+		m.init, m.lastT, m.lastF, m.lastR = true, t, r.Forward, r.Reverse
+		m.lastConsT = t
+		m.day.reset(t, c.Location)
+		m.leak.reset()
+		return
+	}
+	it := item{r: r, start: m.lastT, t: t, ratio: m.ratio}
+	switch {
+	case r.Quality != reading.QualityGood || r.Has&reading.HasForward == 0:
+		it.t, it.start = max(t, m.lastT), m.lastT // a failed poll: an empty interval
+	case t < m.lastT:
+		it.flags |= reading.FlagMeterFault // out of order: the clock or the driver is wrong
+		it.t = m.lastT
+	default:
+		m.deltas(&it, r, c, out)
+	}
+	if it.dR > 0 {
+		m.lastRevT = t
+	}
+	if m.learn.observe(it.start, it.t, it.dF, it.dR, m.res, m.pendingForwardSince) {
+		m.ratio = m.learn.estimate(c.InitialRatio)
+	}
+	m.pair(&it)
+	m.pending = append(m.pending, it)
+	m.release(it.t-int64(c.Window), c, out)
+}
+
+// deltas computes the registered volumes of the interval ending at r,
+// handling rollover (not a fault), resets and impossible jumps (faults).
+func (m *meter) deltas(it *item, r reading.Reading, c *Config, out *Output) {
+	dF, okF := step(m.lastF, r.Forward)
+	dR, okR := 0.0, true
+	if r.Has&reading.HasReverse != 0 {
+		dR, okR = step(m.lastR, r.Reverse)
+	}
+	if !okF || !okR {
+		it.flags |= reading.FlagMeterFault
+		out.Events = append(out.Events, reading.Event{Time: r.Received, Meter: m.id, Type: "meter_fault",
+			Message: "totals stepped backwards: meter reset or replaced; restarting from the new totals"})
+		dF, dR = 0, 0
+	}
+	hours := float64(it.t-it.start) / float64(time.Hour)
+	if hours > 0 && (dF+dR)/hours > c.MaxPipeFlow && dF+dR > 10*m.res {
+		it.flags |= reading.FlagMeterFault // more than the pipe can carry: not counted
+		dF, dR = 0, 0
+	}
+	if r.Status&(reading.StatusMeterError|reading.StatusEmptyPipe) != 0 {
+		it.flags |= reading.FlagMeterFault
+	}
+	if r.Has&reading.HasFlow != 0 && dF == 0 && dR == 0 && r.Status&reading.StatusEmptyPipe == 0 {
+		m.stuckVol += math.Abs(r.Flow) * hours
+		if m.stuckVol > max(stuckFaultSteps*m.res, stuckFaultVol) {
+			it.flags |= reading.FlagMeterFault // flow reported, totals frozen
+		}
+	} else {
+		m.stuckVol = 0
+	}
+	for _, d := range [2]float64{dF, dR} {
+		if d > 1e-7 && d < m.res {
+			m.res = d
+		}
+	}
+	it.dF, it.dR = dF, dR
+	m.lastT, m.lastF = it.t, r.Forward
+	if r.Has&reading.HasReverse != 0 {
+		m.lastR = r.Reverse
+	}
+}
+
+// step is the increase from prev to now of a cumulative total. A drop from
+// near a power of ten to near zero is the totaliser rolling over; any other
+// drop is a reset (ok false).
+func step(prev, now float64) (float64, bool) {
+	const eps = 1e-9
+	if now >= prev-eps {
+		return max(now-prev, 0), true
+	}
+	p := math.Pow(10, math.Ceil(math.Log10(prev+eps)))
+	if prev >= 0.9*p && now < 0.1*p {
+		return p - prev + now, true
+	}
+	return 0, false
+}
+
+// pendingForwardSince sums held-back forward registered after since.
+func (m *meter) pendingForwardSince(since int64) float64 {
+	var f float64
+	for i := range m.pending {
+		if m.pending[i].t > since {
+			f += m.pending[i].dF
+		}
+	}
+	return f
+}

@@ -1,0 +1,32 @@
+package filter
+
+// Pairing within the hold-back window. A surge moves water in and back out
+// within one oscillation period (seconds to a minute), so the forward and
+// the reverse halves usually fall in the same or adjacent polls. Reverse is
+// converted to forward-equivalent volume with the meter's learned ratio and
+// paired first with the interval's own forward, then with the nearest
+// unpaired forward (or reverse) still held back. Paired forward is phantom.
+// Real use rarely meets real backflow within minutes, so what stays unpaired
+// is real.
+
+func (m *meter) pair(it *item) {
+	rev := it.dR / m.ratio
+	p := min(it.dF, rev)
+	it.pf = p
+	it.uf, it.ur = it.dF-p, rev-p
+	for i := len(m.pending) - 1; i >= 0 && (it.uf > 0 || it.ur > 0); i-- {
+		o := &m.pending[i]
+		if it.ur > 0 && o.uf > 0 {
+			q := min(it.ur, o.uf)
+			o.uf -= q
+			o.pf += q
+			it.ur -= q
+		}
+		if it.uf > 0 && o.ur > 0 {
+			q := min(it.uf, o.ur)
+			o.ur -= q
+			it.uf -= q
+			it.pf += q
+		}
+	}
+}

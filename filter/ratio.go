@@ -1,0 +1,125 @@
+package filter
+
+import "sort"
+
+// A meter registers reverse flow with a different gain than forward (and a
+// different cut-off), so the reverse half of an oscillation is not the same
+// number as its forward half. ratio is reverse/forward registration of the
+// same displaced water, learned per meter from surge episodes: stretches with
+// reverse registration, bounded by quiet. Episodes that contain real use or
+// backflow give wrong samples; a weighted median of the last few keeps them
+// from moving the estimate.
+
+const (
+	ratioSlots    = 8
+	episodePre    = 120e9 // forward this long before the first reverse belongs to the episode (ns)
+	episodeTail   = 120e9 // and this long after the last
+	episodeQuiet  = 600e9 // no reverse this long closes an episode
+	minEpisodeRes = 20    // an episode must move reverse by this many totaliser steps
+	ratioMin      = 0.3   // plausible ratio bounds
+	ratioMax      = 1.2
+	baseWindow    = 900e9 // quiet stretches this long measure the steady forward flow
+	baseSlots     = 4
+)
+
+type ratioSample struct{ ratio, weight float32 }
+
+type ratioLearner struct {
+	slots   [ratioSlots]ratioSample
+	n, next uint8
+	open    bool
+	f, r    float64 // episode forward / reverse
+	tailF   float64 // forward since the last reverse, within episodeTail
+	lastRev int64
+	start   int64 // episode start, ns
+
+	// A leak or other steady flow runs through every episode and would pass
+	// for phantom forward; its rate (the least forward rate of the last few
+	// quiet stretches: zero in any household with a quiet quarter hour) is
+	// taken out of the episode's forward.
+	baseVol  float64
+	baseDur  int64
+	base     [baseSlots]float32 // m3/h
+	baseNext uint8
+}
+
+func (l *ratioLearner) baseline() float64 {
+	b := float64(l.base[0])
+	for _, x := range l.base[1:] {
+		b = min(b, float64(x))
+	}
+	return b
+}
+
+// estimate is the weighted median of the samples, or prior when none.
+func (l *ratioLearner) estimate(prior float64) float64 {
+	if l.n == 0 {
+		return prior
+	}
+	s := make([]ratioSample, 0, ratioSlots)
+	var total float32
+	for i := uint8(0); i < l.n; i++ {
+		s = append(s, l.slots[i])
+		total += l.slots[i].weight
+	}
+	sort.Slice(s, func(i, j int) bool { return s[i].ratio < s[j].ratio })
+	var acc float32
+	for _, x := range s {
+		acc += x.weight
+		if acc >= total/2 {
+			return float64(x.ratio)
+		}
+	}
+	return float64(s[len(s)-1].ratio)
+}
+
+// observe feeds one interval's raw deltas. preF is the forward registered in
+// the held-back intervals just before t, counted when an episode opens.
+// It reports whether the estimate may have changed.
+func (l *ratioLearner) observe(start, t int64, dF, dR, res float64, preF func(since int64) float64) bool {
+	changed := false
+	if l.open && dR == 0 && t-l.lastRev > episodeQuiet {
+		changed = l.close(res)
+	}
+	if !l.open && dR == 0 {
+		l.baseVol += dF
+		l.baseDur += t - start
+		if l.baseDur >= baseWindow {
+			l.base[l.baseNext] = float32(l.baseVol / (float64(l.baseDur) / 3600e9))
+			l.baseNext = (l.baseNext + 1) % baseSlots
+			l.baseVol, l.baseDur = 0, 0
+		}
+	}
+	if dR > 0 {
+		if !l.open {
+			l.open, l.f, l.r, l.tailF = true, preF(t-episodePre), 0, 0
+			l.start = min(t-episodePre, start)
+			l.baseVol, l.baseDur = 0, 0
+		}
+		l.f += l.tailF + dF
+		l.r += dR
+		l.tailF = 0
+		l.lastRev = t
+	} else if l.open && t-l.lastRev <= episodeTail {
+		l.tailF += dF
+	}
+	return changed
+}
+
+func (l *ratioLearner) close(res float64) bool {
+	l.open = false
+	l.f -= l.baseline() * float64(l.lastRev+episodeTail-l.start) / 3600e9
+	if l.f <= 0 || l.r < minEpisodeRes*res {
+		return false
+	}
+	x := l.r / l.f
+	if x < ratioMin || x > ratioMax {
+		return false
+	}
+	l.slots[l.next] = ratioSample{ratio: float32(x), weight: float32(min(l.r/res, 1000))}
+	l.next = (l.next + 1) % ratioSlots
+	if l.n < ratioSlots {
+		l.n++
+	}
+	return true
+}

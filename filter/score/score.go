@@ -1,0 +1,267 @@
+// Package score measures the self-rotation filter against the simulator's
+// ground truth, aggregated per meter-hour: phantom removed, real use
+// removed, volume added, real backflow kept, leaks found, meters falsely
+// flagged. It is pure: intervals in, figures out.
+package score
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"time"
+
+	"tidegate/reading"
+)
+
+// Truth is the ground truth of one interval, m3.
+type Truth struct {
+	RealUse, RealBackflow, Phantom float64
+	Leak                           bool
+}
+
+// Result is the score of a run. Percentages are of the true volumes.
+type Result struct {
+	Meters, MeterHours     int
+	RealUse, Phantom, Back float64 // true totals, m3
+
+	PhantomRemovedPct float64
+	RealUseRemovedPct float64
+	VolumeAddedPct    float64
+	BackflowKeptPct   float64
+	BackflowAddedPct  float64 // reverse output beyond the real backflow
+
+	LeaksPresent, LeaksFlagged int // leaks with a full night in the data; flagged within 24 h of it
+	FalseLeakMeters            int // meters flagged leak that never leaked
+	FalseBackflowMeters        int // meters flagged backflow that had none
+	MissedLeaks                []string
+	FalseLeaks                 []string
+	PerMeter                   []Meter
+}
+
+// Meter is one meter's share of the errors, m3, to find the cases a filter gets wrong.
+type Meter struct {
+	ID                                 string
+	RealUse, Phantom, Back             float64
+	Residual, Removed, Added, BackLost float64
+}
+
+type hour struct {
+	u, p, b    float64 // truth
+	c, r       float64 // output
+	leakTruth  bool
+	leakFlag   bool
+	backFlag   bool
+	seenTruth  bool
+	seenOutput bool
+}
+
+type meterScore struct {
+	res   float64
+	hours map[int64]*hour
+}
+
+// Scorer collects truth and output intervals of any number of meters in any
+// order. Times are the interval ends; loc sets the nights for leaks.
+type Scorer struct {
+	loc    *time.Location
+	meters map[string]*meterScore
+}
+
+// New returns an empty scorer; nil loc means UTC.
+func New(loc *time.Location) *Scorer {
+	if loc == nil {
+		loc = time.UTC
+	}
+	return &Scorer{loc: loc, meters: map[string]*meterScore{}}
+}
+
+func (s *Scorer) hour(meter string, t time.Time) (*meterScore, *hour) {
+	m := s.meters[meter]
+	if m == nil {
+		m = &meterScore{hours: map[int64]*hour{}}
+		s.meters[meter] = m
+	}
+	// An interval ending exactly on the hour belongs to the hour before.
+	k := (t.UnixNano() - 1) / int64(time.Hour)
+	h := m.hours[k]
+	if h == nil {
+		h = &hour{}
+		m.hours[k] = h
+	}
+	return m, h
+}
+
+// Resolution sets a meter's totaliser step, m3: differences within one step
+// of the truth are not errors, they are the totaliser's.
+func (s *Scorer) Resolution(meter string, res float64) {
+	m, _ := s.hour(meter, time.Unix(0, 1))
+	m.res = res
+}
+
+// AddTruth adds one interval's ground truth.
+func (s *Scorer) AddTruth(meter string, t time.Time, tr Truth) {
+	_, h := s.hour(meter, t)
+	h.u += tr.RealUse
+	h.p += tr.Phantom
+	h.b += tr.RealBackflow
+	h.leakTruth = h.leakTruth || tr.Leak
+	h.seenTruth = true
+}
+
+// AddOutput adds one interval's filter verdict.
+func (s *Scorer) AddOutput(meter string, t time.Time, f reading.Filtered) {
+	_, h := s.hour(meter, t)
+	h.c += f.Consumption
+	h.r += f.Reverse
+	h.leakFlag = h.leakFlag || f.Flags&reading.FlagLeak != 0
+	h.backFlag = h.backFlag || f.Flags&reading.FlagBackflow != 0
+	h.seenOutput = true
+}
+
+// play is a play (backlash) operator of half-width tol: it follows x only
+// when x leaves the band, so a totaliser's step-sized wobble is no error
+// while a persistent difference is.
+type play struct{ y, tol float64 }
+
+func (p *play) move(x float64) (up, down float64) {
+	switch {
+	case x-p.y > p.tol:
+		up = x - p.y - p.tol
+		p.y += up
+	case p.y-x > p.tol:
+		down = p.y - x - p.tol
+		p.y -= down
+	}
+	return up, down
+}
+
+// Result computes the figures.
+func (s *Scorer) Result() Result {
+	var res Result
+	var residual, removed, added, backDown, backUp float64
+	ids := make([]string, 0, len(s.meters))
+	for id := range s.meters {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		m := s.meters[id]
+		keys := make([]int64, 0, len(m.hours))
+		for k := range m.hours {
+			keys = append(keys, k)
+		}
+		sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
+		if len(keys) == 0 {
+			continue
+		}
+		res.Meters++
+		tol := m.res + 1e-6
+		use, back := play{tol: tol}, play{tol: tol}
+		var cu, cc, cb, cr float64
+		var everLeak, everFlag, everBack, everBackFlag bool
+		pm := Meter{ID: id}
+		for _, k := range keys {
+			h := m.hours[k]
+			res.MeterHours++
+			res.RealUse += h.u
+			res.Phantom += h.p
+			res.Back += h.b
+			cu += h.u
+			cc += h.c
+			cb += h.b
+			cr += h.r
+			up, down := use.move(cc - cu)
+			ph := min(up, h.p)
+			residual += ph
+			added += up - ph
+			removed += down
+			pm.RealUse += h.u
+			pm.Phantom += h.p
+			pm.Back += h.b
+			pm.Residual += ph
+			pm.Added += up - ph
+			pm.Removed += down
+			up, down = back.move(cr - cb)
+			backUp += up
+			backDown += down
+			pm.BackLost += down
+			everLeak = everLeak || h.leakTruth
+			everFlag = everFlag || h.leakFlag
+			everBack = everBack || h.b > 0
+			everBackFlag = everBackFlag || h.backFlag
+		}
+		res.PerMeter = append(res.PerMeter, pm)
+		if everFlag && !everLeak {
+			res.FalseLeakMeters++
+			res.FalseLeaks = append(res.FalseLeaks, id)
+		}
+		if everBackFlag && !everBack {
+			res.FalseBackflowMeters++
+		}
+		if night, ok := s.firstLeakNight(m, keys); ok {
+			res.LeaksPresent++
+			found := false
+			for _, k := range keys {
+				if k*int64(time.Hour) < night+24*int64(time.Hour) && m.hours[k].leakFlag {
+					found = true
+					break
+				}
+			}
+			if found {
+				res.LeaksFlagged++
+			} else {
+				res.MissedLeaks = append(res.MissedLeaks, id)
+			}
+		}
+	}
+	pct := func(a, b float64) float64 {
+		if b == 0 {
+			return 0
+		}
+		return 100 * a / b
+	}
+	res.PhantomRemovedPct = 100 - pct(residual, res.Phantom)
+	res.RealUseRemovedPct = pct(removed, res.RealUse)
+	res.VolumeAddedPct = pct(added, res.RealUse)
+	res.BackflowKeptPct = 100 - pct(backDown, res.Back)
+	if res.Back == 0 {
+		res.BackflowKeptPct = 100
+	}
+	res.BackflowAddedPct = pct(backUp, res.Back)
+	return res
+}
+
+// firstLeakNight finds the end (unix ns) of the first night window 01–05 h
+// local whose every hour leaked in truth.
+func (s *Scorer) firstLeakNight(m *meterScore, keys []int64) (int64, bool) {
+	for _, k := range keys {
+		h := m.hours[k]
+		if !h.leakTruth {
+			continue
+		}
+		t := time.Unix(0, k*int64(time.Hour)).In(s.loc)
+		if t.Hour() != 1 {
+			continue
+		}
+		all := true
+		for i := int64(0); i < 4; i++ {
+			if x := m.hours[k+i]; x == nil || !x.leakTruth {
+				all = false
+			}
+		}
+		if all {
+			return (k + 4) * int64(time.Hour), true
+		}
+	}
+	return 0, false
+}
+
+// Write prints the figures, one a line.
+func (r Result) Write(w io.Writer, name string) {
+	fmt.Fprintf(w, "%s: %d meters, %d meter-hours, real use %.3f m3, phantom %.3f m3, backflow %.3f m3\n",
+		name, r.Meters, r.MeterHours, r.RealUse, r.Phantom, r.Back)
+	fmt.Fprintf(w, "  phantom removed %.2f%%  real use removed %.3f%%  volume added %.3f%%  backflow kept %.2f%% (added %.2f%%)\n",
+		r.PhantomRemovedPct, r.RealUseRemovedPct, r.VolumeAddedPct, r.BackflowKeptPct, r.BackflowAddedPct)
+	fmt.Fprintf(w, "  leaks flagged %d/%d  false leak meters %d  false backflow meters %d  missed %v false %v\n",
+		r.LeaksFlagged, r.LeaksPresent, r.FalseLeakMeters, r.FalseBackflowMeters, r.MissedLeaks, r.FalseLeaks)
+}

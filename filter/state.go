@@ -1,0 +1,241 @@
+package filter
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"time"
+
+	"tidegate/reading"
+)
+
+// ErrState reports per-meter state bytes that cannot be restored.
+var ErrState = errors.New("filter: bad state")
+
+const stateVersion = 1
+
+// State returns one meter's state as bytes, for the daemon to persist
+// through the buffer's side-state: learned parameters, counters, and the
+// intervals still held back (so a restart loses none). About 300 bytes plus
+// about 80 a held-back interval. Nil for a meter never seen.
+func (f *Filter) State(meter string) ([]byte, error) {
+	m := f.meters[meter]
+	if m == nil {
+		return nil, nil
+	}
+	return m.MarshalBinary()
+}
+
+// SetState restores a meter's state saved by State, replacing what the
+// filter holds for it.
+func (f *Filter) SetState(meter string, b []byte) error {
+	m := newMeter(meter, &f.cfg)
+	if err := m.UnmarshalBinary(b); err != nil {
+		return fmt.Errorf("meter %s: %w", meter, err)
+	}
+	f.meters[meter] = m
+	return nil
+}
+
+func (f *Filter) ids() []string {
+	ids := make([]string, 0, len(f.meters))
+	for id := range f.meters {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+type enc struct{ b []byte }
+
+func (e *enc) u64(v uint64)  { e.b = binary.LittleEndian.AppendUint64(e.b, v) }
+func (e *enc) i64(v int64)   { e.u64(uint64(v)) }
+func (e *enc) f64(v float64) { e.u64(math.Float64bits(v)) }
+func (e *enc) f32(v float32) { e.b = binary.LittleEndian.AppendUint32(e.b, math.Float32bits(v)) }
+func (e *enc) u16(v uint16)  { e.b = binary.LittleEndian.AppendUint16(e.b, v) }
+func (e *enc) bool(v bool) {
+	if v {
+		e.b = append(e.b, 1)
+	} else {
+		e.b = append(e.b, 0)
+	}
+}
+
+type dec struct {
+	b   []byte
+	err error
+}
+
+func (d *dec) take(n int) []byte {
+	if d.err != nil || len(d.b) < n {
+		d.err = fmt.Errorf("%w: truncated", ErrState)
+		return make([]byte, n)
+	}
+	p := d.b[:n]
+	d.b = d.b[n:]
+	return p
+}
+func (d *dec) u64() uint64  { return binary.LittleEndian.Uint64(d.take(8)) }
+func (d *dec) i64() int64   { return int64(d.u64()) }
+func (d *dec) f64() float64 { return math.Float64frombits(d.u64()) }
+func (d *dec) f32() float32 { return math.Float32frombits(binary.LittleEndian.Uint32(d.take(4))) }
+func (d *dec) u16() uint16  { return binary.LittleEndian.Uint16(d.take(2)) }
+func (d *dec) bool() bool   { return d.take(1)[0] != 0 }
+
+// MarshalBinary encodes the meter's state (not its id).
+func (m *meter) MarshalBinary() ([]byte, error) {
+	e := &enc{b: make([]byte, 0, 320+80*len(m.pending))}
+	e.b = append(e.b, stateVersion)
+	e.bool(m.init)
+	e.i64(m.lastT)
+	e.f64(m.lastF)
+	e.f64(m.lastR)
+	e.f64(m.res)
+	e.f64(m.ratio)
+	l := &m.learn
+	for _, s := range l.slots {
+		e.f32(s.ratio)
+		e.f32(s.weight)
+	}
+	e.b = append(e.b, l.n, l.next)
+	e.bool(l.open)
+	e.f64(l.f)
+	e.f64(l.r)
+	e.f64(l.tailF)
+	e.i64(l.lastRev)
+	e.i64(l.start)
+	e.f64(l.baseVol)
+	e.i64(l.baseDur)
+	for _, b := range l.base {
+		e.f32(b)
+	}
+	e.b = append(e.b, l.baseNext)
+	e.f64(m.credit.fwd)
+	e.f64(m.credit.rev)
+	e.i64(m.credit.fwdT)
+	e.i64(m.credit.revT)
+	e.i64(m.lastRevT)
+	e.f64(m.stuckVol)
+	e.i64(m.lastConsT)
+	e.bool(m.noUse)
+	e.i64(m.lastBackT)
+	b := &m.burst
+	e.i64(b.start)
+	e.f64(b.vol)
+	e.b = append(e.b, b.above)
+	e.bool(b.fresh)
+	e.bool(b.on)
+	k := &m.leak
+	e.bool(k.on)
+	e.bool(k.inNight)
+	e.f64(k.vol)
+	e.i64(k.covered)
+	e.i64(k.lastUse)
+	e.i64(k.maxGap)
+	e.i64(k.nightEnd)
+	d := &m.day
+	e.i64(d.start)
+	e.i64(d.end)
+	for _, v := range []float64{d.cons, d.ph, d.back, d.night[0], d.night[1], d.peak} {
+		e.f64(v)
+	}
+	e.bool(d.nightSeen[0])
+	e.bool(d.nightSeen[1])
+	e.u64(uint64(d.hours))
+	e.u16(uint16(d.flags))
+	e.bool(d.any)
+	e.u64(uint64(len(m.pending)))
+	for i := range m.pending {
+		it := &m.pending[i]
+		e.i64(it.start)
+		e.i64(it.t)
+		for _, v := range []float64{it.dF, it.dR, it.uf, it.ur, it.pf, it.ratio, it.r.Forward, it.r.Reverse, it.r.Flow} {
+			e.f64(v)
+		}
+		e.u16(uint16(it.flags))
+		e.u16(uint16(it.r.Has))
+		e.u16(uint16(it.r.Status))
+		e.b = append(e.b, byte(it.r.Quality))
+	}
+	return e.b, nil
+}
+
+// UnmarshalBinary restores a state written by MarshalBinary.
+func (m *meter) UnmarshalBinary(b []byte) error {
+	d := &dec{b: b}
+	if v := d.take(1)[0]; d.err == nil && v != stateVersion {
+		return fmt.Errorf("%w: version %d, want %d", ErrState, v, stateVersion)
+	}
+	m.init = d.bool()
+	m.lastT = d.i64()
+	m.lastF, m.lastR, m.res, m.ratio = d.f64(), d.f64(), d.f64(), d.f64()
+	l := &m.learn
+	for i := range l.slots {
+		l.slots[i] = ratioSample{ratio: d.f32(), weight: d.f32()}
+	}
+	nn := d.take(2)
+	l.n, l.next = nn[0], nn[1]
+	l.open = d.bool()
+	l.f, l.r, l.tailF = d.f64(), d.f64(), d.f64()
+	l.lastRev = d.i64()
+	l.start = d.i64()
+	l.baseVol = d.f64()
+	l.baseDur = d.i64()
+	for i := range l.base {
+		l.base[i] = d.f32()
+	}
+	l.baseNext = d.take(1)[0]
+	m.credit.fwd, m.credit.rev = d.f64(), d.f64()
+	m.credit.fwdT, m.credit.revT = d.i64(), d.i64()
+	m.lastRevT = d.i64()
+	m.stuckVol = d.f64()
+	m.lastConsT = d.i64()
+	m.noUse = d.bool()
+	m.lastBackT = d.i64()
+	bs := &m.burst
+	bs.start, bs.vol = d.i64(), d.f64()
+	bs.above = d.take(1)[0]
+	bs.fresh, bs.on = d.bool(), d.bool()
+	k := &m.leak
+	k.on, k.inNight = d.bool(), d.bool()
+	k.vol = d.f64()
+	k.covered, k.lastUse, k.maxGap, k.nightEnd = d.i64(), d.i64(), d.i64(), d.i64()
+	ds := &m.day
+	ds.start, ds.end = d.i64(), d.i64()
+	ds.cons, ds.ph, ds.back, ds.night[0], ds.night[1], ds.peak = d.f64(), d.f64(), d.f64(), d.f64(), d.f64(), d.f64()
+	ds.nightSeen[0], ds.nightSeen[1] = d.bool(), d.bool()
+	ds.hours = uint32(d.u64())
+	ds.flags = reading.FilterFlags(d.u16())
+	ds.any = d.bool()
+	n := d.u64()
+	if d.err != nil {
+		return d.err
+	}
+	const itemBytes = 8*11 + 7
+	if n > uint64(len(d.b)/itemBytes) {
+		return fmt.Errorf("%w: %d held-back intervals in %d bytes", ErrState, n, len(d.b))
+	}
+	m.pending = make([]item, n)
+	for i := range m.pending {
+		it := &m.pending[i]
+		it.start, it.t = d.i64(), d.i64()
+		it.dF, it.dR, it.uf, it.ur, it.pf, it.ratio = d.f64(), d.f64(), d.f64(), d.f64(), d.f64(), d.f64()
+		it.r = reading.Reading{Meter: m.id, Received: time.Unix(0, it.t).UTC(), Forward: d.f64(), Reverse: d.f64(), Flow: d.f64()}
+		it.flags = reading.FilterFlags(d.u16())
+		it.r.Has = reading.Field(d.u16())
+		it.r.Status = reading.Status(d.u16())
+		it.r.Quality = reading.Quality(d.take(1)[0])
+	}
+	if d.err != nil {
+		return d.err
+	}
+	if len(d.b) != 0 {
+		return fmt.Errorf("%w: %d trailing bytes", ErrState, len(d.b))
+	}
+	if !(m.ratio >= ratioMin/2 && m.ratio <= ratioMax*2) || !(m.res > 0 && m.res < 1) {
+		return fmt.Errorf("%w: ratio %v or resolution %v out of range", ErrState, m.ratio, m.res)
+	}
+	return nil
+}
