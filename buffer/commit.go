@@ -1,0 +1,322 @@
+package buffer
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/sirupsen/logrus"
+	bolt "go.etcd.io/bbolt"
+
+	"tidegate/reading"
+)
+
+type opKind uint8
+
+const (
+	opAppend opKind = iota
+	opAck
+	opAckUpTo
+	opPutState
+)
+
+// op is one caller's request to the committer. The committer fills seqs
+// and err, then closes done.
+type op struct {
+	kind     opKind
+	vals     [][]byte // opAppend: encoded records
+	seqs     []uint64 // opAppend: assigned; opAck: to delete
+	upTo     uint64
+	key, val []byte
+	err      error
+	done     chan struct{}
+}
+
+func (o *op) weight() int {
+	if o.kind == opAppend {
+		return len(o.vals)
+	}
+	return len(o.seqs) + 1
+}
+
+// Append stores records and returns their sequence numbers, consecutive and
+// in the order given, once they are on disk. Concurrent Appends share one
+// transaction and one fsync. If ctx ends first, Append returns ctx.Err() and
+// the records may or may not have been stored.
+func (b *Buffer) Append(ctx context.Context, recs ...reading.Record) ([]uint64, error) {
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	o := &op{kind: opAppend, vals: make([][]byte, len(recs))}
+	buf := make([]byte, 0, 112*len(recs))
+	for i := range recs {
+		start := len(buf)
+		var err error
+		if buf, err = appendRecord(buf, &recs[i]); err != nil {
+			return nil, fmt.Errorf("record %d: %w", i, err)
+		}
+		// Earlier slices keep the old backing array if buf grows: still valid.
+		o.vals[i] = buf[start:len(buf):len(buf)]
+	}
+	if err := b.submit(ctx, o); err != nil {
+		return nil, err
+	}
+	return o.seqs, nil
+}
+
+// Ack marks records delivered and deletes them. Sequence numbers already
+// acknowledged or evicted are ignored; one never assigned is an error.
+func (b *Buffer) Ack(seqs ...uint64) error {
+	if len(seqs) == 0 {
+		return nil
+	}
+	return b.submit(context.Background(), &op{kind: opAck, seqs: append([]uint64(nil), seqs...)})
+}
+
+// AckUpTo acknowledges every record with a sequence number up to seq.
+func (b *Buffer) AckUpTo(seq uint64) error {
+	return b.submit(context.Background(), &op{kind: opAckUpTo, upTo: seq})
+}
+
+func (b *Buffer) submit(ctx context.Context, o *op) error {
+	o.done = make(chan struct{})
+	b.closeMu.RLock()
+	if b.closed {
+		b.closeMu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case b.ops <- o:
+	case <-ctx.Done():
+		b.closeMu.RUnlock()
+		return ctx.Err()
+	}
+	b.closeMu.RUnlock()
+	select {
+	case <-o.done:
+		return o.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// run is the committer: it takes what is queued, up to MaxBatch records,
+// and commits it as one transaction. While it waits for the disk, the next
+// batch queues up, so the batch size follows the load by itself.
+func (b *Buffer) run() {
+	defer close(b.stopped)
+	var batch []*op
+	for {
+		batch = batch[:0]
+		select {
+		case o := <-b.ops:
+			batch = append(batch, o)
+		case <-b.quit:
+			// Close waits until nobody can queue any more; commit the rest.
+			for {
+				batch = b.gather(batch[:0], 0)
+				if len(batch) == 0 {
+					return
+				}
+				b.commit(batch)
+			}
+		}
+		batch = b.gather(batch, batch[0].weight())
+		b.commit(batch)
+	}
+}
+
+func (b *Buffer) gather(batch []*op, n int) []*op {
+	for n < b.opt.MaxBatch {
+		select {
+		case o := <-b.ops:
+			batch = append(batch, o)
+			n += o.weight()
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+func (b *Buffer) commit(batch []*op) {
+	err := b.apply(batch)
+	if isFull(err) {
+		b.mu.Lock()
+		b.ctr.FullHits++
+		b.mu.Unlock()
+		b.log.WithFields(logrus.Fields{"error": err.Error(), "held": b.Stats().Depth}).
+			Error("buffer out of space; evicting records to make room")
+		if eerr := b.evictForSpace(); eerr != nil {
+			b.log.WithField("error", eerr.Error()).Error("evicting for space failed")
+		}
+		err = b.apply(batch)
+		if isFull(err) {
+			err = fmt.Errorf("%w: %v", ErrFull, err)
+		}
+	}
+	for _, o := range batch {
+		if err != nil {
+			o.seqs, o.err = nil, err
+		}
+		close(o.done)
+	}
+}
+
+// apply runs one batch as one transaction. Per-op problems (an unknown
+// sequence number) go to that op; only storage errors fail the batch.
+func (b *Buffer) apply(batch []*op) error {
+	var c counters
+	var cursor uint64
+	var evicted []Range
+	added := false
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		b.mu.Lock()
+		c = b.ctr
+		b.mu.Unlock()
+		recs := tx.Bucket(bucketRecords)
+		// Keys only ever grow: full pages waste nothing.
+		recs.FillPercent = 1.0
+		urgent := tx.Bucket(bucketUrgent)
+		urgent.FillPercent = 1.0
+		firstNew := c.LastSeq + 1
+		for _, o := range batch {
+			o.err = nil
+			switch o.kind {
+			case opAppend:
+				keys := make([]byte, 8*len(o.vals))
+				o.seqs = make([]uint64, len(o.vals))
+				for i, v := range o.vals {
+					c.LastSeq++
+					k := keys[8*i : 8*i+8]
+					putSeq(k, c.LastSeq)
+					if err := recs.Put(k, v); err != nil {
+						return err
+					}
+					kind := recordKind(v)
+					if kind == reading.KindEvent {
+						if err := urgent.Put(k, nil); err != nil {
+							return err
+						}
+					}
+					c.add(kind, len(v))
+					c.Appended++
+					o.seqs[i] = c.LastSeq
+				}
+				added = true
+			case opAck:
+				for _, s := range o.seqs {
+					if s > c.LastSeq || s == 0 {
+						o.err = fmt.Errorf("%w: %d (last is %d)", ErrUnknownSeq, s, c.LastSeq)
+						continue
+					}
+					k := seqKey(s)
+					if v := recs.Get(k); v != nil {
+						if err := deleteRecord(recs, urgent, &c, k, v); err != nil {
+							return err
+						}
+						c.Acked++
+					}
+				}
+			case opAckUpTo:
+				if o.upTo > c.LastSeq {
+					o.err = fmt.Errorf("%w: %d (last is %d)", ErrUnknownSeq, o.upTo, c.LastSeq)
+					continue
+				}
+				cur := recs.Cursor()
+				for k, v := cur.First(); k != nil && keySeq(k) <= o.upTo; {
+					var kk [8]byte
+					copy(kk[:], k)
+					kind, size := recordKind(v), len(v)
+					if err := cur.Delete(); err != nil {
+						return err
+					}
+					if kind == reading.KindEvent {
+						if err := urgent.Delete(kk[:]); err != nil {
+							return err
+						}
+					}
+					c.remove(kind, size)
+					c.Acked++
+					k, v = cur.Seek(kk[:])
+				}
+			case opPutState:
+				st := tx.Bucket(bucketState)
+				var err error
+				if o.val == nil {
+					err = st.Delete(o.key)
+				} else {
+					err = st.Put(o.key, o.val)
+				}
+				if err != nil {
+					return err
+				}
+			}
+		}
+		var err error
+		if evicted, err = b.evictTx(tx, &c, firstNew, false); err != nil {
+			return err
+		}
+		if len(evicted) > 0 {
+			added = true
+		}
+		cursor = cursorTx(tx, &c)
+		return tx.Bucket(bucketMeta).Put(keyCounters, c.encode())
+	})
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	b.ctr = c
+	b.cursor = cursor
+	b.mu.Unlock()
+	if added {
+		select {
+		case b.notify <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// deleteRecord removes one record (by key, not through a cursor).
+func deleteRecord(recs, urgent *bolt.Bucket, c *counters, k, v []byte) error {
+	kind, size := recordKind(v), len(v)
+	if err := recs.Delete(k); err != nil {
+		return err
+	}
+	if kind == reading.KindEvent {
+		if err := urgent.Delete(k); err != nil {
+			return err
+		}
+	}
+	c.remove(kind, size)
+	return nil
+}
+
+// appendEventTx appends an event of the buffer's own inside tx.
+func appendEventTx(tx *bolt.Tx, c *counters, ev *reading.Event) error {
+	v, err := appendRecord(nil, &reading.Record{Kind: reading.KindEvent, Event: ev})
+	if err != nil {
+		return err
+	}
+	c.LastSeq++
+	k := seqKey(c.LastSeq)
+	if err := tx.Bucket(bucketRecords).Put(k, v); err != nil {
+		return err
+	}
+	if err := tx.Bucket(bucketUrgent).Put(k, nil); err != nil {
+		return err
+	}
+	c.add(reading.KindEvent, len(v))
+	c.Appended++
+	return nil
+}
+
+// cursorTx: everything before the oldest record held has been acknowledged
+// or evicted.
+func cursorTx(tx *bolt.Tx, c *counters) uint64 {
+	if k, _ := tx.Bucket(bucketRecords).Cursor().First(); k != nil {
+		return keySeq(k) - 1
+	}
+	return c.LastSeq
+}

@@ -1,0 +1,149 @@
+package buffer
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"tidegate/reading"
+)
+
+// File layout: four buckets.
+var (
+	bucketRecords = []byte("records") // seq (8 bytes big-endian) → encoded record
+	bucketUrgent  = []byte("urgent")  // seq of every unacked event → empty, so ReadUrgent skips a backlog
+	bucketMeta    = []byte("meta")    // the keys below
+	bucketState   = []byte("state")   // side state of other stages
+)
+
+var (
+	keyFormat   = []byte("format")   // layout version of the file: one byte
+	keyCounters = []byte("counters") // counters, encoded below
+	keyClean    = []byte("clean")    // 1 after Close, 0 while open: a 0 at Open means a crash
+	keyRanges   = []byte("evicted")  // the most recent evicted ranges
+)
+
+// fileFormat is the layout version written to meta/format. Records carry
+// their own version byte (record.go).
+const fileFormat = 1
+
+// recentRanges is how many evicted ranges Stats reports; the buffer_evicted
+// events carry all of them.
+const recentRanges = 32
+
+// counters live in meta/counters and are rewritten by every commit. They are
+// kept rather than scanned because bbolt's KeyN walks the whole bucket and
+// NextSequence cannot be trusted once records are deleted and the file is
+// compacted.
+type counters struct {
+	LastSeq   uint64
+	Appended  uint64
+	Acked     uint64
+	Evicted   uint64
+	Count     uint64    // records held
+	Bytes     uint64    // encoded bytes held
+	ByKind    [5]uint64 // records held per reading.Kind (index 0 unused)
+	ThinMark  uint64    // readings up to here have been thinned at ThinLevel
+	ThinLevel uint64
+	Evictions uint64 // eviction rounds
+	FullHits  uint64 // commits that failed for lack of space
+}
+
+func (c *counters) fields() []*uint64 {
+	return []*uint64{&c.LastSeq, &c.Appended, &c.Acked, &c.Evicted, &c.Count, &c.Bytes,
+		&c.ByKind[1], &c.ByKind[2], &c.ByKind[3], &c.ByKind[4], &c.ThinMark, &c.ThinLevel, &c.Evictions, &c.FullHits}
+}
+
+// encode: version byte, then uvarints. A later version may append fields;
+// an older reader ignores what it does not know.
+func (c *counters) encode() []byte {
+	b := []byte{1}
+	for _, p := range c.fields() {
+		b = binary.AppendUvarint(b, *p)
+	}
+	return b
+}
+
+func (c *counters) decode(b []byte) error {
+	if len(b) < 1 || b[0] != 1 {
+		return fmt.Errorf("%w: counters version", ErrCorrupt)
+	}
+	b = b[1:]
+	for _, p := range c.fields() {
+		v, n := binary.Uvarint(b)
+		if n <= 0 {
+			return fmt.Errorf("%w: counters truncated", ErrCorrupt)
+		}
+		*p = v
+		b = b[n:]
+	}
+	return nil
+}
+
+func (c *counters) add(kind reading.Kind, size int) {
+	c.Count++
+	c.Bytes += uint64(size)
+	if int(kind) < len(c.ByKind) {
+		c.ByKind[kind]++
+	}
+}
+
+func (c *counters) remove(kind reading.Kind, size int) {
+	c.Count--
+	c.Bytes -= uint64(size)
+	if int(kind) < len(c.ByKind) {
+		c.ByKind[kind]--
+	}
+}
+
+// Range is an inclusive range of sequence numbers.
+type Range struct{ From, To uint64 }
+
+func (r Range) String() string {
+	if r.From == r.To {
+		return fmt.Sprint(r.From)
+	}
+	return fmt.Sprintf("%d-%d", r.From, r.To)
+}
+
+func encodeRanges(rs []Range) []byte {
+	b := []byte{1}
+	for _, r := range rs {
+		b = binary.AppendUvarint(b, r.From)
+		b = binary.AppendUvarint(b, r.To)
+	}
+	return b
+}
+
+func decodeRanges(b []byte) []Range {
+	if len(b) < 1 || b[0] != 1 {
+		return nil
+	}
+	b = b[1:]
+	var rs []Range
+	for len(b) > 0 {
+		f, n := binary.Uvarint(b)
+		if n <= 0 {
+			return rs
+		}
+		t, m := binary.Uvarint(b[n:])
+		if m <= 0 {
+			return rs
+		}
+		rs = append(rs, Range{f, t})
+		b = b[n+m:]
+	}
+	return rs
+}
+
+func putSeq(k []byte, seq uint64) { binary.BigEndian.PutUint64(k, seq) }
+
+func seqKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), seq)
+}
+
+func keySeq(k []byte) uint64 {
+	if len(k) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(k)
+}

@@ -1,0 +1,72 @@
+package buffer
+
+import (
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
+	"tidegate/reading"
+)
+
+// DefaultReadMax is what Read and ReadUrgent return at most when max <= 0.
+const DefaultReadMax = 1000
+
+// Read returns up to max records not yet acknowledged with Seq > after, in
+// ascending order. After a restart the same records come again with the
+// same sequence numbers until they are acknowledged (at least once).
+func (b *Buffer) Read(after uint64, max int) ([]reading.Record, error) {
+	return b.read(after, max, false)
+}
+
+// ReadUrgent is Read restricted to events, so the uplink can send them ahead
+// of a backlog of readings. It does not scan the backlog: events are
+// indexed.
+func (b *Buffer) ReadUrgent(after uint64, max int) ([]reading.Record, error) {
+	return b.read(after, max, true)
+}
+
+func (b *Buffer) read(after uint64, max int, urgentOnly bool) ([]reading.Record, error) {
+	if b.isClosed() {
+		return nil, ErrClosed
+	}
+	if max <= 0 {
+		max = DefaultReadMax
+	}
+	if after == ^uint64(0) {
+		return nil, nil
+	}
+	var out []reading.Record
+	err := b.db.View(func(tx *bolt.Tx) error {
+		recs := tx.Bucket(bucketRecords)
+		var cur *bolt.Cursor
+		if urgentOnly {
+			cur = tx.Bucket(bucketUrgent).Cursor()
+		} else {
+			cur = recs.Cursor()
+		}
+		for k, v := cur.Seek(seqKey(after + 1)); k != nil && len(out) < max; k, v = cur.Next() {
+			if urgentOnly {
+				if v = recs.Get(k); v == nil {
+					continue
+				}
+			}
+			out = append(out, decodeOrReport(keySeq(k), v))
+		}
+		return nil
+	})
+	return out, err
+}
+
+// decodeOrReport turns a record that does not decode into an event saying
+// so, under the same sequence number: the uplink sends and acknowledges it
+// like any other, instead of the queue stalling on it forever.
+func decodeOrReport(seq uint64, v []byte) reading.Record {
+	r, err := decodeRecord(v)
+	if err != nil {
+		r = reading.Record{Kind: reading.KindEvent, Event: &reading.Event{Type: "buffer_undecodable",
+			Message: fmt.Sprintf("record %d could not be decoded: %v", seq, err),
+			Attrs:   map[string]string{"seq": fmt.Sprint(seq), "error": err.Error(), "bytes": fmt.Sprintf("%x", v[:min(len(v), 64)])}}}
+	}
+	r.Seq = seq
+	return r
+}

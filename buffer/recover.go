@@ -1,0 +1,171 @@
+package buffer
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// Recovery describes a corrupt file that Open moved aside.
+type Recovery struct {
+	MovedTo string    // where the corrupt file is now
+	Reason  string    // what the checks found
+	At      time.Time // when
+}
+
+func boltOptions(opt Options) *bolt.Options {
+	o := &bolt.Options{
+		Timeout: opt.Timeout,
+		// The freelist is rebuilt at open instead of being written at every
+		// commit: after a drain it is large, and rewriting it each time
+		// would multiply flash wear.
+		NoFreelistSync: true,
+		FreelistType:   bolt.FreelistMapType,
+	}
+	if opt.MaxSize > 0 {
+		o.MaxSize = int(min(opt.MaxSize, math.MaxInt))
+	}
+	return o
+}
+
+// openChecked opens path with bbolt and checks that it is a buffer file in
+// one piece. It reports whether the previous run ended without Close.
+// Checks that fail return an error wrapping ErrCorrupt and leave the file
+// closed.
+func openChecked(path string, opt Options) (db *bolt.DB, unclean bool, err error) {
+	// A truncated file makes bbolt touch mmap pages past its end: SIGBUS,
+	// which this turns into a recoverable panic on this goroutine.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			if db != nil {
+				db.Close()
+			}
+			db, unclean, err = nil, false, fmt.Errorf("%w: %v", ErrCorrupt, r)
+		}
+	}()
+	db, err = bolt.Open(path, 0o600, boltOptions(opt))
+	if err != nil {
+		switch {
+		case errors.Is(err, berrors.ErrTimeout):
+			return nil, false, fmt.Errorf("%w: %s (waited %s; is the tidegate daemon running?)", ErrLocked, path, opt.Timeout)
+		case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum),
+			errors.Is(err, berrors.ErrVersionMismatch), isMapError(err):
+			return nil, false, fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
+		}
+		return nil, false, err
+	}
+	fail := func(e error) (*bolt.DB, bool, error) {
+		db.Close()
+		return nil, false, e
+	}
+	size := fileSize(path)
+	var format byte
+	clean := true
+	err = db.View(func(tx *bolt.Tx) error {
+		if size < tx.Size() {
+			return fmt.Errorf("%w: file is %d bytes, its pages need %d (truncated)", ErrCorrupt, size, tx.Size())
+		}
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			if tx.Bucket(bucketRecords) != nil {
+				return fmt.Errorf("%w: records without meta bucket", ErrCorrupt)
+			}
+			return nil // a new file
+		}
+		if v := meta.Get(keyFormat); len(v) == 1 {
+			format = v[0]
+		} else {
+			return fmt.Errorf("%w: no format version", ErrCorrupt)
+		}
+		if v := meta.Get(keyClean); len(v) != 1 || v[0] != 1 {
+			clean = false
+		}
+		return nil
+	})
+	if err != nil {
+		return fail(err)
+	}
+	if format > fileFormat {
+		return fail(fmt.Errorf("%w: %s has format %d, this build reads up to %d", ErrNewerFormat, path, format, fileFormat))
+	}
+	if !clean {
+		// bbolt's own advice after a crash: power loss on flash can leave
+		// pages that the meta page points to but that never reached the disk.
+		var problems []string
+		err = db.View(func(tx *bolt.Tx) error {
+			for e := range tx.Check() {
+				if len(problems) < 5 {
+					problems = append(problems, e.Error())
+				}
+			}
+			return nil
+		})
+		if err == nil && len(problems) > 0 {
+			err = fmt.Errorf("%w: consistency check: %s", ErrCorrupt, strings.Join(problems, "; "))
+		}
+		if err != nil {
+			return fail(err)
+		}
+	}
+	return db, !clean, nil
+}
+
+// isMapError recognises bbolt's complaints about a file whose size does not
+// fit its pages (it wraps those with %s, not %w).
+func isMapError(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "file size too small") || strings.Contains(s, "mmap") ||
+		strings.Contains(s, "invalid page") || strings.Contains(s, "page size")
+}
+
+// quarantine moves a corrupt file aside under a timestamped name and says
+// so loudly: the records in it are not lost yet, but they will not be sent.
+func quarantine(path string, why error, log logrus.FieldLogger) (*Recovery, error) {
+	now := time.Now().UTC()
+	dst := path + ".corrupt-" + now.Format("20060102T150405Z")
+	for i := 1; ; i++ {
+		if _, err := os.Lstat(dst); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		dst = fmt.Sprintf("%s.corrupt-%s-%d", path, now.Format("20060102T150405Z"), i)
+	}
+	if err := os.Rename(path, dst); err != nil {
+		return nil, fmt.Errorf("moving corrupt buffer aside: %w (it failed its checks: %v)", err, why)
+	}
+	syncDir(filepath.Dir(path))
+	log.WithFields(logrus.Fields{"path": path, "moved_to": dst, "reason": why.Error()}).
+		Error("BUFFER FILE CORRUPT: moved aside, starting a fresh buffer; records in the old file will not be sent")
+	return &Recovery{MovedTo: dst, Reason: why.Error(), At: now}, nil
+}
+
+// syncDir makes a rename durable.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}
+
+// isFull recognises the two ways a commit runs out of space.
+func isFull(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, berrors.ErrMaxSizeReached) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return true
+	}
+	s := err.Error()
+	return strings.Contains(s, berrors.ErrMaxSizeReached.Error()) || strings.Contains(s, "no space left on device") ||
+		strings.Contains(s, "disk quota exceeded")
+}
