@@ -5,13 +5,17 @@ import "time"
 // Leak: the minimum-night-flow test. Over the night window 01–05 h local a
 // household is mostly quiet (85 % of the hours 02–04 have no use at all); a
 // leak is flow that never stops. A night is leaking when its mean
-// consumption is at least LeakFlow and no quiet gap of an hour (or of two
-// totaliser steps at that flow, for coarse totalisers) occurs. A leak stays
+// consumption is at least LeakFlow and no quiet gap longer than 20 minutes
+// (or 2.5 totaliser steps at that flow, for coarse totalisers) occurs. A leak stays
 // flagged until a night passes the test.
 
 const (
 	nightFrom = 1 // local hours
 	nightTo   = 5
+	// leakGap is the longest quiet a leaking night may show (longer for a
+	// coarse totaliser, which steps only every res/flow). A household at
+	// night uses water in bursts of minutes, with quiet quarter-hours between.
+	leakGap = int64(20 * time.Minute)
 )
 
 type leakState struct {
@@ -54,7 +58,7 @@ func (l *leakState) observe(start, t int64, cons, res float64, d *dayState, c *C
 		return false // not enough of the night seen to judge
 	}
 	mnf := l.vol / (span / float64(time.Hour))
-	gapOK := int64(time.Hour)
+	gapOK := leakGap
 	if mnf > 0 {
 		gapOK = max(gapOK, int64(2.5*res/mnf*float64(time.Hour)))
 	}

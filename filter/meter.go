@@ -14,6 +14,7 @@ type meter struct {
 	lastT        int64 // unix ns of the last accepted reading
 	lastF, lastR float64
 	res          float64 // smallest total step seen, m3: the totaliser resolution
+	resSeen      bool    // res is measured, not the initial guess
 	ratio        float64 // current reverse/forward ratio
 	learn        ratioLearner
 
@@ -119,8 +120,8 @@ func (m *meter) deltas(it *item, r reading.Reading, c *Config, out *Output) {
 		m.stuckVol = 0
 	}
 	for _, d := range [2]float64{dF, dR} {
-		if d > 1e-7 && d < m.res {
-			m.res = d
+		if d > 1e-7 && (d < m.res || !m.resSeen) {
+			m.res, m.resSeen = d, true
 		}
 	}
 	it.dF, it.dR = dF, dR

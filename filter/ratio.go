@@ -22,6 +22,13 @@ const (
 	baseSlots     = 4
 )
 
+// episodeSpan is how long before the first reverse and after the last the
+// forward belongs to the episode: the halves of an oscillation are seconds
+// apart, but a coarse totaliser shows them as steps minutes apart.
+func episodeSpan(res float64) int64 {
+	return int64(max(1, min(res/0.001, 10))) * 120e9
+}
+
 type ratioSample struct{ ratio, weight float32 }
 
 type ratioLearner struct {
@@ -29,9 +36,12 @@ type ratioLearner struct {
 	n, next uint8
 	open    bool
 	f, r    float64 // episode forward / reverse
-	tailF   float64 // forward since the last reverse, within episodeTail
-	lastRev int64
-	start   int64 // episode start, ns
+	// Episodes too small for a sample on their own (a coarse totaliser
+	// steps a few times an episode) are pooled until the pool is.
+	poolF, poolR float64
+	tailF        float64 // forward since the last reverse, within episodeTail
+	lastRev      int64
+	start        int64 // episode start, ns
 
 	// A leak or other steady flow runs through every episode and would pass
 	// for phantom forward; its rate (the least forward rate of the last few
@@ -78,7 +88,8 @@ func (l *ratioLearner) estimate(prior float64) float64 {
 // It reports whether the estimate may have changed.
 func (l *ratioLearner) observe(start, t int64, dF, dR, res float64, preF func(since int64) float64) bool {
 	changed := false
-	if l.open && dR == 0 && t-l.lastRev > episodeQuiet {
+	span := episodeSpan(res)
+	if l.open && dR == 0 && t-l.lastRev > span+episodeQuiet {
 		changed = l.close(res)
 	}
 	if !l.open && dR == 0 {
@@ -92,15 +103,15 @@ func (l *ratioLearner) observe(start, t int64, dF, dR, res float64, preF func(si
 	}
 	if dR > 0 {
 		if !l.open {
-			l.open, l.f, l.r, l.tailF = true, preF(t-episodePre), 0, 0
-			l.start = min(t-episodePre, start)
+			l.open, l.f, l.r, l.tailF = true, preF(t-span), 0, 0
+			l.start = min(t-span, start)
 			l.baseVol, l.baseDur = 0, 0
 		}
 		l.f += l.tailF + dF
 		l.r += dR
 		l.tailF = 0
 		l.lastRev = t
-	} else if l.open && t-l.lastRev <= episodeTail {
+	} else if l.open && t-l.lastRev <= span {
 		l.tailF += dF
 	}
 	return changed
@@ -108,9 +119,17 @@ func (l *ratioLearner) observe(start, t int64, dF, dR, res float64, preF func(si
 
 func (l *ratioLearner) close(res float64) bool {
 	l.open = false
-	l.f -= l.baseline() * float64(l.lastRev+episodeTail-l.start) / 3600e9
-	if l.f <= 0 || l.r < minEpisodeRes*res {
+	l.f -= l.baseline() * float64(l.lastRev+episodeSpan(res)-l.start) / 3600e9
+	if l.f <= 0 {
 		return false
+	}
+	if l.r < minEpisodeRes*res {
+		l.poolF += l.f
+		l.poolR += l.r
+		if l.poolR < minEpisodeRes*res {
+			return false
+		}
+		l.f, l.r, l.poolF, l.poolR = l.poolF, l.poolR, 0, 0
 	}
 	x := l.r / l.f
 	if x < ratioMin || x > ratioMax {

@@ -93,6 +93,7 @@ func (m *meter) MarshalBinary() ([]byte, error) {
 	e.f64(m.lastF)
 	e.f64(m.lastR)
 	e.f64(m.res)
+	e.bool(m.resSeen)
 	e.f64(m.ratio)
 	l := &m.learn
 	for _, s := range l.slots {
@@ -106,6 +107,8 @@ func (m *meter) MarshalBinary() ([]byte, error) {
 	e.f64(l.tailF)
 	e.i64(l.lastRev)
 	e.i64(l.start)
+	e.f64(l.poolF)
+	e.f64(l.poolR)
 	e.f64(l.baseVol)
 	e.i64(l.baseDur)
 	for _, b := range l.base {
@@ -170,7 +173,9 @@ func (m *meter) UnmarshalBinary(b []byte) error {
 	}
 	m.init = d.bool()
 	m.lastT = d.i64()
-	m.lastF, m.lastR, m.res, m.ratio = d.f64(), d.f64(), d.f64(), d.f64()
+	m.lastF, m.lastR, m.res = d.f64(), d.f64(), d.f64()
+	m.resSeen = d.bool()
+	m.ratio = d.f64()
 	l := &m.learn
 	for i := range l.slots {
 		l.slots[i] = ratioSample{ratio: d.f32(), weight: d.f32()}
@@ -181,6 +186,7 @@ func (m *meter) UnmarshalBinary(b []byte) error {
 	l.f, l.r, l.tailF = d.f64(), d.f64(), d.f64()
 	l.lastRev = d.i64()
 	l.start = d.i64()
+	l.poolF, l.poolR = d.f64(), d.f64()
 	l.baseVol = d.f64()
 	l.baseDur = d.i64()
 	for i := range l.base {

@@ -38,6 +38,7 @@ func commands() map[string]command {
 	return map[string]command{
 		"version": {"print version and build information", runVersion},
 		"config":  {"config init (starter config) | config validate [FILE]", runConfig},
+		"filter":  {"filter [--config F] < samples.csv > out.csv | filter score --truth T < samples.csv", runFilter},
 		"run":     {"run the daemon: run --config FILE", runRun},
 		"status":  {"one-screen health of the running daemon", runStatus},
 		"tail":    {"follow readings and events: tail [--meter M]", runTail},
