@@ -22,7 +22,7 @@ type Config struct {
 	// it (default 15m, at most 1h).
 	Window time.Duration
 	// LeakFlow is the night flow, m3/h, above which a night with no quiet
-	// hour is a leak (default 0.002 = 2 L/h).
+	// hour is a leak (default 0.005 = 5 L/h, as in the example config).
 	LeakFlow float64
 	// NoUse is the span without consumption that raises no_use (default 48h).
 	NoUse time.Duration
@@ -34,8 +34,8 @@ type Config struct {
 	// meter fault (default 10).
 	MaxPipeFlow float64
 	// InitialRatio is the reverse/forward gain ratio assumed before a meter's
-	// own is learned. Low is safe: phantom is over-removed rather than kept
-	// (default 0.6).
+	// own is learned: the middle of the gains
+	// seen on residential ultrasonic meters (default 0.8).
 	InitialRatio float64
 	// Location gives local days and nights (default UTC).
 	Location *time.Location
@@ -46,7 +46,7 @@ func (c Config) withDefaults() Config {
 		c.Window = 15 * time.Minute
 	}
 	if c.LeakFlow == 0 {
-		c.LeakFlow = 0.002
+		c.LeakFlow = 0.005
 	}
 	if c.NoUse == 0 {
 		c.NoUse = 48 * time.Hour
@@ -61,7 +61,7 @@ func (c Config) withDefaults() Config {
 		c.MaxPipeFlow = 10
 	}
 	if c.InitialRatio == 0 {
-		c.InitialRatio = 0.6
+		c.InitialRatio = 0.8
 	}
 	if c.Location == nil {
 		c.Location = time.UTC

@@ -16,6 +16,11 @@ const (
 	// coarse totaliser, which steps only every res/flow). A household at
 	// night uses water in bursts of minutes, with quiet quarter-hours between.
 	leakGap = int64(20 * time.Minute)
+	// A coarse totaliser shows a leak as a few evenly spaced steps; fewer
+	// than leakSteps a night, or gaps over leakGapCoarse, cannot be told
+	// from a household's night visits.
+	leakGapCoarse = int64(90 * time.Minute)
+	leakSteps     = 4
 )
 
 type leakState struct {
@@ -31,7 +36,9 @@ type leakState struct {
 func (l *leakState) reset() { *l = leakState{on: l.on} }
 
 // observe feeds a released interval; it reports true when a leak starts.
-func (l *leakState) observe(start, t int64, cons, res float64, d *dayState, c *Config) bool {
+// Any forward registration counts as flow for the quiet test (pairing may
+// have called a leak's step phantom); the night flow itself is consumption.
+func (l *leakState) observe(start, t int64, cons, dF, res float64, d *dayState, c *Config) bool {
 	from := d.start + nightFrom*int64(time.Hour)
 	to := d.start + nightTo*int64(time.Hour)
 	if t > from && start < to && !l.inNight && l.nightEnd != to {
@@ -42,8 +49,8 @@ func (l *leakState) observe(start, t int64, cons, res float64, d *dayState, c *C
 	}
 	if start < l.nightEnd {
 		l.covered += min(t, l.nightEnd) - max(start, l.nightEnd-int64(nightTo-nightFrom)*int64(time.Hour))
-		if cons > 0 {
-			l.vol += cons
+		l.vol += cons
+		if cons > 0 || dF > 0 {
 			l.maxGap = max(l.maxGap, start-l.lastUse)
 			l.lastUse = t
 		}
@@ -60,9 +67,9 @@ func (l *leakState) observe(start, t int64, cons, res float64, d *dayState, c *C
 	mnf := l.vol / (span / float64(time.Hour))
 	gapOK := leakGap
 	if mnf > 0 {
-		gapOK = max(gapOK, int64(2.5*res/mnf*float64(time.Hour)))
+		gapOK = min(leakGapCoarse, max(gapOK, int64(2.5*res/mnf*float64(time.Hour))))
 	}
-	leaking := mnf >= c.LeakFlow && l.maxGap <= gapOK
+	leaking := mnf >= c.LeakFlow && l.maxGap <= gapOK && l.vol >= leakSteps*res
 	started := leaking && !l.on
 	l.on = leaking
 	return started

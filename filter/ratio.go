@@ -18,6 +18,9 @@ const (
 	minEpisodeRes = 20    // an episode must move reverse by this many totaliser steps
 	ratioMin      = 0.3   // plausible ratio bounds
 	ratioMax      = 1.2
+	// Real use inside an episode lowers its sample, backflow (rare) raises
+	// it: so the estimate is an upper quantile of the samples.
+	ratioQuantile = 0.75
 	baseWindow    = 900e9 // quiet stretches this long measure the steady forward flow
 	baseSlots     = 4
 )
@@ -61,7 +64,7 @@ func (l *ratioLearner) baseline() float64 {
 	return b
 }
 
-// estimate is the weighted median of the samples, or prior when none.
+// estimate is the weighted upper quantile of the samples, or prior when none.
 func (l *ratioLearner) estimate(prior float64) float64 {
 	if l.n == 0 {
 		return prior
@@ -76,7 +79,7 @@ func (l *ratioLearner) estimate(prior float64) float64 {
 	var acc float32
 	for _, x := range s {
 		acc += x.weight
-		if acc >= total/2 {
+		if acc >= total*ratioQuantile {
 			return float64(x.ratio)
 		}
 	}

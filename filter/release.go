@@ -61,7 +61,7 @@ func (m *meter) finish(it *item, c *Config, out *Output) {
 		}
 	}
 	m.day.roll(it.t, m, c, out)
-	if m.leak.observe(it.start, it.t, cons, m.res, &m.day, c) {
+	if m.leak.observe(it.start, it.t, cons, it.dF, m.res, &m.day, c) {
 		out.Events = append(out.Events, reading.Event{Time: it.r.Received, Meter: m.id, Type: "leak",
 			Message: "flow all night with no quiet hour"})
 	}
