@@ -198,8 +198,20 @@ func (b *Buffer) evictTx(tx *bolt.Tx, c *counters, below uint64, forSpace bool) 
 	return rs, nil
 }
 
-// evictForSpace runs when a commit failed for lack of space.
+// evictForSpace runs when a commit failed for lack of space. Deleting
+// records is itself a commit that needs a few new pages (bbolt never
+// overwrites a page in place), and a file at its cap has none free: under
+// MaxSize it may use a little headroom (two growth steps) past the cap. On a
+// disk that is truly full there is no such headroom; if the file has no
+// free page then, Append keeps failing with ErrFull until space appears.
 func (b *Buffer) evictForSpace() error {
+	if b.db.MaxSize > 0 {
+		// Only the committer writes, and it is here: no transaction reads
+		// MaxSize concurrently.
+		limit := b.db.MaxSize
+		b.db.MaxSize = limit + 2*spaceStep
+		defer func() { b.db.MaxSize = limit }()
+	}
 	var c counters
 	var cursor uint64
 	err := b.db.Update(func(tx *bolt.Tx) error {

@@ -16,6 +16,10 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 )
 
+// spaceStep is how far the file grows at a time under a MaxSize cap, and
+// half the headroom the eviction that makes space may use beyond the cap.
+const spaceStep = 1 << 20
+
 // Recovery describes a corrupt file that Open moved aside.
 type Recovery struct {
 	MovedTo string    // where the corrupt file is now
@@ -54,16 +58,20 @@ func openChecked(path string, opt Options) (db *bolt.DB, unclean bool, err error
 			db, unclean, err = nil, false, fmt.Errorf("%w: %v", ErrCorrupt, r)
 		}
 	}()
+	if fi, serr := os.Stat(path); serr == nil && fi.Size() > 0 {
+		if err := walk(path, opt); err != nil {
+			return nil, false, err
+		}
+	}
 	db, err = bolt.Open(path, 0o600, boltOptions(opt))
 	if err != nil {
-		switch {
-		case errors.Is(err, berrors.ErrTimeout):
-			return nil, false, fmt.Errorf("%w: %s (waited %s; is the tidegate daemon running?)", ErrLocked, path, opt.Timeout)
-		case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum),
-			errors.Is(err, berrors.ErrVersionMismatch), isMapError(err):
-			return nil, false, fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
-		}
-		return nil, false, err
+		return nil, false, openError(path, opt, err)
+	}
+	if opt.MaxSize > 0 {
+		// Grow in steps small against the cap, so the file can approach it
+		// closely (bbolt otherwise doubles small files and adds 16 MiB to
+		// large ones); evictForSpace relies on this step.
+		db.AllocSize = spaceStep
 	}
 	fail := func(e error) (*bolt.DB, bool, error) {
 		db.Close()
@@ -119,6 +127,45 @@ func openChecked(path string, opt Options) (db *bolt.DB, unclean bool, err error
 		}
 	}
 	return db, !clean, nil
+}
+
+func openError(path string, opt Options, err error) error {
+	switch {
+	case errors.Is(err, berrors.ErrTimeout):
+		return fmt.Errorf("%w: %s (waited %s; is the tidegate daemon running?)", ErrLocked, path, opt.Timeout)
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum),
+		errors.Is(err, berrors.ErrVersionMismatch), isMapError(err):
+		return fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
+	}
+	return err
+}
+
+// walk reads every page of the file's tree, read-only, on this goroutine.
+// bbolt rebuilds its free list at open (NoFreelistSync) by walking the same
+// pages on a goroutine of its own, where a bad page is a panic nobody can
+// recover: a damaged file would crash the daemon at every start. Walking
+// first, where the caller recovers, turns that into ErrCorrupt.
+func walk(path string, opt Options) error {
+	ro, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: opt.Timeout})
+	if err != nil {
+		return openError(path, opt, err)
+	}
+	defer ro.Close()
+	size := fileSize(path)
+	return ro.View(func(tx *bolt.Tx) error {
+		if size < tx.Size() {
+			return fmt.Errorf("%w: file is %d bytes, its pages need %d (truncated)", ErrCorrupt, size, tx.Size())
+		}
+		return tx.ForEach(func(_ []byte, b *bolt.Bucket) error {
+			c := b.Cursor()
+			for k, v := c.First(); k != nil; k, v = c.Next() {
+				if len(v) > 0 {
+					_ = v[len(v)-1] // touches the last page of an overflowing value
+				}
+			}
+			return nil
+		})
+	})
 }
 
 // isMapError recognises bbolt's complaints about a file whose size does not
