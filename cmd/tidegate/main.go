@@ -42,6 +42,7 @@ func commands() map[string]command {
 		"run":     {"run the daemon: run --config FILE", runRun},
 		"status":  {"one-screen health of the running daemon", runStatus},
 		"tail":    {"follow readings and events: tail [--meter M]", runTail},
+		"buffer":  {"inspect the buffer file offline: buffer stats|export [--from N --to N]|compact [--path F]", runBuffer},
 		"read":    {"read one meter now: read METER | read --port P --address N --profile X [--raw START COUNT]", runRead},
 	}
 }

@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"tidegate/buffer"
+	"tidegate/cmd/tidegate/internal/config"
+)
+
+// defaultBufferPath matches the config default, for a gateway without a
+// readable config file.
+const defaultBufferPath = "/var/lib/tidegate/buffer.db"
+
+func runBuffer(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 {
+		return usageErrorf("expected 'buffer stats', 'buffer export' or 'buffer compact'")
+	}
+	switch args[0] {
+	case "stats":
+		return runBufferStats(e, args[1:])
+	case "export":
+		return runBufferExport(e, args[1:])
+	case "compact":
+		return runBufferCompact(e, args[1:])
+	}
+	return usageErrorf("unknown subcommand %q; expected stats, export or compact", args[0])
+}
+
+type bufferTarget struct {
+	path string
+	opt  buffer.Options
+}
+
+func bufferFlags(fs *flag.FlagSet) (path, cfg *string) {
+	path = fs.String("path", "", "buffer file (default: buffer.path of the config, else "+defaultBufferPath+")")
+	cfg = fs.String("config", "", "config file to take buffer.path from (default $TIDEGATE_CONFIG or "+defaultConfigPath+")")
+	return path, cfg
+}
+
+// resolveBuffer finds the file: --path, else the config's buffer.path, else
+// the default. A config named explicitly must load.
+func resolveBuffer(e *env, path, cfg string) (bufferTarget, error) {
+	t := bufferTarget{opt: buffer.Options{NoRecover: true, Logger: stderrLogger(e)}}
+	c, err := config.Load(configPath(cfg), os.Getenv)
+	switch {
+	case err == nil:
+		t.path = c.Buffer.Path
+		t.opt.MaxBytes, t.opt.MaxRecords = int64(c.Buffer.MaxBytes), int64(c.Buffer.MaxRecords)
+	case path == "" && (cfg != "" || os.Getenv("TIDEGATE_CONFIG") != ""):
+		return t, usageErrorf("reading the config for buffer.path: %v", err)
+	default:
+		t.path = defaultBufferPath
+	}
+	if path != "" {
+		t.path = path
+	}
+	if _, err := os.Stat(t.path); err != nil {
+		return t, fmt.Errorf("no buffer file at %s (give --path FILE or --config FILE): %w", t.path, err)
+	}
+	return t, nil
+}
+
+func stderrLogger(e *env) *logrus.Logger {
+	l := logrus.New()
+	l.SetOutput(e.stderr)
+	l.SetLevel(logrus.WarnLevel)
+	return l
+}
+
+// explain turns the errors a technician meets into what to do.
+func explain(path string, err error) error {
+	switch {
+	case errors.Is(err, buffer.ErrLocked):
+		return fmt.Errorf("%s is in use by the running tidegate daemon; stop it first (systemctl stop tidegate) "+
+			"or use 'tidegate status' for live figures: %w", path, err)
+	case errors.Is(err, buffer.ErrCorrupt):
+		return fmt.Errorf("%s is corrupt; the daemon moves it aside and starts afresh at its next start: %w", path, err)
+	}
+	return err
+}
+
+func openBuffer(e *env, args []string, name string, extra func(fs *flag.FlagSet)) (*buffer.Buffer, *flag.FlagSet, error) {
+	fs := newFlagSet("buffer "+name, e)
+	path, cfg := bufferFlags(fs)
+	if extra != nil {
+		extra(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, usageError(err)
+	}
+	if fs.NArg() > 0 {
+		return nil, nil, usageErrorf("unexpected argument %q", fs.Arg(0))
+	}
+	t, err := resolveBuffer(e, *path, *cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := buffer.Open(t.path, t.opt)
+	if err != nil {
+		return nil, nil, explain(t.path, err)
+	}
+	return b, fs, nil
+}
+
+func runBufferStats(e *env, args []string) error {
+	var asJSON *bool
+	b, _, err := openBuffer(e, args, "stats", func(fs *flag.FlagSet) {
+		asJSON = fs.Bool("json", false, "print the figures as JSON")
+	})
+	if err != nil {
+		return err
+	}
+	s := b.Stats()
+	if err := b.Close(); err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(s)
+	}
+	return printBufferStats(e.stdout, s, time.Now())
+}
+
+func printBufferStats(w io.Writer, s buffer.Stats, now time.Time) error {
+	when := func(t time.Time) string {
+		if t.IsZero() {
+			return "-"
+		}
+		return fmt.Sprintf("%s (%s ago)", t.UTC().Format(time.RFC3339), now.Sub(t).Round(time.Second))
+	}
+	ranges := make([]string, len(s.EvictedRanges))
+	for i, r := range s.EvictedRanges {
+		ranges[i] = r.String()
+	}
+	state := "closed cleanly by the last run"
+	if s.Unclean {
+		state = "the last run did not close it (crash or power cut); consistency check passed"
+	}
+	lines := [][2]string{
+		{"file", s.Path},
+		{"size", fmt.Sprintf("%s on disk, %s of records held", mib(s.FileBytes), mib(int64(s.LiveBytes)))},
+		{"held", fmt.Sprintf("%d records (readings %d, billing %d, summaries %d, events %d)", s.Depth, s.Readings, s.Billing, s.Summaries, s.Events)},
+		{"sequence", fmt.Sprintf("first held %d, last %d, acknowledged up to %d", s.FirstSeq, s.LastSeq, s.Cursor)},
+		{"oldest", when(s.Oldest)},
+		{"newest", when(s.Newest)},
+		{"totals", fmt.Sprintf("appended %d, acknowledged %d, evicted %d (in %d rounds)", s.Appended, s.Acked, s.Evicted, s.Evictions)},
+		{"bounds", fmt.Sprintf("%d records, %s of records, file cap %s; out-of-space hits %d", s.MaxRecords, mib(s.MaxBytes), mib(s.MaxSize), s.FullHits)},
+		{"state", state},
+	}
+	if len(ranges) > 0 {
+		lines = append(lines, [2]string{"evicted", strings.Join(ranges, ",")})
+	}
+	for _, l := range lines {
+		if _, err := fmt.Fprintf(w, "%-9s %s\n", l[0], l[1]); err != nil {
+			return err
+		}
+	}
+	if fb := s.FileBytes; fb > 64<<20 && fb > 4*int64(s.LiveBytes) {
+		_, err := fmt.Fprintln(w, "hint      the file is far larger than what it holds: stop the daemon and run 'tidegate buffer compact'")
+		return err
+	}
+	return nil
+}
+
+func mib(n int64) string {
+	if n < 0 {
+		return "none"
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+}
+
+func runBufferExport(e *env, args []string) error {
+	var from, to *uint64
+	b, _, err := openBuffer(e, args, "export", func(fs *flag.FlagSet) {
+		from = fs.Uint64("from", 0, "first sequence number (default: the oldest held)")
+		to = fs.Uint64("to", 0, "last sequence number (default: the newest)")
+	})
+	if err != nil {
+		return err
+	}
+	if *to != 0 && *to < *from {
+		b.Close()
+		return usageErrorf("--to %d is before --from %d", *to, *from)
+	}
+	err = b.Export(e.stdout, *from, *to)
+	if cerr := b.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func runBufferCompact(e *env, args []string) error {
+	fs := newFlagSet("buffer compact", e)
+	path, cfg := bufferFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return usageError(err)
+	}
+	if fs.NArg() > 0 {
+		return usageErrorf("unexpected argument %q", fs.Arg(0))
+	}
+	t, err := resolveBuffer(e, *path, *cfg)
+	if err != nil {
+		return err
+	}
+	before, _ := os.Stat(t.path)
+	if err := buffer.Compact(t.path); err != nil {
+		return explain(t.path, err)
+	}
+	after, err := os.Stat(t.path)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(e.stdout, "compacted %s: %s → %s\n", t.path, mib(before.Size()), mib(after.Size()))
+	return err
+}

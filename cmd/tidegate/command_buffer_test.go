@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"tidegate/buffer"
+	"tidegate/reading"
+)
+
+func makeBufferFile(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "buffer.db")
+	b, err := buffer.Open(path, buffer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	_, err = b.Append(context.Background(),
+		reading.Record{Kind: reading.KindReading, Reading: &reading.Reading{Meter: "m1", Received: at, Forward: 12.5, Has: reading.HasForward}},
+		reading.Record{Kind: reading.KindBilling, Reading: &reading.Reading{Meter: "m1", Received: at.Add(time.Minute), Forward: 12.6}},
+		reading.Record{Kind: reading.KindEvent, Event: &reading.Event{Time: at.Add(2 * time.Minute), Meter: "m1", Type: "leak"}},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestBufferCommand(t *testing.T) {
+	path := makeBufferFile(t)
+	tests := []struct {
+		name     string
+		args     []string
+		code     int
+		inStdout []string
+		inStderr string
+	}{
+		{"stats", []string{"buffer", "stats", "--path", path}, exitOK,
+			[]string{"held      3 records (readings 1, billing 1, summaries 0, events 1)", "first held 1, last 3", "oldest    2026-11-22T10:00:00Z", "closed cleanly"}, ""},
+		{"export all", []string{"buffer", "export", "--path", path}, exitOK,
+			[]string{`"seq":1,"kind":"reading"`, `"seq":2,"kind":"billing"`, `"seq":3,"kind":"event"`}, ""},
+		{"export range", []string{"buffer", "export", "--path", path, "--from", "2", "--to", "2"}, exitOK,
+			[]string{`"seq":2,`}, ""},
+		{"compact", []string{"buffer", "compact", "--path", path}, exitOK, []string{"compacted " + path}, ""},
+		{"stats after compact", []string{"buffer", "stats", "--path", path}, exitOK, []string{"held      3 records"}, ""},
+		{"no subcommand", []string{"buffer"}, exitUsage, nil, "expected 'buffer stats'"},
+		{"bad subcommand", []string{"buffer", "shrink"}, exitUsage, nil, "unknown subcommand"},
+		{"backwards range", []string{"buffer", "export", "--path", path, "--from", "3", "--to", "1"}, exitUsage, nil, "before --from"},
+		{"missing file", []string{"buffer", "stats", "--path", path + ".nope"}, exitFailure, nil, "no buffer file at"},
+		{"explicit config missing", []string{"buffer", "stats", "--config", path + ".yaml"}, exitUsage, nil, "reading the config"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := runCmd(t, "", tt.args...)
+			if code != tt.code || !strings.Contains(errOut, tt.inStderr) {
+				t.Fatalf("code %d stderr %q; want %d and %q", code, errOut, tt.code, tt.inStderr)
+			}
+			for _, want := range tt.inStdout {
+				if !strings.Contains(out, want) {
+					t.Errorf("stdout lacks %q:\n%s", want, out)
+				}
+			}
+		})
+	}
+	// Export is JSON lines, one record each, with values intact.
+	_, out, _ := runCmd(t, "", "buffer", "export", "--path", path, "--from", "1", "--to", "1")
+	var rec struct {
+		Seq     uint64
+		Reading reading.Reading
+	}
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 1 || json.Unmarshal([]byte(lines[0]), &rec) != nil || rec.Reading.Forward != 12.5 {
+		t.Errorf("export --from 1 --to 1 = %q", out)
+	}
+	_, out, _ = runCmd(t, "", "buffer", "stats", "--path", path, "--json")
+	var s buffer.Stats
+	if err := json.Unmarshal([]byte(out), &s); err != nil || s.Depth != 3 || s.LastSeq != 3 {
+		t.Errorf("stats --json = %q (%v)", out, err)
+	}
+}
+
+func TestBufferCommandLockedByDaemon(t *testing.T) {
+	path := makeBufferFile(t)
+	b, err := buffer.Open(path, buffer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for _, sub := range []string{"stats", "export", "compact"} {
+		code, _, errOut := runCmd(t, "", "buffer", sub, "--path", path)
+		if code != exitFailure || !strings.Contains(errOut, "in use by the running tidegate daemon") {
+			t.Errorf("buffer %s on a locked file: code %d, stderr %q", sub, code, errOut)
+		}
+	}
+}
