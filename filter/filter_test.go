@@ -1,0 +1,197 @@
+package filter
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math"
+	"testing"
+	"time"
+
+	"tidegate/reading"
+	"tidegate/simulator/samples"
+)
+
+var t0 = time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+
+func rd(meter string, at time.Duration, f, r float64) reading.Reading {
+	return reading.Reading{Meter: meter, Received: t0.Add(at), Has: reading.HasForward | reading.HasReverse, Forward: f, Reverse: r}
+}
+
+func TestStep(t *testing.T) {
+	tests := []struct {
+		prev, now, want float64
+		ok              bool
+	}{
+		{1, 1.5, 0.5, true},
+		{1, 1, 0, true},
+		{99999.99, 0.02, 0.03, true}, // rollover of a 5-digit totaliser
+		{9.995, 0.001, 0.006, true},
+		{5, 1, 0, false}, // replaced meter
+		{1234.5, 1000, 0, false},
+	}
+	for _, tt := range tests {
+		got, ok := step(tt.prev, tt.now)
+		if ok != tt.ok || math.Abs(got-tt.want) > 1e-9 {
+			t.Errorf("step(%v, %v) = %v, %v; want %v, %v", tt.prev, tt.now, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+// run pushes readings and returns every output, flushed.
+func run(f *Filter, rs []reading.Reading) Output {
+	var o Output
+	for _, r := range rs {
+		f.PushTo(&o, r)
+	}
+	fl := f.Flush()
+	o.Readings = append(o.Readings, fl.Readings...)
+	o.Days = append(o.Days, f.FlushDays()...)
+	return o
+}
+
+func TestIntervals(t *testing.T) {
+	tests := []struct {
+		name      string
+		in        []reading.Reading
+		cons, rev float64
+		flags     reading.FilterFlags
+	}{
+		{"use", []reading.Reading{rd("a", 0, 1, 0), rd("a", time.Minute, 1.01, 0)}, 0.01, 0, 0},
+		{"surge, no use", []reading.Reading{rd("a", 0, 1, 0), rd("a", time.Minute, 1.008, 0.0064)}, 0, 0, reading.FlagSelfRotation},
+		{"surge halves in separate polls", []reading.Reading{rd("a", 0, 1, 0), rd("a", 10*time.Second, 1.008, 0), rd("a", 20*time.Second, 1.008, 0.0064)}, 0, 0, reading.FlagSelfRotation},
+		// The first reverse step waits as credit for a forward step that
+		// never comes: backflow loses at most one step (forward-equivalent: ×ratio 0.8).
+		{"backflow", []reading.Reading{rd("a", 0, 1, 0), rd("a", 5*time.Minute, 1, 0.01), rd("a", 10*time.Minute, 1, 0.02),
+			rd("a", 15*time.Minute, 1, 0.03), rd("a", 20*time.Minute, 1, 0.04), rd("a", 25*time.Minute, 1, 0.05)}, 0, 0.05 - 0.01*0.8, reading.FlagBackflow},
+		{"reset", []reading.Reading{rd("a", 0, 10, 0), rd("a", time.Minute, 0.5, 0), rd("a", 2*time.Minute, 0.51, 0)}, 0.01, 0, reading.FlagMeterFault},
+		{"beyond the pipe", []reading.Reading{rd("a", 0, 1, 0), rd("a", time.Minute, 2, 0)}, 0, 0, reading.FlagMeterFault},
+	}
+	for _, tt := range tests {
+		o := run(New(Config{}), tt.in)
+		if len(o.Readings) != len(tt.in)-1 {
+			t.Fatalf("%s: %d outputs for %d readings", tt.name, len(o.Readings), len(tt.in))
+		}
+		var cons, rev float64
+		var flags reading.FilterFlags
+		for _, r := range o.Readings {
+			cons += r.Filter.Consumption
+			rev += r.Filter.Reverse
+			flags |= r.Filter.Flags
+		}
+		if math.Abs(cons-tt.cons) > 1e-9 || math.Abs(rev-tt.rev) > 1e-9 || flags != tt.flags {
+			t.Errorf("%s: consumption %.4f reverse %.4f flags %v; want %.4f %.4f %v", tt.name, cons, rev, flags.Names(), tt.cons, tt.rev, tt.flags.Names())
+		}
+	}
+}
+
+func TestNoUseAndDays(t *testing.T) {
+	var rs []reading.Reading
+	for m := 0; m <= 3*24*60; m += 15 {
+		f := 1.0
+		if m < 60 {
+			f += float64(m) * 0.001 // used in the first hour, never again
+		} else {
+			f += 0.06
+		}
+		rs = append(rs, rd("v", time.Duration(m)*time.Minute, f, 0))
+	}
+	o := run(New(Config{NoUse: 48 * time.Hour}), rs)
+	var noUse int
+	for _, r := range o.Readings {
+		if r.Filter.Flags&reading.FlagNoUse != 0 {
+			noUse++
+			if r.Received.Before(t0.Add(49 * time.Hour)) {
+				t.Fatalf("no_use at %v, before 48 h without use", r.Received)
+			}
+		}
+	}
+	if noUse == 0 {
+		t.Error("no_use never raised")
+	}
+	if len(o.Days) != 3 || o.Days[2].Flags&reading.FlagNoUse == 0 || o.Days[0].Day != "2026-03-02" || math.Abs(o.Days[0].Consumption-0.06) > 1e-9 || o.Days[0].HoursWithUse != 1 {
+		t.Errorf("days: %+v", o.Days)
+	}
+}
+
+// A restart between any two readings, with the state persisted and
+// restored, must give the same output as an uninterrupted run.
+func TestStateRoundTrip(t *testing.T) {
+	o := samples.Options{Days: 2, Seed: 4, Meters: 4, Interval: time.Minute}
+	var rs []reading.Reading
+	if err := samples.Run(context.Background(), o, samples.Fleet(o), func(row samples.Row) error {
+		rs = append(rs, reading.Reading{Meter: row.Meter, Received: row.Time, Has: reading.HasForward | reading.HasReverse,
+			Forward: row.Forward, Reverse: row.Reverse})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := run(New(Config{}), rs)
+	a := New(Config{})
+	var got Output
+	cut := len(rs) * 2 / 3
+	for _, r := range rs[:cut] {
+		a.PushTo(&got, r)
+	}
+	b := New(Config{})
+	maxLen := 0
+	for _, id := range a.Meters() {
+		st, err := a.State(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		maxLen = max(maxLen, len(st))
+		if err := b.SetState(id, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bo := run(b, rs[cut:])
+	got.Readings = append(got.Readings, bo.Readings...)
+	if len(got.Readings) != len(want.Readings) {
+		t.Fatalf("%d readings after restart, %d without", len(got.Readings), len(want.Readings))
+	}
+	sum := func(rs []reading.Reading) (c, p float64) {
+		for _, r := range rs {
+			c += r.Filter.Consumption
+			p += r.Filter.Phantom
+		}
+		return
+	}
+	wc, wp := sum(want.Readings)
+	gc, gp := sum(got.Readings)
+	if math.Abs(wc-gc) > 1e-9 || math.Abs(wp-gp) > 1e-9 {
+		t.Errorf("restart changed the result: consumption %.6f vs %.6f, phantom %.6f vs %.6f", gc, wc, gp, wp)
+	}
+	if maxLen > 2000 {
+		t.Errorf("state of %d bytes: want small", maxLen)
+	}
+	st, _ := a.State(a.Meters()[0])
+	for _, bad := range [][]byte{nil, st[:len(st)/2], append(bytes.Clone(st), 0), {9}} {
+		if err := New(Config{}).SetState("x", bad); !errors.Is(err, ErrState) {
+			t.Errorf("state %d bytes: err %v, want ErrState", len(bad), err)
+		}
+	}
+}
+
+func FuzzSetState(f *testing.F) {
+	fl := New(Config{})
+	run(fl, []reading.Reading{rd("a", 0, 1, 0), rd("a", time.Minute, 1.01, 0.001), rd("a", 2*time.Minute, 1.02, 0.001)})
+	fl2 := New(Config{})
+	for _, r := range []reading.Reading{rd("a", 0, 1, 0), rd("a", time.Minute, 1.01, 0.001)} {
+		fl2.Push(r)
+	}
+	for _, x := range []*Filter{fl, fl2} {
+		st, _ := x.State("a")
+		f.Add(st)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		x := New(Config{})
+		if err := x.SetState("a", b); err != nil {
+			return
+		}
+		// A restored state must keep working.
+		x.Push(rd("a", time.Hour, 5, 1))
+		x.Flush()
+		x.FlushDays()
+	})
+}
