@@ -21,6 +21,7 @@ const (
 	// Real use inside an episode lowers its sample, backflow (rare) raises
 	// it: so the estimate is an upper quantile of the samples.
 	ratioQuantile = 0.75
+	ratioTrim     = 0.9
 	baseWindow    = 900e9 // quiet stretches this long measure the steady forward flow
 	baseSlots     = 4
 )
@@ -69,17 +70,32 @@ func (l *ratioLearner) estimate(prior float64) float64 {
 	if l.n == 0 {
 		return prior
 	}
-	s := make([]ratioSample, 0, ratioSlots)
-	var total float32
+	var buf [ratioSlots]ratioSample
+	s := buf[:0]
 	for i := uint8(0); i < l.n; i++ {
 		s = append(s, l.slots[i])
-		total += l.slots[i].weight
 	}
 	sort.Slice(s, func(i, j int) bool { return s[i].ratio < s[j].ratio })
+	top := quantile(s, ratioQuantile)
+	// Samples well below the upper quantile are episodes with use in them:
+	// drop them, and take the weighted median of the rest.
+	k := 0
+	for k < len(s) && float64(s[k].ratio) < ratioTrim*top {
+		k++
+	}
+	return quantile(s[k:], 0.5)
+}
+
+// quantile is the weighted q-quantile of samples sorted by ratio.
+func quantile(s []ratioSample, q float32) float64 {
+	var total float32
+	for _, x := range s {
+		total += x.weight
+	}
 	var acc float32
 	for _, x := range s {
 		acc += x.weight
-		if acc >= total*ratioQuantile {
+		if acc >= total*q {
 			return float64(x.ratio)
 		}
 	}

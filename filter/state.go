@@ -116,9 +116,7 @@ func (m *meter) MarshalBinary() ([]byte, error) {
 	}
 	e.b = append(e.b, l.baseNext)
 	e.f64(m.credit.fwd)
-	e.f64(m.credit.rev)
 	e.i64(m.credit.fwdT)
-	e.i64(m.credit.revT)
 	e.i64(m.lastRevT)
 	e.f64(m.stuckVol)
 	e.i64(m.lastConsT)
@@ -193,8 +191,8 @@ func (m *meter) UnmarshalBinary(b []byte) error {
 		l.base[i] = d.f32()
 	}
 	l.baseNext = d.take(1)[0]
-	m.credit.fwd, m.credit.rev = d.f64(), d.f64()
-	m.credit.fwdT, m.credit.revT = d.i64(), d.i64()
+	m.credit.fwd = d.f64()
+	m.credit.fwdT = d.i64()
 	m.lastRevT = d.i64()
 	m.stuckVol = d.f64()
 	m.lastConsT = d.i64()

@@ -34,7 +34,7 @@ func TestFilterCommand(t *testing.T) {
 		rows[f[0][11:16]+f[1]] = f[2]
 	}
 	want := map[string]string{
-		"03:01a": "0.000000,0.000000,0.005000,self_rotation", // 4 L reverse at the initial ratio 0.6 covers 5 L forward
+		"03:01a": "0.000000,0.000000,0.005000,self_rotation", // 4 L reverse at the initial ratio 0.8 is 5 L forward
 		"03:01b": "0.020000,0.000000,0.000000,",
 		"03:02b": "0.000000,0.000000,0.000000,meter_fault",
 		"03:03b": "0.010000,0.000000,0.000000,",
