@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/sirupsen/logrus"
 	bolt "go.etcd.io/bbolt"
@@ -31,7 +32,8 @@ type Buffer struct {
 	closeMu sync.RWMutex // held for reading while queueing, so Close can stop the queue
 	closed  bool
 
-	notify chan struct{}
+	notify  chan struct{}
+	commits atomic.Uint64 // successful transactions of the committer, for benchmarks
 
 	mu        sync.Mutex // guards the fields below, the committed state
 	ctr       counters

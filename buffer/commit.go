@@ -3,6 +3,7 @@ package buffer
 import (
 	"context"
 	"fmt"
+	"runtime"
 
 	"github.com/sirupsen/logrus"
 	bolt "go.etcd.io/bbolt"
@@ -105,6 +106,7 @@ func (b *Buffer) submit(ctx context.Context, o *op) error {
 func (b *Buffer) run() {
 	defer close(b.stopped)
 	var batch []*op
+	busy := false
 	for {
 		batch = batch[:0]
 		select {
@@ -120,7 +122,13 @@ func (b *Buffer) run() {
 				b.commit(batch)
 			}
 		}
+		if busy {
+			// The producers the last commit released are runnable but may
+			// not have queued again yet: let them, so they share this fsync.
+			runtime.Gosched()
+		}
 		batch = b.gather(batch, batch[0].weight())
+		busy = len(batch) > 1
 		b.commit(batch)
 	}
 }
@@ -265,6 +273,7 @@ func (b *Buffer) apply(batch []*op) error {
 	if err != nil {
 		return err
 	}
+	b.commits.Add(1)
 	b.mu.Lock()
 	b.ctr = c
 	b.cursor = cursor
