@@ -21,6 +21,7 @@ const (
 	// from a household's night visits.
 	leakGapCoarse = int64(90 * time.Minute)
 	leakSteps     = 4
+	coarseRes     = 0.005 // m3
 )
 
 type leakState struct {
@@ -36,9 +37,14 @@ type leakState struct {
 func (l *leakState) reset() { *l = leakState{on: l.on} }
 
 // observe feeds a released interval; it reports true when a leak starts.
-// Any forward registration counts as flow for the quiet test (pairing may
-// have called a leak's step phantom); the night flow itself is consumption.
+// On a coarse totaliser any forward step counts as flow for the quiet test
+// (pairing may have called a leak's step phantom); on a fine one only
+// consumption does, or surges all night would pass for a leak. The night
+// flow itself is always consumption.
 func (l *leakState) observe(start, t int64, cons, dF, res float64, d *dayState, c *Config) bool {
+	if res < coarseRes {
+		dF = 0
+	}
 	from := d.start + nightFrom*int64(time.Hour)
 	to := d.start + nightTo*int64(time.Hour)
 	if t > from && start < to && !l.inNight && l.nightEnd != to {

@@ -121,7 +121,9 @@ func (m *meter) deltas(it *item, r reading.Reading, c *Config, out *Output) {
 	}
 	for _, d := range [2]float64{dF, dR} {
 		if d > 1e-7 && (d < m.res || !m.resSeen) {
-			m.res, m.resSeen = d, true
+			// Totalisers step in decades of litres; a slow poll may
+			// only have seen several steps at once.
+			m.res, m.resSeen = math.Pow(10, math.Floor(math.Log10(d)+1e-6)), true
 		}
 	}
 	it.dF, it.dR = dF, dR

@@ -49,6 +49,7 @@ type hour struct {
 	u, p, b    float64 // truth
 	c, r       float64 // output
 	leakTruth  bool
+	leakGap    bool // some interval of the hour had no leak
 	leakFlag   bool
 	backFlag   bool
 	seenTruth  bool
@@ -105,6 +106,7 @@ func (s *Scorer) AddTruth(meter string, t time.Time, tr Truth) {
 	h.p += tr.Phantom
 	h.b += tr.RealBackflow
 	h.leakTruth = h.leakTruth || tr.Leak
+	h.leakGap = h.leakGap || !tr.Leak
 	h.seenTruth = true
 }
 
@@ -232,7 +234,8 @@ func (s *Scorer) Result() Result {
 }
 
 // firstLeakNight finds the end (unix ns) of the first night window 01–05 h
-// local whose every hour leaked in truth.
+// local that leaked throughout in truth: a leak that starts at 03:00 has
+// its first night the next one.
 func (s *Scorer) firstLeakNight(m *meterScore, keys []int64) (int64, bool) {
 	for _, k := range keys {
 		h := m.hours[k]
@@ -245,7 +248,7 @@ func (s *Scorer) firstLeakNight(m *meterScore, keys []int64) (int64, bool) {
 		}
 		all := true
 		for i := int64(0); i < 4; i++ {
-			if x := m.hours[k+i]; x == nil || !x.leakTruth {
+			if x := m.hours[k+i]; x == nil || !x.leakTruth || x.leakGap {
 				all = false
 			}
 		}
