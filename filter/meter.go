@@ -26,6 +26,7 @@ type meter struct {
 	lastConsT int64   // last consumption
 	noUse     bool
 	lastBackT int64
+	backVol   float64 // backflow in the current episode, m3
 
 	burst burstState
 	leak  leakState

@@ -20,6 +20,11 @@ func (m *meter) release(upTo int64, c *Config, out *Output) {
 	}
 }
 
+const (
+	backflowSteps = 3
+	backflowMin   = 0.005 // m3
+)
+
 // finish decides an interval and appends its reading to out.
 func (m *meter) finish(it *item, c *Config, out *Output) {
 	cons, back, ph := m.settle(it)
@@ -45,12 +50,21 @@ func (m *meter) finish(it *item, c *Config, out *Output) {
 		}
 	}
 	if f.Reverse > 0 {
-		f.Flags |= reading.FlagBackflow
+		// A step or two of reverse left over from a surge is not worth an
+		// alarm: the flag and the event need an episode of real volume.
 		if it.t-m.lastBackT > int64(time.Hour) {
-			out.Events = append(out.Events, reading.Event{Time: it.r.Received, Meter: m.id, Type: "backflow",
-				Message: "real reverse flow: water pushed back into the main"})
+			m.backVol = 0
 		}
+		before := m.backVol
+		m.backVol += f.Reverse
 		m.lastBackT = it.t
+		if limit := max(backflowSteps*m.res, backflowMin); m.backVol >= limit {
+			f.Flags |= reading.FlagBackflow
+			if before < limit {
+				out.Events = append(out.Events, reading.Event{Time: it.r.Received, Meter: m.id, Type: "backflow",
+					Message: "real reverse flow: water pushed back into the main"})
+			}
+		}
 	}
 	if m.burst.observe(it.start, it.t, cons, c) {
 		f.Flags |= reading.FlagBurst

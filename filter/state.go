@@ -122,6 +122,7 @@ func (m *meter) MarshalBinary() ([]byte, error) {
 	e.i64(m.lastConsT)
 	e.bool(m.noUse)
 	e.i64(m.lastBackT)
+	e.f64(m.backVol)
 	b := &m.burst
 	e.i64(b.start)
 	e.f64(b.vol)
@@ -198,6 +199,7 @@ func (m *meter) UnmarshalBinary(b []byte) error {
 	m.lastConsT = d.i64()
 	m.noUse = d.bool()
 	m.lastBackT = d.i64()
+	m.backVol = d.f64()
 	bs := &m.burst
 	bs.start, bs.vol = d.i64(), d.f64()
 	bs.above = d.take(1)[0]
