@@ -95,7 +95,11 @@ func (s *Scorer) hour(meter string, t time.Time) (*meterScore, *hour) {
 // Resolution sets a meter's totaliser step, m3: differences within one step
 // of the truth are not errors, they are the totaliser's.
 func (s *Scorer) Resolution(meter string, res float64) {
-	m, _ := s.hour(meter, time.Unix(0, 1))
+	m := s.meters[meter]
+	if m == nil {
+		m = &meterScore{hours: map[int64]*hour{}}
+		s.meters[meter] = m
+	}
 	m.res = res
 }
 
