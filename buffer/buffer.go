@@ -34,6 +34,7 @@ type Buffer struct {
 
 	notify  chan struct{}
 	commits atomic.Uint64 // successful transactions of the committer, for benchmarks
+	sp      space         // disk reserve, used by the committer only
 
 	mu        sync.Mutex // guards the fields below, the committed state
 	ctr       counters
@@ -79,6 +80,7 @@ func Open(path string, opt Options) (*Buffer, error) {
 		b.log.WithFields(logrus.Fields{"last_seq": b.ctr.LastSeq, "held": b.ctr.Count}).
 			Warn("buffer was not closed cleanly; consistency check passed")
 	}
+	b.openSpace()
 	go b.run()
 	return b, nil
 }
@@ -146,6 +148,7 @@ func (b *Buffer) Close() error {
 	if cerr := b.db.Close(); err == nil {
 		err = cerr
 	}
+	b.closeSpace()
 	return err
 }
 

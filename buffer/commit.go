@@ -147,6 +147,12 @@ func (b *Buffer) gather(batch []*op, n int) []*op {
 }
 
 func (b *Buffer) commit(batch []*op) {
+	if b.sp.low {
+		if err := b.evictForSpace(); err != nil {
+			b.log.WithField("error", err.Error()).Error("evicting for space failed")
+		}
+		b.sp.low = false // keepReserve says again if it is still short
+	}
 	err := b.apply(batch)
 	if isFull(err) {
 		b.mu.Lock()
@@ -168,6 +174,7 @@ func (b *Buffer) commit(batch []*op) {
 		}
 		close(o.done)
 	}
+	b.keepReserve()
 }
 
 // apply runs one batch as one transaction. Per-op problems (an unknown

@@ -2,12 +2,15 @@ package buffer
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"tidegate/reading"
 )
@@ -242,4 +245,52 @@ func TestMaxSizeHandledLikeDiskFull(t *testing.T) {
 		t.Error("no buffer_evicted event with reason disk_full")
 	}
 	t.Logf("file %d bytes, held %d, evicted %d, full hits %d", s.FileBytes, s.Depth, s.Evicted, s.FullHits)
+}
+
+// TestDiskFull needs a small filesystem of its own, e.g.
+//
+//	mount -t tmpfs -o size=8m tmpfs /tmp/enospc
+//	TIDEGATE_SMALL_FS=/tmp/enospc go test -run TestDiskFull ./buffer/
+//
+// It fills the disk with no bound set and expects the buffer to keep taking
+// readings by evicting old ones, never failing or blocking a producer for long.
+func TestDiskFull(t *testing.T) {
+	dir := os.Getenv("TIDEGATE_SMALL_FS")
+	if dir == "" {
+		t.Skip("set TIDEGATE_SMALL_FS to a directory on a small filesystem (a few MiB) to test a full disk")
+	}
+	path := filepath.Join(dir, "buffer.db")
+	os.Remove(path)
+	defer os.Remove(path)
+	b := openTest(t, path, Options{MaxSize: -1, MaxRecords: 1 << 30, MaxBytes: 1 << 40})
+	defer b.Close()
+	failed := 0
+	for i := 0; i < 1000; i++ {
+		recs := make([]reading.Record, 100)
+		for j := range recs {
+			recs[j] = readingRec(fmt.Sprintf("m%03d", j), i)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := b.Append(ctx, recs...)
+		cancel()
+		if err != nil {
+			if !errors.Is(err, ErrFull) {
+				t.Fatalf("batch %d: %v, want nil or ErrFull", i, err)
+			}
+			failed++
+		}
+	}
+	s := b.Stats()
+	t.Logf("100,000 readings into %s: file %d bytes, held %d, evicted %d, out-of-space hits %d, batches refused %d",
+		dir, s.FileBytes, s.Depth, s.Evicted, s.FullHits, failed)
+	if s.Evicted == 0 {
+		t.Errorf("disk never filled or nothing evicted: %+v", s)
+	}
+	// An 8 MiB disk holds ~70,000 readings: eviction must not empty it.
+	if s.Readings < 20000 {
+		t.Errorf("only %d readings held after eviction: evicting far too much", s.Readings)
+	}
+	if failed > 10 {
+		t.Errorf("%d of 1000 batches refused: eviction should make room", failed)
+	}
 }
