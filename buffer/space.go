@@ -58,7 +58,16 @@ func (b *Buffer) keepReserve() {
 		b.sp.low = false
 		return
 	}
-	err = fallocate(b.sp.f, fi.Size(), want-fi.Size())
+	// Extend by a reserve's worth beyond the need, so that growing files
+	// change their size (metadata to sync) once per megabytes, not per commit.
+	target := want + reserveBytes
+	if b.opt.MaxSize > 0 {
+		target = min(target, b.opt.MaxSize+2*spaceStep)
+	}
+	if target <= fi.Size() {
+		return
+	}
+	err = fallocate(b.sp.f, fi.Size(), target-fi.Size())
 	switch {
 	case err == nil:
 		b.sp.low = false
