@@ -5,9 +5,14 @@ package filter
 // the reverse halves usually fall in the same or adjacent polls. Reverse is
 // converted to forward-equivalent volume with the meter's learned ratio and
 // paired first with the interval's own forward, then with the nearest
-// unpaired forward (or reverse) still held back. Paired forward is phantom.
+// unpaired forward (or reverse) held back from the last pairSpan. Paired forward is phantom.
 // Real use rarely meets real backflow within minutes, so what stays unpaired
 // is real.
+
+// pairSpan is how far before an interval's start a held-back interval may
+// be to pair with it: the halves of an oscillation are at most a period
+// (≤ 1 min) apart, so with slow polls only the adjacent interval qualifies.
+const pairSpan = int64(3 * 60e9)
 
 func (m *meter) pair(it *item) {
 	rev := it.dR / m.ratio
@@ -16,6 +21,9 @@ func (m *meter) pair(it *item) {
 	it.uf, it.ur = it.dF-p, rev-p
 	for i := len(m.pending) - 1; i >= 0 && (it.uf > 0 || it.ur > 0); i-- {
 		o := &m.pending[i]
+		if o.t < it.start-pairSpan {
+			break // further back than an oscillation: a real use meeting a real backflow
+		}
 		if it.ur > 0 && o.uf > 0 {
 			q := min(it.ur, o.uf)
 			o.uf -= q

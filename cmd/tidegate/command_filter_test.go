@@ -112,3 +112,27 @@ func FuzzParseSampleRow(f *testing.F) {
 		}
 	})
 }
+
+// Golden cases, one folder each: samples.csv in, expected.csv out. Each was
+// a bug once: rollover vs reset, surge halves split across 10-s polls, and a
+// real use paired with a real backflow ten minutes before it.
+func TestFilterGolden(t *testing.T) {
+	dirs, err := filepath.Glob("testdata/filter/*")
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no golden cases: %v", err)
+	}
+	for _, dir := range dirs {
+		in, err := os.ReadFile(filepath.Join(dir, "samples.csv"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := os.ReadFile(filepath.Join(dir, "expected.csv"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, out, errOut := runCmd(t, string(in), "filter")
+		if code != exitOK || out != string(want) {
+			t.Errorf("%s: exit %d %s\ngot:\n%s\nwant:\n%s", dir, code, errOut, out, want)
+		}
+	}
+}
