@@ -1,0 +1,373 @@
+package simulator
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+// Bus protocols.
+const (
+	ProtocolModbus = "modbus"
+	ProtocolMBus   = "mbus"
+)
+
+// maxFrame bounds what the bus collects as one request: a longer burst is
+// noise, not a request, and must not grow memory.
+const maxFrame = 512
+
+// BusStats counts what a bus saw, for tests and the efficiency benchmarks.
+type BusStats struct {
+	Requests   int64 // complete frames received
+	Replies    int64 // frames sent
+	Collisions int64 // requests that arrived while the bus was busy, and replies that overlapped
+	Noise      int64 // noise bursts injected
+}
+
+// Bus is one simulated RS-485 line with its meters.
+type Bus struct {
+	Name      string
+	Protocol  string
+	Line      Line
+	Turnaround time.Duration // meter response latency after a request is complete
+
+	clock      func() time.Time
+	responders []Responder
+	faults     BusFaults
+	log        *logrus.Entry
+
+	mu   sync.Mutex // one transaction on the wire at a time
+	rngM sync.Mutex
+	rng  *rand.Rand
+
+	busyUntil atomic.Int64 // unix nanos until which a reply occupies the wire
+	collided  atomic.Bool  // set when a request arrives while busy: the reply in flight is garbled
+
+	stats struct{ requests, replies, collisions, noise atomic.Int64 }
+
+	master, slave *os.File
+	listener      net.Listener
+	wg            sync.WaitGroup
+}
+
+// endpoint is where requests come from: the pty master or a TCP client.
+type endpoint interface {
+	io.ReadWriter
+	SetReadDeadline(time.Time) error
+}
+
+// Stats returns the bus's counters.
+func (b *Bus) Stats() BusStats {
+	return BusStats{b.stats.requests.Load(), b.stats.replies.Load(), b.stats.collisions.Load(), b.stats.noise.Load()}
+}
+
+// Device is the pty slave path the gateway opens, "" when the bus has no pty.
+func (b *Bus) Device() string {
+	if b.slave == nil {
+		return ""
+	}
+	return b.slave.Name()
+}
+
+// TCPAddr is the address of the bus's TCP listener, "" when it has none.
+func (b *Bus) TCPAddr() string {
+	if b.listener == nil {
+		return ""
+	}
+	return b.listener.Addr().String()
+}
+
+func (b *Bus) open(withPTY bool, tcp string) error {
+	if withPTY {
+		m, s, err := openPTY()
+		if err != nil {
+			return err
+		}
+		b.master, b.slave = m, s
+	}
+	if tcp != "" {
+		l, err := net.Listen("tcp", tcp)
+		if err != nil {
+			b.close()
+			return err
+		}
+		b.listener = l
+	}
+	return nil
+}
+
+func (b *Bus) start(ctx context.Context) {
+	if b.master != nil {
+		b.wg.Add(1)
+		go func() { defer b.wg.Done(); b.serve(ctx, b.master) }()
+	}
+	if b.listener != nil {
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			for {
+				c, err := b.listener.Accept()
+				if err != nil {
+					return
+				}
+				b.wg.Add(1)
+				go func() {
+					defer b.wg.Done()
+					defer c.Close()
+					stop := context.AfterFunc(ctx, func() { c.Close() })
+					defer stop()
+					b.serve(ctx, c.(*net.TCPConn))
+				}()
+			}
+		}()
+	}
+	if b.faults.NoiseEvery > 0 && b.master != nil {
+		b.wg.Add(1)
+		go func() { defer b.wg.Done(); b.noise(ctx, b.master) }()
+	}
+}
+
+func (b *Bus) close() {
+	if b.listener != nil {
+		b.listener.Close()
+	}
+	if b.master != nil {
+		b.master.Close()
+	}
+	b.wg.Wait()
+	if b.slave != nil {
+		b.slave.Close()
+	}
+}
+
+// serve reads requests from one endpoint until ctx ends or it closes. A
+// Modbus request is complete after 3.5 characters of silence; an M-Bus
+// request when its length says so.
+func (b *Bus) serve(ctx context.Context, ep endpoint) {
+	buf := make([]byte, 256)
+	var frame []byte
+	var first, last time.Time
+	discard := false // a request that collided: drop it whole
+	gap := b.Line.ModbusGap()
+	if b.Protocol == ProtocolMBus {
+		// M-Bus has no inter-frame silence rule; a stalled partial frame is
+		// dropped after 11 bit times + 50 ms, the standard's answer window.
+		gap = b.Line.WireTime(1) + 50*time.Millisecond
+	}
+	for ctx.Err() == nil {
+		deadline := time.Now().Add(200 * time.Millisecond)
+		if len(frame) > 0 || discard {
+			deadline = last.Add(gap)
+		}
+		_ = ep.SetReadDeadline(deadline)
+		n, err := ep.Read(buf)
+		now := time.Now()
+		if n > 0 {
+			if now.UnixNano() < b.busyUntil.Load() {
+				// Two talkers on a half-duplex line: both frames are garbled.
+				b.collided.Store(true)
+				b.stats.collisions.Add(1)
+				discard, frame = true, frame[:0]
+			}
+			if !discard {
+				if len(frame) == 0 {
+					first = now
+				}
+				if len(frame)+n <= maxFrame {
+					frame = append(frame, buf[:n]...)
+				}
+			}
+			last = now
+			if b.Protocol == ProtocolMBus && !discard {
+				if l := mbusFrameLen(frame); l > 0 && len(frame) >= l {
+					req := append([]byte(nil), frame[:l]...)
+					frame = frame[:0]
+					b.transact(ctx, ep, req, first)
+				}
+			}
+			continue
+		}
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			if ctx.Err() != nil || errors.Is(err, os.ErrClosed) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) {
+				return
+			}
+			// EIO from a pty whose slave is closed by the gateway: wait for it to reopen.
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		// Silence.
+		if discard {
+			discard = false
+			continue
+		}
+		if len(frame) > 0 {
+			req := append([]byte(nil), frame...)
+			frame = frame[:0]
+			if b.Protocol == ProtocolModbus {
+				b.transact(ctx, ep, req, first)
+			}
+			// An incomplete M-Bus frame followed by silence is line noise: dropped.
+		}
+	}
+}
+
+// mbusFrameLen is the length an M-Bus frame announces by its first bytes, 0
+// while unknown and -1 for a start byte that begins no frame.
+func mbusFrameLen(f []byte) int {
+	switch f[0] {
+	case 0xE5:
+		return 1
+	case 0x10:
+		return 5
+	case 0x68:
+		if len(f) < 2 {
+			return 0
+		}
+		return int(f[1]) + 6
+	}
+	return 1 // not a frame start: taken as one byte of noise that nobody answers
+}
+
+// transact lets every meter see the request and sends the reply, if any, at
+// line speed. A real line carries the request for its wire time, so the
+// reply can start no earlier than the end of that plus the silence and the
+// meter's turnaround.
+func (b *Bus) transact(ctx context.Context, ep endpoint, req []byte, first time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.stats.requests.Add(1)
+	now := b.clock()
+	var replies [][]byte
+	var extra time.Duration
+	for _, r := range b.responders {
+		var out []byte
+		var d time.Duration
+		if dr, ok := r.(delayedResponder); ok {
+			out, d = dr.RespondDelayed(req, now)
+		} else {
+			out = r.Respond(req, now)
+		}
+		if out != nil {
+			replies = append(replies, out)
+			extra = max(extra, d)
+		}
+	}
+	if len(replies) == 0 {
+		return
+	}
+	reply := replies[0]
+	if len(replies) > 1 {
+		reply = garbleTogether(replies)
+		b.stats.collisions.Add(int64(len(replies) - 1))
+	} else if b.faults.CollisionProb > 0 && b.chance(b.faults.CollisionProb) {
+		reply = b.garble(reply)
+		b.stats.collisions.Add(1)
+	}
+	wireEnd := first.Add(b.Line.WireTime(len(req)))
+	if b.Protocol == ProtocolModbus {
+		wireEnd = wireEnd.Add(b.Line.ModbusGap())
+	}
+	startAt := wireEnd.Add(b.Turnaround + extra)
+	if d := time.Until(startAt); d > 0 {
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return
+		}
+	}
+	b.transmit(ep, reply)
+	b.stats.replies.Add(1)
+}
+
+// transmit writes data at line speed: byte i leaves when its last bit would
+// have crossed the wire, so the far end sees the true arrival times.
+func (b *Bus) transmit(ep endpoint, data []byte) {
+	start := time.Now()
+	char := b.Line.CharTime()
+	b.busyUntil.Store(start.Add(b.Line.WireTime(len(data))).UnixNano())
+	b.collided.Store(false)
+	defer b.busyUntil.Store(0)
+	for i := 0; i < len(data); {
+		due := min(int(time.Since(start)/char), len(data))
+		if due <= i {
+			time.Sleep(start.Add(time.Duration(i+1) * char).Sub(time.Now()))
+			continue
+		}
+		chunk := data[i:due]
+		if b.collided.Load() {
+			chunk = b.garble(chunk)
+		}
+		if _, err := ep.Write(chunk); err != nil {
+			return
+		}
+		i = due
+	}
+}
+
+// garbleTogether is what a receiver makes of several transmitters at once:
+// on RS-485 a dominant 0 wins, so the bytes AND together, and the longest
+// frame's tail arrives alone.
+func garbleTogether(frames [][]byte) []byte {
+	n := 0
+	for _, f := range frames {
+		n = max(n, len(f))
+	}
+	out := make([]byte, n)
+	for i := range out {
+		out[i] = 0xFF
+	}
+	for _, f := range frames {
+		for i, c := range f {
+			out[i] &= c
+		}
+	}
+	return out
+}
+
+func (b *Bus) chance(p float64) bool {
+	b.rngM.Lock()
+	defer b.rngM.Unlock()
+	return b.rng.Float64() < p
+}
+
+func (b *Bus) garble(p []byte) []byte {
+	b.rngM.Lock()
+	defer b.rngM.Unlock()
+	out := append([]byte(nil), p...)
+	for i := range out {
+		out[i] ^= byte(1 << b.rng.IntN(8))
+	}
+	return out
+}
+
+// noise puts random bytes on an idle line now and then, as a second master
+// or a bad termination does.
+func (b *Bus) noise(ctx context.Context, ep endpoint) {
+	for {
+		b.rngM.Lock()
+		wait := time.Duration(float64(b.faults.NoiseEvery) * (0.5 + b.rng.Float64()))
+		n := 1 + b.rng.IntN(8)
+		burst := make([]byte, n)
+		for i := range burst {
+			burst[i] = byte(b.rng.UintN(256))
+		}
+		b.rngM.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		b.mu.Lock()
+		b.transmit(ep, burst)
+		b.mu.Unlock()
+		b.stats.noise.Add(1)
+	}
+}

@@ -1,0 +1,180 @@
+package simulator
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"tidegate/simulator/water"
+)
+
+// ErrConfig is wrapped by every configuration error.
+var ErrConfig = errors.New("simulator config")
+
+// Config is a metersim configuration file.
+type Config struct {
+	Seed     int64     `yaml:"seed"`
+	Speed    float64   `yaml:"speed"`    // simulation seconds per real second (default 1)
+	Start    time.Time `yaml:"start"`    // simulation start (default: now)
+	Profiles string    `yaml:"profiles"` // Modbus profile folder, relative to the config file (default ../profiles)
+	Buses    []BusConfig `yaml:"buses"`
+
+	file string
+}
+
+// BusConfig is one simulated line.
+type BusConfig struct {
+	Name       string         `yaml:"name"`
+	Protocol   string         `yaml:"protocol"` // modbus or mbus
+	Baud       int            `yaml:"baud"`
+	DataBits   int            `yaml:"data_bits"`
+	Parity     string         `yaml:"parity"`
+	StopBits   int            `yaml:"stop_bits"`
+	Turnaround water.Duration `yaml:"turnaround"` // meter response latency (default 10ms)
+	PTY        *bool          `yaml:"pty"`        // default true
+	TCP        string         `yaml:"tcp"`        // listen address for a TCP converter, e.g. 127.0.0.1:0
+	Faults     BusFaults      `yaml:"faults"`
+	Meters     []MeterConfig  `yaml:"meters"`
+	line, col  int
+}
+
+// MeterConfig is one simulated meter.
+type MeterConfig struct {
+	ID           string       `yaml:"id"`
+	Address      int          `yaml:"address"`      // Modbus 1..247, M-Bus primary 1..250
+	Profile      string       `yaml:"profile"`      // Modbus: profile name
+	Model        string       `yaml:"model"`        // M-Bus: flowiq, ultrimis or replay
+	Secondary    string       `yaml:"secondary"`    // M-Bus: 8-digit identification number
+	Manufacturer string       `yaml:"manufacturer"` // M-Bus: 3-letter code
+	Replay       string       `yaml:"replay"`       // M-Bus replay: hex file, relative to the config file
+	Water        water.Config `yaml:"water"`
+	Faults       MeterFaults  `yaml:"faults"`
+	line, col    int
+}
+
+func (b *BusConfig) UnmarshalYAML(n *yaml.Node) error {
+	type plain BusConfig
+	if err := n.Decode((*plain)(b)); err != nil {
+		return err
+	}
+	b.line, b.col = n.Line, n.Column
+	return nil
+}
+
+func (m *MeterConfig) UnmarshalYAML(n *yaml.Node) error {
+	type plain MeterConfig
+	if err := n.Decode((*plain)(m)); err != nil {
+		return err
+	}
+	m.line, m.col = n.Line, n.Column
+	return nil
+}
+
+// LoadConfig reads and checks a configuration file.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfig(path, data)
+}
+
+// ParseConfig decodes and checks a configuration; errors read
+// `file:line:col: what is wrong`, every problem at once.
+func ParseConfig(file string, data []byte) (*Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrConfig, file, err)
+	}
+	c.file = file
+	var errs []string
+	bad := func(line, col int, format string, a ...any) {
+		errs = append(errs, fmt.Sprintf("%s:%d:%d: %s", file, line, col, fmt.Sprintf(format, a...)))
+	}
+	if c.Speed == 0 {
+		c.Speed = 1
+	}
+	if c.Speed < 0 || c.Speed > 100000 {
+		bad(1, 1, "speed: %v is out of range (0, 100000]", c.Speed)
+	}
+	if c.Profiles == "" {
+		c.Profiles = "../profiles"
+	}
+	if !filepath.IsAbs(c.Profiles) {
+		c.Profiles = filepath.Join(filepath.Dir(file), c.Profiles)
+	}
+	if len(c.Buses) == 0 {
+		bad(1, 1, "buses: none defined")
+	}
+	names, ids := map[string]bool{}, map[string]bool{}
+	for i := range c.Buses {
+		b := &c.Buses[i]
+		at := fmt.Sprintf("buses[%d]", i)
+		if b.Name == "" || names[b.Name] {
+			bad(b.line, b.col, "%s.name: missing or used twice (%q)", at, b.Name)
+		}
+		names[b.Name] = true
+		if b.Protocol != ProtocolModbus && b.Protocol != ProtocolMBus {
+			bad(b.line, b.col, "%s.protocol: %q, want modbus or mbus", at, b.Protocol)
+		}
+		l := Line{Baud: b.Baud, DataBits: b.DataBits, Parity: b.Parity, StopBits: b.StopBits}
+		if err := l.defaults(b.Protocol); err != nil {
+			bad(b.line, b.col, "%s: %v", at, err)
+		}
+		b.Baud, b.DataBits, b.Parity, b.StopBits = l.Baud, l.DataBits, l.Parity, l.StopBits
+		if b.Turnaround == 0 {
+			b.Turnaround = water.Duration(10 * time.Millisecond)
+		}
+		if b.PTY == nil {
+			t := true
+			b.PTY = &t
+		}
+		if !*b.PTY && b.TCP == "" {
+			bad(b.line, b.col, "%s: neither pty nor tcp: nobody could reach it", at)
+		}
+		addrs := map[int]bool{}
+		for j := range b.Meters {
+			m := &b.Meters[j]
+			mat := fmt.Sprintf("%s.meters[%d]", at, j)
+			if m.ID == "" || ids[m.ID] {
+				bad(m.line, m.col, "%s.id: missing or used twice (%q)", mat, m.ID)
+			}
+			ids[m.ID] = true
+			hi := 247
+			if b.Protocol == ProtocolMBus {
+				hi = 250
+			}
+			if m.Address < 1 || m.Address > hi {
+				bad(m.line, m.col, "%s.address: %d is out of range 1..%d for %s", mat, m.Address, hi, b.Protocol)
+			} else if addrs[m.Address] {
+				bad(m.line, m.col, "%s.address: %d is used twice on bus %s", mat, m.Address, b.Name)
+			}
+			addrs[m.Address] = true
+			switch b.Protocol {
+			case ProtocolModbus:
+				if m.Profile == "" {
+					bad(m.line, m.col, "%s.profile: missing (a file name in %s without .yaml)", mat, c.Profiles)
+				}
+			case ProtocolMBus:
+				if m.Model == "" {
+					m.Model = "flowiq"
+				}
+				if m.Replay != "" && !filepath.IsAbs(m.Replay) {
+					m.Replay = filepath.Join(filepath.Dir(file), m.Replay)
+				}
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("%w:\n%s", ErrConfig, strings.Join(errs, "\n"))
+	}
+	return &c, nil
+}

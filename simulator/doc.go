@@ -1,0 +1,8 @@
+// Package simulator runs virtual water meters on simulated RS-485 buses: a
+// pseudo-terminal per bus (and a TCP listener for converters), with the line's
+// real timing emulated because a pty is infinitely fast and ignores baud and
+// parity. Modbus RTU meters answer from register maps in configs/profiles,
+// M-Bus meters from telegram layouts; every meter's values come from the
+// water physics in simulator/water, and faults can be injected per meter and
+// per bus. Developers run it as cmd/metersim; tests start it in-process.
+package simulator

@@ -1,0 +1,283 @@
+package simulator
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.bug.st/serial"
+
+	"tidegate/protocol/modbus"
+)
+
+const testConfig = `
+seed: 7
+buses:
+  - name: rtu
+    protocol: modbus
+    baud: 9600
+    turnaround: 5ms
+    tcp: 127.0.0.1:0
+    meters:
+      - {id: tuf, address: 1, profile: tuf2000m, water: {profile: flat, persons: 3}}
+      - {id: dyn, address: 2, profile: dynaflox-ultrad, water: {profile: vacant}}
+      - {id: arad, address: 3, profile: arad-octave, water: {profile: vacant}}
+      - {id: dead, address: 4, profile: tuf2000m, faults: {dead: true}}
+      - {id: bad, address: 5, profile: tuf2000m, faults: {crc: 1}}
+`
+
+func startTestSim(t testing.TB, text string) *Sim {
+	t.Helper()
+	cfg, err := ParseConfig("../configs/sim/test.yaml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Start(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+func openPort(t testing.TB, dev string, baud int) serial.Port {
+	t.Helper()
+	p, err := serial.Open(dev, &serial.Mode{BaudRate: baud, DataBits: 8, Parity: serial.NoParity, StopBits: serial.OneStopBit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+// transact is a minimal RTU master: write, then read in a loop against a
+// deadline (go.bug.st/serial returns (0, nil) on timeout) until n bytes or an
+// exception frame are in.
+func transact(p serial.Port, req []byte, n int, timeout time.Duration) ([]byte, error) {
+	if err := p.ResetInputBuffer(); err != nil {
+		return nil, err
+	}
+	if _, err := p.Write(req); err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(timeout)
+	var got []byte
+	buf := make([]byte, 256)
+	for len(got) < n {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return got, errors.New("timeout")
+		}
+		_ = p.SetReadTimeout(left)
+		k, err := p.Read(buf)
+		if err != nil {
+			return got, err
+		}
+		got = append(got, buf[:k]...)
+		if len(got) >= modbus.ExceptionLength && got[1]&0x80 != 0 {
+			return got[:modbus.ExceptionLength], nil
+		}
+	}
+	return got, nil
+}
+
+func TestModbusMetersThroughPTY(t *testing.T) {
+	s := startTestSim(t, testConfig)
+	port := openPort(t, s.Ports()["rtu"].Device, 9600)
+
+	read := func(slave, fc byte, addr, qty uint16) ([]uint16, error) {
+		req := modbus.Request{Slave: slave, Function: fc, Address: addr, Quantity: qty}.Encode()
+		resp, err := transact(port, req, modbus.ResponseLength(req), 500*time.Millisecond)
+		if err != nil {
+			return nil, err
+		}
+		return modbus.ParseReadResponse(resp, slave, fc, int(qty))
+	}
+	profiles, err := modbus.LoadProfiles("../configs/profiles")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		id      string
+		slave   byte
+		profile string
+	}{{"tuf", 1, "tuf2000m"}, {"dyn", 2, "dynaflox-ultrad"}, {"arad", 3, "arad-octave"}} {
+		p := profiles[tc.profile]
+		m := modbus.RegisterMap{}
+		for _, sp := range modbus.Merge(p.Spans(), p.MaxRegisters, 16) {
+			regs, err := read(tc.slave, p.Function, sp.Start, sp.Count)
+			if err != nil {
+				t.Fatalf("%s: read %d+%d: %v", tc.id, sp.Start, sp.Count, err)
+			}
+			m.Put(sp.Start, regs)
+		}
+		v, err := p.Decode(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap, _ := s.Snapshot(tc.id)
+		// Totals only grow; the read happened before this snapshot.
+		if f := v.Numbers[modbus.QForward]; f > snap.Forward+1e-6 || snap.Forward-f > 0.05 {
+			t.Errorf("%s: forward over the wire %v, simulator %v", tc.id, f, snap.Forward)
+		}
+		if r, ok := v.Numbers[modbus.QReverse]; !ok || r > snap.Reverse+1e-6 {
+			t.Errorf("%s: reverse over the wire %v (%v), simulator %v", tc.id, r, ok, snap.Reverse)
+		}
+	}
+
+	// Exceptions: wrong function, unmapped address, too many registers.
+	var xe *modbus.ExceptionError
+	if _, err := read(1, modbus.FuncReadInputRegisters, 0, 2); !errors.As(err, &xe) || xe.Code != modbus.ExceptionIllegalFunction {
+		t.Errorf("FC04 to an FC03 meter: %v", err)
+	}
+	if _, err := read(1, modbus.FuncReadHoldingRegisters, 5000, 2); !errors.As(err, &xe) || xe.Code != modbus.ExceptionIllegalDataAddress {
+		t.Errorf("unmapped address: %v", err)
+	}
+	if _, err := read(2, modbus.FuncReadHoldingRegisters, 0, 23); !errors.As(err, &xe) || xe.Code != modbus.ExceptionIllegalDataValue {
+		t.Errorf("23 registers from a 22-register meter: %v", err)
+	}
+	// Faults: a dead meter is silent, a CRC fault is caught by the master.
+	if _, err := read(4, modbus.FuncReadHoldingRegisters, 0, 2); err == nil || err.Error() != "timeout" {
+		t.Errorf("dead meter: %v, want timeout", err)
+	}
+	if _, err := read(5, modbus.FuncReadHoldingRegisters, 0, 2); !errors.Is(err, modbus.ErrCRC) {
+		t.Errorf("CRC fault: %v, want ErrCRC", err)
+	}
+	// Writing the slave address moves the meter.
+	w := modbus.Request{Slave: 1, Function: modbus.FuncWriteSingleRegister, Address: 1441, Values: []uint16{9}}.Encode()
+	if resp, err := transact(port, w, 8, 500*time.Millisecond); err != nil || string(resp) != string(w) {
+		t.Fatalf("write slave id: % X %v", resp, err)
+	}
+	if _, err := read(9, modbus.FuncReadHoldingRegisters, 0, 2); err != nil {
+		t.Errorf("meter not at its new address 9: %v", err)
+	}
+}
+
+func TestModbusOverTCP(t *testing.T) {
+	s := startTestSim(t, testConfig)
+	c, err := netDial(s.Ports()["rtu"].TCP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	req := modbus.Request{Slave: 2, Function: 3, Address: 14, Quantity: 2}.Encode()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Write(req); err != nil {
+		t.Fatal(err)
+	}
+	resp := make([]byte, 9)
+	if _, err := ioReadFull(c, resp); err != nil {
+		t.Fatal(err)
+	}
+	regs, err := modbus.ParseReadResponse(resp, 2, 3, 2)
+	if err != nil || uint32(regs[0])<<16|uint32(regs[1]) != 3600 {
+		t.Errorf("battery over TCP: %v %v, want 3600 mV", regs, err)
+	}
+}
+
+// TestLineTiming: an answer can never beat the wire. 20 registers at
+// 9600 8N1: request 8 bytes, 3.5-character gap, turnaround, answer 45 bytes.
+func TestLineTiming(t *testing.T) {
+	s := startTestSim(t, testConfig)
+	port := openPort(t, s.Ports()["rtu"].Device, 9600)
+	line := Line{Baud: 9600, DataBits: 8, Parity: "N", StopBits: 1}
+	req := modbus.Request{Slave: 1, Function: 3, Address: 0, Quantity: 20}.Encode()
+	limit := line.WireTime(len(req)) + line.ModbusGap() + 5*time.Millisecond + line.WireTime(5+40)
+	for range 5 {
+		t0 := time.Now()
+		resp, err := transact(port, req, 45, time.Second)
+		el := time.Since(t0)
+		if err != nil || len(resp) != 45 {
+			t.Fatalf("read: %v (%d bytes)", err, len(resp))
+		}
+		if el < limit {
+			t.Errorf("answered in %v, faster than the wire allows (%v)", el, limit)
+		}
+	}
+}
+
+func BenchmarkLineTiming(b *testing.B) {
+	s := startTestSim(b, testConfig)
+	port := openPort(b, s.Ports()["rtu"].Device, 9600)
+	line := Line{Baud: 9600, DataBits: 8, Parity: "N", StopBits: 1}
+	req := modbus.Request{Slave: 1, Function: 3, Address: 0, Quantity: 20}.Encode()
+	limit := line.WireTime(len(req)) + line.ModbusGap() + 5*time.Millisecond + line.WireTime(45)
+	t0 := time.Now()
+	for b.Loop() {
+		if _, err := transact(port, req, 45, time.Second); err != nil {
+			b.Fatal(err)
+		}
+	}
+	per := time.Since(t0) / time.Duration(b.N)
+	b.ReportMetric(float64(per)/float64(limit), "measured/computed")
+	b.ReportMetric(float64(limit.Microseconds()), "computed-µs")
+}
+
+// TestMbpoll: an independent master (Debian's mbpoll) reads a simulated meter
+// through the pty, and what it prints must match the meter's registers.
+func TestMbpoll(t *testing.T) {
+	bin, err := exec.LookPath("mbpoll")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("mbpoll not installed (CI installs it with apt-get)")
+		}
+		t.Skip("mbpoll not installed: apt-get install mbpoll")
+	}
+	s := startTestSim(t, testConfig)
+	dev := s.Ports()["rtu"].Device
+	// Dynaflox on a vacant flat: battery and status hold still while we look.
+	out, err := exec.Command(bin, "-m", "rtu", "-a", "2", "-b", "9600", "-P", "none", "-t", "4", "-0", "-r", "14", "-c", "3", "-1", "-o", "1", dev).CombinedOutput()
+	if err != nil {
+		t.Fatalf("mbpoll: %v\n%s", err, out)
+	}
+	re := regexp.MustCompile(`\[(\d+)\]:\s+(-?\d+)`)
+	got := map[uint16]uint16{}
+	for _, m := range re.FindAllStringSubmatch(string(out), -1) {
+		a, _ := strconv.Atoi(m[1])
+		v, _ := strconv.Atoi(m[2])
+		got[uint16(a)] = uint16(v)
+	}
+	if len(got) != 3 {
+		t.Fatalf("mbpoll printed %d registers:\n%s", len(got), out)
+	}
+	var meter *ModbusMeter
+	for _, r := range s.Bus("rtu").responders {
+		if mm, ok := r.(*faulty).inner.(*ModbusMeter); ok && mm.ID == "dyn" {
+			meter = mm
+		}
+	}
+	bank := meter.Registers(s.Now())
+	for a := uint16(14); a < 17; a++ {
+		if got[a] != bank[a] {
+			t.Errorf("register %d: mbpoll %d, simulator %d\n%s", a, got[a], bank[a], strings.TrimSpace(string(out)))
+		}
+	}
+	if bank[15] != 3600 {
+		t.Errorf("battery register %d, want 3600", bank[15])
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	_, err := ParseConfig("x.yaml", []byte(`
+buses:
+  - name: a
+    protocol: canbus
+    meters:
+      - {id: m1, address: 300, profile: tuf2000m}
+      - {id: m1, address: 2}
+`))
+	for _, want := range []string{"x.yaml:3:5: buses[0].protocol", "x.yaml:6:9: buses[0].meters[0].address: 300", "x.yaml:7:9: buses[0].meters[1].id"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %q", err, want)
+		}
+	}
+	if _, err := ParseConfig("y.yaml", []byte("buses: []\nbogus: 1\n")); err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Errorf("unknown key: %v", err)
+	}
+}
