@@ -34,9 +34,9 @@ type BusStats struct {
 
 // Bus is one simulated RS-485 line with its meters.
 type Bus struct {
-	Name      string
-	Protocol  string
-	Line      Line
+	Name       string
+	Protocol   string
+	Line       Line
 	Turnaround time.Duration // meter response latency after a request is complete
 
 	clock      func() time.Time

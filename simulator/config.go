@@ -19,10 +19,10 @@ var ErrConfig = errors.New("simulator config")
 
 // Config is a metersim configuration file.
 type Config struct {
-	Seed     int64     `yaml:"seed"`
-	Speed    float64   `yaml:"speed"`    // simulation seconds per real second (default 1)
-	Start    time.Time `yaml:"start"`    // simulation start (default: now)
-	Profiles string    `yaml:"profiles"` // Modbus profile folder, relative to the config file (default ../profiles)
+	Seed     int64       `yaml:"seed"`
+	Speed    float64     `yaml:"speed"`    // simulation seconds per real second (default 1)
+	Start    time.Time   `yaml:"start"`    // simulation start (default: now)
+	Profiles string      `yaml:"profiles"` // Modbus profile folder, relative to the config file (default ../profiles)
 	Buses    []BusConfig `yaml:"buses"`
 
 	file string
