@@ -35,7 +35,8 @@ type Config struct {
 	MaxPipeFlow float64
 	// InitialRatio is the reverse/forward gain ratio assumed before a meter's
 	// own is learned: the middle of the gains
-	// seen on residential ultrasonic meters (default 0.8).
+	// seen on residential ultrasonic meters, a little low since
+	// keeping phantom costs more than removing a little use (default 0.75).
 	InitialRatio float64
 	// Location gives local days and nights (default UTC).
 	Location *time.Location
@@ -61,7 +62,7 @@ func (c Config) withDefaults() Config {
 		c.MaxPipeFlow = 10
 	}
 	if c.InitialRatio == 0 {
-		c.InitialRatio = 0.8
+		c.InitialRatio = 0.75
 	}
 	if c.Location == nil {
 		c.Location = time.UTC

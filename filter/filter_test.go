@@ -58,8 +58,8 @@ func TestIntervals(t *testing.T) {
 		flags     reading.FilterFlags
 	}{
 		{"use", []reading.Reading{rd("a", 0, 1, 0), rd("a", time.Minute, 1.01, 0)}, 0.01, 0, 0},
-		{"surge, no use", []reading.Reading{rd("a", 0, 1, 0), rd("a", time.Minute, 1.008, 0.0064)}, 0, 0, reading.FlagSelfRotation},
-		{"surge halves in separate polls", []reading.Reading{rd("a", 0, 1, 0), rd("a", 10*time.Second, 1.008, 0), rd("a", 20*time.Second, 1.008, 0.0064)}, 0, 0, reading.FlagSelfRotation},
+		{"surge, no use", []reading.Reading{rd("a", 0, 1, 0), rd("a", time.Minute, 1.008, 0.006)}, 0, 0, reading.FlagSelfRotation},
+		{"surge halves in separate polls", []reading.Reading{rd("a", 0, 1, 0), rd("a", 10*time.Second, 1.008, 0), rd("a", 20*time.Second, 1.008, 0.006)}, 0, 0, reading.FlagSelfRotation},
 		{"backflow", []reading.Reading{rd("a", 0, 1, 0), rd("a", 5*time.Minute, 1, 0.01), rd("a", 10*time.Minute, 1, 0.02),
 			rd("a", 15*time.Minute, 1, 0.03), rd("a", 20*time.Minute, 1, 0.04), rd("a", 25*time.Minute, 1, 0.05)}, 0, 0.05, reading.FlagBackflow},
 		{"reset", []reading.Reading{rd("a", 0, 10, 0), rd("a", time.Minute, 0.5, 0), rd("a", 2*time.Minute, 0.51, 0)}, 0.01, 0, reading.FlagMeterFault},

@@ -14,8 +14,8 @@ func TestFilterCommand(t *testing.T) {
 	in := samplesHeader + "\n" +
 		"2026-03-02T03:00:00Z,a,10.000,2.000,\n" +
 		"2026-03-02T03:00:00Z,b,1.0,0,0\n" +
-		// a: surge with no use, forward 5 L and reverse 4 L in the same poll.
-		"2026-03-02T03:01:00Z,a,10.005,2.004,0.2\n" +
+		// a: surge with no use, forward 4 L and reverse 3 L in the same poll.
+		"2026-03-02T03:01:00Z,a,10.004,2.003,0.2\n" +
 		"2026-03-02T03:01:00Z,b,1.02,0,1.2\n" +
 		// b: totals go backwards: a reset, not negative use.
 		"2026-03-02T03:02:00Z,b,0.5,0,0\n" +
@@ -34,7 +34,7 @@ func TestFilterCommand(t *testing.T) {
 		rows[f[0][11:16]+f[1]] = f[2]
 	}
 	want := map[string]string{
-		"03:01a": "0.000000,0.000000,0.005000,self_rotation", // 4 L reverse at the initial ratio 0.8 is 5 L forward
+		"03:01a": "0.000000,0.000000,0.004000,self_rotation", // 3 L reverse at the initial ratio 0.75 is 4 L forward
 		"03:01b": "0.020000,0.000000,0.000000,",
 		"03:02b": "0.000000,0.000000,0.000000,meter_fault",
 		"03:03b": "0.010000,0.000000,0.000000,",
