@@ -32,6 +32,19 @@ func TestCrashRecovery(t *testing.T) {
 	if os.Getenv("TIDEGATE_LONG") == "1" {
 		rounds = 100
 	}
+	crashRounds(t, rounds)
+}
+
+// BenchmarkCrash100 is the full crash test for `make bench` (and nightly):
+// 100 SIGKILLs. It runs once whatever b.N says.
+func BenchmarkCrash100(b *testing.B) {
+	n := crashRounds(b, 100)
+	b.ReportMetric(100, "kills")
+	b.ReportMetric(float64(n), "verified_appends")
+}
+
+func crashRounds(t testing.TB, rounds int) int {
+	t.Helper()
 	seed := uint64(time.Now().UnixNano())
 	rng := rand.New(rand.NewPCG(seed, 7))
 	t.Logf("seed %d, %d rounds", seed, rounds)
@@ -66,11 +79,12 @@ func TestCrashRecovery(t *testing.T) {
 		}
 	}
 	t.Logf("%d rounds, %d appends acknowledged to the parent, all present after SIGKILL", rounds, totalAppended)
+	return totalAppended
 }
 
 // runAndKill starts a child on path, lets it append for d after it has
 // opened the buffer, SIGKILLs it and returns the complete lines it wrote.
-func runAndKill(t *testing.T, path string, round int, d time.Duration) ([]string, string) {
+func runAndKill(t testing.TB, path string, round int, d time.Duration) ([]string, string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashRecovery$", "-test.count=1")
 	cmd.Env = append(os.Environ(), crashChildEnv+"="+path, "TIDEGATE_BUFFER_CRASH_ROUND="+strconv.Itoa(round))
@@ -119,7 +133,7 @@ func runAndKill(t *testing.T, path string, round int, d time.Duration) ([]string
 	return lines, stderr.String()
 }
 
-func verifyAfterCrash(t *testing.T, path string, round int, appended map[uint64]string, reportedAck uint64) {
+func verifyAfterCrash(t testing.TB, path string, round int, appended map[uint64]string, reportedAck uint64) {
 	t.Helper()
 	b := openTest(t, path, Options{})
 	defer b.Close()
