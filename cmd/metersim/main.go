@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -29,10 +28,4 @@ func main() {
 		}
 	}
 	os.Exit(runSimulator(ctx, args, os.Stdout, os.Stderr))
-}
-
-// runSimulator is replaced by the simulator issue's command_run.go.
-func runSimulator(_ context.Context, _ []string, _, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "metersim: the simulator is not built yet (issue 3)")
-	return 2
 }
