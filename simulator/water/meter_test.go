@@ -121,3 +121,27 @@ func BenchmarkMeterDay(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/24, "µs/sim-hour")
 }
+
+// Surges cluster at night (night_share) and at pump switching times.
+func TestSurgesClusterAtNight(t *testing.T) {
+	m := mustNew(t, Config{Profile: ProfileVacant, Surges: SurgeConfig{PerDay: 6, PumpTimes: []string{"12:00"}}}, 5)
+	var night, noon, rest float64
+	prev := 0.0
+	for ts := t0.Add(time.Hour); !ts.After(t0.Add(20 * 24 * time.Hour)); ts = ts.Add(time.Hour) {
+		m.Advance(ts)
+		p := m.Truth().PhantomForward
+		switch h := ts.Add(-time.Hour).Hour(); {
+		case h < 5:
+			night += p - prev
+		case h == 12:
+			noon += p - prev
+		default:
+			rest += p - prev
+		}
+		prev = p
+	}
+	// 5 of 24 hours hold 70% of the random episodes; 1 hour holds every pump episode.
+	if night < rest*0.9 || noon < rest/19*3 {
+		t.Errorf("phantom by time of day: 00–05 h %.3f, 12 h %.3f, other 18 h %.3f m3", night, noon, rest)
+	}
+}
