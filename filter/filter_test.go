@@ -63,6 +63,7 @@ func TestIntervals(t *testing.T) {
 		{"backflow", []reading.Reading{rd("a", 0, 1, 0), rd("a", 5*time.Minute, 1, 0.01), rd("a", 10*time.Minute, 1, 0.02),
 			rd("a", 15*time.Minute, 1, 0.03), rd("a", 20*time.Minute, 1, 0.04), rd("a", 25*time.Minute, 1, 0.05)}, 0, 0.05, reading.FlagBackflow},
 		{"reset", []reading.Reading{rd("a", 0, 10, 0), rd("a", time.Minute, 0.5, 0), rd("a", 2*time.Minute, 0.51, 0)}, 0.01, 0, reading.FlagMeterFault},
+		{"not a number", []reading.Reading{rd("a", 0, 1, 0), rd("a", time.Minute, math.NaN(), 0), rd("a", 2*time.Minute, 1.01, 0)}, 0.01, 0, 0},
 		{"beyond the pipe", []reading.Reading{rd("a", 0, 1, 0), rd("a", time.Minute, 2, 0)}, 0, 0, reading.FlagMeterFault},
 	}
 	for _, tt := range tests {

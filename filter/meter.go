@@ -60,7 +60,7 @@ func newMeter(id string, c *Config) *meter {
 func (m *meter) arrive(r reading.Reading, c *Config, out *Output) {
 	t := r.Received.UnixNano()
 	if !m.init {
-		if r.Quality != reading.QualityGood || r.Has&reading.HasForward == 0 {
+		if r.Quality != reading.QualityGood || r.Has&reading.HasForward == 0 || !finite(r.Forward) || !finite(r.Reverse) {
 			return // nothing to start from yet
 		}
 		m.init, m.lastT, m.lastF, m.lastR = true, t, r.Forward, r.Reverse
@@ -71,7 +71,7 @@ func (m *meter) arrive(r reading.Reading, c *Config, out *Output) {
 	}
 	it := item{r: r, start: m.lastT, t: t, ratio: m.ratio}
 	switch {
-	case r.Quality != reading.QualityGood || r.Has&reading.HasForward == 0:
+	case r.Quality != reading.QualityGood || r.Has&reading.HasForward == 0 || !finite(r.Forward) || !finite(r.Reverse):
 		it.t, it.start = max(t, m.lastT), m.lastT // a failed poll: an empty interval
 	case t < m.lastT:
 		it.flags |= reading.FlagMeterFault // out of order: the clock or the driver is wrong
@@ -133,6 +133,8 @@ func (m *meter) deltas(it *item, r reading.Reading, c *Config, out *Output) {
 		m.lastR = r.Reverse
 	}
 }
+
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
 // step is the increase from prev to now of a cumulative total. A drop from
 // near a power of ten to near zero is the totaliser rolling over; any other
