@@ -89,32 +89,37 @@ func explain(path string, err error) error {
 	return err
 }
 
-func openBuffer(e *env, args []string, name string, extra func(fs *flag.FlagSet)) (*buffer.Buffer, *flag.FlagSet, error) {
+// bufferArgs parses the flags every buffer subcommand shares, plus extra's.
+func bufferArgs(e *env, args []string, name string, extra func(fs *flag.FlagSet)) (bufferTarget, error) {
 	fs := newFlagSet("buffer "+name, e)
 	path, cfg := bufferFlags(fs)
 	if extra != nil {
 		extra(fs)
 	}
 	if err := fs.Parse(args); err != nil {
-		return nil, nil, usageError(err)
+		return bufferTarget{}, usageError(err)
 	}
 	if fs.NArg() > 0 {
-		return nil, nil, usageErrorf("unexpected argument %q", fs.Arg(0))
+		return bufferTarget{}, usageErrorf("unexpected argument %q", fs.Arg(0))
 	}
-	t, err := resolveBuffer(e, *path, *cfg)
+	return resolveBuffer(e, *path, *cfg)
+}
+
+func openBuffer(e *env, args []string, name string, extra func(fs *flag.FlagSet)) (*buffer.Buffer, error) {
+	t, err := bufferArgs(e, args, name, extra)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	b, err := buffer.Open(t.path, t.opt)
 	if err != nil {
-		return nil, nil, explain(t.path, err)
+		return nil, explain(t.path, err)
 	}
-	return b, fs, nil
+	return b, nil
 }
 
 func runBufferStats(e *env, args []string) error {
 	var asJSON *bool
-	b, _, err := openBuffer(e, args, "stats", func(fs *flag.FlagSet) {
+	b, err := openBuffer(e, args, "stats", func(fs *flag.FlagSet) {
 		asJSON = fs.Bool("json", false, "print the figures as JSON")
 	})
 	if err != nil {
@@ -182,7 +187,7 @@ func mib(n int64) string {
 
 func runBufferExport(e *env, args []string) error {
 	var from, to *uint64
-	b, _, err := openBuffer(e, args, "export", func(fs *flag.FlagSet) {
+	b, err := openBuffer(e, args, "export", func(fs *flag.FlagSet) {
 		from = fs.Uint64("from", 0, "first sequence number (default: the oldest held)")
 		to = fs.Uint64("to", 0, "last sequence number (default: the newest)")
 	})
@@ -201,15 +206,7 @@ func runBufferExport(e *env, args []string) error {
 }
 
 func runBufferCompact(e *env, args []string) error {
-	fs := newFlagSet("buffer compact", e)
-	path, cfg := bufferFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return usageError(err)
-	}
-	if fs.NArg() > 0 {
-		return usageErrorf("unexpected argument %q", fs.Arg(0))
-	}
-	t, err := resolveBuffer(e, *path, *cfg)
+	t, err := bufferArgs(e, args, "compact", nil)
 	if err != nil {
 		return err
 	}
