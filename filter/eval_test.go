@@ -2,6 +2,7 @@ package filter
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -18,7 +19,7 @@ func evaluate(t testing.TB, seeds []int64, meters, days int, cfg Config) (filter
 	for _, seed := range seeds {
 		o := samples.Options{Days: days, Seed: seed, Meters: meters}
 		specs := samples.Fleet(o)
-		prefix := string(rune('a'+seed%26)) + "-"
+		prefix := fmt.Sprintf("s%d-", seed)
 		for _, s := range specs {
 			fs.Resolution(prefix+s.ID, s.Water.Meter.ResolutionL/1000)
 			ns.Resolution(prefix+s.ID, s.Water.Meter.ResolutionL/1000)

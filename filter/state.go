@@ -137,6 +137,9 @@ func (m *meter) MarshalBinary() ([]byte, error) {
 	e.i64(k.lastUse)
 	e.i64(k.maxGap)
 	e.i64(k.nightEnd)
+	for _, v := range k.hourF {
+		e.f64(v)
+	}
 	d := &m.day
 	e.i64(d.start)
 	e.i64(d.end)
@@ -208,6 +211,9 @@ func (m *meter) UnmarshalBinary(b []byte) error {
 	k.on, k.inNight = d.bool(), d.bool()
 	k.vol = d.f64()
 	k.covered, k.lastUse, k.maxGap, k.nightEnd = d.i64(), d.i64(), d.i64(), d.i64()
+	for i := range k.hourF {
+		k.hourF[i] = d.f64()
+	}
 	ds := &m.day
 	ds.start, ds.end = d.i64(), d.i64()
 	ds.cons, ds.ph, ds.back, ds.night[0], ds.night[1], ds.peak = d.f64(), d.f64(), d.f64(), d.f64(), d.f64(), d.f64()
