@@ -1,0 +1,213 @@
+// Package link is a bus's physical line: a serial port (go.bug.st/serial) or
+// a TCP connection to an RS-485 converter, behind one small type that reads
+// against a deadline, flushes stale input and keeps the inter-frame silence.
+// The protocol drivers (drivers/modbus, drivers/mbus) frame over it.
+package link
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"go.bug.st/serial"
+)
+
+// ErrTimeout: the meter did not answer (completely) within the deadline.
+var ErrTimeout = errors.New("timeout")
+
+// Config is how to reach a line.
+type Config struct {
+	Device   string // serial device path, or
+	TCP      string // host:port of a converter
+	Baud     int
+	DataBits int    // default 8
+	Parity   string // N, E, O (also none, even, odd)
+	StopBits int    // default 1
+	RS485    bool   // enable the kernel's RS-485 mode before use
+}
+
+// BitsPerChar is start + data + parity + stop bits.
+func (c Config) BitsPerChar() int {
+	n := 1 + max(c.DataBits, 5) + max(c.StopBits, 1)
+	if p := parity(c.Parity); p == serial.EvenParity || p == serial.OddParity {
+		n++
+	}
+	return n
+}
+
+// CharTime is the time one character takes on the wire.
+func (c Config) CharTime() time.Duration {
+	baud := c.Baud
+	if baud <= 0 {
+		baud = 9600
+	}
+	return time.Duration(c.BitsPerChar()) * time.Second / time.Duration(baud)
+}
+
+func parity(s string) serial.Parity {
+	switch strings.ToUpper(s) {
+	case "E", "EVEN":
+		return serial.EvenParity
+	case "O", "ODD":
+		return serial.OddParity
+	}
+	return serial.NoParity
+}
+
+// Line is an open bus line. Use it from one goroutine at a time (the bus's).
+type Line struct {
+	cfg  Config
+	port serial.Port
+	conn net.Conn
+	last time.Time // end of the last traffic seen, for the inter-frame gap
+
+	mu     sync.Mutex
+	closed bool
+}
+
+// Open opens the serial port or dials the converter.
+func Open(cfg Config) (*Line, error) {
+	if cfg.DataBits == 0 {
+		cfg.DataBits = 8
+	}
+	if cfg.StopBits == 0 {
+		cfg.StopBits = 1
+	}
+	l := &Line{cfg: cfg}
+	switch {
+	case cfg.TCP != "":
+		c, err := net.DialTimeout("tcp", cfg.TCP, 5*time.Second)
+		if err != nil {
+			return nil, fmt.Errorf("dial %s: %w", cfg.TCP, err)
+		}
+		l.conn = c
+	case cfg.Device != "":
+		if cfg.RS485 {
+			if err := enableRS485(cfg.Device); err != nil {
+				return nil, fmt.Errorf("rs485 on %s: %w", cfg.Device, err)
+			}
+		}
+		stop := serial.OneStopBit
+		if cfg.StopBits == 2 {
+			stop = serial.TwoStopBits
+		}
+		p, err := serial.Open(cfg.Device, &serial.Mode{BaudRate: cfg.Baud, DataBits: cfg.DataBits, Parity: parity(cfg.Parity), StopBits: stop})
+		if err != nil {
+			var pe *serial.PortError
+			if errors.As(err, &pe) && pe.Code() == serial.PortBusy {
+				return nil, fmt.Errorf("open %s: port busy (is the daemon running on this bus?): %w", cfg.Device, err)
+			}
+			return nil, fmt.Errorf("open %s: %w", cfg.Device, err)
+		}
+		l.port = p
+	default:
+		return nil, errors.New("neither device nor tcp given")
+	}
+	return l, nil
+}
+
+// Config returns the line's configuration.
+func (l *Line) Config() Config { return l.cfg }
+
+// Close closes the line; a pending Read returns.
+func (l *Line) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	if l.port != nil {
+		return l.port.Close()
+	}
+	return l.conn.Close()
+}
+
+// WaitGap sleeps until gap has passed since the last traffic, so every frame
+// starts after the silence the protocol demands.
+func (l *Line) WaitGap(gap time.Duration) {
+	if d := time.Until(l.last.Add(gap)); d > 0 {
+		time.Sleep(d)
+	}
+}
+
+// Flush discards whatever is waiting in the input: a late answer to an
+// earlier request would otherwise be taken for the answer to the next one.
+// It returns how many stray bytes it dropped (TCP) or -1 where the kernel
+// drops them uncounted (serial).
+func (l *Line) Flush() (int, error) {
+	if l.port != nil {
+		return -1, l.port.ResetInputBuffer()
+	}
+	n := 0
+	buf := make([]byte, 256)
+	for {
+		_ = l.conn.SetReadDeadline(time.Now().Add(time.Millisecond))
+		k, err := l.conn.Read(buf)
+		n += k
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return n, nil
+			}
+			return n, err
+		}
+	}
+}
+
+// Write sends a frame and waits until it has left the UART.
+func (l *Line) Write(b []byte) error {
+	var err error
+	if l.port != nil {
+		if _, err = l.port.Write(b); err == nil {
+			err = l.port.Drain()
+		}
+	} else {
+		_ = l.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		_, err = l.conn.Write(b)
+	}
+	l.last = time.Now()
+	return err
+}
+
+// ReadSome reads what arrives before deadline: (0, ErrTimeout) when nothing
+// did. go.bug.st/serial reports a timeout as (0, nil) and its timeout covers
+// the whole call, so the deadline is turned into a fresh timeout each time.
+func (l *Line) ReadSome(buf []byte, deadline time.Time) (int, error) {
+	left := time.Until(deadline)
+	if left <= 0 {
+		return 0, ErrTimeout
+	}
+	var n int
+	var err error
+	if l.port != nil {
+		if err = l.port.SetReadTimeout(left); err != nil {
+			return 0, err
+		}
+		n, err = l.port.Read(buf)
+		if n == 0 && err == nil {
+			err = ErrTimeout
+		}
+	} else {
+		_ = l.conn.SetReadDeadline(deadline)
+		n, err = l.conn.Read(buf)
+		var ne net.Error
+		if n == 0 && errors.As(err, &ne) && ne.Timeout() {
+			err = ErrTimeout
+		}
+		if n > 0 {
+			err = nil
+		}
+	}
+	if n > 0 {
+		l.last = time.Now()
+	}
+	if err != nil && !errors.Is(err, ErrTimeout) && errors.Is(err, os.ErrClosed) {
+		return n, fmt.Errorf("line closed: %w", err)
+	}
+	return n, err
+}
