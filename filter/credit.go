@@ -17,6 +17,9 @@ const (
 	creditSteps     = 1.0
 	creditSurgeSpan = int64(3 * 3600e9) // forward is withheld only this soon after reverse activity
 	fwdCreditLife   = int64(3 * 3600e9)
+	// surgeReverseSteps of reverse left over in an interval that also paired
+	// surge volume are dropped rather than reported as backflow.
+	surgeReverseSteps = 2
 )
 
 // settle applies the credit to a released interval's unpaired volumes and
@@ -31,7 +34,11 @@ func (m *meter) settle(it *item) (cons, back, phantom float64) {
 	if it.ur > 0 {
 		q := min(c.fwd, it.ur)
 		c.fwd -= q
-		back += it.ur - q
+		rest := it.ur - q
+		if it.pf > 0 && rest <= surgeReverseSteps*m.res {
+			rest = 0 // the tail of a surge's reverse (ratio or step error), not backflow
+		}
+		back += rest
 	}
 	if it.uf > 0 {
 		rest := it.uf
