@@ -251,6 +251,7 @@ func BenchmarkHold1M(b *testing.B) {
 	b.ReportMetric(float64(rssBytes())/(1<<20), "rss_MiB")
 	b.ReportMetric(float64(rssBytes()-rss0)/(1<<20), "rss_growth_MiB")
 	b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "go_heap_MiB")
+	b.ReportMetric(float64(ms.Sys)/(1<<20), "go_sys_MiB")
 	b.ReportMetric(total/el, "fill_readings/s")
 	b.ReportMetric(total/el/ref, "fill_per_disk_fsync")
 	buf.Close()
