@@ -7,8 +7,9 @@ import "time"
 // leak is flow that never stops. A night is leaking when its mean
 // consumption is at least LeakFlow and no quiet gap longer than 20 minutes
 // occurs. A coarse (≥ 5 L) totaliser needs at least 4 steps, gaps of at most
-// 2.5 steps at that flow (≤ 90 min), and a forward step in every night hour
-// with a bounded spread between hours. A leak stays flagged until a night
+// 2.5 steps at that flow (≤ 90 min), a forward step in every night hour
+// with a bounded spread between hours, and a step of consumption in at
+// least two of them. A leak stays flagged until a night
 // passes the test.
 
 const (
@@ -21,10 +22,11 @@ const (
 	// A coarse totaliser shows a leak as a few evenly spaced steps; fewer
 	// than leakSteps a night, or gaps over leakGapCoarse, cannot be told
 	// from a household's night visits.
-	leakGapCoarse = int64(90 * time.Minute)
-	leakSteps     = 4
-	coarseRes     = 0.005 // m3
-	coarseSpread  = 4     // the busiest night hour has at most 3× the quietest and this many steps
+	leakGapCoarse   = int64(90 * time.Minute)
+	leakSteps       = 4
+	coarseRes       = 0.005 // m3
+	coarseHoursUsed = 2     // night hours with a step of consumption
+	coarseSpread    = 4     // the busiest night hour has at most 3× the quietest and this many steps
 )
 
 type leakState struct {
@@ -36,6 +38,7 @@ type leakState struct {
 	maxGap   int64
 	nightEnd int64
 	hourF    [nightTo - nightFrom]float64 // forward registered in each night hour
+	hourC    [nightTo - nightFrom]float64 // consumption in each night hour
 }
 
 func (l *leakState) reset() { *l = leakState{on: l.on} }
@@ -52,6 +55,7 @@ func (l *leakState) observe(start, t int64, cons, dF, res float64, d *dayState, 
 	if t > from && start < to && !l.inNight && l.nightEnd != to {
 		l.inNight, l.vol, l.covered, l.lastUse, l.maxGap, l.nightEnd = true, 0, 0, from, 0, to
 		l.hourF = [nightTo - nightFrom]float64{}
+		l.hourC = [nightTo - nightFrom]float64{}
 	}
 	if !l.inNight {
 		return false
@@ -61,6 +65,7 @@ func (l *leakState) observe(start, t int64, cons, dF, res float64, d *dayState, 
 		l.vol += cons
 		if h := (t - 1 - (l.nightEnd - int64(nightTo-nightFrom)*int64(time.Hour))) / int64(time.Hour); h >= 0 && h < nightTo-nightFrom {
 			l.hourF[h] += dF
+			l.hourC[h] += cons
 		}
 		if present {
 			l.maxGap = max(l.maxGap, start-l.lastUse)
@@ -92,7 +97,13 @@ func (l *leakState) observe(start, t int64, cons, dF, res float64, d *dayState, 
 		for _, v := range l.hourF[1:] {
 			lo, hi = min(lo, v), max(hi, v)
 		}
-		leaking = leaking && lo >= res*0.999 && hi <= 3*lo+coarseSpread*res+res*0.001
+		used := 0
+		for _, v := range l.hourC {
+			if v >= res*0.999 {
+				used++
+			}
+		}
+		leaking = leaking && lo >= res*0.999 && hi <= 3*lo+coarseSpread*res+res*0.001 && used >= coarseHoursUsed
 	}
 	started := leaking && !l.on
 	l.on = leaking

@@ -140,6 +140,9 @@ func (m *meter) MarshalBinary() ([]byte, error) {
 	for _, v := range k.hourF {
 		e.f64(v)
 	}
+	for _, v := range k.hourC {
+		e.f64(v)
+	}
 	d := &m.day
 	e.i64(d.start)
 	e.i64(d.end)
@@ -213,6 +216,9 @@ func (m *meter) UnmarshalBinary(b []byte) error {
 	k.covered, k.lastUse, k.maxGap, k.nightEnd = d.i64(), d.i64(), d.i64(), d.i64()
 	for i := range k.hourF {
 		k.hourF[i] = d.f64()
+	}
+	for i := range k.hourC {
+		k.hourC[i] = d.f64()
 	}
 	ds := &m.day
 	ds.start, ds.end = d.i64(), d.i64()
