@@ -25,8 +25,8 @@ type Filter struct {
 	meters map[string]*meter
 }
 
-// New returns a filter; an invalid cfg is replaced field by field with
-// defaults (use Config.Validate to report problems to the user first).
+// New returns a filter. An invalid cfg is replaced by the defaults (keeping
+// its Location): check it with Config.Validate first to tell the user.
 func New(cfg Config) *Filter {
 	if cfg.Validate() != nil {
 		cfg = Config{Location: cfg.Location}

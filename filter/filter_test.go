@@ -194,3 +194,38 @@ func FuzzSetState(f *testing.F) {
 		x.FlushDays()
 	})
 }
+
+func TestBurstAndStuck(t *testing.T) {
+	var rs []reading.Reading
+	f := 1.0
+	for m := 0; m <= 40; m++ {
+		if m > 0 && m <= 30 {
+			f += 0.025 // 1.5 m3/h for 30 min
+		}
+		rs = append(rs, rd("b", time.Duration(m)*time.Minute, f, 0))
+	}
+	o := run(New(Config{}), rs)
+	var burst int
+	for _, e := range o.Events {
+		if e.Type == "burst" {
+			burst++
+		}
+	}
+	if burst != 1 || o.Readings[29].Filter.Flags&reading.FlagBurst == 0 || o.Readings[0].Filter.Flags&reading.FlagBurst != 0 {
+		t.Errorf("burst events %d; flags at 1 min %v, at 30 min %v", burst, o.Readings[0].Filter.Flags.Names(), o.Readings[29].Filter.Flags.Names())
+	}
+
+	// Totals frozen while the meter reports 0.5 m3/h: a fault once the
+	// reported flow would have moved the totaliser many steps.
+	rs = rs[:0]
+	for m := 0; m <= 30; m++ {
+		r := rd("s", time.Duration(m)*time.Minute, 1+float64(min(m, 2))*0.001, 0)
+		r.Has |= reading.HasFlow
+		r.Flow = 0.5
+		rs = append(rs, r)
+	}
+	o = run(New(Config{}), rs)
+	if o.Readings[2].Filter.Flags&reading.FlagMeterFault != 0 || o.Readings[len(o.Readings)-1].Filter.Flags&reading.FlagMeterFault == 0 {
+		t.Errorf("stuck totals: flags at 3 min %v, at 30 min %v", o.Readings[2].Filter.Flags.Names(), o.Readings[len(o.Readings)-1].Filter.Flags.Names())
+	}
+}
