@@ -88,7 +88,7 @@ func Open(path string, opt Options) (*Buffer, error) {
 // init creates the buckets, loads the counters and marks the file as in use,
 // so that a crash from here on is seen at the next Open.
 func (b *Buffer) init() error {
-	return b.db.Update(func(tx *bolt.Tx) error {
+	return b.update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketRecords, bucketUrgent, bucketMeta, bucketState} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
@@ -142,7 +142,7 @@ func (b *Buffer) Close() error {
 	b.closeMu.Unlock()
 	close(b.quit)
 	<-b.stopped
-	err := b.db.Update(func(tx *bolt.Tx) error {
+	err := b.update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketMeta).Put(keyClean, []byte{1})
 	})
 	if cerr := b.db.Close(); err == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 
 	"github.com/sirupsen/logrus"
 	bolt "go.etcd.io/bbolt"
@@ -105,6 +106,9 @@ func (b *Buffer) submit(ctx context.Context, o *op) error {
 // batch queues up, so the batch size follows the load by itself.
 func (b *Buffer) run() {
 	defer close(b.stopped)
+	// A page that goes bad under a running daemon (the SD card again) must
+	// fail the commit, not kill the process: see guard.
+	debug.SetPanicOnFault(true)
 	var batch []*op
 	busy := false
 	for {
@@ -179,12 +183,12 @@ func (b *Buffer) commit(batch []*op) {
 
 // apply runs one batch as one transaction. Per-op problems (an unknown
 // sequence number) go to that op; only storage errors fail the batch.
-func (b *Buffer) apply(batch []*op) error {
+func (b *Buffer) apply(batch []*op) (err error) {
 	var c counters
 	var cursor uint64
 	var evicted []Range
 	added := false
-	err := b.db.Update(func(tx *bolt.Tx) error {
+	err = b.update(func(tx *bolt.Tx) error {
 		b.mu.Lock()
 		c = b.ctr
 		b.mu.Unlock()
@@ -335,4 +339,38 @@ func cursorTx(tx *bolt.Tx, c *counters) uint64 {
 		return keySeq(k) - 1
 	}
 	return c.LastSeq
+}
+
+// guard turns a panic inside bbolt (its assertions on a damaged page, or a
+// fault on a page the disk lost) into ErrCorrupt for the caller.
+func guard(err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("%w: %v", ErrCorrupt, r)
+	}
+}
+
+// update is bbolt's Update, except after a panic. bbolt's Update rolls back
+// "physically" then, which with NoFreelistSync rebuilds the free list by
+// walking the tree on a goroutine of its own: the bad page that caused the
+// panic would panic again there, where nobody can recover, and take the
+// daemon down. A plain Rollback only forgets the transaction's allocations;
+// the file is untouched either way, since the commit never completed.
+func (b *Buffer) update(fn func(*bolt.Tx) error) (err error) {
+	tx, err := b.db.Begin(true)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			if tx.DB() != nil {
+				_ = tx.Rollback()
+			}
+			err = fmt.Errorf("%w: %v", ErrCorrupt, r)
+		}
+	}()
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
 }

@@ -214,7 +214,7 @@ func (b *Buffer) evictForSpace() error {
 	}
 	var c counters
 	var cursor uint64
-	err := b.db.Update(func(tx *bolt.Tx) error {
+	err := b.update(func(tx *bolt.Tx) error {
 		b.mu.Lock()
 		c = b.ctr
 		b.mu.Unlock()

@@ -2,6 +2,7 @@ package buffer
 
 import (
 	"fmt"
+	"runtime/debug"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -25,7 +26,9 @@ func (b *Buffer) ReadUrgent(after uint64, max int) ([]reading.Record, error) {
 	return b.read(after, max, true)
 }
 
-func (b *Buffer) read(after uint64, max int, urgentOnly bool) ([]reading.Record, error) {
+func (b *Buffer) read(after uint64, max int, urgentOnly bool) (_ []reading.Record, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer guard(&err)
 	if b.isClosed() {
 		return nil, ErrClosed
 	}
@@ -36,7 +39,7 @@ func (b *Buffer) read(after uint64, max int, urgentOnly bool) ([]reading.Record,
 		return nil, nil
 	}
 	var out []reading.Record
-	err := b.db.View(func(tx *bolt.Tx) error {
+	err = b.db.View(func(tx *bolt.Tx) error {
 		recs := tx.Bucket(bucketRecords)
 		var cur *bolt.Cursor
 		if urgentOnly {
