@@ -5,6 +5,7 @@ package samples
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"time"
 
@@ -35,7 +36,7 @@ var MixedIntervals = []time.Duration{10 * time.Second, 30 * time.Second, time.Mi
 // Fleet draws a varied fleet from the seed: flats, vacant flats, shops and a
 // factory; cut-offs 1.5–8 L/h, reverse cut-offs up to twice the forward,
 // reverse gains 0.6–1.0, totaliser steps 0.1–10 L; surges at night and at
-// pump switching; some leaks (registered: at least 3× the cut-off), real
+// pump switching, periods 0.5–60 s (log-uniform: water hammer aliases); some leaks (registered: at least 3× the cut-off), real
 // backflows, bursts and empty pipes.
 func Fleet(o Options) []MeterSpec {
 	r := rand.New(rand.NewPCG(uint64(o.Seed), 0xF1EE7))
@@ -71,7 +72,7 @@ func Fleet(o Options) []MeterSpec {
 			s.PumpTimes = []string{"05:30", "22:00"}
 		}
 		s.AmplitudeLH = u(50, 400)
-		s.PeriodS = u(3, 60)
+		s.PeriodS = math.Exp(u(math.Log(0.5), math.Log(60)))
 		s.Duration = water.Duration(time.Duration(u(5, 30)) * time.Minute)
 		if r.Float64() < 0.25 {
 			rate := max(u(5, 60), 3*max(m.CutoffLH, 4))

@@ -62,6 +62,7 @@ type Metrology struct {
 	ForwardGain     float64 `yaml:"forward_gain"`      // registered/true forward (default 1)
 	ReverseGain     float64 `yaml:"reverse_gain"`      // registered/true reverse (default 0.9)
 	ResolutionL     float64 `yaml:"resolution_l"`      // totaliser step, litres (default 1)
+	SampleS         float64 `yaml:"sample_s"`          // flow sampling period while flowing, s (default 0.7)
 	ClockDriftPPM   float64 `yaml:"clock_drift_ppm"`   // meter clock runs fast by this (default 0)
 	BatteryMV       float64 `yaml:"battery_mv"`        // at start (default 3600)
 	BatteryDropMV   float64 `yaml:"battery_drop_mv_per_day"`
@@ -116,6 +117,9 @@ func (c Config) withDefaults() Config {
 	if m.ReverseGain == 0 {
 		m.ReverseGain = 0.9
 	}
+	if m.SampleS == 0 {
+		m.SampleS = 0.7
+	}
 	if m.ResolutionL == 0 {
 		m.ResolutionL = 1
 	}
@@ -155,6 +159,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: cut-off must not be negative", ErrConfig)
 	case m.ForwardGain <= 0 || m.ForwardGain > 2 || m.ReverseGain <= 0 || m.ReverseGain > 2:
 		return fmt.Errorf("%w: gains must be in (0, 2]", ErrConfig)
+	case m.SampleS < 0.05 || m.SampleS > 60:
+		return fmt.Errorf("%w: sample_s must be in [0.05, 60]", ErrConfig)
 	case m.ResolutionL < 0:
 		return fmt.Errorf("%w: resolution_l must not be negative", ErrConfig)
 	case c.Surges.PerDay < 0 || c.Surges.PerDay > 1000 || c.Surges.NightShare < 0 || c.Surges.NightShare > 1:

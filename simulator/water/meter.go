@@ -41,6 +41,7 @@ type Meter struct {
 	leakVol    float64
 
 	cf, cr, gf, gr, res float64 // cut-offs m3/h, gains, resolution m3
+	sample              float64 // meter's flow sampling period, s
 }
 
 type surge struct {
@@ -100,6 +101,7 @@ func New(cfg Config, seed int64, start time.Time) (*Meter, error) {
 		mid0: time.Date(y, mo, d, 0, 0, 0, 0, start.Location()),
 		cf:   cfg.Meter.CutoffLH / 1000, cr: cfg.Meter.ReverseCutoffLH / 1000,
 		gf: cfg.Meter.ForwardGain, gr: cfg.Meter.ReverseGain, res: cfg.Meter.ResolutionL / 1000,
+		sample: cfg.Meter.SampleS,
 	}
 	m.genEnd = m.mid0.Sub(start).Seconds()
 	sched := func(set []Flow, kind bpKind) {
@@ -248,15 +250,18 @@ func (m *Meter) integrate(a, b float64) {
 		m.register(u, hours)
 		return
 	}
-	// The step grid is anchored at the episode start, so how a caller chunks
-	// Advance does not change what is registered.
-	step := math.Min(1, m.surge.period/16)
-	k := math.Floor((a - m.surge.t0) / step)
+	// The meter samples the flow every sample_s, on a grid anchored at the
+	// simulation start (so its phase to the oscillation is arbitrary and how
+	// a caller chunks Advance does not matter), and registers each sample
+	// as flow × sample period: oscillations near or faster than the
+	// sampling alias, so samples show random signs, as on real meters.
+	step := m.sample
+	k := math.Floor(a / step)
 	for t := a; t < b; k++ {
-		cellEnd := m.surge.t0 + (k+1)*step
+		cellEnd := (k + 1) * step
 		e := math.Min(cellEnd, b)
 		if e > t {
-			q := u + m.surge.amp*math.Sin(m.surge.omega*(cellEnd-step/2-m.surge.t0))
+			q := u + m.surge.amp*math.Sin(m.surge.omega*(k*step-m.surge.t0))
 			m.register(q, (e-t)/3600)
 		}
 		t = math.Max(t, e)
