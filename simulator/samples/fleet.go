@@ -36,7 +36,8 @@ var MixedIntervals = []time.Duration{10 * time.Second, 30 * time.Second, time.Mi
 // Fleet draws a varied fleet from the seed: flats, vacant flats, shops and a
 // factory; cut-offs 1.5–8 L/h, reverse cut-offs up to twice the forward,
 // reverse gains 0.6–1.0, totaliser steps 0.1–10 L; surges at night and at
-// pump switching, periods 0.5–60 s (log-uniform: water hammer aliases); some leaks (registered: at least 3× the cut-off), real
+// pump switching, periods 0.5–60 s (log-uniform: water hammer aliases);
+// some leaks (registered: at least 3× the cut-off), real
 // backflows, bursts and empty pipes.
 func Fleet(o Options) []MeterSpec {
 	r := rand.New(rand.NewPCG(uint64(o.Seed), 0xF1EE7))
