@@ -194,9 +194,12 @@ func (b *Buffer) PutState(key string, v []byte) error {
 	if key == "" {
 		return fmt.Errorf("buffer: empty state key")
 	}
-	o := &op{kind: opPutState, key: []byte(key), val: append([]byte(nil), v...)}
-	if v == nil {
-		o.val = nil
+	o := &op{kind: opPutState, key: []byte(key)}
+	if v != nil {
+		// Copied: the caller may reuse v before the commit; an empty
+		// value stays a value, distinct from a deletion.
+		o.val = make([]byte, len(v))
+		copy(o.val, v)
 	}
 	return b.submit(context.Background(), o)
 }

@@ -134,6 +134,18 @@ func TestAppendReadAckReopen(t *testing.T) {
 	if v, err := b.State("nope"); v != nil || err != nil {
 		t.Errorf("absent State = %v, %v; want nil, nil", v, err)
 	}
+	if err := b.PutState("empty", []byte{}); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := b.State("empty"); v == nil || len(v) != 0 || err != nil {
+		t.Errorf("empty State = %#v, %v; want empty, not absent", v, err)
+	}
+	if err := b.PutState("empty", nil); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := b.State("empty"); v != nil {
+		t.Errorf("State after PutState(nil) = %#v, want deleted", v)
+	}
 	seqs, err = b.Append(ctx, readingRec("c", 1))
 	if err != nil || seqs[0] != 5 {
 		t.Errorf("after reopen, seqs = %v, %v; want [5]", seqs, err)
