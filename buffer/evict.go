@@ -172,7 +172,8 @@ func (b *Buffer) evictTx(tx *bolt.Tx, c *counters, below uint64, forSpace bool) 
 			parts[j] = r.String()
 		}
 		ev := reading.Event{Time: now, Type: "buffer_evicted",
-			Message: fmt.Sprintf("buffer full (%s): evicted %d records, sequence numbers %s", reason, n, strings.Join(parts, ",")),
+			Message: fmt.Sprintf("buffer full (%s): evicted %d records in %d ranges between %d and %d (attribute ranges lists them)",
+				reason, n, len(chunk), chunk[0].From, chunk[len(chunk)-1].To),
 			Attrs: map[string]string{"reason": reason, "ranges": strings.Join(parts, ","), "count": fmt.Sprint(n),
 				"first": fmt.Sprint(chunk[0].From), "last": fmt.Sprint(chunk[len(chunk)-1].To)}}
 		if err := appendEventTx(tx, c, &ev); err != nil {
