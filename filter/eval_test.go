@@ -15,9 +15,14 @@ import (
 // evaluate runs the filter and the naive forward − reverse baseline over a
 // simulated fleet and scores both against the ground truth.
 func evaluate(t testing.TB, seeds []int64, meters, days int, cfg Config) (filtered, naive score.Result) {
+	return evaluateFleet(t, seeds, samples.Options{Days: days, Meters: meters}, cfg)
+}
+
+func evaluateFleet(t testing.TB, seeds []int64, fleet samples.Options, cfg Config) (filtered, naive score.Result) {
 	fs, ns := score.New(nil), score.New(nil)
 	for _, seed := range seeds {
-		o := samples.Options{Days: days, Seed: seed, Meters: meters}
+		o := fleet
+		o.Seed = seed
 		specs := samples.Fleet(o)
 		prefix := fmt.Sprintf("s%d-", seed)
 		for _, s := range specs {
@@ -93,6 +98,39 @@ func TestEvaluation(t *testing.T) {
 	for _, g := range goals {
 		if !g.ok {
 			t.Errorf("goal not met: %s", g.name)
+		}
+	}
+}
+
+// TestEvaluationHarsh runs the same fleets with reverse gains 0.35–0.75, on
+// which forward − reverse removes about 56 % of the phantom as in the issue.
+//
+// THE ISSUE'S GOALS ARE NOT MET HERE: phantom removed is about 94 %, not
+// ≥ 98 %, and volume added is about 0.8 %, not ≤ 0.5 % (10 L totalisers and
+// meters whose ratio is still unlearned keep phantom). The goals are
+// asserted in TestEvaluation; this test asserts what is achieved, so a
+// regression shows, and logs the figures.
+func TestEvaluationHarsh(t *testing.T) {
+	got, naive := evaluateFleet(t, []int64{1, 2, 3, 4, 5}, samples.Options{Days: 3, Meters: 20, ReverseGain: [2]float64{0.35, 0.75}}, Config{})
+	var b logWriter
+	got.Write(&b, "filter, harsh gains")
+	naive.Write(&b, "naive forward−reverse, harsh gains")
+	t.Log("\n" + string(b))
+	achieved := []struct {
+		name string
+		ok   bool
+	}{
+		{"phantom removed ≥ 93% (goal 98%, unmet)", got.PhantomRemovedPct >= 93},
+		{"real use removed ≤ 0.5%", got.RealUseRemovedPct <= 0.5},
+		{"volume added ≤ 1% (goal 0.5%, unmet)", got.VolumeAddedPct <= 1},
+		{"backflow kept ≥ 90%", got.BackflowKeptPct >= 90},
+		{"every leak flagged within 24 h of its first night", got.LeaksFlagged == got.LeaksPresent},
+		{"no false leak", got.FalseLeakMeters == 0},
+		{"naive baseline near the issue's 56%", naive.PhantomRemovedPct > 45 && naive.PhantomRemovedPct < 65},
+	}
+	for _, g := range achieved {
+		if !g.ok {
+			t.Errorf("not achieved: %s", g.name)
 		}
 	}
 }

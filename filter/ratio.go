@@ -11,13 +11,14 @@ import "sort"
 // from moving the estimate.
 
 const (
-	ratioSlots    = 8
-	episodePre    = 120e9 // forward this long before the first reverse belongs to the episode (ns)
-	episodeTail   = 120e9 // and this long after the last
-	episodeQuiet  = 600e9 // no reverse this long closes an episode
-	minEpisodeRes = 20    // an episode must move reverse by this many totaliser steps
-	ratioMin      = 0.3   // plausible ratio bounds
-	ratioMax      = 1.2
+	ratioSlots       = 8
+	episodePre       = 120e9 // forward this long before the first reverse belongs to the episode (ns)
+	episodeTail      = 120e9 // and this long after the last
+	episodeQuiet     = 600e9 // no reverse this long closes an episode
+	minEpisodeRes    = 20    // an episode must move reverse by this many totaliser steps
+	provisionalSteps = 5     // a pool this big gives a provisional estimate
+	ratioMin         = 0.3   // plausible ratio bounds
+	ratioMax         = 1.2
 	// Real use inside an episode lowers its sample, backflow (rare) raises
 	// it: so the estimate is an upper quantile of the samples.
 	ratioQuantile = 0.75
@@ -43,6 +44,7 @@ type ratioLearner struct {
 	// Episodes too small for a sample on their own (a coarse totaliser
 	// steps a few times an episode) are pooled until the pool is.
 	poolF, poolR float64
+	poolRes      float64 // resolution when the pool was last fed
 	tailF        float64 // forward since the last reverse, within episodeTail
 	lastRev      int64
 	start        int64 // episode start, ns
@@ -68,6 +70,11 @@ func (l *ratioLearner) baseline() float64 {
 // estimate is the weighted upper quantile of the samples, or prior when none.
 func (l *ratioLearner) estimate(prior float64) float64 {
 	if l.n == 0 {
+		// Before the first full sample, a pool of a few steps already
+		// beats a prior that may be 40 % off.
+		if l.poolR >= provisionalSteps*l.poolRes && l.poolF > 0 {
+			return min(max(l.poolR/l.poolF, ratioMin), ratioMax)
+		}
 		return prior
 	}
 	var buf [ratioSlots]ratioSample
@@ -145,8 +152,9 @@ func (l *ratioLearner) close(res float64) bool {
 	if l.r < minEpisodeRes*res {
 		l.poolF += l.f
 		l.poolR += l.r
+		l.poolRes = res
 		if l.poolR < minEpisodeRes*res {
-			return false
+			return l.n == 0 && l.poolR >= provisionalSteps*res
 		}
 		l.f, l.r, l.poolF, l.poolR = l.poolF, l.poolR, 0, 0
 	}

@@ -109,6 +109,7 @@ func (m *meter) MarshalBinary() ([]byte, error) {
 	e.i64(l.start)
 	e.f64(l.poolF)
 	e.f64(l.poolR)
+	e.f64(l.poolRes)
 	e.f64(l.baseVol)
 	e.i64(l.baseDur)
 	for _, b := range l.base {
@@ -191,7 +192,7 @@ func (m *meter) UnmarshalBinary(b []byte) error {
 	l.f, l.r, l.tailF = d.f64(), d.f64(), d.f64()
 	l.lastRev = d.i64()
 	l.start = d.i64()
-	l.poolF, l.poolR = d.f64(), d.f64()
+	l.poolF, l.poolR, l.poolRes = d.f64(), d.f64(), d.f64()
 	l.baseVol = d.f64()
 	l.baseDur = d.i64()
 	for i := range l.base {

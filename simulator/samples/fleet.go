@@ -19,6 +19,10 @@ type Options struct {
 	Meters   int
 	Interval time.Duration // poll interval; 0 = a mix from 10 s to 15 min
 	Start    time.Time     // zero = 2026-03-02T00:00:00Z
+	// ReverseGain is the range reverse gains are drawn from; zero means
+	// 0.6–1.0. 0.35–0.75 gives traces on which forward − reverse removes
+	// about 56 % of the phantom, the reference.
+	ReverseGain [2]float64
 }
 
 // MeterSpec is one simulated meter of the fleet and how it is polled.
@@ -35,7 +39,7 @@ var MixedIntervals = []time.Duration{10 * time.Second, 30 * time.Second, time.Mi
 
 // Fleet draws a varied fleet from the seed: flats, vacant flats, shops and a
 // factory; cut-offs 1.5–8 L/h, reverse cut-offs up to twice the forward,
-// reverse gains 0.6–1.0, totaliser steps 0.1–10 L; surges at night and at
+// reverse gains 0.6–1.0 (or Options.ReverseGain), totaliser steps 0.1–10 L; surges at night and at
 // pump switching, periods 0.5–60 s (log-uniform: water hammer aliases);
 // some leaks (registered: at least 3× the cut-off), real
 // backflows, bursts and empty pipes.
@@ -62,7 +66,11 @@ func Fleet(o Options) []MeterSpec {
 		m.CutoffLH = pick(1.5, 3, 5, 8)
 		m.ReverseCutoffLH = m.CutoffLH * pick(1, 1.5, 2)
 		m.ForwardGain = u(0.98, 1.02)
-		m.ReverseGain = u(0.6, 1.0)
+		gmin, gmax := 0.6, 1.0
+		if o.ReverseGain != [2]float64{} {
+			gmin, gmax = o.ReverseGain[0], o.ReverseGain[1]
+		}
+		m.ReverseGain = u(gmin, gmax)
 		m.ResolutionL = pick(0.1, 1, 1, 10)
 		m.ClockDriftPPM = u(-50, 50)
 		m.BatteryMV = u(3300, 3650)
