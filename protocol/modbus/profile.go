@@ -399,11 +399,20 @@ type Span struct {
 	Count uint16
 }
 
-// Spans lists the register blocks the profile's quantities occupy, sorted
-// and with overlaps joined; request merging starts from these.
-func (p *Profile) Spans() []Span {
+// Spans lists the register blocks the profile's quantities occupy, sorted;
+// request merging starts from these.
+func (p *Profile) Spans() []Span { return p.spans(true) }
+
+// ReadSpans is Spans without the writable settings registers (slave id,
+// baud): a poll reads measurements, not configuration.
+func (p *Profile) ReadSpans() []Span { return p.spans(false) }
+
+func (p *Profile) spans(withSettings bool) []Span {
 	var s []Span
 	for _, r := range p.Registers {
+		if r.Writable && !withSettings {
+			continue
+		}
 		for _, pt := range r.Parts {
 			s = append(s, Span{pt.Address, uint16(pt.Type.Registers())})
 		}

@@ -1,0 +1,336 @@
+package drivers
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"tidegate/drivers/link"
+	pmodbus "tidegate/protocol/modbus"
+	"tidegate/reading"
+	"tidegate/simulator"
+)
+
+// collector is a Sink that keeps everything.
+type collector struct {
+	mu       sync.Mutex
+	readings map[string][]reading.Reading
+	kinds    map[reading.Kind]int
+	events   []reading.Event
+}
+
+func newCollector() *collector {
+	return &collector{readings: map[string][]reading.Reading{}, kinds: map[reading.Kind]int{}}
+}
+
+func (c *collector) Reading(r reading.Reading, k reading.Kind) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.readings[r.Meter] = append(c.readings[r.Meter], r)
+	c.kinds[k]++
+}
+
+func (c *collector) Event(e reading.Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.events = append(c.events, e)
+}
+
+func (c *collector) good(id string) []reading.Reading {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []reading.Reading
+	for _, r := range c.readings[id] {
+		if r.Quality == reading.QualityGood {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func (c *collector) bad(id string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, r := range c.readings[id] {
+		if r.Quality == reading.QualityError {
+			n++
+		}
+	}
+	return n
+}
+
+func (c *collector) hasEvent(meter, typ string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range c.events {
+		if e.Meter == meter && e.Type == typ {
+			return true
+		}
+	}
+	return false
+}
+
+func startSim(t testing.TB, yaml string) *simulator.Sim {
+	t.Helper()
+	cfg, err := simulator.ParseConfig("testdata/sim.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := simulator.Start(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+func loadProfiles(t testing.TB) map[string]*pmodbus.Profile {
+	t.Helper()
+	p, err := pmodbus.LoadProfiles("testdata/profiles")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const faultSim = `
+seed: 3
+speed: 1
+profiles: profiles
+buses:
+  - name: a
+    protocol: modbus
+    baud: 38400
+    turnaround: 3ms
+    tcp: 127.0.0.1:0
+    faults: {noise_every: 700ms}
+    meters:
+      - {id: ok1, address: 1, profile: tuf2000m, water: {profile: flat, persons: 4, use_scale: 20}}
+      - {id: ok2, address: 2, profile: dynaflox-ultrad, water: {profile: flat, persons: 4, use_scale: 20}}
+      - {id: ok3, address: 3, profile: arad-octave, water: {profile: shop, use_scale: 20}}
+      - {id: dead, address: 4, profile: tuf2000m, faults: {dead: true}}
+      - {id: crc, address: 5, profile: tuf2000m, faults: {crc: 0.3}}
+      - {id: late, address: 6, profile: tuf2000m, faults: {late: 0.3, late_by: 400ms}}
+      - {id: trunc, address: 7, profile: tuf2000m, faults: {truncated: 0.3}}
+      - {id: wrong, address: 8, profile: tuf2000m, faults: {wrong_address: 0.3}}
+      - {id: exc, address: 9, profile: tuf2000m, faults: {exception: 0.3}}
+      - {id: quiet, address: 10, profile: tuf2000m, faults: {silent: [{from: 0s, for: 2s}]}}
+`
+
+// TestModbusBusFaults: every metersim fault is survived; healthy meters are
+// polled on schedule and read exactly what the simulator holds.
+func TestModbusBusFaults(t *testing.T) {
+	for _, via := range []string{"pty", "tcp"} {
+		t.Run(via, func(t *testing.T) {
+			sim := startSim(t, faultSim)
+			port := sim.Ports()["a"]
+			lc := link.Config{Device: port.Device, Baud: 38400}
+			if via == "tcp" {
+				lc = link.Config{TCP: port.TCP, Baud: 38400}
+			}
+			var meters []MeterConfig
+			for i, id := range port.Meters {
+				prof := map[string]string{"ok2": "dynaflox-ultrad", "ok3": "arad-octave"}[id]
+				if prof == "" {
+					prof = "tuf2000m"
+				}
+				meters = append(meters, MeterConfig{ID: id, Address: i + 1, Profile: prof, Interval: 250 * time.Millisecond})
+			}
+			sink := newCollector()
+			bus, err := NewBus(BusConfig{Name: "a", Protocol: ProtoModbus, Link: lc, Timeout: 150 * time.Millisecond}, meters, loadProfiles(t), sink, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { bus.Run(ctx); close(done) }()
+			time.Sleep(6 * time.Second)
+			cancel()
+			<-done
+
+			for _, id := range []string{"ok1", "ok2", "ok3"} {
+				good := sink.good(id)
+				// Ten meters, six of them faulty, saturate the bus: a round takes
+				// about a second, so six seconds give each healthy meter ~5 polls.
+				if len(good) < 4 {
+					t.Errorf("%s: %d good readings in 6 s, want >= 4 (faulty meters must not stall it)", id, len(good))
+					continue
+				}
+				snap, _ := sim.Snapshot(id)
+				last := good[len(good)-1]
+				if last.Forward > snap.Forward+1e-6 || snap.Forward-last.Forward > 0.05 {
+					t.Errorf("%s: last forward %v, simulator now %v", id, last.Forward, snap.Forward)
+				}
+				for i := 1; i < len(good); i++ {
+					if good[i].Forward < good[i-1].Forward {
+						t.Errorf("%s: forward went backwards %v -> %v", id, good[i-1].Forward, good[i].Forward)
+					}
+				}
+			}
+			if !sink.hasEvent("dead", "meter_offline") {
+				t.Error("dead meter never marked offline")
+			}
+			// A dead meter backs off: once offline it is tried after 2, 4, 8...
+			// intervals, so in 6 s it fails at most a couple of times more.
+			if d := sink.bad("dead"); d > offlineAfter+2 {
+				t.Errorf("dead meter failed %d times in 6 s: no backoff", d)
+			}
+			for _, id := range []string{"crc", "late", "trunc", "wrong", "exc"} {
+				if sink.bad(id) == 0 && len(sink.good(id)) == 0 {
+					t.Errorf("%s: never polled", id)
+				}
+				if len(sink.good(id)) == 0 {
+					t.Errorf("%s: a 30%% fault and still no good reading (retries?)", id)
+				}
+			}
+			if len(sink.good("quiet")) == 0 || !sink.hasEvent("quiet", "meter_online") && sink.hasEvent("quiet", "meter_offline") {
+				t.Errorf("quiet meter: %d good readings, events %v", len(sink.good("quiet")), sink.events)
+			}
+			st := bus.Stats()
+			if st.Timeouts == 0 || st.CRCErrors == 0 || st.Exceptions == 0 {
+				t.Errorf("counters: %+v, want timeouts, CRC errors and exceptions counted", st.Counters)
+			}
+		})
+	}
+}
+
+// TestReopenAfterDeviceVanishes: the pty goes away (USB adapter unplugged)
+// and comes back under another simulator; the bus reopens without a restart.
+func TestBusReopen(t *testing.T) {
+	cfg := `
+profiles: profiles
+buses:
+  - name: a
+    protocol: modbus
+    baud: 19200
+    pty: false
+    tcp: 127.0.0.1:0
+    meters:
+      - {id: m1, address: 1, profile: tuf2000m}
+`
+	sim := startSim(t, cfg)
+	addr := sim.Ports()["a"].TCP
+	sink := newCollector()
+	bus, err := NewBus(BusConfig{Name: "a", Protocol: ProtoModbus, Link: link.Config{TCP: addr, Baud: 19200}, Timeout: 100 * time.Millisecond},
+		[]MeterConfig{{ID: "m1", Address: 1, Profile: "tuf2000m", Interval: 100 * time.Millisecond}}, loadProfiles(t), sink, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go bus.Run(ctx)
+	waitFor(t, func() bool { return len(sink.good("m1")) > 2 })
+	sim.Close() // the converter disappears
+	before := len(sink.good("m1"))
+	// A new converter on the same address.
+	c2 := strings.Replace(cfg, "127.0.0.1:0", addr, 1)
+	sim2 := startSim(t, c2)
+	_ = sim2
+	waitFor(t, func() bool { return len(sink.good("m1")) > before+2 })
+	if bus.Stats().Reopens == 0 {
+		t.Error("no reopen counted")
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 10 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestReadNowAndBilling(t *testing.T) {
+	sim := startSim(t, `
+profiles: profiles
+buses:
+  - {name: a, protocol: modbus, baud: 19200, meters: [{id: m1, address: 1, profile: dynaflox-ultrad}]}
+`)
+	sink := newCollector()
+	now := time.Now()
+	billing := now.Add(1500 * time.Millisecond).Format("15:04")
+	if now.Add(1500*time.Millisecond).Minute() != now.Minute() {
+		billing = "" // too close to a minute boundary to test deterministically
+	}
+	bus, err := NewBus(BusConfig{Name: "a", Protocol: ProtoModbus, Link: link.Config{Device: sim.Ports()["a"].Device, Baud: 19200}},
+		[]MeterConfig{{ID: "m1", Address: 1, Profile: "dynaflox-ultrad", Interval: time.Hour, Billing: billing}}, loadProfiles(t), sink, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go bus.Run(ctx)
+	rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer rcancel()
+	r, err := bus.ReadNow(rctx, "m1")
+	if err != nil || r.Has&reading.HasForward == 0 || r.BatteryMV != 3600 || len(r.Raw) == 0 {
+		t.Fatalf("ReadNow: %+v %v", r, err)
+	}
+	if _, err := bus.ReadNow(rctx, "nope"); err == nil {
+		t.Error("ReadNow of an unknown meter succeeded")
+	}
+	_ = math.Abs
+	_ = fmt.Sprint
+}
+
+// BenchmarkBusEfficiency polls 32 meters of 20 registers each on one
+// 9600-baud bus as fast as the scheduler allows and reports polls/s against
+// the wire-time limit: request + answer + two 3.5-character gaps +
+// the simulator's turnaround, at 10 bits a character for 8N1.
+func BenchmarkBusEfficiency(b *testing.B) {
+	for _, dead := range []int{0, 1} {
+		b.Run(fmt.Sprintf("dead=%d", dead), func(b *testing.B) {
+			var sb strings.Builder
+			sb.WriteString("profiles: profiles\nbuses:\n  - name: a\n    protocol: modbus\n    baud: 9600\n    turnaround: 5ms\n    meters:\n")
+			var meters []MeterConfig
+			for i := 1; i <= 32; i++ {
+				f := ""
+				if i <= dead {
+					f = ", faults: {dead: true}"
+				}
+				fmt.Fprintf(&sb, "      - {id: m%d, address: %d, profile: bench20%s}\n", i, i, f)
+				meters = append(meters, MeterConfig{ID: fmt.Sprintf("m%d", i), Address: i, Profile: "bench20", Interval: time.Millisecond})
+			}
+			sim := startSim(b, sb.String())
+			sink := newCollector()
+			bus, err := NewBus(BusConfig{Name: "a", Protocol: ProtoModbus, Link: link.Config{Device: sim.Ports()["a"].Device, Baud: 9600}, Timeout: 300 * time.Millisecond},
+				meters, loadProfiles(b), sink, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			go bus.Run(ctx)
+			waitForB(b, func() bool { return bus.Stats().PollsOK > 0 })
+			start, ok0 := time.Now(), bus.Stats().PollsOK
+			target := ok0 + int64(b.N)
+			for bus.Stats().PollsOK < target {
+				time.Sleep(5 * time.Millisecond)
+			}
+			el := time.Since(start)
+			cancel()
+			polls := float64(bus.Stats().PollsOK - ok0)
+			char := 10.0 / 9600
+			limit := 1 / ((8+45)*char + 7*char + 0.005)
+			b.ReportMetric(polls/el.Seconds(), "polls/s")
+			b.ReportMetric(polls/el.Seconds()/limit, "ratio-to-wire-limit")
+		})
+	}
+}
+
+func waitForB(b *testing.B, cond func() bool) {
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			b.Fatal("condition not met in 10 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

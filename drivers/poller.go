@@ -1,0 +1,56 @@
+package drivers
+
+import (
+	"context"
+	"fmt"
+
+	dmodbus "tidegate/drivers/modbus"
+	pmodbus "tidegate/protocol/modbus"
+	"tidegate/reading"
+)
+
+// poller is one protocol's side of a bus: the one small interface every
+// protocol folder is adapted to.
+type poller interface {
+	poll(ctx context.Context, m *meterState, raw bool) (reading.Reading, error)
+	counters() Counters
+	close() error
+}
+
+// Counters are a bus's wire statistics.
+type Counters struct {
+	Requests   int64
+	Timeouts   int64
+	CRCErrors  int64
+	Exceptions int64
+	Stray      int64
+	BusyNanos  int64
+}
+
+type modbusPoller struct {
+	c        *dmodbus.Client
+	profiles map[string]*pmodbus.Profile
+}
+
+func openModbus(cfg BusConfig, profiles map[string]*pmodbus.Profile) (poller, error) {
+	c, err := dmodbus.Open(cfg.Link, cfg.Protocol == ProtoModbusTCP, cfg.Timeout)
+	if err != nil {
+		return nil, err
+	}
+	return &modbusPoller{c: c, profiles: profiles}, nil
+}
+
+func (p *modbusPoller) poll(ctx context.Context, m *meterState, raw bool) (reading.Reading, error) {
+	prof := p.profiles[m.cfg.Profile]
+	if prof == nil {
+		return reading.Reading{}, fmt.Errorf("meter %s: profile %q not loaded", m.cfg.ID, m.cfg.Profile)
+	}
+	return p.c.Poll(ctx, dmodbus.Meter{ID: m.cfg.ID, Address: byte(m.cfg.Address), Profile: prof}, raw)
+}
+
+func (p *modbusPoller) counters() Counters {
+	c := &p.c.Counters
+	return Counters{c.Requests.Load(), c.Timeouts.Load(), c.CRCErrors.Load(), c.Exceptions.Load(), c.Stray.Load(), c.BusyNanos.Load()}
+}
+
+func (p *modbusPoller) close() error { return p.c.Close() }
