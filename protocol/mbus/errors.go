@@ -33,3 +33,48 @@ var (
 	// the frame is an ACK, short or control frame.
 	ErrNotLongFrame = errors.New("not a long frame")
 )
+
+// ErrApplication is wrapped by ApplicationError, the answer of a slave that
+// sends CI 70 (general application error) instead of data.
+var ErrApplication = errors.New("application error")
+
+// ApplicationError is a slave's CI 70 answer. Code is the first data byte
+// (EN 13757-3 table "application errors"); a CI 70 frame without data has
+// code 0 (unspecified).
+type ApplicationError struct {
+	Code byte
+}
+
+// Error names the code.
+func (e *ApplicationError) Error() string {
+	name := "reserved"
+	switch e.Code {
+	case 0:
+		name = "unspecified error"
+	case 1:
+		name = "unimplemented CI-field"
+	case 2:
+		name = "buffer too long, truncated"
+	case 3:
+		name = "too many records"
+	case 4:
+		name = "premature end of record"
+	case 5:
+		name = "more than 10 DIFEs"
+	case 6:
+		name = "more than 10 VIFEs"
+	case 8:
+		name = "application too busy for handling readout request"
+	case 9:
+		name = "too many readouts"
+	}
+	return "application error 0x" + hex2(e.Code) + ": " + name
+}
+
+// Unwrap lets errors.Is(err, ErrApplication) match.
+func (e *ApplicationError) Unwrap() error { return ErrApplication }
+
+func hex2(b byte) string {
+	const digits = "0123456789ABCDEF"
+	return string([]byte{digits[b>>4], digits[b&0x0F]})
+}
