@@ -22,13 +22,10 @@ import (
 // offlineAfter consecutive failed polls mark a meter offline (with an event).
 const offlineAfter = 3
 
-// A failing meter is retried after minBackoff, doubling up to maxBackoff
-// (never sooner than its own interval), so a dead meter costs at most one
-// timeout per backoff period whatever its poll interval.
-const (
-	minBackoff = 10 * time.Second
-	maxBackoff = 30 * time.Minute
-)
+// A failing meter is retried after BusConfig.Backoff (default 10 s),
+// doubling up to maxBackoff (never sooner than its own interval), so a dead
+// meter costs at most one timeout per backoff period whatever its interval.
+const maxBackoff = 30 * time.Minute
 
 // Bus polls the meters of one line.
 type Bus struct {
@@ -385,7 +382,7 @@ func (b *Bus) schedule(m *meterState, due time.Time, billing bool, err error) {
 	}
 	iv := m.cfg.Interval
 	if err != nil && m.fails >= 1 {
-		back := max(iv, minBackoff) << min(m.fails-1, 8)
+		back := max(iv, b.cfg.Backoff) << min(m.fails-1, 8)
 		m.next = now.Add(min(back, max(maxBackoff, iv)))
 		return
 	}

@@ -21,6 +21,7 @@ type BusConfig struct {
 	Link     link.Config
 	Timeout  time.Duration // answer timeout; 0 = from the baud rate
 	Retries  int           // immediate retries of a failed poll (default 1)
+	Backoff  time.Duration // first wait before a failing meter is tried again (default 10s)
 }
 
 // MeterConfig is one meter on a bus.
@@ -68,6 +69,9 @@ func (c *BusConfig) check() error {
 	}
 	if c.Retries == 0 {
 		c.Retries = 1
+	}
+	if c.Backoff <= 0 {
+		c.Backoff = 10 * time.Second
 	}
 	if c.Retries < 0 {
 		c.Retries = 0

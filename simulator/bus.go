@@ -44,7 +44,8 @@ type Bus struct {
 	faults     BusFaults
 	log        *logrus.Entry
 
-	mu   sync.Mutex // one transaction on the wire at a time
+	mu   sync.Mutex // meters see one request at a time
+	txMu sync.Mutex // one transmitter on the wire at a time
 	rngM sync.Mutex
 	rng  *rand.Rand
 
@@ -236,13 +237,14 @@ func mbusFrameLen(f []byte) int {
 	return 1 // not a frame start: taken as one byte of noise that nobody answers
 }
 
-// transact lets every meter see the request and sends the reply, if any, at
-// line speed. A real line carries the request for its wire time, so the
-// reply can start no earlier than the end of that plus the silence and the
-// meter's turnaround.
+// transact lets every meter see the request and schedules the reply, if
+// any. A real line carries the request for its wire time, so the reply can
+// start no earlier than the end of that plus the silence and the meter's
+// turnaround. The reply is sent from its own goroutine: a late meter does
+// not stop the line from hearing the master's next request (which then
+// collides with the late answer, as it would on RS-485).
 func (b *Bus) transact(ctx context.Context, ep endpoint, req []byte, first time.Time) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	b.stats.requests.Add(1)
 	now := b.clock()
 	var replies [][]byte
@@ -260,6 +262,7 @@ func (b *Bus) transact(ctx context.Context, ep endpoint, req []byte, first time.
 			extra = max(extra, d)
 		}
 	}
+	b.mu.Unlock()
 	if len(replies) == 0 {
 		return
 	}
@@ -276,15 +279,23 @@ func (b *Bus) transact(ctx context.Context, ep endpoint, req []byte, first time.
 		wireEnd = wireEnd.Add(b.Line.ModbusGap())
 	}
 	startAt := wireEnd.Add(b.Turnaround + extra)
-	if d := time.Until(startAt); d > 0 {
-		select {
-		case <-time.After(d):
-		case <-ctx.Done():
-			return
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		if d := time.Until(startAt); d > 0 {
+			t := time.NewTimer(d)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				return
+			}
 		}
-	}
-	b.transmit(ep, reply)
-	b.stats.replies.Add(1)
+		b.txMu.Lock()
+		b.transmit(ep, reply)
+		b.txMu.Unlock()
+		b.stats.replies.Add(1)
+	}()
 }
 
 // transmit writes data at line speed: byte i leaves when its last bit would
@@ -365,9 +376,9 @@ func (b *Bus) noise(ctx context.Context, ep endpoint) {
 			return
 		case <-time.After(wait):
 		}
-		b.mu.Lock()
+		b.txMu.Lock()
 		b.transmit(ep, burst)
-		b.mu.Unlock()
+		b.txMu.Unlock()
 		b.stats.noise.Add(1)
 	}
 }
