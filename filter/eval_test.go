@@ -105,8 +105,8 @@ func TestEvaluation(t *testing.T) {
 // TestEvaluationHarsh runs the same fleets with reverse gains 0.35–0.75, on
 // which forward − reverse removes about 56 % of the phantom as in the issue.
 //
-// THE ISSUE'S GOALS ARE NOT MET HERE: phantom removed is about 94 %, not
-// ≥ 98 %, and volume added is about 0.8 %, not ≤ 0.5 % (10 L totalisers and
+// THE ISSUE'S GOALS ARE NOT MET HERE: phantom removed is about 96 %, not
+// ≥ 98 %, and volume added is about 0.75 %, not ≤ 0.5 % (10 L totalisers and
 // meters whose ratio is still unlearned keep phantom). The goals are
 // asserted in TestEvaluation; this test asserts what is achieved, so a
 // regression shows, and logs the figures.
@@ -120,7 +120,7 @@ func TestEvaluationHarsh(t *testing.T) {
 		name string
 		ok   bool
 	}{
-		{"phantom removed ≥ 93% (goal 98%, unmet)", got.PhantomRemovedPct >= 93},
+		{"phantom removed ≥ 95% (goal 98%, unmet)", got.PhantomRemovedPct >= 95},
 		{"real use removed ≤ 0.5%", got.RealUseRemovedPct <= 0.5},
 		{"volume added ≤ 1% (goal 0.5%, unmet)", got.VolumeAddedPct <= 1},
 		{"backflow kept ≥ 90%", got.BackflowKeptPct >= 90},

@@ -69,7 +69,7 @@ func (m *meter) arrive(r reading.Reading, c *Config, out *Output) {
 		m.leak.reset()
 		return
 	}
-	it := item{r: r, start: m.lastT, t: t, ratio: m.ratio}
+	it := item{r: r, start: m.lastT, t: t}
 	switch {
 	case r.Quality != reading.QualityGood || r.Has&reading.HasForward == 0 || !finite(r.Forward) || !finite(r.Reverse):
 		it.t, it.start = max(t, m.lastT), m.lastT // a failed poll: an empty interval
@@ -85,6 +85,7 @@ func (m *meter) arrive(r reading.Reading, c *Config, out *Output) {
 	if m.learn.observe(it.start, it.t, it.dF, it.dR, m.res, m.pendingForwardSince) {
 		m.ratio = m.learn.estimate(c.InitialRatio)
 	}
+	it.ratio = m.ratio // the ratio pairing converts with, and release converts back with
 	m.pair(&it)
 	m.pending = append(m.pending, it)
 	m.release(it.t-int64(c.Window), c, out)

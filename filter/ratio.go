@@ -72,8 +72,13 @@ func (l *ratioLearner) estimate(prior float64) float64 {
 	if l.n == 0 {
 		// Before the first full sample, a pool of a few steps already
 		// beats a prior that may be 40 % off.
-		if l.poolR >= provisionalSteps*l.poolRes && l.poolF > 0 {
-			return min(max(l.poolR/l.poolF, ratioMin), ratioMax)
+		f, r := l.poolF, l.poolR
+		if l.open {
+			f, r = f+l.f, r+l.r // the episode under way counts too
+		}
+		// Outside the plausible range the stretch holds backflow or use.
+		if r >= provisionalSteps*l.poolRes && f > 0 && r/f >= ratioMin && r/f <= ratioMax {
+			return r / f
 		}
 		return prior
 	}
@@ -137,6 +142,10 @@ func (l *ratioLearner) observe(start, t int64, dF, dR, res float64, preF func(si
 		l.r += dR
 		l.tailF = 0
 		l.lastRev = t
+		if l.n == 0 {
+			l.poolRes = res
+			changed = true // the provisional estimate moves with the episode
+		}
 	} else if l.open && t-l.lastRev <= span {
 		l.tailF += dF
 	}
