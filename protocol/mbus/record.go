@@ -34,7 +34,9 @@ func ParseRecords(data []byte) ([]Record, error) {
 }
 
 func parseRecords(data []byte, mode2 bool) ([]Record, error) {
-	var out []Record
+	// One allocation for a typical telegram: records average well over
+	// 6 bytes each.
+	out := make([]Record, 0, min(len(data)/6+1, MaxRecords))
 	i := 0
 	for i < len(data) {
 		if len(out) == MaxRecords {
