@@ -1,0 +1,364 @@
+package mbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"tidegate/drivers/link"
+	pmbus "tidegate/protocol/mbus"
+)
+
+// Options tune a master for its bus. The zero value follows EN 13757-2.
+type Options struct {
+	// Timeout is how long a slave may take to start answering; 0 takes
+	// AnswerTimeout from the baud rate. Real meters are often slower.
+	Timeout time.Duration
+	// Echo says the level converter echoes every request back: the echo is
+	// then required and checked. Without it an exact echo is still dropped.
+	Echo bool
+	// Guard is the silence before each request and the stall that ends an
+	// answer; 0 takes Guard from the baud rate (11 bit times + 50 ms).
+	Guard time.Duration
+	// MaxTelegrams caps a multi-telegram read ("more records follow"), so a
+	// meter that always says more cannot hold the bus; default 8.
+	MaxTelegrams int
+}
+
+// Counters are a master's running totals, safe to read while it runs.
+type Counters struct {
+	Requests     atomic.Int64
+	Timeouts     atomic.Int64
+	Checksum     atomic.Int64 // garbled or checksum-failed answers
+	Truncated    atomic.Int64
+	WrongAddress atomic.Int64 // answers whose A-field or id is not the polled one
+	Collisions   atomic.Int64 // several slaves answered at once
+	Echoes       atomic.Int64 // request echoes dropped
+	Stray        atomic.Int64 // bytes dropped while looking for an answer
+	Selects      atomic.Int64 // secondary selections sent
+}
+
+// Telegram is one answer (RSP_UD) of a meter.
+type Telegram struct {
+	Address byte
+	C       pmbus.CField
+	CI      byte
+	Data    []byte // user data after CI (a copy)
+	Raw     []byte // the whole frame as received
+}
+
+// MoreFollow reports whether the meter announced another telegram (DIF 1F).
+func (t Telegram) MoreFollow() bool { return moreRecordsFollow(t.CI, t.Data) }
+
+// Master talks M-Bus on one line. Use it from one goroutine (the bus's).
+type Master struct {
+	line  *link.Line
+	opt   Options
+	c     *Counters
+	guard time.Duration
+	fcb   map[string]bool // next FCB per meter, by primary address or secondary
+	buf   []byte
+	rd    [256]byte
+}
+
+// NewMaster prepares a master; c may be nil.
+func NewMaster(l *link.Line, opt Options, c *Counters) *Master {
+	if opt.Timeout <= 0 {
+		opt.Timeout = AnswerTimeout(l.Config())
+	}
+	if opt.MaxTelegrams <= 0 {
+		opt.MaxTelegrams = 8
+	}
+	if opt.Guard <= 0 {
+		opt.Guard = Guard(l.Config())
+	}
+	if c == nil {
+		c = &Counters{}
+	}
+	return &Master{line: l, opt: opt, c: c, guard: opt.Guard, fcb: map[string]bool{}, buf: make([]byte, 0, 600)}
+}
+
+// Counters returns the master's counters.
+func (m *Master) Counters() *Counters { return m.c }
+
+// Options returns the options in effect (defaults filled in).
+func (m *Master) Options() Options { return m.opt }
+
+// send keeps the guard silence, drops stale input, writes req and removes
+// its echo if the converter sends one.
+func (m *Master) send(req []byte) error {
+	m.c.Requests.Add(1)
+	m.line.WaitGap(m.guard)
+	if n, err := m.line.Flush(); err != nil {
+		return fmt.Errorf("flush: %w", err)
+	} else if n > 0 {
+		m.c.Stray.Add(int64(n))
+	}
+	if err := m.line.Write(req); err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	m.buf = m.buf[:0]
+	if !m.opt.Echo {
+		return nil
+	}
+	// The echo arrives as the request goes out: give it the request's wire
+	// time plus the guard.
+	deadline := time.Now().Add(m.wire(len(req)) + m.guard)
+	for len(m.buf) < len(req) {
+		n, err := m.line.ReadSome(m.rd[:], deadline)
+		m.buf = append(m.buf, m.rd[:n]...)
+		if err != nil {
+			if errors.Is(err, link.ErrTimeout) {
+				break
+			}
+			return fmt.Errorf("read echo: %w", err)
+		}
+	}
+	if len(m.buf) < len(req) || string(m.buf[:len(req)]) != string(req) {
+		m.c.Collisions.Add(1)
+		m.buf = m.buf[:0]
+		return ErrEcho
+	}
+	m.c.Echoes.Add(1)
+	m.buf = append(m.buf[:0], m.buf[len(req):]...)
+	return nil
+}
+
+func (m *Master) wire(n int) time.Duration { return time.Duration(n) * m.line.Config().CharTime() }
+
+// receive reads one frame: the first byte must come within the answer
+// timeout, and the frame ends by its own length; one that stalls for the
+// guard time is over. Bytes that begin no frame are dropped and counted,
+// and so is an exact echo of req.
+func (m *Master) receive(req []byte) (pmbus.Frame, []byte, error) {
+	deadline := time.Now().Add(m.opt.Timeout)
+	var problem error
+	for {
+		// Resynchronise over what is buffered.
+		for len(m.buf) > 0 {
+			if len(m.buf) >= len(req) && string(m.buf[:len(req)]) == string(req) {
+				m.c.Echoes.Add(1)
+				m.buf = append(m.buf[:0], m.buf[len(req):]...)
+				continue
+			}
+			f, used, err := pmbus.Decode(m.buf)
+			if err == nil {
+				raw := append([]byte(nil), m.buf[:used]...)
+				m.c.Stray.Add(int64(len(m.buf) - used))
+				m.buf = m.buf[:0]
+				f.Data = append([]byte(nil), f.Data...)
+				return f, raw, nil
+			}
+			if errors.Is(err, pmbus.ErrIncomplete) {
+				break
+			}
+			problem = ErrChecksum
+			m.c.Stray.Add(1)
+			m.buf = append(m.buf[:0], m.buf[1:]...)
+		}
+		d := deadline
+		if len(m.buf) > 0 || problem != nil {
+			d = time.Now().Add(m.guard)
+		}
+		n, err := m.line.ReadSome(m.rd[:], d)
+		m.buf = append(m.buf, m.rd[:n]...)
+		if err != nil && !errors.Is(err, link.ErrTimeout) {
+			return pmbus.Frame{}, nil, fmt.Errorf("read: %w", err)
+		}
+		if n == 0 {
+			break
+		}
+	}
+	switch {
+	case problem != nil:
+		m.c.Checksum.Add(1)
+		m.c.Stray.Add(int64(len(m.buf)))
+		return pmbus.Frame{}, nil, problem
+	case len(m.buf) > 0:
+		m.c.Truncated.Add(1)
+		m.c.Stray.Add(int64(len(m.buf)))
+		return pmbus.Frame{}, nil, fmt.Errorf("%w: %d bytes", ErrTruncated, len(m.buf))
+	}
+	m.c.Timeouts.Add(1)
+	return pmbus.Frame{}, nil, ErrTimeout
+}
+
+// collect reads everything that arrives until the line falls silent: a
+// selection is answered by one E5 per matching meter, and on RS-485 several
+// at once arrive as one garbled byte or more.
+func (m *Master) collect() []byte {
+	deadline := time.Now().Add(m.opt.Timeout)
+	for {
+		d := deadline
+		if len(m.buf) > 0 {
+			d = time.Now().Add(m.guard)
+		}
+		n, err := m.line.ReadSome(m.rd[:], d)
+		m.buf = append(m.buf, m.rd[:n]...)
+		if n == 0 || err != nil {
+			out := append([]byte(nil), m.buf...)
+			m.buf = m.buf[:0]
+			return out
+		}
+	}
+}
+
+// Init resets a meter's link layer with SND_NKE to its own address (some
+// meters ignore the broadcast forms) and restarts its frame count bit.
+func (m *Master) Init(ctx context.Context, addr byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	req := pmbus.ShortFrame(pmbus.CSndNke, addr)
+	if err := m.send(req); err != nil {
+		return err
+	}
+	f, _, err := m.receive(req)
+	if err != nil {
+		return err
+	}
+	if f.Kind != pmbus.KindAck {
+		return fmt.Errorf("%w: %v frame to SND_NKE", ErrUnexpected, f.Kind)
+	}
+	m.fcb[fmt.Sprint(addr)] = true
+	return nil
+}
+
+// request sends REQ_UD2 to addr with the meter's FCB and returns its answer.
+// The FCB toggles only after an answer, so a repeat after a lost answer
+// asks for the same telegram again.
+func (m *Master) request(addr byte, key string) (Telegram, error) {
+	fcb, seen := m.fcb[key]
+	if !seen {
+		fcb = true
+	}
+	c := pmbus.CField(pmbus.CReqUd2).WithFCB(fcb)
+	req := pmbus.ShortFrame(byte(c), addr)
+	if err := m.send(req); err != nil {
+		return Telegram{}, err
+	}
+	f, raw, err := m.receive(req)
+	if err != nil {
+		return Telegram{}, err
+	}
+	if f.Kind != pmbus.KindLong || !f.C.IsRspUd() {
+		return Telegram{}, fmt.Errorf("%w: %v frame, C 0x%02X", ErrUnexpected, f.Kind, byte(f.C))
+	}
+	m.fcb[key] = !fcb
+	return Telegram{Address: f.Address, C: f.C, CI: f.CI, Data: f.Data, Raw: raw}, nil
+}
+
+// ReadPrimary reads a meter by primary address: every telegram until the
+// meter stops announcing more, at most Options.MaxTelegrams. The answer's
+// A-field must be the polled address.
+func (m *Master) ReadPrimary(ctx context.Context, addr byte) ([]Telegram, error) {
+	return m.readAll(ctx, fmt.Sprint(addr), func(t Telegram) error {
+		if addr != pmbus.AddrTest && t.Address != addr {
+			m.c.WrongAddress.Add(1)
+			return fmt.Errorf("%w: A-field %d, polled %d", ErrWrongAddress, t.Address, addr)
+		}
+		return nil
+	}, addr)
+}
+
+// ReadSecondary selects a meter by its full secondary address and reads it
+// through address 253; the identification in the answer must match.
+func (m *Master) ReadSecondary(ctx context.Context, s Secondary) ([]Telegram, error) {
+	switch r, err := m.Select(ctx, s.Pattern()); {
+	case err != nil:
+		return nil, err
+	case r == ProbeNone:
+		m.c.Timeouts.Add(1)
+		return nil, fmt.Errorf("select %s: %w", s, ErrTimeout)
+	case r == ProbeCollision:
+		return nil, fmt.Errorf("select %s: %w", s, ErrCollision)
+	}
+	return m.readAll(ctx, s.String(), func(t Telegram) error {
+		if got, ok := headerSecondary(t.CI, t.Data); ok && got.ID != s.ID {
+			m.c.WrongAddress.Add(1)
+			return fmt.Errorf("%w: id %08d, selected %08d", ErrWrongMeter, got.ID, s.ID)
+		}
+		return nil
+	}, pmbus.AddrNetworkLayer)
+}
+
+func (m *Master) readAll(ctx context.Context, key string, check func(Telegram) error, addr byte) ([]Telegram, error) {
+	var out []Telegram
+	for len(out) < m.opt.MaxTelegrams {
+		if err := ctx.Err(); err != nil {
+			return out, err
+		}
+		t, err := m.request(addr, key)
+		if err != nil {
+			return out, err
+		}
+		if err := check(t); err != nil {
+			return out, err
+		}
+		out = append(out, t)
+		if !t.MoreFollow() {
+			return out, nil
+		}
+	}
+	return out, nil
+}
+
+// Probe is what a selection or ping drew from the bus.
+type Probe uint8
+
+const (
+	ProbeNone      Probe = iota // silence
+	ProbeOne                    // exactly one E5
+	ProbeCollision              // garbled, or more than one E5
+)
+
+func (p Probe) String() string {
+	return [...]string{"none", "one", "collision"}[p]
+}
+
+// Select sends SND_UD with CI 52 to address 253. Every meter matching p
+// answers E5 and is selected; the others deselect.
+func (m *Master) Select(ctx context.Context, p Pattern) (Probe, error) {
+	if err := ctx.Err(); err != nil {
+		return ProbeNone, err
+	}
+	data := p.Bytes()
+	req, err := pmbus.Encode(pmbus.Frame{Kind: pmbus.KindLong, C: pmbus.CField(pmbus.CSndUd), Address: pmbus.AddrNetworkLayer, CI: 0x52, Data: data[:]})
+	if err != nil {
+		return ProbeNone, err
+	}
+	m.c.Selects.Add(1)
+	return m.probe(req)
+}
+
+// Ping sends SND_NKE to a primary address and classifies the answer.
+func (m *Master) Ping(ctx context.Context, addr byte) (Probe, error) {
+	if err := ctx.Err(); err != nil {
+		return ProbeNone, err
+	}
+	return m.probe(pmbus.ShortFrame(pmbus.CSndNke, addr))
+}
+
+func (m *Master) probe(req []byte) (Probe, error) {
+	if err := m.send(req); err != nil {
+		if errors.Is(err, ErrEcho) {
+			return ProbeCollision, nil
+		}
+		return ProbeNone, err
+	}
+	got := m.collect()
+	for len(got) >= len(req) && string(got[:len(req)]) == string(req) {
+		m.c.Echoes.Add(1)
+		got = got[len(req):]
+	}
+	switch {
+	case len(got) == 0:
+		return ProbeNone, nil
+	case len(got) == 1 && got[0] == pmbus.Ack:
+		return ProbeOne, nil
+	}
+	m.c.Collisions.Add(1)
+	return ProbeCollision, nil
+}

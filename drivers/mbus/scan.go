@@ -1,0 +1,142 @@
+package mbus
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// ScanProgress is reported after every probe of a scan.
+type ScanProgress struct {
+	Probes  int       // probes (pings or selections) sent so far
+	Found   int       // meters found so far
+	Pattern string    // secondary scan: the pattern just probed
+	Address int       // primary scan: the address just probed
+	Result  Probe     // what the probe drew
+	Meter   Secondary // secondary scan: set when Result found a meter
+	Elapsed time.Duration
+}
+
+// PrimaryResult is one answering primary address.
+type PrimaryResult struct {
+	Address   byte
+	Collision bool // several meters share the address
+}
+
+// ScanPrimary pings (SND_NKE) every address from..to (0–250) and lists those
+// that answered. progress may be nil.
+func ScanPrimary(ctx context.Context, m *Master, from, to int, progress func(ScanProgress)) ([]PrimaryResult, error) {
+	if from < 0 || to > 250 || from > to {
+		return nil, fmt.Errorf("mbus: primary scan range %d..%d, want within 0..250", from, to)
+	}
+	start := time.Now()
+	var out []PrimaryResult
+	for a := from; a <= to; a++ {
+		r, err := m.Ping(ctx, byte(a))
+		if err != nil {
+			return out, err
+		}
+		if r != ProbeNone {
+			out = append(out, PrimaryResult{Address: byte(a), Collision: r == ProbeCollision})
+		}
+		if progress != nil {
+			progress(ScanProgress{Probes: a - from + 1, Found: len(out), Address: a, Result: r, Elapsed: time.Since(start)})
+		}
+	}
+	return out, nil
+}
+
+// ScanSecondary finds every meter on the bus by secondary address: a tree
+// search that selects with wildcards and, where several meters answer at
+// once, fixes one more nibble and tries again. Id nibbles take 0–9; the
+// manufacturer, version and medium nibbles take the full 0–F range, which is
+// what separates two meters that share an id (libmbus stops at the id). A
+// lone answer is read (REQ_UD2 to 253) for the meter's full address.
+func ScanSecondary(ctx context.Context, m *Master, progress func(ScanProgress)) ([]Secondary, error) {
+	s := &secondaryScan{m: m, progress: progress, start: time.Now(), seen: map[Secondary]bool{}}
+	// A meter left selected by someone else would answer to 253 out of turn.
+	if _, err := m.Ping(ctx, 0xFD); err != nil {
+		return nil, err
+	}
+	err := s.search(ctx, AllWild(), 0)
+	return s.found, err
+}
+
+type secondaryScan struct {
+	m        *Master
+	progress func(ScanProgress)
+	start    time.Time
+	probes   int
+	found    []Secondary
+	seen     map[Secondary]bool
+}
+
+func (s *secondaryScan) search(ctx context.Context, p Pattern, pos int) error {
+	r, err := s.m.Select(ctx, p)
+	if err != nil {
+		return err
+	}
+	s.probes++
+	var meter Secondary
+	if r == ProbeOne {
+		meter, r, err = s.identify(ctx, p)
+		if err != nil {
+			return err
+		}
+	}
+	if s.progress != nil {
+		s.progress(ScanProgress{Probes: s.probes, Found: len(s.found), Pattern: p.String(), Result: r, Meter: meter, Elapsed: time.Since(s.start)})
+	}
+	if r != ProbeCollision {
+		return nil
+	}
+	if pos >= len(p) {
+		// Fully specified and still several answer: identical addresses.
+		return nil
+	}
+	hi := byte(0xF)
+	if pos < 8 {
+		hi = 9
+	}
+	before := len(s.found)
+	for v := byte(0); v <= hi; v++ {
+		// Nibble F is also the wildcard: a selection with F here matches
+		// the meters of every other branch too, so it can only single out
+		// a literal F when those branches were empty. (Two meters that
+		// differ only by a literal F nibble cannot be told apart by any
+		// nibble-wildcard selection.)
+		if v == Wild && len(s.found) > before {
+			break
+		}
+		q := p
+		q[pos] = v
+		if err := s.search(ctx, q, pos+1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// identify reads the selected meter's header. A lone answer whose read
+// fails twice (garbled by a collision the E5 hid) is searched further.
+func (s *secondaryScan) identify(ctx context.Context, p Pattern) (Secondary, Probe, error) {
+	for range 2 {
+		if err := ctx.Err(); err != nil {
+			return Secondary{}, ProbeNone, err
+		}
+		t, err := s.m.request(0xFD, "scan")
+		if err != nil {
+			continue
+		}
+		sec, ok := headerSecondary(t.CI, t.Data)
+		if !ok || !p.Matches(sec) {
+			continue
+		}
+		if !s.seen[sec] {
+			s.seen[sec] = true
+			s.found = append(s.found, sec)
+		}
+		return sec, ProbeOne, nil
+	}
+	return Secondary{}, ProbeCollision, nil
+}
