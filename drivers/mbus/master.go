@@ -50,7 +50,12 @@ type Telegram struct {
 }
 
 // MoreFollow reports whether the meter announced another telegram (DIF 1F).
-func (t Telegram) MoreFollow() bool { return moreRecordsFollow(t.CI, t.Data) }
+// A telegram that does not decode ends a multi-telegram read rather than
+// prolonging it.
+func (t Telegram) MoreFollow() bool {
+	app, _ := pmbus.ParseApplication(t.CI, t.Data)
+	return app.MoreRecordsFollow
+}
 
 // Master talks M-Bus on one line. Use it from one goroutine (the bus's).
 type Master struct {
