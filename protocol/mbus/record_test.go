@@ -243,3 +243,59 @@ func TestApplicationErrorAndCI(t *testing.T) {
 		t.Fatalf("mode 2: %+v %v", tg, err)
 	}
 }
+
+func TestFixedStructure(t *testing.T) {
+	// manual_frame2 of the libmbus corpus: CI 73, ident 12345678, water,
+	// counter 1 BCD 1 in litres (unit 29h), counter 2 BCD 135 with unit 3Eh.
+	b := mustHex("68 13 13 68 08 05 73 78 56 34 12 0A 00 E9 7E 01 00 00 00 35 01 00 00 3C 16")
+	f, _, err := Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg, err := DecodeTelegram(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tg.Header.ID != "12345678" || tg.Header.Medium != MediumWater || tg.Header.AccessNumber != 10 || len(tg.Records) != 2 {
+		t.Fatalf("%+v", tg)
+	}
+	r0, r1 := tg.Records[0], tg.Records[1]
+	if r0.Unit != "m3" || r0.Value.Number != 0.001 || r0.Storage != 0 {
+		t.Errorf("counter 1: %+v", r0)
+	}
+	if r1.Unit != "m3" || r1.Value.Number != 0.135 || r1.Storage != 1 {
+		t.Errorf("counter 2: %+v", r1)
+	}
+	if _, err := ParseApplication(CIFixed, b[7:15]); !errors.Is(err, ErrTruncated) {
+		t.Errorf("short fixed structure: %v", err)
+	}
+}
+
+// TestDecodeStream frames a byte stream the way a driver's reader does:
+// skip a byte on a framing error, wait on ErrIncomplete.
+func TestDecodeStream(t *testing.T) {
+	long, _ := Encode(Frame{Kind: KindLong, C: CField(CRspUd), Address: 3, CI: CIVariableNone, Data: []byte{0x01, 0x13, 0x05}})
+	stream := append([]byte{0x00, 0xE5, 0xFF}, ShortFrame(CReqUd2, 3)...)
+	stream = append(stream, long...)
+	var kinds []Kind
+	buf := []byte{}
+	for _, c := range stream { // one byte at a time, as from a slow line
+		buf = append(buf, c)
+		for len(buf) > 0 {
+			f, n, err := Decode(buf)
+			if errors.Is(err, ErrIncomplete) {
+				break
+			}
+			if err != nil {
+				buf = buf[1:]
+				continue
+			}
+			kinds = append(kinds, f.Kind)
+			buf = buf[n:]
+		}
+	}
+	want := []Kind{KindAck, KindShort, KindLong}
+	if len(kinds) != len(want) || kinds[0] != want[0] || kinds[1] != want[1] || kinds[2] != want[2] || len(buf) != 0 {
+		t.Fatalf("kinds %v, left % X", kinds, buf)
+	}
+}
