@@ -139,10 +139,11 @@ func encodeTime(v Value, l int) ([]byte, error) {
 			}
 		}
 	}
-	yy := y % 100
-	if y >= 2081 && y < 2100 || y >= 1900 && y < 1981 {
+	// Two-digit years: the decoder reads 81-99 as 19xx and 00-80 as 20xx.
+	if v.Kind != ValueTime && (y < 1981 || y > 2080) {
 		return nil, fmt.Errorf("%w: year %d outside 1981-2080", ErrBadValue, y)
 	}
+	yy := y % 100
 	yl, yh := byte(yy&0x07)<<5, byte(yy>>3)<<4
 	switch l {
 	case 2:

@@ -299,3 +299,23 @@ func TestDecodeStream(t *testing.T) {
 		t.Fatalf("kinds %v, left % X", kinds, buf)
 	}
 }
+
+func TestAppendRecordErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		r    Record
+		want error
+	}{
+		{"year before 1981", Record{DIB: []byte{0x42}, VIB: []byte{0x6C}, Value: Value{Kind: ValueDate, Text: "1975-01-01"}}, ErrBadValue},
+		{"bcd overflow", Record{DIB: []byte{0x09}, VIB: []byte{0x13}, Value: Number(1)}, ErrBadValue}, // 1000 L in 2 digits
+		{"text too long", Record{DIB: []byte{0x0D}, VIB: []byte{0xFD, 0x11}, Value: Text(string(make([]byte, 200)))}, ErrTooLong},
+	}
+	for _, tt := range tests {
+		if _, err := AppendRecord(nil, tt.r); !errors.Is(err, tt.want) {
+			t.Errorf("%s: err %v, want %v", tt.name, err, tt.want)
+		}
+	}
+	if _, err := AppendRecord(nil, Record{DIB: []byte{0x84}, VIB: []byte{0x13}}); err == nil {
+		t.Error("DIB with a dangling extension bit accepted")
+	}
+}
