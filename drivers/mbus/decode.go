@@ -49,7 +49,15 @@ func Decode(meterID string, ts []Telegram, received time.Time, withRaw bool) (Re
 			r.Raw = append(r.Raw, tg.Raw...)
 		}
 		for _, rec := range app.Records {
+			if rec.Quantity == "voltage" && rec.Unit == "V" && rec.Storage == 0 && rec.Value.Number > 0 && rec.Value.Number < 65 {
+				r.BatteryMV, r.Has = uint16(rec.Value.Number*1000+0.5), r.Has|reading.HasBattery
+				continue
+			}
 			if rec.Tariff != 0 || rec.Subunit != 0 || rec.Function != pmbus.FuncInstantaneous {
+				continue
+			}
+			if st, ok := recordStatus(res.Header.Manufacturer, rec); ok {
+				status |= st
 				continue
 			}
 			q := rec.Quantity
@@ -74,8 +82,6 @@ func Decode(meterID string, ts []Telegram, received time.Time, withRaw bool) (Re
 				}
 			case rec.Storage == 0 && q == "date and time" && !rec.Value.Invalid && !rec.Value.Time.IsZero():
 				r.MeterTime, r.Has = rec.Value.Time, r.Has|reading.HasMeterTime
-			case rec.Storage == 0 && q == "error flags" && rec.Value.IsInt && rec.Value.Int != 0:
-				status |= reading.StatusMeterError
 			case rec.Storage == 1 && num && rec.Unit == "m3" && (q == "volume" || q == "volume, forward flow"):
 				due.Forward, due.Has, haveDue = rec.Value.Number, due.Has|reading.HasForward, true
 			case rec.Storage == 1 && (q == "date" || q == "date and time") && !rec.Value.Invalid && !rec.Value.Time.IsZero():

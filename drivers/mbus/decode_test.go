@@ -56,6 +56,8 @@ func TestDecode(t *testing.T) {
 			want: reading.Reading{Forward: 123.456, Flow: 0.512, Has: reading.HasForward | reading.HasFlow}},
 		{name: "status and error flags", status: 0x04, recs: [][]pmbus.Record{{volume, errFlags}},
 			want: reading.Reading{Forward: 123.456, Has: reading.HasForward, Status: reading.StatusLowBattery | reading.StatusMeterError}},
+		{name: "maker's info word", recs: [][]pmbus.Record{{volume, rec([]byte{0x04}, []byte{0xFF, 0x23}, pmbus.Number(0x24)), rec([]byte{0x02}, []byte{0xFD, 0x46}, pmbus.Number(3.6))}},
+			want: reading.Reading{Forward: 123.456, BatteryMV: 3600, Has: reading.HasForward | reading.HasBattery, Status: reading.StatusLeak | reading.StatusLowBattery}},
 		{name: "no volume", recs: [][]pmbus.Record{{flow, tariff1}}, err: ErrNoVolume,
 			want: reading.Reading{Flow: 0.512, Has: reading.HasFlow, Quality: reading.QualityError, Error: ErrNoVolume.Error()}},
 	} {
@@ -76,7 +78,7 @@ func TestDecode(t *testing.T) {
 			got.Forward = tc.want.Forward
 			if got.Meter != tc.want.Meter || got.Has != tc.want.Has || got.Reverse != tc.want.Reverse || got.Flow != tc.want.Flow ||
 				got.Temperature != tc.want.Temperature || !got.MeterTime.Equal(tc.want.MeterTime) || got.Status != tc.want.Status ||
-				got.Quality != tc.want.Quality || got.Error != tc.want.Error {
+				got.Quality != tc.want.Quality || got.BatteryMV != tc.want.BatteryMV || got.Error != tc.want.Error {
 				t.Fatalf("got  %+v\nwant %+v", got, tc.want)
 			}
 			if (res.Due == nil) != (tc.wantDue == nil) {

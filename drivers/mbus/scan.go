@@ -15,6 +15,10 @@ type ScanProgress struct {
 	Result  Probe     // what the probe drew
 	Meter   Secondary // secondary scan: set when Result found a meter
 	Elapsed time.Duration
+	// Unresolved: several meters answer Pattern and no selection could
+	// split them (identical addresses, or meters taking wildcards only per
+	// field); they cannot be read by secondary address.
+	Unresolved bool
 }
 
 // PrimaryResult is one answering primary address.
@@ -69,6 +73,16 @@ type secondaryScan struct {
 	probes   int
 	found    []Secondary
 	seen     map[Secondary]bool
+	// lastResult is the outcome of the latest probe.
+	lastResult Probe
+}
+
+// giveUp reports a pattern several meters answer that no selection could
+// split: identical addresses, or meters with per-field wildcards.
+func (s *secondaryScan) giveUp(p Pattern) {
+	if s.progress != nil {
+		s.progress(ScanProgress{Probes: s.probes, Found: len(s.found), Pattern: p.String(), Result: ProbeCollision, Unresolved: true, Elapsed: time.Since(s.start)})
+	}
 }
 
 func (s *secondaryScan) search(ctx context.Context, p Pattern, pos int) error {
@@ -84,6 +98,7 @@ func (s *secondaryScan) search(ctx context.Context, p Pattern, pos int) error {
 			return err
 		}
 	}
+	s.lastResult = r
 	if s.progress != nil {
 		s.progress(ScanProgress{Probes: s.probes, Found: len(s.found), Pattern: p.String(), Result: r, Meter: meter, Elapsed: time.Since(s.start)})
 	}
@@ -92,6 +107,7 @@ func (s *secondaryScan) search(ctx context.Context, p Pattern, pos int) error {
 	}
 	if pos >= len(p) {
 		// Fully specified and still several answer: identical addresses.
+		s.giveUp(p)
 		return nil
 	}
 	hi := byte(0xF)
@@ -99,6 +115,7 @@ func (s *secondaryScan) search(ctx context.Context, p Pattern, pos int) error {
 		hi = 9
 	}
 	before := len(s.found)
+	silent := true
 	for v := byte(0); v <= hi; v++ {
 		// Nibble F is also the wildcard: a selection with F here matches
 		// the meters of every other branch too, so it can only single out
@@ -110,8 +127,20 @@ func (s *secondaryScan) search(ctx context.Context, p Pattern, pos int) error {
 		}
 		q := p
 		q[pos] = v
+		n := s.probes
 		if err := s.search(ctx, q, pos+1); err != nil {
 			return err
+		}
+		// Meters that take wildcards only per field (FFFF manufacturer,
+		// FF version and medium) answer no half-wild byte: if none of the
+		// first field nibble's values drew an answer, stop here rather
+		// than walk a field they will never answer in.
+		if s.probes > n+1 || s.lastResult != ProbeNone {
+			silent = false
+		}
+		if pos >= 8 && v == 0xE && silent {
+			s.giveUp(p)
+			break
 		}
 	}
 	return nil
