@@ -1,0 +1,67 @@
+// Package broker runs an embedded MQTT broker (mochi-mqtt) for tests and the
+// demo, and a TCP proxy that can misbehave on purpose (withhold PUBACKs, cut
+// connections) so delivery guarantees can be proved against a real client.
+// It is not a production broker: mochi is unmaintained since 2025-03.
+package broker
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// Broker is a running embedded broker that accepts any client.
+type Broker struct {
+	srv *mqtt.Server
+	tcp *listeners.TCP
+}
+
+// Start listens on addr ("127.0.0.1:0" picks a free port; see Addr) and
+// serves MQTT 3.1.1 and 5 until Close. The broker's own logging is discarded
+// because tests drown in it; errors that matter surface at the client.
+func Start(addr string) (*Broker, error) {
+	srv := mqtt.New(&mqtt.Options{
+		InlineClient: true,
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err := srv.AddHook(new(allowAll), nil); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	tcp := listeners.NewTCP(listeners.Config{ID: "tcp", Address: addr})
+	if err := srv.AddListener(tcp); err != nil {
+		return nil, fmt.Errorf("broker: listen %s: %w", addr, err)
+	}
+	if err := srv.Serve(); err != nil {
+		_ = srv.Close()
+		return nil, fmt.Errorf("broker: serve: %w", err)
+	}
+	return &Broker{srv: srv, tcp: tcp}, nil
+}
+
+// Addr is the host:port the broker listens on, with the real port when
+// Start was given port 0.
+func (b *Broker) Addr() string { return b.tcp.Address() }
+
+// URL is Addr as a paho broker URL.
+func (b *Broker) URL() string { return "tcp://" + b.Addr() }
+
+// Close disconnects every client and stops listening.
+func (b *Broker) Close() error { return b.srv.Close() }
+
+// allowAll admits every client and topic. mochi's own auth.AllowHook would do,
+// but its package pulls in gopkg.in/yaml.v3, which this module does not carry.
+type allowAll struct{ mqtt.HookBase }
+
+func (h *allowAll) ID() string { return "allow-all" }
+
+func (h *allowAll) Provides(b byte) bool {
+	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
+}
+
+func (h *allowAll) OnConnectAuthenticate(*mqtt.Client, packets.Packet) bool { return true }
+
+func (h *allowAll) OnACLCheck(*mqtt.Client, string, bool) bool { return true }

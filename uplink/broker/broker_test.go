@@ -1,0 +1,80 @@
+package broker
+
+import (
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+)
+
+func connect(t *testing.T, url, id string) paho.Client {
+	t.Helper()
+	o := paho.NewClientOptions().AddBroker(url).SetClientID(id).SetAutoReconnect(false)
+	c := paho.NewClient(o)
+	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect %s: %v", url, tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(100) })
+	return c
+}
+
+func TestBrokerRoundTrip(t *testing.T) {
+	b, err := Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if b.Addr() == "127.0.0.1:0" {
+		t.Fatalf("Addr did not report the real port: %s", b.Addr())
+	}
+	got := make(chan string, 1)
+	sub := connect(t, b.URL(), "sub")
+	if tok := sub.Subscribe("a/#", 1, func(_ paho.Client, m paho.Message) { got <- string(m.Payload()) }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	pub := connect(t, b.URL(), "pub")
+	if tok := pub.Publish("a/b", 1, false, "hello"); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	select {
+	case s := <-got:
+		if s != "hello" {
+			t.Fatalf("got %q", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("message not delivered")
+	}
+}
+
+func TestProxySwallowsPubacks(t *testing.T) {
+	b, err := Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	p, err := NewProxy("127.0.0.1:0", b.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	c := connect(t, p.URL(), "pub")
+	if tok := c.Publish("x", 1, false, "one"); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish through a passing proxy: %v", tok.Error())
+	}
+	p.SwallowPubacks(true)
+	tok := c.Publish("x", 1, false, "two")
+	if tok.WaitTimeout(500 * time.Millisecond) {
+		t.Fatalf("publish completed although its PUBACK was swallowed (err %v)", tok.Error())
+	}
+	if p.Swallowed() != 1 {
+		t.Fatalf("swallowed %d PUBACKs, want 1", p.Swallowed())
+	}
+	p.CutAll()
+	deadline := time.Now().Add(5 * time.Second)
+	for c.IsConnectionOpen() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if c.IsConnectionOpen() {
+		t.Fatal("client still connected after CutAll")
+	}
+}
