@@ -268,22 +268,28 @@ func (m *Master) ReadPrimary(ctx context.Context, addr byte) ([]Telegram, error)
 	}, addr)
 }
 
-// ReadSecondary selects a meter by its full secondary address and reads it
-// through address 253; the identification in the answer must match.
+// ReadSecondary selects a meter by its secondary address and reads it
+// through address 253; the identification in the answer must match. Fields
+// of s may be wildcards (manufacturer 0xFFFF, version or medium 0xFF).
 func (m *Master) ReadSecondary(ctx context.Context, s Secondary) ([]Telegram, error) {
-	switch r, err := m.Select(ctx, s.Pattern()); {
+	return m.readSelected(ctx, s.Pattern(), s)
+}
+
+// readSelected selects by p and reads the one meter that answered.
+func (m *Master) readSelected(ctx context.Context, p Pattern, s Secondary) ([]Telegram, error) {
+	switch r, err := m.Select(ctx, p); {
 	case err != nil:
 		return nil, err
 	case r == ProbeNone:
 		m.c.Timeouts.Add(1)
-		return nil, fmt.Errorf("select %s: %w", s, ErrTimeout)
+		return nil, fmt.Errorf("select %s: %w", p, ErrTimeout)
 	case r == ProbeCollision:
-		return nil, fmt.Errorf("select %s: %w", s, ErrCollision)
+		return nil, fmt.Errorf("select %s: %w", p, ErrCollision)
 	}
-	return m.readAll(ctx, s.String(), func(t Telegram) error {
-		if got, ok := headerSecondary(t.CI, t.Data); ok && got.ID != s.ID {
+	return m.readAll(ctx, p.String(), func(t Telegram) error {
+		if got, ok := headerSecondary(t.CI, t.Data); ok && !p.Matches(got) {
 			m.c.WrongAddress.Add(1)
-			return fmt.Errorf("%w: id %08d, selected %08d", ErrWrongMeter, got.ID, s.ID)
+			return fmt.Errorf("%w: %v, selected %v", ErrWrongMeter, got, s)
 		}
 		return nil
 	}, pmbus.AddrNetworkLayer)

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -163,7 +164,16 @@ func BenchmarkSecondaryScan(b *testing.B) {
 	for range b.N {
 		_, m := startSim(b, 2400, sb.String(), Options{})
 		start := time.Now()
-		found, err := ScanSecondary(context.Background(), m, nil)
+		var progress func(ScanProgress)
+		if f := os.Getenv("TIDEGATE_SCANLOG"); f != "" {
+			w, err := os.Create(f)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer w.Close()
+			progress = func(p ScanProgress) { fmt.Fprintf(w, "%+v\n", p) }
+		}
+		found, err := ScanSecondary(context.Background(), m, progress)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -175,6 +185,11 @@ func BenchmarkSecondaryScan(b *testing.B) {
 			}
 		}
 		if hit != len(want) {
+			for id := range want {
+				if !slices.ContainsFunc(found, func(s Secondary) bool { return s.ID == id }) {
+					b.Logf("missed %08d", id)
+				}
+			}
 			b.Fatalf("found %d of %d meters", hit, len(want))
 		}
 		sel := m.Counters().Selects.Load()

@@ -1,0 +1,109 @@
+package mbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"tidegate/drivers/link"
+	"tidegate/reading"
+)
+
+// Meter is one configured M-Bus meter. With Secondary set the meter is read
+// by secondary address (select, then address 253); otherwise by Address.
+type Meter struct {
+	ID        string
+	Address   byte
+	Secondary string // 8 id digits or 16 hex digits (id, manufacturer, version, medium)
+}
+
+// Client is an M-Bus master on its own line, the shape the bus scheduler
+// polls: one call per meter read, returning the canonical reading.
+type Client struct {
+	*Master
+	line   *link.Line
+	inited map[string]bool
+}
+
+// Open opens the line and prepares a master on it.
+func Open(cfg link.Config, opt Options) (*Client, error) {
+	l, err := link.Open(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{Master: NewMaster(l, opt, nil), line: l, inited: map[string]bool{}}, nil
+}
+
+// Close closes the line.
+func (c *Client) Close() error { return c.line.Close() }
+
+// Poll reads a meter; on failure the reading is marked QualityError with
+// the reason, and the error says what happened (errors.Is with ErrTimeout,
+// ErrChecksum, ...). An error that is none of those is the line's own
+// (device gone): the caller should reopen.
+func (c *Client) Poll(ctx context.Context, m Meter, raw bool) (reading.Reading, error) {
+	res, err := c.PollResult(ctx, m, raw)
+	return res.Reading, err
+}
+
+// PollResult is Poll with the due-date value and the header as well.
+func (c *Client) PollResult(ctx context.Context, m Meter, raw bool) (Result, error) {
+	res, err := c.poll(ctx, m, raw)
+	if err != nil {
+		// Start the meter's link layer afresh next time: after a lost
+		// answer the FCB may be out of step.
+		delete(c.inited, m.ID)
+		res.Reading.Meter, res.Reading.Received = m.ID, time.Now()
+		res.Reading.Quality, res.Reading.Error = reading.QualityError, err.Error()
+	}
+	return res, err
+}
+
+func (c *Client) poll(ctx context.Context, m Meter, raw bool) (Result, error) {
+	var ts []Telegram
+	var err error
+	if m.Secondary != "" {
+		p, perr := ParsePattern(m.Secondary)
+		if perr != nil {
+			return Result{}, fmt.Errorf("meter %s: %w", m.ID, perr)
+		}
+		s := p.secondary()
+		if !c.inited[m.ID] {
+			if r, err := c.Select(ctx, p); err != nil {
+				return Result{}, err
+			} else if r == ProbeOne {
+				_ = c.Init(ctx, 0xFD) // resets the selected meter's link layer
+			}
+			c.inited[m.ID] = true
+		}
+		ts, err = c.readSelected(ctx, p, s)
+	} else {
+		if !c.inited[m.ID] {
+			if err := c.Init(ctx, m.Address); err != nil && !isMeterError(err) {
+				return Result{}, err
+			}
+			c.inited[m.ID] = true
+		}
+		ts, err = c.ReadPrimary(ctx, m.Address)
+	}
+	if err != nil {
+		return Result{}, fmt.Errorf("meter %s: %w", m.ID, err)
+	}
+	return Decode(m.ID, ts, time.Now(), raw)
+}
+
+// isMeterError tells a meter's failure (which the scheduler retries) from
+// the line's (which needs a reopen).
+func isMeterError(err error) bool {
+	for _, e := range []error{ErrTimeout, ErrChecksum, ErrTruncated, ErrWrongAddress, ErrWrongMeter, ErrCollision, ErrUnexpected, ErrEcho, ErrNoVolume} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// IsMeterError reports whether err is a meter's failure (no answer, garbled
+// or foreign answer), not the line's.
+func IsMeterError(err error) bool { return isMeterError(err) }
