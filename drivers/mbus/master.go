@@ -134,11 +134,12 @@ func (m *Master) send(req []byte) error {
 func (m *Master) wire(n int) time.Duration { return time.Duration(n) * m.line.Config().CharTime() }
 
 // receive reads one frame: the first byte must come within the answer
-// timeout, and the frame ends by its own length; one that stalls for the
+// timeout after the request has left (Drain returns at once on a pty and
+// on some USB adapters, so the request's wire time is added), and the frame ends by its own length; one that stalls for the
 // guard time is over. Bytes that begin no frame are dropped and counted,
 // and so is an exact echo of req.
 func (m *Master) receive(req []byte) (pmbus.Frame, []byte, error) {
-	deadline := time.Now().Add(m.opt.Timeout)
+	deadline := time.Now().Add(m.wire(len(req)) + m.opt.Timeout)
 	var problem error
 	for {
 		// Resynchronise over what is buffered.
@@ -193,8 +194,8 @@ func (m *Master) receive(req []byte) (pmbus.Frame, []byte, error) {
 // collect reads everything that arrives until the line falls silent: a
 // selection is answered by one E5 per matching meter, and on RS-485 several
 // at once arrive as one garbled byte or more.
-func (m *Master) collect() []byte {
-	deadline := time.Now().Add(m.opt.Timeout)
+func (m *Master) collect(req []byte) []byte {
+	deadline := time.Now().Add(m.wire(len(req)) + m.opt.Timeout)
 	for {
 		d := deadline
 		if len(m.buf) > 0 {
@@ -359,7 +360,7 @@ func (m *Master) probe(req []byte) (Probe, error) {
 		}
 		return ProbeNone, err
 	}
-	got := m.collect()
+	got := m.collect(req)
 	for len(got) >= len(req) && string(got[:len(req)]) == string(req) {
 		m.c.Echoes.Add(1)
 		got = got[len(req):]
