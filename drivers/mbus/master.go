@@ -143,27 +143,21 @@ func (m *Master) receive(req []byte) (pmbus.Frame, []byte, error) {
 	var problem error
 	for {
 		// Resynchronise over what is buffered.
-		for len(m.buf) > 0 {
-			if len(m.buf) >= len(req) && string(m.buf[:len(req)]) == string(req) {
-				m.c.Echoes.Add(1)
-				m.buf = append(m.buf[:0], m.buf[len(req):]...)
-				continue
-			}
-			f, used, err := pmbus.Decode(m.buf)
-			if err == nil {
-				raw := append([]byte(nil), m.buf[:used]...)
-				m.c.Stray.Add(int64(len(m.buf) - used))
-				m.buf = m.buf[:0]
-				f.Data = append([]byte(nil), f.Data...)
-				return f, raw, nil
-			}
-			if errors.Is(err, pmbus.ErrIncomplete) {
-				break
-			}
+		sc := scanFrame(m.buf, req)
+		m.c.Echoes.Add(int64(sc.echoes))
+		m.c.Stray.Add(int64(sc.dropped))
+		if sc.dropped > 0 {
 			problem = ErrChecksum
-			m.c.Stray.Add(1)
-			m.buf = append(m.buf[:0], m.buf[1:]...)
 		}
+		if sc.end > 0 {
+			raw := append([]byte(nil), m.buf[sc.start:sc.end]...)
+			m.c.Stray.Add(int64(len(m.buf) - sc.end))
+			m.buf = m.buf[:0]
+			f := sc.frame
+			f.Data = append([]byte(nil), f.Data...)
+			return f, raw, nil
+		}
+		m.buf = append(m.buf[:0], m.buf[sc.start:]...)
 		d := deadline
 		if len(m.buf) > 0 || problem != nil {
 			d = time.Now().Add(m.guard)
@@ -373,4 +367,38 @@ func (m *Master) probe(req []byte) (Probe, error) {
 	}
 	m.c.Collisions.Add(1)
 	return ProbeCollision, nil
+}
+
+// scanned is what scanFrame found in a buffer.
+type scanned struct {
+	frame      pmbus.Frame
+	start, end int // the frame is buf[start:end]; end 0: none complete yet, keep buf[start:]
+	echoes     int // echoes of the request skipped
+	dropped    int // bytes that began no frame
+}
+
+// scanFrame finds the first complete frame in buf, skipping echoes of req
+// and bytes that begin no valid frame. It is pure, so the resynchronisation
+// can be fuzzed apart from the line.
+func scanFrame(buf, req []byte) scanned {
+	var s scanned
+	for s.start < len(buf) {
+		rest := buf[s.start:]
+		if len(req) > 0 && len(rest) >= len(req) && string(rest[:len(req)]) == string(req) {
+			s.echoes++
+			s.start += len(req)
+			continue
+		}
+		f, used, err := pmbus.Decode(rest)
+		if err == nil {
+			s.frame, s.end = f, s.start+used
+			return s
+		}
+		if errors.Is(err, pmbus.ErrIncomplete) {
+			return s
+		}
+		s.dropped++
+		s.start++
+	}
+	return s
 }
