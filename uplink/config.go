@@ -1,0 +1,270 @@
+package uplink
+
+import (
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// Config is the uplink section of tidegate's configuration. The zero value
+// of every optional field means its default (see withDefaults).
+type Config struct {
+	// Broker is the broker URL: tcp:// (or mqtt://) for plain TCP,
+	// ssl://, tls:// or mqtts:// for TLS.
+	Broker      string `yaml:"broker"`
+	ClientID    string `yaml:"client_id"`    // default "tidegate-<gateway>"
+	Gateway     string `yaml:"gateway"`      // required; first half of every record id
+	TopicPrefix string `yaml:"topic_prefix"` // default "tidegate"
+
+	Username string `yaml:"username"`
+	// PasswordFile or PasswordEnv names where the password is; it is never
+	// written in the config itself and never logged.
+	PasswordFile string `yaml:"password_file"`
+	PasswordEnv  string `yaml:"password_env"`
+
+	TLS TLSConfig `yaml:"tls"`
+	// Insecure allows plain TCP to a non-loopback broker.
+	Insecure bool `yaml:"insecure"`
+
+	// QoS is fixed at 1; any other value is refused rather than ignored.
+	QoS int `yaml:"qos"`
+
+	Batch BatchConfig `yaml:"batch"`
+	// MaxInflight bounds the batches published and not yet acknowledged.
+	MaxInflight int `yaml:"max_inflight"`
+	// HistoricalAfter: records older than this when sent carry
+	// "historical": true, so live dashboards can ignore a replayed backlog.
+	HistoricalAfter time.Duration `yaml:"historical_after"`
+	// Ack is "puback" (the buffer forgets a batch at its PUBACK) or
+	// "application" (only when the central service publishes on .../ack the
+	// highest contiguous seq it has stored).
+	Ack string `yaml:"ack"`
+	// Commands enables the downlink (.../cmd/<name>).
+	Commands bool `yaml:"commands"`
+
+	// AckTimeout: a batch without PUBACK after this long is sent again.
+	AckTimeout time.Duration `yaml:"ack_timeout"`
+	KeepAlive  time.Duration `yaml:"keepalive"`
+	// ReconnectMax caps paho's exponential reconnect backoff; up to
+	// ReconnectJitter is added to each attempt so a fleet that lost the
+	// broker together does not come back in lockstep.
+	ReconnectMax    time.Duration `yaml:"reconnect_max"`
+	ReconnectJitter time.Duration `yaml:"reconnect_jitter"`
+
+	// Status fills the retained birth message; nil sends gateway and
+	// version only. The daemon passes a func so meters and buses are current.
+	Status func() StatusInfo `yaml:"-"`
+}
+
+// TLSConfig is the tls section.
+type TLSConfig struct {
+	CAFile     string `yaml:"ca_file"`
+	CertFile   string `yaml:"cert_file"`
+	KeyFile    string `yaml:"key_file"`
+	ServerName string `yaml:"server_name"`
+}
+
+// BatchConfig bounds one readings message.
+type BatchConfig struct {
+	MaxCount   int           `yaml:"max_count"`   // default 200
+	MaxBytes   int           `yaml:"max_bytes"`   // default 256 KiB
+	MaxLatency time.Duration `yaml:"max_latency"` // default 1 s
+}
+
+// StatusInfo is the content of the retained birth message.
+type StatusInfo struct {
+	Version    string   `json:"version,omitempty"`
+	ConfigHash string   `json:"config_hash,omitempty"`
+	Meters     []string `json:"meters,omitempty"`
+	Buses      []string `json:"buses,omitempty"`
+}
+
+// Ack modes.
+const (
+	AckPuback      = "puback"
+	AckApplication = "application"
+)
+
+// Defaults.
+const (
+	DefaultTopicPrefix     = "tidegate"
+	DefaultMaxCount        = 200
+	DefaultMaxBytes        = 256 << 10
+	DefaultMaxLatency      = time.Second
+	DefaultMaxInflight     = 4
+	DefaultHistoricalAfter = 10 * time.Minute
+	DefaultAckTimeout      = 30 * time.Second
+	DefaultKeepAlive       = 30 * time.Second
+	DefaultReconnectMax    = time.Minute
+	DefaultReconnectJitter = time.Second
+)
+
+func (c Config) withDefaults() Config {
+	if c.TopicPrefix == "" {
+		c.TopicPrefix = DefaultTopicPrefix
+	}
+	if c.ClientID == "" {
+		c.ClientID = "tidegate-" + c.Gateway
+	}
+	if c.QoS == 0 {
+		c.QoS = 1
+	}
+	if c.Batch.MaxCount <= 0 {
+		c.Batch.MaxCount = DefaultMaxCount
+	}
+	if c.Batch.MaxBytes <= 0 {
+		c.Batch.MaxBytes = DefaultMaxBytes
+	}
+	if c.Batch.MaxLatency <= 0 {
+		c.Batch.MaxLatency = DefaultMaxLatency
+	}
+	if c.MaxInflight <= 0 {
+		c.MaxInflight = DefaultMaxInflight
+	}
+	if c.HistoricalAfter <= 0 {
+		c.HistoricalAfter = DefaultHistoricalAfter
+	}
+	if c.Ack == "" {
+		c.Ack = AckPuback
+	}
+	if c.AckTimeout <= 0 {
+		c.AckTimeout = DefaultAckTimeout
+	}
+	if c.KeepAlive <= 0 {
+		c.KeepAlive = DefaultKeepAlive
+	}
+	if c.ReconnectMax <= 0 {
+		c.ReconnectMax = DefaultReconnectMax
+	}
+	if c.ReconnectJitter < 0 {
+		c.ReconnectJitter = 0
+	} else if c.ReconnectJitter == 0 {
+		c.ReconnectJitter = DefaultReconnectJitter
+	}
+	return c
+}
+
+// brokerURL parses and checks Broker; useTLS says whether the scheme is a TLS one.
+func (c Config) brokerURL() (u *url.URL, useTLS bool, err error) {
+	u, err = url.Parse(c.Broker)
+	if err != nil || u.Host == "" {
+		return nil, false, fmt.Errorf("%w: broker %q is not a URL like tcp://host:1883", ErrConfig, c.Broker)
+	}
+	switch u.Scheme {
+	case "tcp", "mqtt":
+		u.Scheme = "tcp"
+	case "ssl", "tls", "mqtts", "tcps":
+		u.Scheme, useTLS = "ssl", true
+	default:
+		return nil, false, fmt.Errorf("%w: broker scheme %q (want tcp, mqtt, ssl, tls or mqtts)", ErrConfig, u.Scheme)
+	}
+	if u.Port() == "" {
+		if useTLS {
+			u.Host = net.JoinHostPort(u.Hostname(), "8883")
+		} else {
+			u.Host = net.JoinHostPort(u.Hostname(), "1883")
+		}
+	}
+	return u, useTLS, nil
+}
+
+func (c Config) validate() error {
+	if c.Gateway == "" || strings.ContainsAny(c.Gateway, "/+#:") {
+		return fmt.Errorf("%w: gateway %q must be set and contain none of / + # :", ErrConfig, c.Gateway)
+	}
+	if strings.ContainsAny(c.TopicPrefix, "+#") || strings.HasSuffix(c.TopicPrefix, "/") {
+		return fmt.Errorf("%w: topic_prefix %q", ErrConfig, c.TopicPrefix)
+	}
+	if c.QoS != 1 {
+		return fmt.Errorf("%w: qos %d: only QoS 1 gives at-least-once with PUBACKs", ErrConfig, c.QoS)
+	}
+	if c.Ack != AckPuback && c.Ack != AckApplication {
+		return fmt.Errorf("%w: ack %q (want puback or application)", ErrConfig, c.Ack)
+	}
+	if c.PasswordFile != "" && c.PasswordEnv != "" {
+		return fmt.Errorf("%w: set password_file or password_env, not both", ErrConfig)
+	}
+	u, useTLS, err := c.brokerURL()
+	if err != nil {
+		return err
+	}
+	tlsFiles := c.TLS != (TLSConfig{})
+	if !useTLS && tlsFiles {
+		return fmt.Errorf("%w: tls files set but broker %q is plain TCP (use ssl://)", ErrConfig, c.Broker)
+	}
+	if !useTLS && !c.Insecure && !isLoopback(u.Hostname()) {
+		return fmt.Errorf("%w (broker %s)", ErrInsecure, u.Host)
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		return fmt.Errorf("%w: tls cert_file and key_file go together", ErrConfig)
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// password reads the secret. Trailing newlines of a file are dropped:
+// `echo secret > file` is how people write them.
+func (c Config) password() (string, error) {
+	switch {
+	case c.PasswordFile != "":
+		b, err := os.ReadFile(c.PasswordFile)
+		if err != nil {
+			return "", fmt.Errorf("%w: %w", ErrPassword, err)
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	case c.PasswordEnv != "":
+		v, ok := os.LookupEnv(c.PasswordEnv)
+		if !ok {
+			return "", fmt.Errorf("%w: environment variable %s is not set", ErrPassword, c.PasswordEnv)
+		}
+		return v, nil
+	}
+	return "", nil
+}
+
+func (c Config) tlsConfig(host string) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.TLS.ServerName}
+	if tc.ServerName == "" {
+		tc.ServerName = host
+	}
+	if c.TLS.CAFile != "" {
+		pem, err := os.ReadFile(c.TLS.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("%w: ca_file: %w", ErrTLS, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%w: ca_file %s holds no PEM certificate", ErrTLS, c.TLS.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if c.TLS.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.TLS.CertFile, c.TLS.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("%w: client certificate: %w", ErrTLS, err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// hash identifies the effective config in the birth message when the daemon
+// gives none. Secrets are names of files/variables here, not values.
+func (c Config) hash() string {
+	h := sha256.Sum256(fmt.Appendf(nil, "%s|%s|%s|%s|%+v|%d|%d|%v", c.Broker, c.ClientID, c.Gateway, c.TopicPrefix, c.TLS, c.Batch.MaxCount, c.MaxInflight, c.Ack))
+	return hex.EncodeToString(h[:8])
+}

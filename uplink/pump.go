@@ -1,0 +1,273 @@
+package uplink
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"tidegate/reading"
+)
+
+// message is one published MQTT message and the records it carries.
+type message struct {
+	topic   string
+	payload []byte
+	seqs    []uint64
+	event   bool
+	epoch   uint64 // connection epoch read before Publish
+	tok     paho.Token
+	sent    time.Time
+}
+
+// cursors say how far the queue has been read into messages in flight.
+// Resetting them to zero re-reads everything not yet acknowledged: acked
+// records are gone from the buffer, so nothing acknowledged is sent again.
+type cursors struct {
+	after, afterUrgent uint64
+	pendingSince       time.Time // first sight of a partial readings batch
+}
+
+// pump is the single sender: it keeps up to MaxInflight messages in flight,
+// settles them strictly in publish order (so acks and resends keep the
+// gateway's order), and on any doubt about a PUBACK sends everything
+// unacknowledged again from the buffer.
+func (u *Uplink) pump(ctx context.Context, c paho.Client) error {
+	var (
+		cur      cursors
+		window   []*message
+		epoch    uint64
+		notify   = u.q.Notify()
+		failures int
+	)
+	reset := func() {
+		if n := len(window); n > 0 {
+			u.count(func(s *Stats) { s.Resent += uint64(n) })
+		}
+		window, cur = nil, cursors{}
+		u.setInflight(0)
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !u.connected.Load() {
+			reset()
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-u.wake:
+			}
+			continue
+		}
+		if e := u.epoch.Load(); e != epoch {
+			reset()
+			epoch = e
+		}
+
+		var wakeAt time.Time
+		for len(window) < u.cfg.MaxInflight {
+			m, at, err := u.next(&cur)
+			if err != nil {
+				return err
+			}
+			if m == nil {
+				wakeAt = at
+				break
+			}
+			m.epoch = u.epoch.Load()
+			m.sent = time.Now()
+			m.tok = c.Publish(m.topic, 1, false, m.payload)
+			window = append(window, m)
+		}
+		u.setInflight(len(window))
+
+		failed, settled := false, false
+		for len(window) > 0 {
+			m := window[0]
+			select {
+			case <-m.tok.Done():
+			default:
+				if time.Since(m.sent) > u.cfg.AckTimeout {
+					u.log.WithField("seq", m.seqs[0]).WithField("timeout", u.cfg.AckTimeout).Warn("uplink: no PUBACK in time, sending again")
+					failed = true
+				}
+			}
+			if failed {
+				break
+			}
+			if !isDone(m.tok) {
+				break
+			}
+			if err := m.tok.Error(); err != nil || (!u.trustTokens && u.epoch.Load() != m.epoch) {
+				// Not proof of delivery: an error, or the connection changed
+				// under the publish (paho #563 completes it with nil then).
+				if err == nil {
+					err = ErrNotDelivered
+				}
+				u.log.WithError(err).WithField("seq", m.seqs[0]).Info("uplink: resending unacknowledged messages")
+				failed = true
+				break
+			}
+			if err := u.settle(m); err != nil {
+				return err
+			}
+			window = window[1:]
+			failures = 0
+			settled = true
+		}
+		u.setInflight(len(window))
+		if failed {
+			reset()
+			failures++
+			// Errors on a connection that looks up should not spin.
+			if err := sleepCtx(ctx, min(time.Duration(failures)*100*time.Millisecond, 2*time.Second)); err != nil {
+				return err
+			}
+			continue
+		}
+		if settled {
+			continue // room in the window: refill before waiting
+		}
+
+		// Wait for whatever can change the picture.
+		var head <-chan struct{}
+		if len(window) > 0 {
+			head = window[0].tok.Done()
+			if at := window[0].sent.Add(u.cfg.AckTimeout); wakeAt.IsZero() || at.Before(wakeAt) {
+				wakeAt = at
+			}
+		}
+		var timer <-chan time.Time
+		var t *time.Timer
+		if !wakeAt.IsZero() {
+			t = time.NewTimer(time.Until(wakeAt))
+			timer = t.C
+		}
+		var more <-chan struct{}
+		if len(window) < u.cfg.MaxInflight {
+			more = notify
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-head:
+		case <-timer:
+		case <-more:
+		case <-u.wake:
+		}
+		if t != nil {
+			t.Stop()
+		}
+	}
+}
+
+func isDone(t paho.Token) bool {
+	select {
+	case <-t.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func (u *Uplink) setInflight(n int) { u.count(func(s *Stats) { s.Inflight = n }) }
+
+// settle records a trusted PUBACK: in puback mode the buffer forgets the
+// records now; in application mode it waits for the service's ack.
+func (u *Uplink) settle(m *message) error {
+	if u.cfg.Ack == AckPuback {
+		if err := u.q.Ack(m.seqs...); err != nil {
+			return fmt.Errorf("uplink: ack %d records: %w", len(m.seqs), err)
+		}
+	}
+	u.count(func(s *Stats) {
+		if m.event {
+			s.Events++
+		} else {
+			s.Batches++
+		}
+		s.Records += uint64(len(m.seqs))
+		s.BytesSent += uint64(len(m.payload))
+	})
+	return nil
+}
+
+// next builds the next message: an event if one is waiting, else a readings
+// batch. It returns nil and a time to look again when a partial batch is
+// waiting for max_latency, or nil and zero time when nothing is waiting.
+func (u *Uplink) next(cur *cursors) (*message, time.Time, error) {
+	now := time.Now()
+	evs, err := u.q.ReadUrgent(cur.afterUrgent, 1)
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("uplink: read events: %w", err)
+	}
+	if len(evs) > 0 {
+		r := evs[0]
+		cur.afterUrgent = r.Seq
+		p, err := encodeEvent(u.cfg.Gateway, r, now, u.cfg.HistoricalAfter)
+		if err != nil {
+			return nil, time.Time{}, fmt.Errorf("uplink: encode event %d: %w", r.Seq, err)
+		}
+		return &message{topic: u.t.events, payload: p, seqs: []uint64{r.Seq}, event: true}, time.Time{}, nil
+	}
+
+	max := u.cfg.Batch.MaxCount
+	recs, err := u.q.Read(cur.after, max)
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("uplink: read: %w", err)
+	}
+	full := len(recs) >= max
+	payload := batchHead(u.cfg.Gateway)
+	var seqs []uint64
+	last := cur.after
+	for _, r := range recs {
+		if r.Kind == reading.KindEvent {
+			last = r.Seq // events travel on their own topic via ReadUrgent
+			continue
+		}
+		p, err := encodeRecord(u.cfg.Gateway, r, now, u.cfg.HistoricalAfter)
+		if err != nil {
+			return nil, time.Time{}, fmt.Errorf("uplink: encode record %d: %w", r.Seq, err)
+		}
+		if len(seqs) > 0 && len(payload)+1+len(p)+len(batchTail) > u.cfg.Batch.MaxBytes {
+			full = true
+			break
+		}
+		if len(seqs) > 0 {
+			payload = append(payload, ',')
+		}
+		payload = append(payload, p...)
+		seqs = append(seqs, r.Seq)
+		last = r.Seq
+	}
+	if len(seqs) == 0 {
+		cur.after = last // skip past events only
+		cur.pendingSince = time.Time{}
+		return nil, time.Time{}, nil
+	}
+	if !full {
+		if cur.pendingSince.IsZero() {
+			cur.pendingSince = now
+		}
+		if at := cur.pendingSince.Add(u.cfg.Batch.MaxLatency); now.Before(at) {
+			return nil, at, nil
+		}
+	}
+	cur.pendingSince = time.Time{}
+	cur.after = last
+	payload = append(payload, batchTail...)
+	return &message{topic: u.t.readings, payload: payload, seqs: seqs}, time.Time{}, nil
+}

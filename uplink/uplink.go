@@ -1,0 +1,248 @@
+// Package uplink drains the store-and-forward buffer to the utility's MQTT
+// broker: batched readings, events ahead of a backlog, a retained birth/will
+// status, at least once with stable ids, and optional downlink commands.
+// See README.md for the contract and the delivery argument.
+package uplink
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/sirupsen/logrus"
+
+	"tidegate/reading"
+)
+
+// Queue is what the uplink needs of the buffer (*buffer.Buffer satisfies it).
+type Queue interface {
+	Read(after uint64, max int) ([]reading.Record, error)
+	ReadUrgent(after uint64, max int) ([]reading.Record, error)
+	Ack(seqs ...uint64) error
+	AckUpTo(seq uint64) error
+	Notify() <-chan struct{}
+}
+
+// Version is reported in the birth message when Config.Status gives none.
+const Version = "tidegate-uplink/1"
+
+// Uplink is one gateway's connection to the broker. Create it with New and
+// call Run once.
+type Uplink struct {
+	cfg      Config
+	q        Queue
+	log      *logrus.Entry
+	t        topics
+	broker   *url.URL
+	tlsConf  *tls.Config
+	password string
+	cmds     CommandHandler
+
+	// epoch changes whenever the connection is lost, re-attempted or made.
+	// A publish whose epoch changed before its token completed is not
+	// trusted, because paho v1.5.1 completes such tokens without error even
+	// when no PUBACK came (upstream #563).
+	epoch     atomic.Uint64
+	connected atomic.Bool
+	wake      chan struct{}
+
+	// trustTokens turns the #563 protection off. Only tests set it, to show
+	// that the PUBACK-withholding test fails without the protection.
+	trustTokens bool
+
+	mu      sync.Mutex
+	lastErr string
+	stats   Stats
+}
+
+// Stats are the uplink's counters since New.
+type Stats struct {
+	Connected      bool
+	Connects       uint64 // successful connections
+	ConnectionLost uint64
+	Batches        uint64 // readings messages acknowledged by PUBACK
+	Events         uint64 // event messages acknowledged by PUBACK
+	Records        uint64 // records acknowledged by PUBACK
+	Resent         uint64 // messages sent again for want of a trusted PUBACK
+	BytesSent      uint64 // payload bytes of acknowledged messages
+	AppAcks        uint64 // acks received on .../ack (application mode)
+	Inflight       int    // messages published and not yet settled
+	LastError      string
+}
+
+// New checks cfg and prepares an uplink draining q. It reads the password
+// and TLS files now, so a bad path fails here and not at 3 a.m. log may be nil.
+func New(cfg Config, q Queue, log *logrus.Entry) (*Uplink, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if q == nil {
+		return nil, fmt.Errorf("%w: nil queue", ErrConfig)
+	}
+	if log == nil {
+		l := logrus.New()
+		l.SetLevel(logrus.WarnLevel)
+		log = logrus.NewEntry(l)
+	}
+	u := &Uplink{cfg: cfg, q: q, t: newTopics(cfg.TopicPrefix, cfg.Gateway), wake: make(chan struct{}, 1)}
+	u.log = log.WithFields(logrus.Fields{"component": "uplink", "gateway": cfg.Gateway})
+	var useTLS bool
+	u.broker, useTLS, _ = cfg.brokerURL()
+	if useTLS {
+		tc, err := cfg.tlsConfig(u.broker.Hostname())
+		if err != nil {
+			return nil, err
+		}
+		u.tlsConf = tc
+	}
+	pw, err := cfg.password()
+	if err != nil {
+		return nil, err
+	}
+	u.password = pw
+	return u, nil
+}
+
+// Connected reports whether the MQTT connection is up now.
+func (u *Uplink) Connected() bool { return u.connected.Load() }
+
+// Stats returns a copy of the counters.
+func (u *Uplink) Stats() Stats {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	s := u.stats
+	s.Connected = u.connected.Load()
+	s.LastError = u.lastErr
+	return s
+}
+
+func (u *Uplink) setErr(err error) {
+	u.mu.Lock()
+	u.lastErr = err.Error()
+	u.mu.Unlock()
+}
+
+func (u *Uplink) count(f func(s *Stats)) {
+	u.mu.Lock()
+	f(&u.stats)
+	u.mu.Unlock()
+}
+
+func (u *Uplink) signal() {
+	select {
+	case u.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (u *Uplink) statusPayload(state string) []byte {
+	w := wireStatus{Gateway: u.cfg.Gateway, State: state, Time: time.Now().UTC()}
+	if state == "online" {
+		if u.cfg.Status != nil {
+			w.StatusInfo = u.cfg.Status()
+		}
+		if w.Version == "" {
+			w.Version = Version
+		}
+		if w.ConfigHash == "" {
+			w.ConfigHash = u.cfg.hash()
+		}
+	}
+	b, _ := json.Marshal(w)
+	return b
+}
+
+func (u *Uplink) options() *paho.ClientOptions {
+	o := paho.NewClientOptions().
+		AddBroker(u.broker.String()).
+		SetClientID(u.cfg.ClientID).
+		SetCleanSession(true). // bbolt is the durable queue, not paho's stores
+		SetStore(paho.NewMemoryStore()).
+		SetOrderMatters(false). // handlers must never block the client (#474, #509)
+		SetAutoReconnect(true).
+		SetConnectRetry(true).
+		SetConnectRetryInterval(time.Second).
+		SetMaxReconnectInterval(u.cfg.ReconnectMax).
+		SetKeepAlive(u.cfg.KeepAlive).
+		SetConnectTimeout(10*time.Second).
+		SetWriteTimeout(10*time.Second).
+		SetBinaryWill(u.t.status, u.statusPayload("offline"), 1, true)
+	if u.tlsConf != nil {
+		o.SetTLSConfig(u.tlsConf)
+	}
+	if u.cfg.Username != "" {
+		o.SetUsername(u.cfg.Username)
+	}
+	if u.password != "" {
+		o.SetPassword(u.password)
+	}
+	o.SetOnConnectHandler(func(c paho.Client) {
+		u.epoch.Add(1)
+		u.connected.Store(true)
+		u.count(func(s *Stats) { s.Connects++ })
+		u.log.WithField("broker", u.broker.Host).Info("uplink connected")
+		c.Publish(u.t.status, 1, true, u.statusPayload("online"))
+		u.subscribe(c)
+		u.signal()
+	})
+	o.SetConnectionLostHandler(func(_ paho.Client, err error) {
+		u.epoch.Add(1)
+		u.connected.Store(false)
+		u.count(func(s *Stats) { s.ConnectionLost++ })
+		if err != nil {
+			u.setErr(err)
+		}
+		u.log.WithError(err).Warn("uplink connection lost")
+		u.signal()
+	})
+	o.SetReconnectingHandler(func(paho.Client, *paho.ClientOptions) {
+		u.epoch.Add(1)
+		if j := u.cfg.ReconnectJitter; j > 0 {
+			// Spread a fleet's reconnects; paho's own backoff has no jitter.
+			time.Sleep(rand.N(j))
+		}
+	})
+	o.SetConnectionNotificationHandler(func(_ paho.Client, n paho.ConnectionNotification) {
+		var err error
+		switch n := n.(type) {
+		case paho.ConnectionNotificationFailed:
+			err = n.Reason
+		case paho.ConnectionNotificationBrokerFailed:
+			err = n.Reason
+		}
+		if err != nil {
+			u.setErr(err)
+			u.log.WithError(err).WithField("broker", u.broker.Host).Warn("uplink connect failed")
+		}
+	})
+	return o
+}
+
+// Run connects and drains the queue until ctx ends, then publishes the
+// retained "offline" status and disconnects. Broker outages do not end Run;
+// they only let the buffer grow. It returns ctx's error on a normal stop, or
+// a queue error that makes draining impossible.
+func (u *Uplink) Run(ctx context.Context) error {
+	c := paho.NewClient(u.options())
+	c.Connect() // ConnectRetry: completes when first connected; failures are reported by the notification handler
+	err := u.pump(ctx, c)
+	if c.IsConnectionOpen() {
+		tok := c.Publish(u.t.status, 1, true, u.statusPayload("offline"))
+		tok.WaitTimeout(2 * time.Second)
+	}
+	c.Disconnect(250)
+	u.connected.Store(false)
+	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		u.log.WithError(err).Error("uplink stopped")
+	}
+	return err
+}

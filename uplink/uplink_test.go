@@ -1,0 +1,54 @@
+package uplink
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"tidegate/uplink/broker"
+)
+
+func startMochi(t testing.TB) *broker.Broker {
+	t.Helper()
+	b, err := broker.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func TestDrainMochi(t *testing.T) {
+	br := startMochi(t)
+	q := openBuffer(t)
+	last := fill(t, q, 3000, 7)
+	sub := subscribe(t, br.URL(), "test")
+	log, _ := quietLog(t)
+	u, err := New(testConfig(br.URL()), q, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := startUplink(t, u)
+	waitFor(t, 20*time.Second, "buffer drained", func() bool { return q.Cursor() == last })
+	waitFor(t, 5*time.Second, "all readings at the subscriber", func() bool { got, _ := sub.unique(); return uint64(len(got)) == last })
+	got, dups := sub.unique()
+	checkAll(t, got, last)
+	if dups != 0 {
+		t.Errorf("%d duplicates without any outage", dups)
+	}
+	s := u.Stats()
+	if s.Records != last || s.Batches != (last+199)/200 || !s.Connected {
+		t.Errorf("stats %+v, want %d records in %d batches", s, last, (last+199)/200)
+	}
+	if err := stop(); err == nil || !strings.Contains(err.Error(), "context canceled") {
+		t.Errorf("Run returned %v, want context.Canceled", err)
+	}
+	waitFor(t, 5*time.Second, "offline status", func() bool {
+		sub.mu.Lock()
+		defer sub.mu.Unlock()
+		return len(sub.status) >= 2 && strings.Contains(sub.status[len(sub.status)-1], `"state":"offline"`)
+	})
+	if !strings.Contains(sub.status[0], `"state":"online"`) || !strings.Contains(sub.status[0], `"config_hash"`) {
+		t.Errorf("birth message %s", sub.status[0])
+	}
+}
