@@ -52,7 +52,7 @@ func (u *Uplink) pump(ctx context.Context, c paho.Client) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if !u.connected.Load() {
+		if !u.connected.Load() && !u.trustTokens {
 			reset()
 			select {
 			case <-ctx.Done():
@@ -61,7 +61,7 @@ func (u *Uplink) pump(ctx context.Context, c paho.Client) error {
 			}
 			continue
 		}
-		if e := u.epoch.Load(); e != epoch {
+		if e := u.epoch.Load(); e != epoch && !u.trustTokens {
 			reset()
 			epoch = e
 		}

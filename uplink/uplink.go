@@ -54,8 +54,9 @@ type Uplink struct {
 	connected atomic.Bool
 	wake      chan struct{}
 
-	// trustTokens turns the #563 protection off. Only tests set it, to show
-	// that the PUBACK-withholding test fails without the protection.
+	// trustTokens turns the #563 protection off: tokens are trusted as paho
+	// completes them, across reconnects, as a naive client would. Only tests
+	// set it, to show that the PUBACK-withholding test fails without it.
 	trustTokens bool
 
 	mu      sync.Mutex

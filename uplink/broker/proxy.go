@@ -19,6 +19,7 @@ type Proxy struct {
 	upstream string
 	swallow  atomic.Bool
 	swallowN atomic.Int64
+	refuse   atomic.Bool
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
@@ -46,6 +47,10 @@ func (p *Proxy) URL() string { return "tcp://" + p.Addr() }
 // SwallowPubacks makes the proxy drop (on) or pass (off) PUBACK packets from
 // the broker to the client. Nothing else is touched.
 func (p *Proxy) SwallowPubacks(on bool) { p.swallow.Store(on) }
+
+// Refuse makes the proxy close new connections at once (on), as a broker
+// that is down would, while existing ones carry on; off accepts again.
+func (p *Proxy) Refuse(on bool) { p.refuse.Store(on) }
 
 // Swallowed counts the PUBACKs dropped so far.
 func (p *Proxy) Swallowed() int64 { return p.swallowN.Load() }
@@ -83,6 +88,10 @@ func (p *Proxy) accept() {
 		down, err := p.ln.Accept()
 		if err != nil {
 			return
+		}
+		if p.refuse.Load() {
+			_ = down.Close()
+			continue
 		}
 		up, err := net.Dial("tcp", p.upstream)
 		if err != nil {

@@ -1,0 +1,86 @@
+package uplink
+
+import (
+	"testing"
+	"time"
+
+	"tidegate/uplink/broker"
+)
+
+// TestWithheldPubackAcrossReconnect is the paho #563 test. A proxy between
+// the uplink and the broker swallows every PUBACK, then cuts the connection
+// and keeps swallowing after paho has reconnected. paho v1.5.1 resends the
+// in-flight publishes on reconnect and completes their original tokens with
+// err == nil although no PUBACK ever reached the client.
+//
+// "protected" is the real uplink: the buffer must not be acknowledged until
+// PUBACKs pass again. "unprotected" turns the reconnect-count check off
+// (trustTokens) and asserts that records ARE then acknowledged without any
+// PUBACK: this proves the scenario really triggers #563, i.e. the protected
+// assertion fails if the protection is removed.
+func TestWithheldPubackAcrossReconnect(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		trustTokens bool
+	}{{"protected", false}, {"unprotected", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			br := startMochi(t)
+			px, err := broker.NewProxy("127.0.0.1:0", br.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer px.Close()
+			q := openBuffer(t)
+			last := fill(t, q, 1000, 5)
+			sub := subscribe(t, br.URL(), "test")
+			px.SwallowPubacks(true)
+			cfg := testConfig(px.URL())
+			cfg.AckTimeout = time.Minute // only a reconnect may end the wait here
+			log, _ := quietLog(t)
+			u, err := New(cfg, q, log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			u.trustTokens = tc.trustTokens
+			startUplink(t, u)
+
+			// The broker has the first window (and the retained status).
+			waitFor(t, 10*time.Second, "PUBACKs swallowed", func() bool { return px.Swallowed() >= int64(cfg.withDefaults().MaxInflight)+1 })
+			waitFor(t, 5*time.Second, "first window at the subscriber", func() bool { got, _ := sub.unique(); return len(got) >= 200 })
+			if c := q.Cursor(); c != 0 {
+				t.Fatalf("buffer acknowledged up to %d before any PUBACK", c)
+			}
+			before := px.Swallowed()
+			px.CutAll()
+			waitFor(t, 10*time.Second, "reconnect", func() bool { return u.Stats().Connects >= 2 })
+			// paho has resent its in-flight publishes: their PUBACKs are swallowed too.
+			waitFor(t, 10*time.Second, "resent PUBACKs swallowed", func() bool { return px.Swallowed() > before+2 })
+			time.Sleep(300 * time.Millisecond)
+			c := q.Cursor()
+			if tc.trustTokens {
+				if c == 0 {
+					t.Fatalf("without the protection nothing was acknowledged: the test no longer reproduces paho #563, so the protected case proves nothing")
+				}
+				t.Logf("without the protection the buffer acknowledged up to seq %d with no PUBACK received (paho #563)", c)
+				return
+			}
+			if c != 0 || u.Stats().Records != 0 {
+				t.Fatalf("buffer acknowledged up to %d (stats %+v) although no PUBACK reached the client", c, u.Stats())
+			}
+
+			// Let PUBACKs through: everything drains, each id once after dedup.
+			// The swallowed PUBACKs are gone for good; a broker restart (here a
+			// second cut) makes the uplink send everything unacknowledged again.
+			px.SwallowPubacks(false)
+			px.CutAll()
+			waitFor(t, 30*time.Second, "buffer drained", func() bool { return q.Cursor() == last })
+			waitFor(t, 5*time.Second, "all at the subscriber", func() bool { got, _ := sub.unique(); return uint64(len(got)) == last })
+			got, dups := sub.unique()
+			checkAll(t, got, last)
+			t.Logf("%d readings, %d duplicates dropped by id, %d messages resent", last, dups, u.Stats().Resent)
+			if dups == 0 {
+				t.Errorf("expected duplicates of the withheld window")
+			}
+		})
+	}
+}
