@@ -49,11 +49,16 @@ func (c *Client) Poll(ctx context.Context, m Meter, raw bool) (reading.Reading, 
 
 // PollResult is Poll with the due-date value and the header as well.
 func (c *Client) PollResult(ctx context.Context, m Meter, raw bool) (Result, error) {
+	wasInited := c.inited[m.ID]
 	res, err := c.poll(ctx, m, raw)
 	if err != nil {
-		// Start the meter's link layer afresh next time: after a lost
-		// answer the FCB may be out of step.
-		delete(c.inited, m.ID)
+		// Start the meter's link layer afresh next time (after a lost
+		// answer the FCB may be out of step), unless this poll did just
+		// that and failed: then the next goes straight to REQ_UD2, for
+		// meters that ignore SND_NKE.
+		if wasInited {
+			delete(c.inited, m.ID)
+		}
 		res.Reading.Meter, res.Reading.Received = m.ID, time.Now()
 		res.Reading.Quality, res.Reading.Error = reading.QualityError, err.Error()
 	}
@@ -70,20 +75,26 @@ func (c *Client) poll(ctx context.Context, m Meter, raw bool) (Result, error) {
 		}
 		s := p.secondary()
 		if !c.inited[m.ID] {
-			if r, err := c.Select(ctx, p); err != nil {
-				return Result{}, err
-			} else if r == ProbeOne {
-				_ = c.Init(ctx, 0xFD) // resets the selected meter's link layer
-			}
+			// Reset the selected meter's link layer. A silent meter is
+			// not asked twice in one poll: one timeout per poll at most.
 			c.inited[m.ID] = true
+			switch r, err := c.Select(ctx, p); {
+			case err != nil:
+				return Result{}, err
+			case r == ProbeNone:
+				c.c.Timeouts.Add(1)
+				return Result{}, fmt.Errorf("meter %s: select %s: %w", m.ID, p, ErrTimeout)
+			case r == ProbeOne:
+				_ = c.Init(ctx, 0xFD)
+			}
 		}
 		ts, err = c.readSelected(ctx, p, s)
 	} else {
 		if !c.inited[m.ID] {
-			if err := c.Init(ctx, m.Address); err != nil && !isMeterError(err) {
-				return Result{}, err
-			}
 			c.inited[m.ID] = true
+			if err := c.Init(ctx, m.Address); err != nil {
+				return Result{}, fmt.Errorf("meter %s: SND_NKE: %w", m.ID, err)
+			}
 		}
 		ts, err = c.ReadPrimary(ctx, m.Address)
 	}

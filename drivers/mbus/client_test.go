@@ -84,3 +84,26 @@ func TestClientSecondary(t *testing.T) {
 		t.Fatalf("bad secondary address: %v, want a configuration error", err)
 	}
 }
+
+// TestDeadMeterCost: a dead meter costs one request, so one timeout, per
+// poll, whether the poll would start it with SND_NKE or read it directly.
+func TestDeadMeterCost(t *testing.T) {
+	_, mm := startSim(t, 9600, `      - {id: dead, address: 4, model: flowiq, secondary: "12121212", faults: {dead: true}}
+`, Options{})
+	c := &Client{Master: mm, line: mm.line, inited: map[string]bool{}}
+	for _, m := range []Meter{{ID: "p", Address: 4}, {ID: "s", Secondary: "12121212"}} {
+		before := c.Counters().Requests.Load()
+		start := time.Now()
+		for range 4 {
+			if _, err := c.Poll(context.Background(), m, false); !errors.Is(err, ErrTimeout) {
+				t.Fatalf("%s: %v, want ErrTimeout", m.ID, err)
+			}
+		}
+		if n := c.Counters().Requests.Load() - before; n != 4 {
+			t.Fatalf("%s: %d requests for 4 polls", m.ID, n)
+		}
+		if d, most := time.Since(start), 4*(c.Options().Timeout+c.Options().Guard+30*time.Millisecond)+200*time.Millisecond; d > most {
+			t.Fatalf("%s: 4 polls took %v, more than %v", m.ID, d, most)
+		}
+	}
+}
