@@ -162,12 +162,19 @@ func (u *Uplink) statusPayload(state string) []byte {
 	return b
 }
 
+func (u *Uplink) store() paho.Store {
+	if u.trustTokens {
+		return paho.NewMemoryStore() // the naive client of the #563 test
+	}
+	return discardStore{}
+}
+
 func (u *Uplink) options() *paho.ClientOptions {
 	o := paho.NewClientOptions().
 		AddBroker(u.broker.String()).
 		SetClientID(u.cfg.ClientID).
 		SetCleanSession(true). // bbolt is the durable queue, not paho's stores
-		SetStore(paho.NewMemoryStore()).
+		SetStore(u.store()).
 		SetOrderMatters(false). // handlers must never block the client (#474, #509)
 		SetAutoReconnect(true).
 		SetConnectRetry(true).
