@@ -3,29 +3,119 @@ package daemon
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/sirupsen/logrus"
 
 	"tidegate/cmd/tidegate/internal/config"
+	"tidegate/drivers"
+	"tidegate/drivers/link"
+	pmodbus "tidegate/protocol/modbus"
 	"tidegate/reading"
 )
 
-// ErrNoDrivers is returned for a read when this build has no driver for the bus.
-var ErrNoDrivers = errors.New("no driver wired for this bus in this build")
+// ErrNoDrivers is returned for a read on a bus that could not be started.
+var ErrNoDrivers = errors.New("bus not running")
 
 // busRun is one running bus: its goroutine, its counters, a way to read now.
 type busRun struct {
 	cfg    config.Bus
 	meters []config.Meter
+	bus    *drivers.Bus
 	cancel context.CancelFunc
 	done   chan struct{}
 	err    string
 }
 
+// sink hands what a bus polls to the pipeline.
+type sink struct{ d *Daemon }
+
+func (s sink) Reading(r reading.Reading, k reading.Kind) {
+	s.d.ingest(reading.Record{Kind: k, Reading: &r})
+}
+
+func (s sink) Event(e reading.Event) { s.d.ingest(reading.Record{Kind: reading.KindEvent, Event: &e}) }
+
+// profileDirs are searched for Modbus profiles, later folders overriding
+// earlier ones: the shipped configs/profiles (next to the working directory
+// or the config file), /etc/tidegate/profiles, then the config's own list.
+func profileDirs(cfg *config.Config) []string {
+	dirs := []string{"configs/profiles", "/etc/tidegate/profiles"}
+	if cfg.File != "" {
+		dir := filepath.Dir(cfg.File)
+		dirs = append(dirs, filepath.Join(dir, "profiles"), filepath.Join(dir, "..", "configs", "profiles"))
+	}
+	return append(dirs, cfg.Profile...)
+}
+
+func loadProfiles(cfg *config.Config) (map[string]*pmodbus.Profile, error) {
+	out := map[string]*pmodbus.Profile{}
+	var errs []error
+	for _, d := range profileDirs(cfg) {
+		if st, err := os.Stat(d); err != nil || !st.IsDir() {
+			continue
+		}
+		ps, err := pmodbus.LoadProfiles(d)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		for n, p := range ps {
+			out[n] = p
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+func parityLetter(p string) string {
+	switch strings.ToLower(p) {
+	case "even", "e":
+		return "E"
+	case "odd", "o":
+		return "O"
+	}
+	return "N"
+}
+
+// driverConfig turns the file's bus and meters into the drivers' terms.
+func driverConfig(b config.Bus, meters []config.Meter) (drivers.BusConfig, []drivers.MeterConfig) {
+	bc := drivers.BusConfig{
+		Name: b.Name, Protocol: b.Protocol, Timeout: b.Timeout, Retries: b.Retries,
+		Link: link.Config{Device: b.Device, TCP: b.TCP, Baud: b.Baud, DataBits: b.DataBits, Parity: parityLetter(b.Parity), StopBits: b.StopBits, RS485: b.RS485},
+	}
+	var mcs []drivers.MeterConfig
+	for _, m := range meters {
+		iv := m.Poll.Flow
+		if m.Poll.Totals > 0 && (iv == 0 || m.Poll.Totals < iv) {
+			iv = m.Poll.Totals
+		}
+		mcs = append(mcs, drivers.MeterConfig{ID: m.ID, Address: m.Address, Secondary: m.Secondary, Profile: m.Profile, Interval: iv, Billing: m.Billing})
+	}
+	return bc, mcs
+}
+
 // startBus starts polling one bus. Caller holds d.mu.
 func (d *Daemon) startBus(b config.Bus, meters []config.Meter) {
-	r := &busRun{cfg: b, meters: meters, done: make(chan struct{}), err: ErrNoDrivers.Error()}
-	close(r.done)
-	r.cancel = func() {}
+	r := &busRun{cfg: b, meters: meters, done: make(chan struct{}), cancel: func() {}}
 	d.buses[b.Name] = r
+	log := d.log.WithField("bus", b.Name)
+	profiles, err := loadProfiles(d.cfg)
+	if err != nil {
+		log.WithError(err).Warn("some Modbus profiles could not be loaded")
+	}
+	bc, mcs := driverConfig(b, meters)
+	bus, err := drivers.NewBus(bc, mcs, profiles, sink{d}, logrus.NewEntry(d.log))
+	if err != nil {
+		r.err = err.Error()
+		close(r.done)
+		log.WithError(err).Error("bus not started")
+		return
+	}
+	r.bus = bus
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	go func() { defer close(r.done); _ = bus.Run(ctx) }()
 }
 
 func (r *busRun) stop(ctx context.Context) {
@@ -41,9 +131,24 @@ func (r *busRun) status() BusStatus {
 	if port == "" {
 		port = r.cfg.TCP
 	}
-	return BusStatus{Name: r.cfg.Name, Protocol: r.cfg.Protocol, Port: port, State: "not wired", Error: r.err}
+	s := BusStatus{Name: r.cfg.Name, Protocol: r.cfg.Protocol, Port: port, State: "stopped", Error: r.err}
+	if r.bus == nil {
+		return s
+	}
+	st := r.bus.Stats()
+	s.State = "reopening"
+	if st.Open {
+		s.State = "running"
+	}
+	s.Requests, s.Answers = uint64(st.Requests), uint64(st.PollsOK)
+	s.Timeouts, s.CRCErrors, s.Errors = uint64(st.Timeouts), uint64(st.CRCErrors), uint64(st.PollsFailed)
+	s.Efficiency, s.Error = st.Efficiency, st.LastError
+	return s
 }
 
 func (r *busRun) readNow(ctx context.Context, meter string) (reading.Reading, error) {
-	return reading.Reading{}, ErrNoDrivers
+	if r.bus == nil {
+		return reading.Reading{}, ErrNoDrivers
+	}
+	return r.bus.ReadNow(ctx, meter)
 }

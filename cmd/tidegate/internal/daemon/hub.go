@@ -27,7 +27,11 @@ func (h *hub) publish(j ReadingJSON) {
 	h.seen++
 	switch j.Kind {
 	case "reading", "billing":
-		h.last[j.Meter] = j
+		// A reading the filter held back arrives after newer raw polls: it
+		// must not replace them as the meter's last reading.
+		if prev, ok := h.last[j.Meter]; !ok || !j.Time.Before(prev.Time) {
+			h.last[j.Meter] = j
+		}
 		if j.Quality == "good" {
 			h.state[j.Meter] = "online"
 		}
