@@ -2,6 +2,7 @@ package mbus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -146,8 +147,10 @@ func (s *secondaryScan) search(ctx context.Context, p Pattern, pos int) error {
 	return nil
 }
 
-// identify reads the selected meter's header. A lone answer whose read
-// fails twice (garbled by a collision the E5 hid) is searched further.
+// identify reads the selected meter's header. Two meters' E5s sent at once
+// AND together into one E5 on RS-485, so a lone E5 can hide a collision:
+// a garbled answer to the read proves one and the search descends at once;
+// only silence is worth asking again.
 func (s *secondaryScan) identify(ctx context.Context, p Pattern) (Secondary, Probe, error) {
 	for range 2 {
 		if err := ctx.Err(); err != nil {
@@ -155,11 +158,17 @@ func (s *secondaryScan) identify(ctx context.Context, p Pattern) (Secondary, Pro
 		}
 		t, err := s.m.request(0xFD, "scan")
 		if err != nil {
-			continue
+			if errors.Is(err, ErrTimeout) {
+				continue
+			}
+			if !isMeterError(err) {
+				return Secondary{}, ProbeNone, err
+			}
+			return Secondary{}, ProbeCollision, nil
 		}
 		sec, ok := headerSecondary(t.CI, t.Data)
 		if !ok || !p.Matches(sec) {
-			continue
+			return Secondary{}, ProbeCollision, nil
 		}
 		if !s.seen[sec] {
 			s.seen[sec] = true
