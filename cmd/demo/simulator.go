@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -15,25 +17,54 @@ type sim struct {
 	note  string
 }
 
+// startSimulator runs metersim with --ports and waits for the file that
+// names each bus's pty, so tidegate can be pointed at them.
 func startSimulator(ctx context.Context, o options, dir string, stderr io.Writer) (*sim, error) {
 	s := &sim{ports: map[string]string{}}
 	if _, err := os.Stat(o.simConfig); err != nil {
 		s.note = "config " + o.simConfig + " not found: no simulated meters"
 		return s, nil
 	}
-	p, err := startProcess(filepath.Join(o.bin, "metersim"), []string{"--config", o.simConfig}, filepath.Join(dir, "metersim.log"))
+	portsFile := filepath.Join(dir, "ports.json")
+	p, err := startProcess(filepath.Join(o.bin, "metersim"), []string{"--config", o.simConfig, "--ports", portsFile}, filepath.Join(dir, "metersim.log"))
 	if err != nil {
 		return nil, err
 	}
 	s.proc = p
-	select {
-	case <-p.done:
-		s.note = "exited at once (not built yet?); see the log below"
-		s.proc = nil
-	case <-time.After(500 * time.Millisecond):
-	case <-ctx.Done():
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		data, err := os.ReadFile(portsFile)
+		if err == nil {
+			var info map[string]struct {
+				Device string `json:"device"`
+				TCP    string `json:"tcp"`
+			}
+			if err := json.Unmarshal(data, &info); err != nil {
+				return s, fmt.Errorf("%s: %w", portsFile, err)
+			}
+			for name, b := range info {
+				if b.Device != "" {
+					s.ports[name] = b.Device
+				} else {
+					s.ports[name] = b.TCP
+				}
+			}
+			s.note = fmt.Sprintf("%d buses on ptys, %s", len(s.ports), o.simConfig)
+			return s, nil
+		}
+		select {
+		case <-p.done:
+			s.proc = nil
+			_ = p.printLogTail(stderr, 10)
+			return s, fmt.Errorf("metersim exited at once")
+		case <-ctx.Done():
+			return s, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return s, fmt.Errorf("metersim wrote no %s in 10 s", portsFile)
+		}
 	}
-	return s, nil
 }
 
 func (s *sim) stop() {
