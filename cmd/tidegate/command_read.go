@@ -23,7 +23,7 @@ func runRead(ctx context.Context, e *env, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return usageError(err)
 	}
-	if so.port != "" {
+	if so.line.port != "" {
 		if fs.NArg() != 0 && so.rawCount == 0 {
 			// --raw takes START COUNT as the two arguments after it.
 			return usageErrorf("stand-alone read takes no METER argument")

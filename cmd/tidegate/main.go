@@ -44,6 +44,7 @@ func commands() map[string]command {
 		"status":  {"one-screen health of the running daemon", runStatus},
 		"tail":    {"follow readings and events: tail [--meter M]", runTail},
 		"buffer":  {"inspect the buffer file offline: buffer stats|export [--from N --to N]|compact [--path F]", runBuffer},
+		"scan":    {"find meters on a bus: scan --port P --protocol modbus|mbus [--secondary] [--append-config F]", runScan},
 		"read":    {"read one meter now: read METER | read --port P --address N --profile X [--raw START COUNT]", runRead},
 	}
 }

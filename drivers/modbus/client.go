@@ -179,3 +179,17 @@ func ToReading(id string, v pmodbus.Values) reading.Reading {
 	}
 	return r
 }
+
+// Probe asks slave for one register and reports whether a Modbus device
+// answered at all: registers or an exception both prove one is there.
+func (c *Client) Probe(slave, function byte, addr uint16) (bool, error) {
+	_, err := c.ReadRegisters(slave, function, addr, 1)
+	var xe *pmodbus.ExceptionError
+	switch {
+	case err == nil, errors.As(err, &xe):
+		return true, nil
+	case errors.Is(err, link.ErrTimeout):
+		return false, nil
+	}
+	return false, err
+}
