@@ -141,6 +141,10 @@ func (m *Master) wire(n int) time.Duration { return time.Duration(n) * m.line.Co
 func (m *Master) receive(req []byte) (pmbus.Frame, []byte, error) {
 	deadline := time.Now().Add(m.wire(len(req)) + m.opt.Timeout)
 	var problem error
+	var first time.Time // when the buffered bytes began to arrive
+	if len(m.buf) > 0 {
+		first = time.Now()
+	}
 	for {
 		// Resynchronise over what is buffered.
 		sc := scanFrame(m.buf, req)
@@ -161,8 +165,17 @@ func (m *Master) receive(req []byte) (pmbus.Frame, []byte, error) {
 		d := deadline
 		if len(m.buf) > 0 || problem != nil {
 			d = time.Now().Add(m.guard)
+			// A frame whose length is known gets its whole wire time: a
+			// busy converter or host may pause mid-frame longer than the
+			// guard without anything being wrong.
+			if n := announcedLen(m.buf); n > 0 {
+				d = later(d, first.Add(m.wire(n)+m.guard))
+			}
 		}
 		n, err := m.line.ReadSome(m.rd[:], d)
+		if n > 0 && len(m.buf) == 0 {
+			first = time.Now().Add(-m.wire(n))
+		}
 		m.buf = append(m.buf, m.rd[:n]...)
 		if err != nil && !errors.Is(err, link.ErrTimeout) {
 			return pmbus.Frame{}, nil, fmt.Errorf("read: %w", err)
@@ -401,4 +414,23 @@ func scanFrame(buf, req []byte) scanned {
 		s.start++
 	}
 	return s
+}
+
+// announcedLen is the length a frame start in b announces (short or long
+// frame with a consistent header), 0 when unknown.
+func announcedLen(b []byte) int {
+	switch {
+	case len(b) > 0 && b[0] == pmbus.StartShort:
+		return 5
+	case len(b) >= 4 && b[0] == pmbus.StartLong && b[3] == pmbus.StartLong && b[1] == b[2]:
+		return int(b[1]) + 6
+	}
+	return 0
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
