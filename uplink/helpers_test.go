@@ -73,6 +73,8 @@ func quietLog(t testing.TB) (*logrus.Entry, *syncBuf) {
 	return logrus.NewEntry(l), buf
 }
 
+func quietLogEntry(t testing.TB) *logrus.Entry { l, _ := quietLog(t); return l }
+
 type syncBuf struct {
 	mu sync.Mutex
 	b  bytes.Buffer

@@ -138,7 +138,7 @@ func TestPayloadsMatchSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	sub := subscribe(t, br.URL(), "test")
-	u, err := New(testConfig(br.URL()), q, nil)
+	u, err := New(testConfig(br.URL()), q, quietLogEntry(t))
 	if err != nil {
 		t.Fatal(err)
 	}

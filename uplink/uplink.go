@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -219,13 +220,23 @@ func (u *Uplink) options() *paho.ClientOptions {
 			time.Sleep(rand.N(j))
 		}
 	})
+	var lastBrokerErr string // only touched by paho's connecting goroutine
 	o.SetConnectionNotificationHandler(func(_ paho.Client, n paho.ConnectionNotification) {
 		var err error
 		switch n := n.(type) {
-		case paho.ConnectionNotificationFailed:
-			err = n.Reason
 		case paho.ConnectionNotificationBrokerFailed:
 			err = n.Reason
+			if err != nil {
+				lastBrokerErr = err.Error()
+			}
+		case paho.ConnectionNotificationFailed:
+			// Usually repeats BrokerFailed's error with a prefix; a refusal
+			// after the handshake (e.g. no client certificate) comes only here.
+			err = n.Reason
+			if err != nil && lastBrokerErr != "" && strings.HasSuffix(err.Error(), lastBrokerErr) {
+				err = nil
+			}
+			lastBrokerErr = ""
 		}
 		if err != nil {
 			u.setErr(err)
