@@ -204,7 +204,7 @@ buses:
 ` + buses + `
 meters:
 ` + meters + `
-filter: {window: 0s}
+filter: {window: 2s}
 buffer: {path: ` + filepath.Join(dir, "buffer.db") + `}
 mqtt: {broker: "tcp://` + broker + `", topic_prefix: e2e, batch: {max_count: 20, max_latency: 200ms}}
 `
@@ -233,7 +233,7 @@ func TestE2EDaemonLifecycle(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write("  - {id: m1, bus: a, address: 1, profile: generic-ultrasonic}")
+	write("  - {id: m1, bus: a, address: 1, profile: dynaflox-ultrad}")
 	tg := startProc(t, filepath.Join(bin, "tidegate"), "run", "--config", cfg)
 	socket := filepath.Join(dir, "api.sock")
 	var st daemon.Status
@@ -256,7 +256,7 @@ func TestE2EDaemonLifecycle(t *testing.T) {
 		return err == nil && s.Reloads == 1 && strings.Contains(s.LastReload, "refused") && s.ConfigHash == oldHash
 	})
 
-	write("  - {id: m1, bus: a, address: 1, profile: generic-ultrasonic}\n  - {id: m2, bus: a, address: 2, profile: generic-ultrasonic}")
+	write("  - {id: m1, bus: a, address: 1, profile: dynaflox-ultrad}\n  - {id: m2, bus: a, address: 2, profile: dynaflox-ultrad}")
 	_ = tg.cmd.Process.Signal(syscall.SIGHUP)
 	eventually(t, 5*time.Second, "the changed meter list is applied", func() bool {
 		s, err := status(t, socket)

@@ -52,7 +52,7 @@ meters: []
 #    bus: bus1
 #    address: 1                 # Modbus unit 1..247, M-Bus primary 0..250
 #    # secondary: "12345678"    # M-Bus secondary address instead of address
-#    profile: generic-ultrasonic # Modbus only: configs/profiles/<name>.yaml
+#    profile: dynaflox-ultrad # Modbus only: configs/profiles/<name>.yaml
 #    poll:
 #      flow: 30s
 #      totals: 15m

@@ -42,7 +42,17 @@ func (s sink) Event(e reading.Event) { s.d.ingest(reading.Record{Kind: reading.K
 // earlier ones: the shipped configs/profiles (next to the working directory
 // or the config file), /etc/tidegate/profiles, then the config's own list.
 func profileDirs(cfg *config.Config) []string {
-	dirs := []string{"configs/profiles", "/etc/tidegate/profiles"}
+	var dirs []string
+	// A checkout: configs/profiles in the working directory or a parent.
+	if wd, err := os.Getwd(); err == nil {
+		for d, i := wd, 0; i < 4; d, i = filepath.Dir(d), i+1 {
+			dirs = append([]string{filepath.Join(d, "configs", "profiles")}, dirs...)
+		}
+	}
+	if exe, err := os.Executable(); err == nil {
+		dirs = append(dirs, filepath.Join(filepath.Dir(exe), "..", "configs", "profiles"))
+	}
+	dirs = append(dirs, "/etc/tidegate/profiles")
 	if cfg.File != "" {
 		dir := filepath.Dir(cfg.File)
 		dirs = append(dirs, filepath.Join(dir, "profiles"), filepath.Join(dir, "..", "configs", "profiles"))
