@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -22,6 +23,7 @@ type Sim struct {
 	buses  []*Bus
 	meters map[string]*simMeter
 	cancel context.CancelFunc
+	frozen atomic.Int64 // unix nanos of a frozen clock, 0 while running
 }
 
 // simMeter is one meter's water model behind a lock: several endpoints of a
@@ -134,8 +136,15 @@ func hash(s string) uint64 {
 
 // Now is the simulation time: the start plus real time elapsed × speed.
 func (s *Sim) Now() time.Time {
+	if f := s.frozen.Load(); f != 0 {
+		return time.Unix(0, f)
+	}
 	return s.start.Add(time.Duration(float64(time.Since(s.t0)) * s.cfg.Speed))
 }
+
+// Freeze stops the simulation clock (the buses keep answering), so a test
+// can compare what a master reads with the meters' state exactly.
+func (s *Sim) Freeze() { s.frozen.Store(s.Now().UnixNano()) }
 
 // Ports says where each bus can be reached.
 func (s *Sim) Ports() map[string]PortInfo {
