@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"go.bug.st/serial"
+
 	"tidegate/protocol/mbus"
 	"tidegate/reading"
 	"tidegate/simulator/water"
@@ -218,5 +220,88 @@ func TestMBusMeterReplay(t *testing.T) {
 	os.WriteFile(path, []byte("68 05 05 68 08 01 78 00 00 00 16\n"), 0o644)
 	if _, err := newMBusMeter(MeterConfig{ID: "r", Address: 3, Model: MBusModelReplay, Replay: path}, nil, mbusT0); !errors.Is(err, ErrMBusModel) {
 		t.Errorf("bad replay frame: %v", err)
+	}
+}
+
+// TestMBusMetersThroughPTY starts an M-Bus bus of the simulator and polls
+// both layouts as a master would, through the real pty at 2400 8E1.
+func TestMBusMetersThroughPTY(t *testing.T) {
+	s := startTestSim(t, `
+seed: 3
+buses:
+  - name: mb
+    protocol: mbus
+    turnaround: 5ms
+    meters:
+      - {id: fiq, address: 1, model: flowiq, secondary: "12345678", water: {profile: flat, persons: 2}}
+      - {id: ult, address: 2, model: ultrimis, water: {profile: vacant}}
+`)
+	pi := s.Ports()["mb"]
+	if pi.Parity != "E" || pi.Baud != 2400 {
+		t.Fatalf("line %+v, want 2400 8E1", pi)
+	}
+	p, err := serial.Open(pi.Device, &serial.Mode{BaudRate: 2400, DataBits: 8, Parity: serial.EvenParity, StopBits: serial.OneStopBit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	// transact writes a request and frames the answer with mbus.Decode.
+	transact := func(req []byte) ([]byte, error) {
+		if err := p.ResetInputBuffer(); err != nil {
+			return nil, err
+		}
+		if _, err := p.Write(req); err != nil {
+			return nil, err
+		}
+		deadline := time.Now().Add(2 * time.Second)
+		var got []byte
+		buf := make([]byte, 300)
+		for {
+			if _, n, err := mbus.Decode(got); err == nil {
+				return got[:n], nil
+			} else if !errors.Is(err, mbus.ErrIncomplete) {
+				return got, err
+			}
+			left := time.Until(deadline)
+			if left <= 0 {
+				return got, errors.New("timeout")
+			}
+			_ = p.SetReadTimeout(left)
+			k, err := p.Read(buf)
+			if err != nil {
+				return got, err
+			}
+			got = append(got, buf[:k]...)
+		}
+	}
+	for _, addr := range []byte{1, 2} {
+		got, err := transact(mbus.ShortFrame(mbus.CSndNke, addr))
+		if err != nil || !bytes.Equal(got, []byte{mbus.Ack}) {
+			t.Fatalf("SND_NKE %d: % X %v", addr, got, err)
+		}
+		got, err = transact(mbus.ShortFrame(mbus.CReqUd2|mbus.FCB, addr))
+		if err != nil {
+			t.Fatalf("REQ_UD2 %d: %v", addr, err)
+		}
+		tg := decodeAnswer(t, got)
+		id := map[byte]string{1: "fiq", 2: "ult"}[addr]
+		snap, _ := s.Snapshot(id)
+		fwd := find(t, tg, "13", 0).Value.Number
+		if fwd > snap.Forward+0.0011 || snap.Forward-fwd > 0.05 {
+			t.Errorf("%s: forward over the wire %v, simulator %v", id, fwd, snap.Forward)
+		}
+	}
+	// Secondary addressing through the bus: select flowIQ by ident digits.
+	sel, _ := mbus.Encode(mbus.Frame{Kind: mbus.KindLong, C: mbus.CField(mbus.CSndUd), Address: mbus.AddrNetworkLayer, CI: 0x52,
+		Data: []byte{0x78, 0x56, 0x34, 0x12, 0xFF, 0xFF, 0xFF, 0xFF}})
+	if got, err := transact(sel); err != nil || !bytes.Equal(got, []byte{mbus.Ack}) {
+		t.Fatalf("select: % X %v", got, err)
+	}
+	got, err := transact(mbus.ShortFrame(mbus.CReqUd2|mbus.FCB, mbus.AddrNetworkLayer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tg := decodeAnswer(t, got); tg.Header.ID != "12345678" || tg.Header.Manufacturer != "KAM" {
+		t.Errorf("selected meter answered as %+v", tg.Header)
 	}
 }
