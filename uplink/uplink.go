@@ -46,6 +46,7 @@ type Uplink struct {
 	tlsConf  *tls.Config
 	password string
 	cmds     CommandHandler
+	cmdSem   chan struct{}
 
 	// epoch changes whenever the connection is lost, re-attempted or made.
 	// A publish whose epoch changed before its token completed is not
@@ -95,7 +96,7 @@ func New(cfg Config, q Queue, log *logrus.Entry) (*Uplink, error) {
 		l.SetLevel(logrus.WarnLevel)
 		log = logrus.NewEntry(l)
 	}
-	u := &Uplink{cfg: cfg, q: q, t: newTopics(cfg.TopicPrefix, cfg.Gateway), wake: make(chan struct{}, 1)}
+	u := &Uplink{cfg: cfg, q: q, t: newTopics(cfg.TopicPrefix, cfg.Gateway), wake: make(chan struct{}, 1), cmdSem: make(chan struct{}, maxCommands)}
 	u.log = log.WithFields(logrus.Fields{"component": "uplink", "gateway": cfg.Gateway})
 	var useTLS bool
 	u.broker, useTLS, _ = cfg.brokerURL()
