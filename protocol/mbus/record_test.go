@@ -319,3 +319,29 @@ func TestAppendRecordErrors(t *testing.T) {
 		t.Error("DIB with a dangling extension bit accepted")
 	}
 }
+
+func TestOrthogonalLimitVIFEs(t *testing.T) {
+	tests := []struct {
+		in   []byte
+		kind ValueKind
+		unit string
+	}{
+		{[]byte{0x02, 0xBB, 0x48, 0x10, 0x00}, ValueNumber, "m3/h"}, // upper limit value
+		{[]byte{0x02, 0xBB, 0x49, 0x03, 0x00}, ValueNumber, ""},     // number of upper limit exceeds
+		{[]byte{0x04, 0xBB, 0x4E, 0x0B, 0x0B, 0xCD, 0x13}, ValueDateTime, ""},
+		{[]byte{0x04, 0xBB, 0x42, 0x0B, 0x0B, 0xCD, 0x13}, ValueDateTime, ""},
+		{[]byte{0x02, 0xBB, 0x52, 0x02, 0x00}, ValueNumber, "s"}, // duration of lower limit exceed, hours
+	}
+	for _, tt := range tests {
+		rs, err := ParseRecords(tt.in)
+		if err != nil || len(rs) != 1 {
+			t.Fatalf("% X: %v", tt.in, err)
+		}
+		if rs[0].Value.Kind != tt.kind || rs[0].Unit != tt.unit {
+			t.Errorf("% X: %v %q (%s)", tt.in, rs[0].Value.Kind, rs[0].Unit, rs[0].Quantity)
+		}
+	}
+	if rs, _ := ParseRecords([]byte{0x02, 0xBB, 0x52, 0x02, 0x00}); rs[0].Value.Number != 7200 {
+		t.Errorf("duration %v s, want 7200", rs[0].Value.Number)
+	}
+}

@@ -193,13 +193,17 @@ func applyOrthogonal(u *unitInfo, e byte) {
 		} else {
 			u.unit = "1" + perUnit[e]
 		}
-	case e >= 0x42 && e <= 0x4F && e&0x07 >= 2 && e&0x07 <= 3:
+	case e >= 0x40 && e <= 0x4F && e&0x02 != 0: // E100 uf1b
 		u.quantity += ", date of limit exceed"
 		u.form = formDateTime
 		u.unit = ""
 	case e >= 0x50 && e <= 0x5F:
 		u.quantity += ", duration of limit exceed"
 		u.unit, u.exp, u.mul, u.offset = "s", 0, durations[e&0x03], 0
+	case e >= 0x68 && e <= 0x6F && e&0x02 != 0: // E110 1f1b
+		u.quantity += ", date of begin/end of duration"
+		u.form = formDateTime
+		u.unit = ""
 	case e >= 0x60 && e <= 0x67:
 		u.quantity += ", duration"
 		u.unit, u.exp, u.mul, u.offset = "s", 0, durations[e&0x03], 0
