@@ -75,7 +75,7 @@ func parseFixed(ci byte, data []byte) (Telegram, error) {
 			v = bcdValue(field, u)
 		}
 		t.Records = append(t.Records, Record{
-			DIB: data[6+k : 7+k], VIB: data[6+k : 7+k], Storage: storage,
+			Storage: storage,
 			Quantity: u.quantity, Unit: u.unit, Value: v,
 		})
 	}

@@ -10,7 +10,8 @@ const MaxRecords = 256
 // manufacturer-specific data after DIF 0F/1F.
 type Record struct {
 	// DIB is the DIF and DIFEs as sent; VIB the VIF, VIFEs and a plain-text
-	// unit as sent (empty for DIF 0F/1F). Both are slices of the input.
+	// unit as sent (empty for DIF 0F/1F). Both are slices of the input, and
+	// both are empty for the counters of a fixed data structure (CI 73/77).
 	DIB, VIB []byte
 	Function Function
 	Storage  uint64
