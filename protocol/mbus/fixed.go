@@ -75,7 +75,7 @@ func parseFixed(ci byte, data []byte) (Telegram, error) {
 			v = bcdValue(field, u)
 		}
 		t.Records = append(t.Records, Record{
-			Storage: storage,
+			Storage:  storage,
 			Quantity: u.quantity, Unit: u.unit, Value: v,
 		})
 	}
