@@ -2,11 +2,16 @@ package uplink
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 )
+
+// ErrAppAck marks an unusable message on .../ack.
+var ErrAppAck = errors.New("malformed application ack")
 
 // appAck is what the central service publishes on .../ack in application
 // mode: the highest id (or seq) up to which it has stored everything.
@@ -24,21 +29,28 @@ func (u *Uplink) subscribe(c paho.Client) {
 	}
 }
 
-func (u *Uplink) onAppAck(p []byte) {
+// parseAppAck returns the seq an application ack confirms; 0 means nothing.
+func parseAppAck(gateway string, p []byte) (uint64, error) {
 	var a appAck
 	if err := json.Unmarshal(p, &a); err != nil {
-		u.log.WithError(err).Warn("uplink: malformed application ack ignored")
-		return
+		return 0, fmt.Errorf("%w: %v", ErrAppAck, err)
 	}
-	seq := a.Seq
-	if a.ID != "" {
-		gw, s, ok := strings.Cut(a.ID, ":")
-		n, err := strconv.ParseUint(s, 10, 64)
-		if !ok || err != nil || gw != u.cfg.Gateway {
-			u.log.WithField("id", a.ID).Warn("uplink: application ack for another gateway or malformed id ignored")
-			return
-		}
-		seq = n
+	if a.ID == "" {
+		return a.Seq, nil
+	}
+	gw, s, ok := strings.Cut(a.ID, ":")
+	n, err := strconv.ParseUint(s, 10, 64)
+	if !ok || err != nil || gw != gateway {
+		return 0, fmt.Errorf("%w: id %q is not %s:<seq>", ErrAppAck, a.ID, gateway)
+	}
+	return n, nil
+}
+
+func (u *Uplink) onAppAck(p []byte) {
+	seq, err := parseAppAck(u.cfg.Gateway, p)
+	if err != nil {
+		u.log.WithError(err).Warn("uplink: application ack ignored")
+		return
 	}
 	if seq == 0 {
 		return

@@ -52,3 +52,37 @@ func TestDrainMochi(t *testing.T) {
 		t.Errorf("birth message %s", sub.status[0])
 	}
 }
+
+// TestLastWill: a connection that dies without DISCONNECT makes the broker
+// publish the retained "offline" will; reconnecting publishes "online" again.
+func TestLastWill(t *testing.T) {
+	br := startMochi(t)
+	px, err := broker.NewProxy("127.0.0.1:0", br.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer px.Close()
+	sub := subscribe(t, br.URL(), "test")
+	u, _ := New(testConfig(px.URL()), openBuffer(t), quietLogEntry(t))
+	startUplink(t, u)
+	states := func() []string {
+		sub.mu.Lock()
+		defer sub.mu.Unlock()
+		var out []string
+		for _, s := range sub.status {
+			switch {
+			case strings.Contains(s, `"state":"online"`):
+				out = append(out, "online")
+			case strings.Contains(s, `"state":"offline"`):
+				out = append(out, "offline")
+			}
+		}
+		return out
+	}
+	waitFor(t, 5*time.Second, "birth", func() bool { return len(states()) == 1 })
+	px.CutAll()
+	waitFor(t, 10*time.Second, "will, then birth again", func() bool { return len(states()) >= 3 })
+	if got := strings.Join(states()[:3], ","); got != "online,offline,online" {
+		t.Fatalf("status sequence %s", got)
+	}
+}
