@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"tidegate/buffer"
+	"tidegate/reading"
 	"tidegate/uplink/broker"
 )
 
@@ -116,5 +118,42 @@ func TestInflightBounded(t *testing.T) {
 	}
 	if s := u.Stats(); s.Inflight != 3 || q.Cursor() != 0 {
 		t.Fatalf("stats %+v cursor %d", s, q.Cursor())
+	}
+}
+
+// undecodable wraps the real buffer so that Read reports one stored reading
+// as the buffer does for a record that no longer decodes: a
+// buffer_undecodable event under the record's seq, absent from ReadUrgent.
+type undecodable struct {
+	*buffer.Buffer
+	seq uint64
+}
+
+func (q undecodable) Read(after uint64, max int) ([]reading.Record, error) {
+	recs, err := q.Buffer.Read(after, max)
+	for i := range recs {
+		if recs[i].Seq == q.seq {
+			recs[i] = reading.Record{Seq: q.seq, Kind: reading.KindEvent, Event: &reading.Event{Type: "buffer_undecodable"}}
+		}
+	}
+	return recs, err
+}
+
+func TestUndecodableRecordIsSentAndAcked(t *testing.T) {
+	br := startMochi(t)
+	b := openBuffer(t)
+	last := fill(t, b, 500, 5)
+	sub := subscribe(t, br.URL(), "test")
+	u, _ := New(testConfig(br.URL()), undecodable{b, 250}, quietLogEntry(t))
+	startUplink(t, u)
+	waitFor(t, 10*time.Second, "fully acknowledged", func() bool { return b.Cursor() == last })
+	waitFor(t, 5*time.Second, "the event", func() bool {
+		sub.mu.Lock()
+		defer sub.mu.Unlock()
+		return len(sub.events) == 1 && sub.events[0] == 250
+	})
+	got, _ := sub.unique()
+	if len(got) != int(last)-1 {
+		t.Fatalf("%d readings, want %d", len(got), last-1)
 	}
 }

@@ -215,13 +215,8 @@ func (u *Uplink) next(cur *cursors) (*message, time.Time, error) {
 		return nil, time.Time{}, fmt.Errorf("uplink: read events: %w", err)
 	}
 	if len(evs) > 0 {
-		r := evs[0]
-		cur.afterUrgent = r.Seq
-		p, err := encodeEvent(u.cfg.Gateway, r, now, u.cfg.HistoricalAfter)
-		if err != nil {
-			return nil, time.Time{}, fmt.Errorf("uplink: encode event %d: %w", r.Seq, err)
-		}
-		return &message{topic: u.t.events, payload: p, seqs: []uint64{r.Seq}, event: true}, time.Time{}, nil
+		cur.afterUrgent = evs[0].Seq
+		return u.eventMessage(evs[0], now)
 	}
 
 	max := u.cfg.Batch.MaxCount
@@ -235,6 +230,21 @@ func (u *Uplink) next(cur *cursors) (*message, time.Time, error) {
 	last := cur.after
 	for _, r := range recs {
 		if r.Kind == reading.KindEvent {
+			urgent, err := u.urgentIndexed(r.Seq, cur.afterUrgent)
+			if err != nil {
+				return nil, time.Time{}, err
+			}
+			if !urgent && len(seqs) == 0 {
+				// Not in the event index: the buffer's report of a record it
+				// could not decode. It goes out as an event from here, or
+				// it would never be acknowledged.
+				cur.after = r.Seq
+				return u.eventMessage(r, now)
+			}
+			if !urgent {
+				full = true // send the batch so far; the event comes next
+				break
+			}
 			last = r.Seq // events travel on their own topic via ReadUrgent
 			continue
 		}
@@ -270,4 +280,26 @@ func (u *Uplink) next(cur *cursors) (*message, time.Time, error) {
 	cur.after = last
 	payload = append(payload, batchTail...)
 	return &message{topic: u.t.readings, payload: payload, seqs: seqs}, time.Time{}, nil
+}
+
+func (u *Uplink) eventMessage(r reading.Record, now time.Time) (*message, time.Time, error) {
+	p, err := encodeEvent(u.cfg.Gateway, r, now, u.cfg.HistoricalAfter)
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("uplink: encode event %d: %w", r.Seq, err)
+	}
+	return &message{topic: u.t.events, payload: p, seqs: []uint64{r.Seq}, event: true}, time.Time{}, nil
+}
+
+// urgentIndexed says whether the event at seq is one ReadUrgent hands out
+// (and so is sent by the urgent path). One indexed lookup unless the urgent
+// path has already passed it.
+func (u *Uplink) urgentIndexed(seq, afterUrgent uint64) (bool, error) {
+	if seq <= afterUrgent {
+		return true, nil
+	}
+	evs, err := u.q.ReadUrgent(seq-1, 1)
+	if err != nil {
+		return false, fmt.Errorf("uplink: read events: %w", err)
+	}
+	return len(evs) == 1 && evs[0].Seq == seq, nil
 }
