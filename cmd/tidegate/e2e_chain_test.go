@@ -51,11 +51,12 @@ buses:
 	cfg := filepath.Join(dir, "tidegate.yaml")
 	buses := "  - {name: rtu, protocol: modbus, device: " + ports["rtu"].Device + ", baud: 19200, timeout: 200ms}\n" +
 		"  - {name: mb, protocol: mbus, device: " + ports["mb"].Device + ", baud: 9600}\n"
-	meters := "  - {id: m1, bus: rtu, address: 1, profile: dynaflox-ultrad, poll: {flow: 1s, totals: 1s}}\n" +
-		"  - {id: m2, bus: rtu, address: 2, profile: tuf2000m, poll: {flow: 1s, totals: 1s}}\n" +
-		"  - {id: k1, bus: mb, address: 3, poll: {flow: 1s, totals: 1s}}\n" +
-		"  - {id: k2, bus: mb, secondary: \"12345612\", poll: {flow: 1s, totals: 1s}}"
-	if err := os.WriteFile(cfg, []byte(e2eConfig(dir, br.addr, buses, meters)), 0o600); err != nil {
+	m1 := "  - {id: m1, bus: rtu, address: 1, profile: dynaflox-ultrad, poll: {flow: 1s, totals: 1s}}\n"
+	m2 := "  - {id: m2, bus: rtu, address: 2, profile: tuf2000m, poll: {flow: 1s, totals: 1s}}\n"
+	k1 := "  - {id: k1, bus: mb, address: 3, poll: {flow: 1s, totals: 1s}}\n"
+	k2 := "  - {id: k2, bus: mb, secondary: \"12345612\", poll: {flow: 1s, totals: 1s}}\n"
+	// k2 is not configured at first: a SIGHUP adds it (and removes m2) later.
+	if err := os.WriteFile(cfg, []byte(e2eConfig(dir, br.addr, buses, m1+m2+k1)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	tg := startProc(t, filepath.Join(bin, "tidegate"), "run", "--config", cfg)
@@ -85,10 +86,44 @@ buses:
 		}
 		return n
 	}
-	eventually(t, 30*time.Second, "readings of every meter at the broker", func() bool {
+	eventually(t, 30*time.Second, "readings of every configured meter at the broker", func() bool {
 		n := seen()
-		return n["m1"] >= 3 && n["m2"] >= 3 && n["k1"] >= 2 && n["k2"] >= 2
+		return n["m1"] >= 3 && n["m2"] >= 3 && n["k1"] >= 2
 	})
+	if n := seen(); n["k2"] != 0 {
+		t.Fatalf("k2 is not configured yet but has %d readings", n["k2"])
+	}
+
+	// A broken config on SIGHUP is refused; the running one keeps polling.
+	socket := filepath.Join(dir, "api.sock")
+	if err := os.WriteFile(cfg, []byte("gateway: {id: gw-e2e}\nmeters: [{id: m1, bus: nowhere}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := seen()["m1"]
+	_ = tg.cmd.Process.Signal(syscall.SIGHUP)
+	eventually(t, 10*time.Second, "broken config refused", func() bool {
+		s, err := status(t, socket)
+		return err == nil && s.Reloads == 1 && strings.Contains(s.LastReload, "refused") && len(s.Meters) == 3
+	})
+	eventually(t, 20*time.Second, "m1 still polled after the refused reload", func() bool { return seen()["m1"] >= before+3 })
+
+	// A changed meter list on SIGHUP takes effect: k2 added, m2 removed.
+	if err := os.WriteFile(cfg, []byte(e2eConfig(dir, br.addr, buses, m1+k1+k2)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_ = tg.cmd.Process.Signal(syscall.SIGHUP)
+	eventually(t, 10*time.Second, "changed meter list applied", func() bool {
+		s, err := status(t, socket)
+		if err != nil || s.Reloads != 2 || !strings.Contains(s.LastReload, "applied") {
+			return false
+		}
+		ids := map[string]bool{}
+		for _, m := range s.Meters {
+			ids[m.ID] = true
+		}
+		return len(ids) == 3 && ids["k2"] && !ids["m2"]
+	})
+	eventually(t, 30*time.Second, "readings of the added meter k2 at the broker", func() bool { return seen()["k2"] >= 2 })
 	if code := tg.stop(t, syscall.SIGTERM, 10*time.Second); code != 0 {
 		t.Fatalf("SIGTERM: exit %d", code)
 	}
