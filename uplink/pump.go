@@ -41,6 +41,8 @@ func (u *Uplink) pump(ctx context.Context, c paho.Client) error {
 		notify   = u.q.Notify()
 		failures int
 	)
+	acks := newAcker(u.q)
+	defer acks.close()
 	reset := func() {
 		if n := len(window); n > 0 {
 			u.count(func(s *Stats) { s.Resent += uint64(n) })
@@ -50,6 +52,9 @@ func (u *Uplink) pump(ctx context.Context, c paho.Client) error {
 	}
 	for {
 		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := acks.err(); err != nil {
 			return err
 		}
 		if !u.connected.Load() && !u.trustTokens {
@@ -110,9 +115,7 @@ func (u *Uplink) pump(ctx context.Context, c paho.Client) error {
 				failed = true
 				break
 			}
-			if err := u.settle(m); err != nil {
-				return err
-			}
+			u.settle(m, acks)
 			window = window[1:]
 			failures = 0
 			settled = true
@@ -186,12 +189,11 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 func (u *Uplink) setInflight(n int) { u.count(func(s *Stats) { s.Inflight = n }) }
 
 // settle records a trusted PUBACK: in puback mode the buffer forgets the
-// records now; in application mode it waits for the service's ack.
-func (u *Uplink) settle(m *message) error {
+// records (asynchronously, so the fsync overlaps the next batch); in
+// application mode it waits for the service's ack.
+func (u *Uplink) settle(m *message, acks *acker) {
 	if u.cfg.Ack == AckPuback {
-		if err := u.q.Ack(m.seqs...); err != nil {
-			return fmt.Errorf("uplink: ack %d records: %w", len(m.seqs), err)
-		}
+		acks.ack(m.seqs)
 	}
 	u.count(func(s *Stats) {
 		if m.event {
@@ -202,7 +204,6 @@ func (u *Uplink) settle(m *message) error {
 		s.Records += uint64(len(m.seqs))
 		s.BytesSent += uint64(len(m.payload))
 	})
-	return nil
 }
 
 // next builds the next message: an event if one is waiting, else a readings
