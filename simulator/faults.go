@@ -79,7 +79,7 @@ func (m *faulty) RespondDelayed(req []byte, now time.Time) ([]byte, time.Duratio
 		return out, d
 	case roll(m.f.CRC):
 		out = append([]byte(nil), out...)
-		out[len(out)-2] ^= 0x5A
+		out[max(0, len(out)-2)] ^= 0x5A // a lone E5 becomes another byte
 	case roll(m.f.Truncated):
 		out = out[:max(1, len(out)/2)]
 	case roll(m.f.WrongAddress):
