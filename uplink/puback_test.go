@@ -84,3 +84,36 @@ func TestWithheldPubackAcrossReconnect(t *testing.T) {
 		})
 	}
 }
+
+// TestAckTimeoutResends: PUBACKs lost without any reconnect (a broker that
+// drops them) are made up for by sending again after ack_timeout on the
+// same connection; the buffer is acknowledged only by the new PUBACKs.
+func TestAckTimeoutResends(t *testing.T) {
+	br := startMochi(t)
+	px, err := broker.NewProxy("127.0.0.1:0", br.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer px.Close()
+	q := openBuffer(t)
+	last := fill(t, q, 600, 3)
+	sub := subscribe(t, br.URL(), "test")
+	px.SwallowPubacks(true)
+	cfg := testConfig(px.URL())
+	cfg.AckTimeout = 700 * time.Millisecond
+	u, _ := New(cfg, q, quietLogEntry(t))
+	startUplink(t, u)
+	waitFor(t, 5*time.Second, "window sent", func() bool { return px.Swallowed() >= 4 })
+	if q.Cursor() != 0 {
+		t.Fatal("acknowledged without PUBACK")
+	}
+	px.SwallowPubacks(false)
+	waitFor(t, 10*time.Second, "drained", func() bool { return q.Cursor() == last })
+	s := u.Stats()
+	if s.Connects != 1 || s.Resent == 0 {
+		t.Fatalf("want resends on the one connection, stats %+v", s)
+	}
+	waitFor(t, 5*time.Second, "all at the subscriber", func() bool { got, _ := sub.unique(); return uint64(len(got)) == last })
+	got, _ := sub.unique()
+	checkAll(t, got, last)
+}
