@@ -72,6 +72,9 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 	d.pipe = pipe
 	pipeCtx, stopPipe := context.WithCancel(context.Background())
 	pipeDone := make(chan struct{})
+	if pipe.up != nil {
+		pipe.up.SetCommandHandler(commands{d})
+	}
 	go func() { defer close(pipeDone); pipe.run(pipeCtx) }()
 
 	api, err := d.serveAPI(cfg)

@@ -1,0 +1,42 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"tidegate/reading"
+)
+
+// ErrIntervalRemote: the poll interval is part of the config file, which is
+// the one source of truth a technician reads; a remote change that a reload
+// would silently undo is refused.
+var ErrIntervalRemote = errors.New("poll intervals are set in the config file (meters[].poll) and applied with a reload")
+
+// commands serves the uplink's downlink commands (off unless mqtt.commands).
+type commands struct{ d *Daemon }
+
+// ReadMeter polls one meter now on its bus, between scheduled requests.
+func (c commands) ReadMeter(ctx context.Context, meter string) (reading.Reading, error) {
+	cfg := c.d.config()
+	m, ok := cfg.MeterByID(meter)
+	if !ok {
+		return reading.Reading{}, fmt.Errorf("%w: %q", ErrUnknownMeter, meter)
+	}
+	c.d.mu.Lock()
+	b := c.d.buses[m.Bus]
+	c.d.mu.Unlock()
+	if b == nil {
+		return reading.Reading{}, fmt.Errorf("bus %q of meter %q is not running", m.Bus, m.ID)
+	}
+	return b.readNow(ctx, m.ID)
+}
+
+// SetInterval is refused: see ErrIntervalRemote.
+func (c commands) SetInterval(_ context.Context, meter string, every time.Duration) error {
+	if _, ok := c.d.config().MeterByID(meter); !ok {
+		return fmt.Errorf("%w: %q", ErrUnknownMeter, meter)
+	}
+	return fmt.Errorf("%w (asked: %s every %s)", ErrIntervalRemote, meter, every)
+}
