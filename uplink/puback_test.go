@@ -14,15 +14,17 @@ import (
 // err == nil although no PUBACK ever reached the client.
 //
 // "protected" is the real uplink: the buffer must not be acknowledged until
-// PUBACKs pass again. "unprotected" turns the reconnect-count check off
-// (trustTokens) and asserts that records ARE then acknowledged without any
-// PUBACK: this proves the scenario really triggers #563, i.e. the protected
-// assertion fails if the protection is removed.
+// PUBACKs pass again. "epoch check only" keeps paho's memory store and the
+// window across reconnects, so paho's resend and its nil tokens happen and
+// only the reconnect-count check stands between them and the buffer.
+// "unprotected" also trusts the tokens and asserts that records ARE then
+// acknowledged without any PUBACK: the scenario really triggers #563, so the
+// protected assertions fail if the protection is removed.
 func TestWithheldPubackAcrossReconnect(t *testing.T) {
 	for _, tc := range []struct {
-		name        string
-		trustTokens bool
-	}{{"protected", false}, {"unprotected", true}} {
+		name                     string
+		naiveClient, trustTokens bool
+	}{{"protected", false, false}, {"epoch check only", true, false}, {"unprotected", true, true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			br := startMochi(t)
 			px, err := broker.NewProxy("127.0.0.1:0", br.Addr())
@@ -41,7 +43,7 @@ func TestWithheldPubackAcrossReconnect(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			u.trustTokens = tc.trustTokens
+			u.naiveClient, u.trustTokens = tc.naiveClient, tc.trustTokens
 			startUplink(t, u)
 
 			// The broker has the first window (and the retained status).

@@ -57,7 +57,7 @@ func (u *Uplink) pump(ctx context.Context, c paho.Client) error {
 		if err := acks.err(); err != nil {
 			return err
 		}
-		if !u.connected.Load() && !u.trustTokens {
+		if !u.connected.Load() && !u.naiveClient {
 			reset()
 			select {
 			case <-ctx.Done():
@@ -66,7 +66,7 @@ func (u *Uplink) pump(ctx context.Context, c paho.Client) error {
 			}
 			continue
 		}
-		if e := u.epoch.Load(); e != epoch && !u.trustTokens {
+		if e := u.epoch.Load(); e != epoch && !u.naiveClient {
 			reset()
 			epoch = e
 		}

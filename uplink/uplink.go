@@ -56,10 +56,12 @@ type Uplink struct {
 	connected atomic.Bool
 	wake      chan struct{}
 
-	// trustTokens turns the #563 protection off: tokens are trusted as paho
-	// completes them, across reconnects, as a naive client would. Only tests
-	// set it, to show that the PUBACK-withholding test fails without it.
-	trustTokens bool
+	// Test-only switches that take the #563 protection apart, to show that
+	// the PUBACK-withholding test fails without it. naiveClient: paho's
+	// memory store (paho resends on reconnect) and the window kept across
+	// reconnects; trustTokens: a token without error counts as delivered
+	// even if the connection changed under it (no epoch check).
+	naiveClient, trustTokens bool
 
 	mu      sync.Mutex
 	lastErr string
@@ -165,7 +167,7 @@ func (u *Uplink) statusPayload(state string) []byte {
 }
 
 func (u *Uplink) store() paho.Store {
-	if u.trustTokens {
+	if u.naiveClient {
 		return paho.NewMemoryStore() // the naive client of the #563 test
 	}
 	return discardStore{}
