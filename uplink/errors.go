@@ -13,6 +13,8 @@ var (
 	ErrTLS = errors.New("uplink: TLS setup")
 	// ErrPassword wraps failures to read the password file or variable.
 	ErrPassword = errors.New("uplink: password")
+	// ErrRunTwice: an Uplink runs once; make a new one to start again.
+	ErrRunTwice = errors.New("uplink: Run called twice")
 	// ErrNotDelivered means a batch's PUBACK did not arrive on the
 	// connection it was sent on; it will be sent again.
 	ErrNotDelivered = errors.New("uplink: batch not acknowledged by the broker")

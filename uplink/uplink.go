@@ -52,6 +52,7 @@ type Uplink struct {
 	// A publish whose epoch changed before its token completed is not
 	// trusted, because paho v1.5.1 completes such tokens without error even
 	// when no PUBACK came (upstream #563).
+	ran       atomic.Bool
 	epoch     atomic.Uint64
 	connected atomic.Bool
 	wake      chan struct{}
@@ -254,6 +255,9 @@ func (u *Uplink) options() *paho.ClientOptions {
 // they only let the buffer grow. It returns ctx's error on a normal stop, or
 // a queue error that makes draining impossible.
 func (u *Uplink) Run(ctx context.Context) error {
+	if u.ran.Swap(true) {
+		return ErrRunTwice
+	}
 	c := paho.NewClient(u.options())
 	c.Connect() // ConnectRetry: completes when first connected; failures are reported by the notification handler
 	err := u.pump(ctx, c)

@@ -1,6 +1,8 @@
 package uplink
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -39,6 +41,9 @@ func TestDrainMochi(t *testing.T) {
 	s := u.Stats()
 	if s.Records != last || s.Batches != (last+199)/200 || !s.Connected {
 		t.Errorf("stats %+v, want %d records in %d batches", s, last, (last+199)/200)
+	}
+	if err := u.Run(context.Background()); !errors.Is(err, ErrRunTwice) {
+		t.Errorf("second Run: %v", err)
 	}
 	if err := stop(); err == nil || !strings.Contains(err.Error(), "context canceled") {
 		t.Errorf("Run returned %v, want context.Canceled", err)
