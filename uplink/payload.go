@@ -2,6 +2,7 @@ package uplink
 
 import (
 	"encoding/json"
+	"math"
 	"strconv"
 	"time"
 
@@ -99,8 +100,8 @@ func encodeRecord(gateway string, r reading.Record, now time.Time, historicalAft
 			w.MeterTime = &t
 		}
 		opt := func(f reading.Field, v float64) *float64 {
-			if rd.Has&f == 0 {
-				return nil
+			if rd.Has&f == 0 || !finite(v) {
+				return nil // JSON has no NaN or Inf: a value the meter garbled is absent
 			}
 			return &v
 		}
@@ -130,8 +131,17 @@ func encodeRecord(gateway string, r reading.Record, now time.Time, historicalAft
 		w.Summary = &wireSummary{Day: s.Day, Consumption: s.Consumption, Phantom: s.Phantom, Backflow: s.Backflow,
 			MinNightFlow: s.MinNightFlow, PeakFlow: s.PeakFlow, HoursWithUse: s.HoursWithUse, Flags: nonNil(s.Flags.Names())}
 	}
-	return json.Marshal(w)
+	b, err := json.Marshal(w)
+	if err != nil {
+		// Never let one record stop the queue (it would come first again
+		// after every restart): send what identifies it, and why.
+		b, err = json.Marshal(wireRecord{ID: w.ID, Seq: w.Seq, Kind: w.Kind, Meter: w.Meter,
+			Quality: reading.QualityError.String(), Error: "not encodable as JSON: " + err.Error()})
+	}
+	return b, err
 }
+
+func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
 
 func encodeEvent(gateway string, r reading.Record, now time.Time, historicalAfter time.Duration) ([]byte, error) {
 	w := wireEvent{Gateway: gateway, ID: recordID(gateway, r.Seq), Seq: r.Seq}
@@ -142,7 +152,13 @@ func encodeEvent(gateway string, r reading.Record, now time.Time, historicalAfte
 	if w.Type == "" {
 		w.Type = "unknown"
 	}
-	return json.Marshal(w)
+	b, err := json.Marshal(w)
+	if err != nil { // e.g. a time outside years 0-9999: keep the queue moving
+		w.Time = time.Time{}
+		w.Message = "not encodable as JSON: " + err.Error()
+		b, err = json.Marshal(w)
+	}
+	return b, err
 }
 
 // batchHead and batchTail wrap the encoded records of a readings message:
