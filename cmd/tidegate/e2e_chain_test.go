@@ -18,12 +18,7 @@ func TestE2EReadingsReachTheBroker(t *testing.T) {
 	bin := buildBinaries(t)
 	br := startTestBroker(t)
 	dir := t.TempDir()
-	simCfg := filepath.Join(dir, "sim.yaml")
-	profiles, _ := filepath.Abs("../../configs/profiles")
-	if err := os.WriteFile(simCfg, []byte(`
-speed: 60
-profiles: `+profiles+`
-buses:
+	ports := startMetersim(t, bin, dir, `buses:
   - name: rtu
     protocol: modbus
     baud: 19200
@@ -38,19 +33,10 @@ buses:
     meters:
       - {id: k1, address: 3, model: flowiq, secondary: "12345611", water: {profile: flat}}
       - {id: k2, address: 7, model: ultrimis, secondary: "12345612", water: {profile: flat}}
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	portsFile := filepath.Join(dir, "ports.json")
-	startProc(t, filepath.Join(bin, "metersim"), "--config", simCfg, "--ports", portsFile)
-	var ports map[string]struct{ Device string }
-	eventually(t, 10*time.Second, "metersim writes its ports", func() bool {
-		data, err := os.ReadFile(portsFile)
-		return err == nil && json.Unmarshal(data, &ports) == nil && len(ports) == 2
-	})
+`)
 	cfg := filepath.Join(dir, "tidegate.yaml")
-	buses := "  - {name: rtu, protocol: modbus, device: " + ports["rtu"].Device + ", baud: 19200, timeout: 200ms}\n" +
-		"  - {name: mb, protocol: mbus, device: " + ports["mb"].Device + ", baud: 9600}\n"
+	buses := "  - {name: rtu, protocol: modbus, device: " + ports["rtu"] + ", baud: 19200, timeout: 200ms}\n" +
+		"  - {name: mb, protocol: mbus, device: " + ports["mb"] + ", baud: 9600}\n"
 	m1 := "  - {id: m1, bus: rtu, address: 1, profile: dynaflox-ultrad, poll: {flow: 1s, totals: 1s}}\n"
 	m2 := "  - {id: m2, bus: rtu, address: 2, profile: tuf2000m, poll: {flow: 1s, totals: 1s}}\n"
 	k1 := "  - {id: k1, bus: mb, address: 3, poll: {flow: 1s, totals: 1s}}\n"
@@ -146,4 +132,27 @@ buses:
 	if !offline {
 		t.Error("no offline status published at stop")
 	}
+}
+
+// startMetersim runs metersim on a config of the given buses (with the
+// repository's profiles, 60x time) and returns each bus's pty.
+func startMetersim(t *testing.T, bin, dir, buses string) map[string]string {
+	t.Helper()
+	simCfg := filepath.Join(dir, "sim.yaml")
+	profiles, _ := filepath.Abs("../../configs/profiles")
+	if err := os.WriteFile(simCfg, []byte("speed: 60\nprofiles: "+profiles+"\n"+buses), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	portsFile := filepath.Join(dir, "ports.json")
+	startProc(t, filepath.Join(bin, "metersim"), "--config", simCfg, "--ports", portsFile)
+	var ports map[string]struct{ Device string }
+	eventually(t, 10*time.Second, "metersim writes its ports", func() bool {
+		data, err := os.ReadFile(portsFile)
+		return err == nil && json.Unmarshal(data, &ports) == nil && len(ports) > 0
+	})
+	out := map[string]string{}
+	for name, p := range ports {
+		out[name] = p.Device
+	}
+	return out
 }

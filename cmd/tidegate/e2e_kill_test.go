@@ -95,10 +95,7 @@ func TestE2EKillMidDrain(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	simCfg := filepath.Join(dir, "sim.yaml")
-	profiles, _ := filepath.Abs("../../configs/profiles")
-	if err := os.WriteFile(simCfg, []byte("speed: 60\nprofiles: "+profiles+`
-buses:
+	ports := startMetersim(t, bin, dir, `buses:
   - name: rtu
     protocol: modbus
     baud: 38400
@@ -107,18 +104,9 @@ buses:
       - {id: m1, address: 1, profile: dynaflox-ultrad, water: {profile: flat, persons: 4, use_scale: 5}}
       - {id: m2, address: 2, profile: dynaflox-ultrad, water: {profile: shop}}
       - {id: m3, address: 3, profile: tuf2000m, water: {profile: flat}}
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	portsFile := filepath.Join(dir, "ports.json")
-	startProc(t, filepath.Join(bin, "metersim"), "--config", simCfg, "--ports", portsFile)
-	var ports map[string]struct{ Device string }
-	eventually(t, 10*time.Second, "metersim writes its ports", func() bool {
-		data, err := os.ReadFile(portsFile)
-		return err == nil && json.Unmarshal(data, &ports) == nil && len(ports) == 1
-	})
+`)
 	cfg := filepath.Join(dir, "tidegate.yaml")
-	buses := "  - {name: rtu, protocol: modbus, device: " + ports["rtu"].Device + ", baud: 38400, timeout: 200ms}\n"
+	buses := "  - {name: rtu, protocol: modbus, device: " + ports["rtu"] + ", baud: 38400, timeout: 200ms}\n"
 	meters := "  - {id: m1, bus: rtu, address: 1, profile: dynaflox-ultrad, poll: {flow: 1s, totals: 1s}}\n" +
 		"  - {id: m2, bus: rtu, address: 2, profile: dynaflox-ultrad, poll: {flow: 1s, totals: 1s}}\n" +
 		"  - {id: m3, bus: rtu, address: 3, profile: tuf2000m, poll: {flow: 1s, totals: 1s}}"
