@@ -40,7 +40,7 @@ func TestDemoConfig(t *testing.T) {
 	port := openPort(t, ports["mbus1"].Device, 2400)
 	// The replay meter drops 20 % of requests: ask until it answers.
 	for try := 0; try < 10; try++ {
-		got, err := transactMBus(port, mbus.ShortFrame(mbus.CReqUd2|mbus.FCB, 8), len(wantBytes), 2*time.Second)
+		got, err := exchange(port, mbus.ShortFrame(mbus.CReqUd2|mbus.FCB, 8), len(wantBytes), 2*time.Second, false)
 		if err != nil {
 			continue
 		}
@@ -50,35 +50,4 @@ func TestDemoConfig(t *testing.T) {
 		return
 	}
 	t.Fatal("the replay meter never answered")
-}
-
-// transactMBus writes a request and reads n bytes against a deadline.
-func transactMBus(p interface {
-	Write([]byte) (int, error)
-	Read([]byte) (int, error)
-	SetReadTimeout(time.Duration) error
-	ResetInputBuffer() error
-}, req []byte, n int, timeout time.Duration) ([]byte, error) {
-	if err := p.ResetInputBuffer(); err != nil {
-		return nil, err
-	}
-	if _, err := p.Write(req); err != nil {
-		return nil, err
-	}
-	deadline := time.Now().Add(timeout)
-	var got []byte
-	buf := make([]byte, 256)
-	for len(got) < n {
-		left := time.Until(deadline)
-		if left <= 0 {
-			return got, os.ErrDeadlineExceeded
-		}
-		_ = p.SetReadTimeout(left)
-		k, err := p.Read(buf)
-		if err != nil {
-			return got, err
-		}
-		got = append(got, buf[:k]...)
-	}
-	return got, nil
 }

@@ -60,6 +60,12 @@ func openPort(t testing.TB, dev string, baud int) serial.Port {
 // deadline (go.bug.st/serial returns (0, nil) on timeout) until n bytes or an
 // exception frame are in.
 func transact(p serial.Port, req []byte, n int, timeout time.Duration) ([]byte, error) {
+	return exchange(p, req, n, timeout, true)
+}
+
+// exchange writes req and reads until n bytes are in, or with
+// modbusExceptions a 5-byte exception frame, or the deadline passes.
+func exchange(p serial.Port, req []byte, n int, timeout time.Duration, modbusExceptions bool) ([]byte, error) {
 	if err := p.ResetInputBuffer(); err != nil {
 		return nil, err
 	}
@@ -80,7 +86,7 @@ func transact(p serial.Port, req []byte, n int, timeout time.Duration) ([]byte, 
 			return got, err
 		}
 		got = append(got, buf[:k]...)
-		if len(got) >= modbus.ExceptionLength && got[1]&0x80 != 0 {
+		if modbusExceptions && len(got) >= modbus.ExceptionLength && got[1]&0x80 != 0 {
 			return got[:modbus.ExceptionLength], nil
 		}
 	}
