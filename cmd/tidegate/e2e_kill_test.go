@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,15 +19,12 @@ import (
 // startMosquittoProc runs Debian's mosquitto on a free loopback port.
 func startMosquittoProc(t *testing.T) string {
 	t.Helper()
-	bin, err := exec.LookPath("mosquitto")
+	bin, err := findMosquitto()
 	if err != nil {
-		if _, err2 := os.Stat("/usr/sbin/mosquitto"); err2 == nil {
-			bin = "/usr/sbin/mosquitto"
-		} else if os.Getenv("CI") == "true" {
-			t.Fatal("mosquitto not installed (CI installs it with apt-get)")
-		} else {
-			t.Skip("mosquitto not installed: apt-get install mosquitto")
+		if os.Getenv("CI") == "true" {
+			t.Fatal(err)
 		}
+		t.Skip(err)
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
