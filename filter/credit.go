@@ -1,16 +1,17 @@
 package filter
 
 // credit carries, beyond the hold-back window, at most one totaliser step of
-// forward registered during surge activity, waiting for its reverse. Coarse
-// totalisers (10 L a step) register the two halves of the same surges as
-// steps that can be an hour apart. What a real use can be delayed by is
-// bounded by one step; forward credit that finds no reverse is released as
-// consumption, late but not lost. (The mirror image, holding a reverse step
-// for a later forward one, was tried and dropped: it cost more real
-// backflow and real use than it saved phantom.)
+// forward registered during surge activity, waiting for its reverse, and on
+// a coarse totaliser at most one step of reverse waiting for its forward.
+// Coarse totalisers (10 L a step) register the two halves of the same
+// surges as steps that can be an hour apart, in either order. What a real
+// use can be delayed or reduced by is bounded by one step; forward credit
+// that finds no reverse is released as consumption, late but not lost.
 type credit struct {
 	fwd  float64 // m3
 	fwdT int64
+	rev  float64 // forward-equivalent m3 of surge reverse still waiting for its forward step
+	revT int64
 }
 
 const (
@@ -19,7 +20,12 @@ const (
 	fwdCreditLife   = int64(3 * 3600e9)
 	// surgeReverseSteps of reverse left over in an interval that also paired
 	// surge volume are dropped rather than reported as backflow.
-	surgeReverseSteps = 2
+	surgeReverseSteps = 2.0
+	// A coarse totaliser's reverse step can come before the forward step
+	// of the same surges: up to revSteps of it (forward-equivalent) wait
+	// revLife for that forward step.
+	revSteps = 1.0
+	revLife  = int64(3600e9)
 )
 
 // settle applies the credit to a released interval's unpaired volumes and
@@ -31,10 +37,22 @@ func (m *meter) settle(it *item) (cons, back, phantom float64) {
 		cons += c.fwd // no reverse came: it was real
 		c.fwd = 0
 	}
+	if c.rev > 0 && it.t-c.revT > revLife {
+		back += c.rev // no forward came: it was real backflow
+		c.rev = 0
+	}
 	if it.ur > 0 {
 		q := min(c.fwd, it.ur)
 		c.fwd -= q
 		rest := it.ur - q
+		if m.res >= coarseRes {
+			add := min(rest, revSteps*m.res-c.rev)
+			if add > 0 {
+				c.rev += add
+				c.revT = it.t
+				rest -= add
+			}
+		}
 		if it.pf > 0 && rest <= surgeReverseSteps*m.res {
 			rest = 0 // the tail of a surge's reverse (ratio or step error), not backflow
 		}
@@ -42,6 +60,12 @@ func (m *meter) settle(it *item) (cons, back, phantom float64) {
 	}
 	if it.uf > 0 {
 		rest := it.uf
+		if c.rev > 0 {
+			q := min(c.rev, rest)
+			c.rev -= q
+			phantom += q
+			rest -= q
+		}
 		if it.t-m.lastRevT <= creditSurgeSpan {
 			add := min(rest, creditSteps*m.res-c.fwd)
 			if add > 0 {

@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"sort"
 	"tidegate/reading"
 )
 
@@ -23,6 +24,13 @@ func (o *Output) Reset() {
 type Filter struct {
 	cfg    Config
 	meters map[string]*meter
+	// prior is the ratio a meter starts from: the median of the ratios the
+	// filter's meters have learned with confidence (a concentrator's
+	// meters are mostly one model, with similar reverse errors), or
+	// Config.InitialRatio until three have.
+	prior  float64
+	pushes uint32
+	hook   func(*meter) // EXPERIMENT
 }
 
 // New returns a filter. An invalid cfg is replaced by the defaults (keeping
@@ -31,7 +39,8 @@ func New(cfg Config) *Filter {
 	if cfg.Validate() != nil {
 		cfg = Config{Location: cfg.Location}
 	}
-	return &Filter{cfg: cfg.withDefaults(), meters: map[string]*meter{}}
+	cfg = cfg.withDefaults()
+	return &Filter{cfg: cfg, meters: map[string]*meter{}, prior: cfg.InitialRatio}
 }
 
 // Push feeds one reading (time-ordered per meter; meters may interleave)
@@ -49,7 +58,27 @@ func (f *Filter) PushTo(o *Output, r reading.Reading) {
 		m = newMeter(r.Meter, &f.cfg)
 		f.meters[r.Meter] = m
 	}
-	m.arrive(r, &f.cfg, o)
+	if f.pushes++; f.pushes%priorEvery == 0 {
+		f.prior = f.fleetPrior()
+	}
+	m.arrive(r, &f.cfg, f.prior, o)
+}
+
+// priorEvery is how many readings pass between updates of the fleet prior.
+const priorEvery = 1024
+
+func (f *Filter) fleetPrior() float64 {
+	var rs []float64
+	for _, m := range f.meters {
+		if m.learned && m.learn.confident(m.res) {
+			rs = append(rs, m.ratio)
+		}
+	}
+	if len(rs) < 3 {
+		return f.cfg.InitialRatio
+	}
+	sort.Float64s(rs)
+	return rs[len(rs)/2]
 }
 
 // Flush releases every held-back interval of every meter (at shutdown, or

@@ -60,8 +60,13 @@ func TestIntervals(t *testing.T) {
 		{"use", []reading.Reading{rd("a", 0, 1, 0), rd("a", time.Minute, 1.01, 0)}, 0.01, 0, 0},
 		{"surge, no use", []reading.Reading{rd("a", 0, 1, 0), rd("a", time.Minute, 1.008, 0.006)}, 0, 0, reading.FlagSelfRotation},
 		{"surge halves in separate polls", []reading.Reading{rd("a", 0, 1, 0), rd("a", 10*time.Second, 1.008, 0), rd("a", 20*time.Second, 1.008, 0.006)}, 0, 0, reading.FlagSelfRotation},
-		{"backflow", []reading.Reading{rd("a", 0, 1, 0), rd("a", 5*time.Minute, 1, 0.01), rd("a", 10*time.Minute, 1, 0.02),
-			rd("a", 15*time.Minute, 1, 0.03), rd("a", 20*time.Minute, 1, 0.04), rd("a", 25*time.Minute, 1, 0.05)}, 0, 0.05, reading.FlagBackflow},
+		{"backflow", []reading.Reading{rd("a", 0, 1, 0), rd("a", 5*time.Minute, 1, 0.002), rd("a", 10*time.Minute, 1, 0.004),
+			rd("a", 15*time.Minute, 1, 0.006), rd("a", 20*time.Minute, 1, 0.008), rd("a", 25*time.Minute, 1, 0.01)}, 0, 0.01, reading.FlagBackflow},
+		// A coarse totaliser's reverse step waits up to an hour for the
+		// forward step of the same surges; none comes: it is backflow.
+		{"coarse backflow", []reading.Reading{rd("a", 0, 1, 0), rd("a", 5*time.Minute, 1, 0.01), rd("a", 10*time.Minute, 1, 0.02),
+			rd("a", 15*time.Minute, 1, 0.03), rd("a", 20*time.Minute, 1, 0.04), rd("a", 25*time.Minute, 1, 0.05),
+			rd("a", 90*time.Minute, 1, 0.05), rd("a", 95*time.Minute, 1, 0.05)}, 0, 0.05, reading.FlagBackflow},
 		{"reset", []reading.Reading{rd("a", 0, 10, 0), rd("a", time.Minute, 0.5, 0), rd("a", 2*time.Minute, 0.51, 0)}, 0.01, 0, reading.FlagMeterFault},
 		{"not a number", []reading.Reading{rd("a", 0, 1, 0), rd("a", time.Minute, math.NaN(), 0), rd("a", 2*time.Minute, 1.01, 0)}, 0.01, 0, 0},
 		{"beyond the pipe", []reading.Reading{rd("a", 0, 1, 0), rd("a", time.Minute, 2, 0)}, 0, 0, reading.FlagMeterFault},

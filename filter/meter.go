@@ -17,6 +17,7 @@ type meter struct {
 	resSeen      bool    // res is measured, not the initial guess
 	ratio        float64 // current reverse/forward ratio
 	learn        ratioLearner
+	learned      bool // ratio is the meter's own, not the prior
 
 	pending []item // held-back intervals, oldest first
 	credit  credit
@@ -57,7 +58,7 @@ func newMeter(id string, c *Config) *meter {
 
 // arrive turns a reading into an interval, pairs its phantom and holds it
 // back; intervals older than the window are released into out.
-func (m *meter) arrive(r reading.Reading, c *Config, out *Output) {
+func (m *meter) arrive(r reading.Reading, c *Config, prior float64, out *Output) {
 	t := r.Received.UnixNano()
 	if !m.init {
 		if r.Quality != reading.QualityGood || r.Has&reading.HasForward == 0 || !finite(r.Forward) || !finite(r.Reverse) {
@@ -82,8 +83,8 @@ func (m *meter) arrive(r reading.Reading, c *Config, out *Output) {
 	if it.dR > 0 {
 		m.lastRevT = t
 	}
-	if m.learn.observe(it.start, it.t, it.dF, it.dR, m.res, m.pendingForwardSince) {
-		m.ratio = m.learn.estimate(c.InitialRatio)
+	if m.learn.observe(it.start, it.t, it.dF, it.dR, m.res) || !m.learned {
+		m.ratio, m.learned = m.learn.estimate(prior, m.res)
 	}
 	it.ratio = m.ratio // the ratio pairing converts with, and release converts back with
 	m.pair(&it)
@@ -150,15 +151,4 @@ func step(prev, now float64) (float64, bool) {
 		return p - prev + now, true
 	}
 	return 0, false
-}
-
-// pendingForwardSince sums held-back forward registered after since.
-func (m *meter) pendingForwardSince(since int64) float64 {
-	var f float64
-	for i := range m.pending {
-		if m.pending[i].t > since {
-			f += m.pending[i].dF
-		}
-	}
-	return f
 }

@@ -14,7 +14,7 @@ import (
 // ErrState reports per-meter state bytes that cannot be restored.
 var ErrState = errors.New("filter: bad state")
 
-const stateVersion = 1
+const stateVersion = 2
 
 // State returns one meter's state as bytes, for the daemon to persist
 // through the buffer's side-state: learned parameters, counters, and the
@@ -96,20 +96,16 @@ func (m *meter) MarshalBinary() ([]byte, error) {
 	e.bool(m.resSeen)
 	e.f64(m.ratio)
 	l := &m.learn
-	for _, s := range l.slots {
-		e.f32(s.ratio)
-		e.f32(s.weight)
+	for _, c := range l.chunks {
+		e.f32(c.f)
+		e.f32(c.r)
 	}
 	e.b = append(e.b, l.n, l.next)
-	e.bool(l.open)
+	e.i64(l.lastRev)
+	e.f64(l.fSince)
 	e.f64(l.f)
 	e.f64(l.r)
-	e.f64(l.tailF)
-	e.i64(l.lastRev)
-	e.i64(l.start)
-	e.f64(l.poolF)
-	e.f64(l.poolR)
-	e.f64(l.poolRes)
+	e.i64(l.dur)
 	e.f64(l.baseVol)
 	e.i64(l.baseDur)
 	for _, b := range l.base {
@@ -118,6 +114,9 @@ func (m *meter) MarshalBinary() ([]byte, error) {
 	e.b = append(e.b, l.baseNext)
 	e.f64(m.credit.fwd)
 	e.i64(m.credit.fwdT)
+	e.f64(m.credit.rev)
+	e.i64(m.credit.revT)
+	e.bool(m.learned)
 	e.i64(m.lastRevT)
 	e.f64(m.stuckVol)
 	e.i64(m.lastConsT)
@@ -183,16 +182,14 @@ func (m *meter) UnmarshalBinary(b []byte) error {
 	m.resSeen = d.bool()
 	m.ratio = d.f64()
 	l := &m.learn
-	for i := range l.slots {
-		l.slots[i] = ratioSample{ratio: d.f32(), weight: d.f32()}
+	for i := range l.chunks {
+		l.chunks[i] = chunk{f: d.f32(), r: d.f32()}
 	}
 	nn := d.take(2)
 	l.n, l.next = nn[0], nn[1]
-	l.open = d.bool()
-	l.f, l.r, l.tailF = d.f64(), d.f64(), d.f64()
 	l.lastRev = d.i64()
-	l.start = d.i64()
-	l.poolF, l.poolR, l.poolRes = d.f64(), d.f64(), d.f64()
+	l.fSince, l.f, l.r = d.f64(), d.f64(), d.f64()
+	l.dur = d.i64()
 	l.baseVol = d.f64()
 	l.baseDur = d.i64()
 	for i := range l.base {
@@ -201,6 +198,9 @@ func (m *meter) UnmarshalBinary(b []byte) error {
 	l.baseNext = d.take(1)[0]
 	m.credit.fwd = d.f64()
 	m.credit.fwdT = d.i64()
+	m.credit.rev = d.f64()
+	m.credit.revT = d.i64()
+	m.learned = d.bool()
 	m.lastRevT = d.i64()
 	m.stuckVol = d.f64()
 	m.lastConsT = d.i64()
@@ -252,6 +252,9 @@ func (m *meter) UnmarshalBinary(b []byte) error {
 	}
 	if len(d.b) != 0 {
 		return fmt.Errorf("%w: %d trailing bytes", ErrState, len(d.b))
+	}
+	if l.n > chunkSlots || l.next >= chunkSlots {
+		return fmt.Errorf("%w: %d ratio chunks", ErrState, l.n)
 	}
 	if !(m.ratio >= ratioMin/2 && m.ratio <= ratioMax*2) || !(m.res > 0 && m.res < 1) {
 		return fmt.Errorf("%w: ratio %v or resolution %v out of range", ErrState, m.ratio, m.res)

@@ -57,8 +57,8 @@ type hour struct {
 }
 
 type meterScore struct {
-	res   float64
-	hours map[int64]*hour
+	res, rev float64
+	hours    map[int64]*hour
 }
 
 // Scorer collects truth and output intervals of any number of meters in any
@@ -101,6 +101,20 @@ func (s *Scorer) Resolution(meter string, res float64) {
 		s.meters[meter] = m
 	}
 	m.res = res
+}
+
+// ReverseStep widens a meter's tolerance by one step of its reverse
+// totaliser in forward-equivalent m3 (the step divided by the meter's
+// reverse/forward gain ratio): phantom is known only from the reverse
+// total, so on a coarse totaliser one reverse step is as much as the
+// filter can know. Scores are strict (forward step only) without it.
+func (s *Scorer) ReverseStep(meter string, fwdEquivalent float64) {
+	m := s.meters[meter]
+	if m == nil {
+		m = &meterScore{hours: map[int64]*hour{}}
+		s.meters[meter] = m
+	}
+	m.rev = fwdEquivalent
 }
 
 // AddTruth adds one interval's ground truth.
@@ -161,7 +175,7 @@ func (s *Scorer) Result() Result {
 			continue
 		}
 		res.Meters++
-		tol := m.res + 1e-6
+		tol := m.res + m.rev + 1e-6
 		use, back := play{tol: tol}, play{tol: tol}
 		var cu, cc, cb, cr float64
 		var everLeak, everFlag, everBack, everBackFlag bool

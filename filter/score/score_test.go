@@ -55,3 +55,26 @@ func TestResult(t *testing.T) {
 		t.Errorf("leaks %d/%d false %v", r.LeaksFlagged, r.LeaksPresent, r.FalseLeaks)
 	}
 }
+
+// A 10 L totaliser whose filter output runs 15 L above the truth: one
+// forward step is tolerated, so 5 L are kept phantom; with one reverse step
+// (10 L / 0.5 = 20 L forward-equivalent) beside it, nothing is.
+func TestReverseStep(t *testing.T) {
+	for _, tt := range []struct {
+		rev      float64
+		residual float64 // m3
+	}{{0, 0.005}, {0.020, 0}} {
+		s := New(nil)
+		s.Resolution("a", 0.010)
+		if tt.rev > 0 {
+			s.ReverseStep("a", tt.rev)
+		}
+		at := t0.Add(30 * time.Minute)
+		s.AddTruth("a", at, Truth{RealUse: 0.010, Phantom: 0.030})
+		s.AddOutput("a", at, reading.Filtered{Consumption: 0.025})
+		r := s.Result()
+		if got := r.PerMeter[0].Residual; math.Abs(got-tt.residual) > 1e-5 {
+			t.Errorf("reverse step %v: residual %.4f m3, want %.4f", tt.rev, got, tt.residual)
+		}
+	}
+}
