@@ -60,7 +60,7 @@ func evaluateFleet(t testing.TB, seeds []int64, fleet samples.Options, cfg Confi
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = f.Flush()
+		out = f.End()
 		collect()
 	}
 	return fs.Result(), ns.Result(), ts.Result()

@@ -91,6 +91,22 @@ func (f *Filter) Flush() Output {
 	return o
 }
 
+// End releases everything at the end of a finite data set (a file, an
+// evaluation): the held-back intervals, and the totaliser credit still
+// waiting for the other half of a surge, which goes into each meter's last
+// interval (forward as consumption, reverse as backflow), so the volumes
+// add up. The daemon uses Flush instead: its meters go on after a restart.
+func (f *Filter) End() Output {
+	var o Output
+	for _, id := range f.ids() {
+		m := f.meters[id]
+		m.ending = true
+		m.release(1<<63-1, &f.cfg, &o)
+		m.ending = false
+	}
+	return o
+}
+
 // FlushDays emits the summaries of the days still open, as they stand.
 func (f *Filter) FlushDays() []reading.DailySummary {
 	var out []reading.DailySummary

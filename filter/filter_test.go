@@ -234,3 +234,29 @@ func TestBurstAndStuck(t *testing.T) {
 		t.Errorf("stuck totals: flags at 3 min %v, at 30 min %v", o.Readings[2].Filter.Flags.Names(), o.Readings[len(o.Readings)-1].Filter.Flags.Names())
 	}
 }
+
+// End releases the credit still waiting for a reverse step into the last
+// interval; Flush keeps it for the daemon's restart.
+func TestEndReleasesCredit(t *testing.T) {
+	in := []reading.Reading{rd("a", 0, 1, 0), rd("a", 10*time.Second, 1.004, 0.003), rd("a", 20*time.Second, 1.014, 0.003)}
+	sum := func(o Output) (c float64) {
+		for _, r := range o.Readings {
+			c += r.Filter.Consumption
+		}
+		return c
+	}
+	f := New(Config{})
+	var o Output
+	for _, r := range in {
+		f.PushTo(&o, r)
+	}
+	flushed := sum(f.Flush())
+	f2 := New(Config{})
+	for _, r := range in {
+		f2.PushTo(&o, r)
+	}
+	ended := sum(f2.End())
+	if math.Abs(ended-0.010) > 1e-9 || math.Abs(flushed-0.009) > 1e-9 {
+		t.Errorf("consumption: End %.4f (want 0.010), Flush %.4f (want 0.009: one step waits)", ended, flushed)
+	}
+}

@@ -21,6 +21,7 @@ type meter struct {
 
 	pending []item // held-back intervals, oldest first
 	credit  credit
+	ending  bool // End: the last pending interval takes the credit
 
 	lastRevT  int64   // last reverse registration
 	stuckVol  float64 // flow reported while the totals stood still, m3

@@ -10,7 +10,7 @@ import (
 func (m *meter) release(upTo int64, c *Config, out *Output) {
 	n := 0
 	for n < len(m.pending) && m.pending[n].t <= upTo {
-		m.finish(&m.pending[n], c, out)
+		m.finish(&m.pending[n], c, out, m.ending && n == len(m.pending)-1)
 		n++
 	}
 	if n > 0 {
@@ -26,8 +26,13 @@ const (
 )
 
 // finish decides an interval and appends its reading to out.
-func (m *meter) finish(it *item, c *Config, out *Output) {
+func (m *meter) finish(it *item, c *Config, out *Output, last bool) {
 	cons, back, ph := m.settle(it)
+	if last {
+		cons += m.credit.fwd
+		back += m.credit.rev
+		m.credit = credit{}
+	}
 	f := &reading.Filtered{
 		Start:       time.Unix(0, it.start).In(c.Location),
 		Consumption: cons,

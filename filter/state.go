@@ -18,7 +18,7 @@ const stateVersion = 2
 
 // State returns one meter's state as bytes, for the daemon to persist
 // through the buffer's side-state: learned parameters, counters, and the
-// intervals still held back (so a restart loses none). About 300 bytes plus
+// intervals still held back (so a restart loses none). About 530 bytes plus
 // about 80 a held-back interval. Nil for a meter never seen.
 func (f *Filter) State(meter string) ([]byte, error) {
 	m := f.meters[meter]

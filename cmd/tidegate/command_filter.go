@@ -55,7 +55,7 @@ func runFilter(ctx context.Context, e *env, args []string) error {
 		return emit()
 	})
 	// Whatever was read before a bad row is still written: lose nothing.
-	out = f.Flush()
+	out = f.End()
 	if err := emit(); err != nil {
 		return err
 	}

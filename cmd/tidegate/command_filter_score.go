@@ -79,7 +79,7 @@ func runFilterScore(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	out = f.Flush()
+	out = f.End()
 	collect()
 	for id, p := range prev {
 		fsc.Resolution(id, p.res)
