@@ -29,13 +29,14 @@ type op struct {
 	seqs     []uint64 // opAppend: assigned; opAck: to delete
 	upTo     uint64
 	key, val []byte
+	states   []State // opAppend: side-state written in the same transaction
 	err      error
 	done     chan struct{}
 }
 
 func (o *op) weight() int {
 	if o.kind == opAppend {
-		return len(o.vals)
+		return len(o.vals) + len(o.states)
 	}
 	return len(o.seqs) + 1
 }
@@ -45,10 +46,36 @@ func (o *op) weight() int {
 // transaction and one fsync. If ctx ends first, Append returns ctx.Err() and
 // the records may or may not have been stored.
 func (b *Buffer) Append(ctx context.Context, recs ...reading.Record) ([]uint64, error) {
-	if len(recs) == 0 {
+	return b.AppendWithState(ctx, nil, recs...)
+}
+
+// State is one side-state key and value (nil deletes the key).
+type State struct {
+	Key   string
+	Value []byte
+}
+
+// AppendWithState is Append that also writes side-state in the same
+// transaction: a stage that keeps state about what it has emitted (the
+// filter's held-back intervals) is on disk exactly as far as its records
+// are, whenever the process dies.
+func (b *Buffer) AppendWithState(ctx context.Context, states []State, recs ...reading.Record) ([]uint64, error) {
+	if len(recs) == 0 && len(states) == 0 {
 		return nil, nil
 	}
+	for _, st := range states {
+		if st.Key == "" {
+			return nil, fmt.Errorf("buffer: empty state key")
+		}
+	}
 	o := &op{kind: opAppend, vals: make([][]byte, len(recs))}
+	for _, st := range states {
+		v := st.Value
+		if v != nil {
+			v = append(make([]byte, 0, len(v)), v...) // the caller may reuse it before the commit
+		}
+		o.states = append(o.states, State{Key: st.Key, Value: v})
+	}
 	buf := make([]byte, 0, 112*len(recs))
 	for i := range recs {
 		start := len(buf)
@@ -221,7 +248,21 @@ func (b *Buffer) apply(batch []*op) (err error) {
 					c.Appended++
 					o.seqs[i] = c.LastSeq
 				}
-				added = true
+				if len(o.states) > 0 {
+					st := tx.Bucket(bucketState)
+					for _, kv := range o.states {
+						var err error
+						if kv.Value == nil {
+							err = st.Delete([]byte(kv.Key))
+						} else {
+							err = st.Put([]byte(kv.Key), kv.Value)
+						}
+						if err != nil {
+							return err
+						}
+					}
+				}
+				added = added || len(o.vals) > 0
 			case opAck:
 				for _, s := range o.seqs {
 					if s > c.LastSeq || s == 0 {

@@ -178,6 +178,15 @@ func verifyAfterCrash(t testing.TB, path string, round int, appended map[uint64]
 	if next-1 != s.LastSeq {
 		t.Fatalf("round %d: records end at %d, last seq is %d", round, next-1, s.LastSeq)
 	}
+	for prod, last := range lastCounter {
+		st, err := b.State("producer/" + prod)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(st) != strconv.Itoa(last) {
+			t.Fatalf("round %d: %s's state says %q, its last record on disk is %d: state and records not in one transaction", round, prod, st, last)
+		}
+	}
 	for seq, m := range appended {
 		if seq <= s.Cursor {
 			continue // acknowledged by the consumer and deleted
@@ -213,7 +222,11 @@ func crashChild(path, round string) {
 					recs[i] = readingRec(fmt.Sprintf("r%s.g%d-%d", round, g, counter), counter)
 					counter++
 				}
-				seqs, err := b.Append(context.Background(), recs...)
+				// The producer's own state says how far it got, in the
+				// records' transaction: after SIGKILL it must match the
+				// last record on disk, never run ahead or lag behind.
+				prod := fmt.Sprintf("r%s.g%d", round, g)
+				seqs, err := b.AppendWithState(context.Background(), []State{{Key: "producer/" + prod, Value: []byte(strconv.Itoa(counter - 1))}}, recs...)
 				if err != nil {
 					say("E append " + err.Error() + "\n")
 					os.Exit(3)

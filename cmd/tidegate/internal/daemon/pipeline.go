@@ -172,6 +172,7 @@ func (p *pipeline) run(ctx context.Context) {
 // interval reading).
 func (p *pipeline) handle(rec reading.Record) {
 	var recs []reading.Record
+	var states []buffer.State
 	if rec.Reading != nil && rec.Reading.Quality == reading.QualityGood && p.filt != nil {
 		// Status and tail show the poll at once; its filtered values follow
 		// when the filter releases the interval.
@@ -187,15 +188,18 @@ func (p *pipeline) handle(rec reading.Record) {
 		recs = p.appendOutput(recs, &p.out)
 		st, err := p.filt.State(rec.Reading.Meter)
 		p.fmu.Unlock()
-		if err == nil && st != nil {
-			if err := p.buf.PutState(filterStateKey(rec.Reading.Meter), st); err != nil {
-				p.log.WithFields(logrus.Fields{"meter": rec.Reading.Meter, "error": err}).Warn("filter state not saved")
-			}
+		if err != nil || st == nil {
+			p.log.WithFields(logrus.Fields{"meter": rec.Reading.Meter, "error": err}).Warn("filter state not saved")
+		} else {
+			// In the records' own transaction: after a crash the filter
+			// resumes exactly where its records end, neither re-emitting
+			// an interval under a new seq nor losing one.
+			states = append(states, buffer.State{Key: filterStateKey(rec.Reading.Meter), Value: st})
 		}
 	} else {
 		recs = append(recs, rec)
 	}
-	p.store(recs)
+	p.store(recs, states)
 }
 
 func (p *pipeline) appendOutput(recs []reading.Record, o *filter.Output) []reading.Record {
@@ -214,13 +218,13 @@ func (p *pipeline) appendOutput(recs []reading.Record, o *filter.Output) []readi
 	return recs
 }
 
-func (p *pipeline) store(recs []reading.Record) {
-	if len(recs) == 0 {
+func (p *pipeline) store(recs []reading.Record, states []buffer.State) {
+	if len(recs) == 0 && len(states) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	seqs, err := p.buf.Append(ctx, recs...)
+	seqs, err := p.buf.AppendWithState(ctx, states, recs...)
 	if err != nil {
 		p.mu.Lock()
 		p.stats.appendErrs++
@@ -257,17 +261,14 @@ func (p *pipeline) close(ctx context.Context) error {
 		out := p.filt.Flush()
 		recs := p.appendOutput(nil, &out)
 		meters := p.filt.Meters()
-		states := map[string][]byte{}
+		var states []buffer.State
 		for _, m := range meters {
 			if st, err := p.filt.State(m); err == nil && st != nil {
-				states[m] = st
+				states = append(states, buffer.State{Key: filterStateKey(m), Value: st})
 			}
 		}
 		p.fmu.Unlock()
-		p.store(recs)
-		for m, st := range states {
-			_ = p.buf.PutState(filterStateKey(m), st)
-		}
+		p.store(recs, states)
 	}
 	if p.up != nil {
 		// Let a connected uplink catch up before it stops; a disconnected
