@@ -260,3 +260,37 @@ func TestEndReleasesCredit(t *testing.T) {
 		t.Errorf("consumption: End %.4f (want 0.010), Flush %.4f (want 0.009: one step waits)", ended, flushed)
 	}
 }
+
+// A 10 L totaliser stepping every 30 min all night passes the coarse step
+// test; where the meter reports its instantaneous flow, only a night whose
+// polls show forward flow is a leak (night use and surge steps do not).
+func TestCoarseLeakNeedsFlow(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		flow float64
+		has  bool
+		leak bool
+	}{
+		{"flow all night", 0.02, true, true},
+		{"no flow between steps", 0, true, false},
+		{"flow not reported", 0, false, true},
+	} {
+		var in []reading.Reading
+		for i := 0; i <= 6*12; i++ {
+			r := rd("c", time.Duration(i)*5*time.Minute, 1+0.01*float64(i/6), 0)
+			if tt.has {
+				r.Has |= reading.HasFlow
+				r.Flow = tt.flow
+			}
+			in = append(in, r)
+		}
+		o := run(New(Config{}), in)
+		got := false
+		for _, r := range o.Readings {
+			got = got || r.Filter.Flags&reading.FlagLeak != 0
+		}
+		if got != tt.leak {
+			t.Errorf("%s: leak %v, want %v", tt.name, got, tt.leak)
+		}
+	}
+}

@@ -27,6 +27,8 @@ const (
 	coarseRes       = 0.005 // m3
 	coarseHoursUsed = 2     // night hours with a step of consumption
 	coarseSpread    = 4     // the busiest night hour has at most 3× the quietest and this many steps
+	flowPolls       = 4     // night polls with instantaneous flow that make the flow test count
+	flowShare       = 0.6   // share of them with forward flow on a leaking night
 )
 
 type leakState struct {
@@ -39,6 +41,8 @@ type leakState struct {
 	nightEnd int64
 	hourF    [nightTo - nightFrom]float64 // forward registered in each night hour
 	hourC    [nightTo - nightFrom]float64 // consumption in each night hour
+	nFlow    uint16                       // night polls that reported instantaneous flow
+	nPos     uint16                       // and of those, positive flow
 }
 
 func (l *leakState) reset() { *l = leakState{on: l.on} }
@@ -48,7 +52,7 @@ func (l *leakState) reset() { *l = leakState{on: l.on} }
 // (pairing may have called a leak's step phantom); on a fine one only
 // consumption does, or surges all night would pass for a leak. The night
 // flow itself is always consumption.
-func (l *leakState) observe(start, t int64, cons, dF, res float64, d *dayState, c *Config) bool {
+func (l *leakState) observe(start, t int64, cons, dF, res float64, flow float64, hasFlow bool, d *dayState, c *Config) bool {
 	present := cons > 0 || (dF > 0 && res >= coarseRes)
 	from := d.start + nightFrom*int64(time.Hour)
 	to := d.start + nightTo*int64(time.Hour)
@@ -56,6 +60,7 @@ func (l *leakState) observe(start, t int64, cons, dF, res float64, d *dayState, 
 		l.inNight, l.vol, l.covered, l.lastUse, l.maxGap, l.nightEnd = true, 0, 0, from, 0, to
 		l.hourF = [nightTo - nightFrom]float64{}
 		l.hourC = [nightTo - nightFrom]float64{}
+		l.nFlow, l.nPos = 0, 0
 	}
 	if !l.inNight {
 		return false
@@ -70,6 +75,12 @@ func (l *leakState) observe(start, t int64, cons, dF, res float64, d *dayState, 
 		if present {
 			l.maxGap = max(l.maxGap, start-l.lastUse)
 			l.lastUse = t
+		}
+		if hasFlow && t <= l.nightEnd {
+			l.nFlow++
+			if flow > 0 {
+				l.nPos++
+			}
 		}
 	}
 	if t < l.nightEnd {
@@ -104,6 +115,12 @@ func (l *leakState) observe(start, t int64, cons, dF, res float64, d *dayState, 
 			}
 		}
 		leaking = leaking && lo >= res*0.999 && hi <= 3*lo+coarseSpread*res+res*0.001 && used >= coarseHoursUsed
+		// Where the meter reports its instantaneous flow, a leak shows as
+		// forward flow in almost every poll of the night (surges swing it
+		// both ways now and then); night use and surge steps do not.
+		if l.nFlow >= flowPolls && float64(l.nPos) < flowShare*float64(l.nFlow) {
+			leaking = false
+		}
 	}
 	started := leaking && !l.on
 	l.on = leaking

@@ -80,7 +80,7 @@ func (m *meter) finish(it *item, c *Config, out *Output, last bool) {
 		}
 	}
 	m.day.roll(it.t, m, c, out)
-	if m.leak.observe(it.start, it.t, cons, it.dF, m.res, &m.day, c) {
+	if m.leak.observe(it.start, it.t, cons, it.dF, m.res, it.r.Flow, it.r.Has&reading.HasFlow != 0, &m.day, c) {
 		out.Events = append(out.Events, reading.Event{Time: it.r.Received, Meter: m.id, Type: "leak",
 			Message: "flow all night with no quiet hour"})
 	}

@@ -143,6 +143,8 @@ func (m *meter) MarshalBinary() ([]byte, error) {
 	for _, v := range k.hourC {
 		e.f64(v)
 	}
+	e.u16(k.nFlow)
+	e.u16(k.nPos)
 	d := &m.day
 	e.i64(d.start)
 	e.i64(d.end)
@@ -221,6 +223,7 @@ func (m *meter) UnmarshalBinary(b []byte) error {
 	for i := range k.hourC {
 		k.hourC[i] = d.f64()
 	}
+	k.nFlow, k.nPos = d.u16(), d.u16()
 	ds := &m.day
 	ds.start, ds.end = d.i64(), d.i64()
 	ds.cons, ds.ph, ds.back, ds.night[0], ds.night[1], ds.peak = d.f64(), d.f64(), d.f64(), d.f64(), d.f64(), d.f64()
