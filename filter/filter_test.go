@@ -3,8 +3,12 @@ package filter
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"math"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -292,5 +296,36 @@ func TestCoarseLeakNeedsFlow(t *testing.T) {
 		if got != tt.leak {
 			t.Errorf("%s: leak %v, want %v", tt.name, got, tt.leak)
 		}
+	}
+}
+
+// A state saved by the first release (version 1, before the span learner)
+// is restored: the held-back intervals and the learned ratio survive an
+// upgrade, only the old learner's episodes are dropped.
+func TestStateVersion1(t *testing.T) {
+	b, err := os.ReadFile("testdata/state-v1.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	st, err := hex.DecodeString(lines[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := strconv.ParseFloat(lines[3], 64)
+	f := New(Config{})
+	if err := f.SetState("m", st); err != nil {
+		t.Fatalf("version 1 state refused: %v", err)
+	}
+	if got := f.Ratio("m"); math.Abs(got-want) > 1e-6 {
+		t.Errorf("ratio %v after restore, want the old %v", got, want)
+	}
+	o := f.Flush()
+	if len(o.Readings) != 90 { // 15 min of 10-s polls were held back
+		t.Errorf("%d held-back intervals released, want 90", len(o.Readings))
+	}
+	next, err := f.State("m")
+	if err != nil || next[0] != stateVersion {
+		t.Fatalf("state written back as version %d (%v), want %d", next[0], err, stateVersion)
 	}
 }

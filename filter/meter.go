@@ -85,7 +85,11 @@ func (m *meter) arrive(r reading.Reading, c *Config, prior float64, out *Output)
 		m.lastRevT = t
 	}
 	if m.learn.observe(it.start, it.t, it.dF, it.dR, m.res) || !m.learned {
-		m.ratio, m.learned = m.learn.estimate(prior, m.res)
+		// A ratio once learned (or restored) stays until the learner
+		// has one of its own; a meter never learned follows the prior.
+		if rho, ok := m.learn.estimate(prior, m.res); ok || !m.learned {
+			m.ratio, m.learned = rho, ok
+		}
 	}
 	it.ratio = m.ratio // the ratio pairing converts with, and release converts back with
 	m.pair(&it)

@@ -175,23 +175,32 @@ func (m *meter) MarshalBinary() ([]byte, error) {
 // UnmarshalBinary restores a state written by MarshalBinary.
 func (m *meter) UnmarshalBinary(b []byte) error {
 	d := &dec{b: b}
-	if v := d.take(1)[0]; d.err == nil && v != stateVersion {
+	v := d.take(1)[0]
+	if d.err == nil && v != stateVersion && v != 1 {
 		return fmt.Errorf("%w: version %d, want %d", ErrState, v, stateVersion)
 	}
+	v1 := v == 1 // before the span learner: its learner is dropped, all else kept
 	m.init = d.bool()
 	m.lastT = d.i64()
 	m.lastF, m.lastR, m.res = d.f64(), d.f64(), d.f64()
 	m.resSeen = d.bool()
 	m.ratio = d.f64()
 	l := &m.learn
-	for i := range l.chunks {
-		l.chunks[i] = chunk{f: d.f32(), r: d.f32()}
+	if v1 {
+		// 8 episode samples, their count, the open episode and the pool:
+		// no use to the span learner, which starts afresh from the
+		// ratio the old one had learned.
+		d.take(8*8 + 2 + 1 + 3*8 + 2*8 + 3*8)
+	} else {
+		for i := range l.chunks {
+			l.chunks[i] = chunk{f: d.f32(), r: d.f32()}
+		}
+		nn := d.take(2)
+		l.n, l.next = nn[0], nn[1]
+		l.lastRev = d.i64()
+		l.fSince, l.f, l.r = d.f64(), d.f64(), d.f64()
+		l.dur = d.i64()
 	}
-	nn := d.take(2)
-	l.n, l.next = nn[0], nn[1]
-	l.lastRev = d.i64()
-	l.fSince, l.f, l.r = d.f64(), d.f64(), d.f64()
-	l.dur = d.i64()
 	l.baseVol = d.f64()
 	l.baseDur = d.i64()
 	for i := range l.base {
@@ -200,9 +209,13 @@ func (m *meter) UnmarshalBinary(b []byte) error {
 	l.baseNext = d.take(1)[0]
 	m.credit.fwd = d.f64()
 	m.credit.fwdT = d.i64()
-	m.credit.rev = d.f64()
-	m.credit.revT = d.i64()
-	m.learned = d.bool()
+	if v1 {
+		m.learned = true // keep the old learner's ratio until the new one has its own
+	} else {
+		m.credit.rev = d.f64()
+		m.credit.revT = d.i64()
+		m.learned = d.bool()
+	}
 	m.lastRevT = d.i64()
 	m.stuckVol = d.f64()
 	m.lastConsT = d.i64()
@@ -223,7 +236,9 @@ func (m *meter) UnmarshalBinary(b []byte) error {
 	for i := range k.hourC {
 		k.hourC[i] = d.f64()
 	}
-	k.nFlow, k.nPos = d.u16(), d.u16()
+	if !v1 {
+		k.nFlow, k.nPos = d.u16(), d.u16()
+	}
 	ds := &m.day
 	ds.start, ds.end = d.i64(), d.i64()
 	ds.cons, ds.ph, ds.back, ds.night[0], ds.night[1], ds.peak = d.f64(), d.f64(), d.f64(), d.f64(), d.f64(), d.f64()
@@ -256,8 +271,8 @@ func (m *meter) UnmarshalBinary(b []byte) error {
 	if len(d.b) != 0 {
 		return fmt.Errorf("%w: %d trailing bytes", ErrState, len(d.b))
 	}
-	if l.n > chunkSlots || l.next >= chunkSlots {
-		return fmt.Errorf("%w: %d ratio chunks", ErrState, l.n)
+	if l.n > chunkSlots || l.next >= chunkSlots || l.baseNext >= baseSlots {
+		return fmt.Errorf("%w: ratio chunk %d/%d or baseline slot %d out of range", ErrState, l.next, l.n, l.baseNext)
 	}
 	if !(m.ratio >= ratioMin/2 && m.ratio <= ratioMax*2) || !(m.res > 0 && m.res < 1) {
 		return fmt.Errorf("%w: ratio %v or resolution %v out of range", ErrState, m.ratio, m.res)
