@@ -21,6 +21,10 @@ type collector struct {
 	readings map[string][]reading.Reading
 	kinds    map[reading.Kind]int
 	events   []reading.Event
+	// With sim set, each good reading's forward total less the
+	// simulator's, taken the moment the reading arrives.
+	sim  *simulator.Sim
+	diff map[string][]float64
 }
 
 func newCollector() *collector {
@@ -28,8 +32,19 @@ func newCollector() *collector {
 }
 
 func (c *collector) Reading(r reading.Reading, k reading.Kind) {
+	var d float64
+	if c.sim != nil && r.Quality == reading.QualityGood {
+		snap, _ := c.sim.Snapshot(r.Meter)
+		d = r.Forward - snap.Forward
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.sim != nil && r.Quality == reading.QualityGood {
+		if c.diff == nil {
+			c.diff = map[string][]float64{}
+		}
+		c.diff[r.Meter] = append(c.diff[r.Meter], d)
+	}
 	c.readings[r.Meter] = append(c.readings[r.Meter], r)
 	c.kinds[k]++
 }
