@@ -16,8 +16,16 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 )
 
-// startMosquittoProc runs Debian's mosquitto on a free loopback port.
-func startMosquittoProc(t *testing.T) string {
+// mosquittoProc is Debian's mosquitto on a free loopback port, as a real
+// process the test can SIGKILL and start again on the same port.
+type mosquittoProc struct {
+	addr, bin, conf string
+	proc            *proc
+}
+
+// startMosquittoProc starts it; without mosquitto the test is skipped
+// (failed on CI, which installs it).
+func startMosquittoProc(t *testing.T) *mosquittoProc {
 	t.Helper()
 	bin, err := findMosquitto()
 	if err != nil {
@@ -32,25 +40,43 @@ func startMosquittoProc(t *testing.T) string {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	dir := t.TempDir()
 	conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\n", port)
 	if os.Geteuid() == 0 {
 		conf = "user root\n" + conf
 	}
-	cf := filepath.Join(dir, "mosquitto.conf")
-	if err := os.WriteFile(cf, []byte(conf), 0o600); err != nil {
+	m := &mosquittoProc{addr: "127.0.0.1:" + strconv.Itoa(port), bin: bin, conf: filepath.Join(t.TempDir(), "mosquitto.conf")}
+	if err := os.WriteFile(m.conf, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	startProc(t, bin, "-c", cf)
-	addr := "127.0.0.1:" + strconv.Itoa(port)
+	m.start(t)
+	return m
+}
+
+func (m *mosquittoProc) start(t *testing.T) {
+	t.Helper()
+	m.proc = startProc(t, m.bin, "-c", m.conf)
 	eventually(t, 5*time.Second, "mosquitto listens", func() bool {
-		c, err := net.Dial("tcp", addr)
+		c, err := net.Dial("tcp", m.addr)
 		if err == nil {
 			c.Close()
 		}
 		return err == nil
 	})
-	return addr
+}
+
+// kill SIGKILLs the broker and waits until it is gone.
+func (m *mosquittoProc) kill() {
+	_ = m.proc.cmd.Process.Signal(syscall.SIGKILL)
+	<-m.proc.done
+}
+
+func findMosquitto() (string, error) {
+	for _, p := range []string{"/usr/sbin/mosquitto", "/usr/bin/mosquitto"} {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("mosquitto not installed: apt-get install mosquitto")
 }
 
 // TestE2EKillMidDrain: metersim → tidegate → mosquitto → a subscriber.
@@ -59,7 +85,7 @@ func startMosquittoProc(t *testing.T) string {
 // same id and the same values (the receiver drops it by id).
 func TestE2EKillMidDrain(t *testing.T) {
 	bin := buildBinaries(t)
-	broker := startMosquittoProc(t)
+	broker := startMosquittoProc(t).addr
 
 	var mu sync.Mutex
 	got := map[string][]string{} // id → meter|gateway_time|forward of each copy received

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -80,37 +79,9 @@ func (s *centralService) count() int { s.mu.Lock(); defer s.mu.Unlock(); return 
 // assigned reaches the service, and the buffer ends empty.
 func TestE2EBrokerOutage(t *testing.T) {
 	bin := buildBinaries(t)
-	mosq, err := findMosquitto()
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	broker := l.Addr().String()
-	l.Close()
+	mq := startMosquittoProc(t)
+	broker := mq.addr
 	dir := t.TempDir()
-	conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\n", l.Addr().(*net.TCPAddr).Port)
-	if os.Geteuid() == 0 {
-		conf = "user root\n" + conf
-	}
-	cf := filepath.Join(dir, "mosquitto.conf")
-	if err := os.WriteFile(cf, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	listening := func() bool {
-		c, err := net.Dial("tcp", broker)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	}
-	mq := startProc(t, mosq, "-c", cf)
-	eventually(t, 5*time.Second, "mosquitto listens", listening)
 
 	svc := &centralService{got: map[uint64]int{}}
 	opts := paho.NewClientOptions().AddBroker("tcp://" + broker).SetClientID("central").SetAutoReconnect(true).
@@ -145,12 +116,10 @@ func TestE2EBrokerOutage(t *testing.T) {
 	tg := startProc(t, filepath.Join(bin, "tidegate"), "run", "--config", cfg)
 	eventually(t, 20*time.Second, "records at the service", func() bool { return svc.count() >= 6 })
 
-	_ = mq.cmd.Process.Signal(syscall.SIGKILL) // the broker dies; tidegate keeps polling into its buffer
-	<-mq.done
+	mq.kill() // the broker dies; tidegate keeps polling into its buffer
 	time.Sleep(3 * time.Second)
 	before := svc.count()
-	startProc(t, mosq, "-c", cf)
-	eventually(t, 5*time.Second, "mosquitto listens again", listening)
+	mq.start(t)
 	eventually(t, 30*time.Second, "the outage's records arrive", func() bool { return svc.count() >= before+8 })
 
 	if code := tg.stop(t, syscall.SIGTERM, 15*time.Second); code != 0 {
@@ -181,13 +150,4 @@ func TestE2EBrokerOutage(t *testing.T) {
 		t.Errorf("%d records left in the buffer after a clean stop with the service acking", st.Depth)
 	}
 	t.Logf("%d records through a %s broker outage; %d duplicates (dropped by id); the service acked up to %d", st.LastSeq, "3 s", dups, svc.acked)
-}
-
-func findMosquitto() (string, error) {
-	for _, p := range []string{"/usr/sbin/mosquitto", "/usr/bin/mosquitto"} {
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("mosquitto not installed: apt-get install mosquitto")
 }
