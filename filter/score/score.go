@@ -76,12 +76,17 @@ func New(loc *time.Location) *Scorer {
 	return &Scorer{loc: loc, meters: map[string]*meterScore{}}
 }
 
-func (s *Scorer) hour(meter string, t time.Time) (*meterScore, *hour) {
+func (s *Scorer) meter(meter string) *meterScore {
 	m := s.meters[meter]
 	if m == nil {
 		m = &meterScore{hours: map[int64]*hour{}}
 		s.meters[meter] = m
 	}
+	return m
+}
+
+func (s *Scorer) hour(meter string, t time.Time) (*meterScore, *hour) {
+	m := s.meter(meter)
 	// An interval ending exactly on the hour belongs to the hour before.
 	k := (t.UnixNano() - 1) / int64(time.Hour)
 	h := m.hours[k]
@@ -95,12 +100,7 @@ func (s *Scorer) hour(meter string, t time.Time) (*meterScore, *hour) {
 // Resolution sets a meter's totaliser step, m3: differences within one step
 // of the truth are not errors, they are the totaliser's.
 func (s *Scorer) Resolution(meter string, res float64) {
-	m := s.meters[meter]
-	if m == nil {
-		m = &meterScore{hours: map[int64]*hour{}}
-		s.meters[meter] = m
-	}
-	m.res = res
+	s.meter(meter).res = res
 }
 
 // ReverseStep widens a meter's tolerance by one step of its reverse
@@ -109,12 +109,7 @@ func (s *Scorer) Resolution(meter string, res float64) {
 // total, so on a coarse totaliser one reverse step is as much as the
 // filter can know. Scores are strict (forward step only) without it.
 func (s *Scorer) ReverseStep(meter string, fwdEquivalent float64) {
-	m := s.meters[meter]
-	if m == nil {
-		m = &meterScore{hours: map[int64]*hour{}}
-		s.meters[meter] = m
-	}
-	m.rev = fwdEquivalent
+	s.meter(meter).rev = fwdEquivalent
 }
 
 // AddTruth adds one interval's ground truth.
