@@ -75,8 +75,7 @@ func filterConfig(path string) (filter.Config, error) {
 	if err != nil {
 		return cfg, usageError(err)
 	}
-	cfg = filter.Config{Window: c.Filter.Window, LeakFlow: c.Filter.LeakFlow, NoUse: c.Filter.NoUse,
-		BurstFlow: c.Filter.BurstFlow, MaxPipeFlow: c.Filter.MaxPipeFlow}
+	cfg = c.FilterConfig()
 	if err := cfg.Validate(); err != nil {
 		return cfg, usageError(fmt.Errorf("%s: %w", path, err))
 	}

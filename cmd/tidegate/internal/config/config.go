@@ -5,6 +5,8 @@ package config
 
 import (
 	"time"
+
+	"tidegate/filter"
 )
 
 // Config is one tidegate.yaml. Field tags are the YAML keys; the decoder
@@ -95,6 +97,26 @@ type Filter struct {
 	BurstFlow   float64       `yaml:"burst_flow_m3h"`
 	BurstFor    time.Duration `yaml:"burst_for"` // how long BurstFlow must last
 	MaxPipeFlow float64       `yaml:"max_pipe_flow_m3h"`
+	// InitialRatio is the reverse/forward registration ratio a meter starts
+	// from until it has learned its own (and until three meters have, the
+	// fleet's): the meter model's reverse gain error, if the datasheet
+	// gives it. 0 = 0.75.
+	InitialRatio float64 `yaml:"initial_ratio"`
+}
+
+// FilterConfig is the filter's configuration: the filter section, with the
+// gateway's time zone for local days and nights (the system's when unset or
+// unknown; Validate reports an unknown one).
+func (c *Config) FilterConfig() filter.Config {
+	f := c.Filter
+	fc := filter.Config{Window: f.Window, LeakFlow: f.LeakFlow, NoUse: f.NoUse, BurstFlow: f.BurstFlow,
+		BurstFor: f.BurstFor, MaxPipeFlow: f.MaxPipeFlow, InitialRatio: f.InitialRatio, Location: time.Local}
+	if c.Gateway.Timezone != "" {
+		if loc, err := time.LoadLocation(c.Gateway.Timezone); err == nil {
+			fc.Location = loc
+		}
+	}
+	return fc
 }
 
 // On reports whether the filter stage runs.

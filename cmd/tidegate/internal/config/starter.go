@@ -62,6 +62,7 @@ filter:
   window: 15m                   # how long readings may be held back to decide on self-rotation
   # leak_flow_m3h: 0.005        # steady night flow above this is a leak
   # no_use: 48h                 # no consumption for this long raises no_use
+  # initial_ratio: 0.75         # reverse/forward registration a meter starts from until it learns its own
 
 buffer:
   path: {BufferPath}

@@ -190,6 +190,9 @@ func (c *Config) validate(ps *Problems, nodes map[string]*yaml.Node) {
 	if c.Filter.Window < 0 || c.Filter.Window > time.Hour {
 		at("filter.window", "%s is out of range 0..1h", c.Filter.Window)
 	}
+	if r := c.Filter.InitialRatio; r != 0 && (r < 0.2 || r > 2) {
+		at("filter.initial_ratio", "%g is out of range 0.2..2 (reverse/forward registration; 0 = 0.75)", r)
+	}
 	for _, f := range []struct {
 		path string
 		v    float64

@@ -47,19 +47,6 @@ type pipeStats struct {
 	appendErrs uint64
 }
 
-func filterConfig(cfg *config.Config) filter.Config {
-	fc := filter.Config{Window: cfg.Filter.Window, LeakFlow: cfg.Filter.LeakFlow, NoUse: cfg.Filter.NoUse,
-		BurstFlow: cfg.Filter.BurstFlow, BurstFor: cfg.Filter.BurstFor, MaxPipeFlow: cfg.Filter.MaxPipeFlow}
-	if cfg.Gateway.Timezone != "" {
-		if loc, err := time.LoadLocation(cfg.Gateway.Timezone); err == nil {
-			fc.Location = loc
-		}
-	} else {
-		fc.Location = time.Local
-	}
-	return fc
-}
-
 func openPipeline(cfg *config.Config, log *logrus.Logger, h *hub, version string) (*pipeline, error) {
 	p := &pipeline{log: log, hub: h, in: make(chan reading.Record, 4096)}
 	buf, err := buffer.Open(cfg.Buffer.Path, buffer.Options{MaxBytes: int64(cfg.Buffer.MaxBytes), MaxRecords: int64(cfg.Buffer.MaxRecords), Logger: log})
@@ -68,7 +55,7 @@ func openPipeline(cfg *config.Config, log *logrus.Logger, h *hub, version string
 	}
 	p.buf = buf
 	if cfg.Filter.On() {
-		fc := filterConfig(cfg)
+		fc := cfg.FilterConfig()
 		if err := fc.Validate(); err != nil {
 			buf.Close()
 			return nil, err
@@ -296,7 +283,7 @@ func (p *pipeline) setFilterConfig(cfg *config.Config) {
 	if p.filt == nil {
 		return
 	}
-	fc := filterConfig(cfg)
+	fc := cfg.FilterConfig()
 	if err := fc.Validate(); err != nil {
 		p.log.WithError(err).Error("new filter settings refused")
 		return
