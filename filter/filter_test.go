@@ -329,3 +329,22 @@ func TestStateVersion1(t *testing.T) {
 		t.Fatalf("state written back as version %d (%v), want %d", next[0], err, stateVersion)
 	}
 }
+
+// A forward step polled while the water runs backwards (negative
+// instantaneous flow) is surge activity: it waits for its reverse step as
+// credit, where the same step with no sign of a surge is consumption.
+func TestReverseFlowMarksSurge(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		flow float64
+		cons float64
+	}{{"reverse flow at the poll", -0.2, 0}, {"forward flow at the poll", 0.2, 0.01}} {
+		a, b := rd("a", 0, 1, 0), rd("a", time.Minute, 1.01, 0)
+		b.Has |= reading.HasFlow
+		b.Flow = tt.flow
+		o := run(New(Config{}), []reading.Reading{a, b})
+		if len(o.Readings) != 1 || math.Abs(o.Readings[0].Filter.Consumption-tt.cons) > 1e-9 {
+			t.Errorf("%s: %+v, want consumption %v", tt.name, o.Readings, tt.cons)
+		}
+	}
+}

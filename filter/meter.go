@@ -23,7 +23,7 @@ type meter struct {
 	credit  credit
 	ending  bool // End: the last pending interval takes the credit
 
-	lastRevT  int64   // last reverse registration
+	lastRevT  int64   // last reverse registration or reverse flow
 	stuckVol  float64 // flow reported while the totals stood still, m3
 	lastConsT int64   // last consumption
 	noUse     bool
@@ -81,7 +81,9 @@ func (m *meter) arrive(r reading.Reading, c *Config, prior float64, out *Output)
 	default:
 		m.deltas(&it, r, c, out)
 	}
-	if it.dR > 0 {
+	// Reverse registered, or water moving backwards at the poll (the meter's
+	// instantaneous flow): a surge is under way, or a backflow.
+	if it.dR > 0 || r.Has&reading.HasFlow != 0 && r.Flow < 0 {
 		m.lastRevT = t
 	}
 	if m.learn.observe(it.start, it.t, it.dF, it.dR, m.res) || !m.learned {
