@@ -73,15 +73,22 @@ func evaluateFleet(t testing.TB, seeds []int64, fleet samples.Options, cfg Confi
 // reference traces, and the milder 0.6–1.0. It asserts the goals
 // with the strict tolerance (one forward step per meter-hour).
 //
-// With TIDEGATE_LONG=1 it runs seeds 1–60 and asserts what holds there
+// With TIDEGATE_LONG=1 it runs seeds 1–60 (or TIDEGATE_SEEDS=61-120) and
+// asserts what holds there
 // (seeds 1–5 served to choose the method's constants; see README.md for
 // the figures, which miss some goals on the held-out seeds).
 func TestEvaluation(t *testing.T) {
 	seeds := []int64{1, 2, 3, 4, 5}
 	long := os.Getenv("TIDEGATE_LONG") != ""
 	if long {
+		from, to := int64(1), int64(60)
+		if r := os.Getenv("TIDEGATE_SEEDS"); r != "" { // e.g. 61-120
+			if _, err := fmt.Sscanf(r, "%d-%d", &from, &to); err != nil || from < 1 || to < from {
+				t.Fatalf("TIDEGATE_SEEDS=%q: want FROM-TO", r)
+			}
+		}
 		seeds = nil
-		for s := int64(1); s <= 60; s++ {
+		for s := from; s <= to; s++ {
 			seeds = append(seeds, s)
 		}
 	}
@@ -117,10 +124,10 @@ func TestEvaluation(t *testing.T) {
 					ok   bool
 				}{
 					{"phantom removed ≥ 97% (strict), ≥ 98% (reverse step)", got.PhantomRemovedPct >= 97 && two.PhantomRemovedPct >= 98},
-					{"real use removed ≤ 0.6% (strict), ≤ 0.5% (reverse step)", got.RealUseRemovedPct <= 0.6 && two.RealUseRemovedPct <= 0.5},
+					{"real use removed ≤ 0.5%", got.RealUseRemovedPct <= 0.5},
 					{"volume added ≤ 0.5%", got.VolumeAddedPct <= 0.5},
 					{"backflow kept ≥ 90%", got.BackflowKeptPct >= 90},
-					{"at most one leak in 100 missed", got.LeaksFlagged*100 >= got.LeaksPresent*99},
+					{"every leak flagged within 24 h of its first night", got.LeaksFlagged == got.LeaksPresent},
 					{"no false leak", got.FalseLeakMeters == 0},
 				}
 			}

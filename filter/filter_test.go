@@ -348,3 +348,40 @@ func TestReverseFlowMarksSurge(t *testing.T) {
 		}
 	}
 }
+
+// A 12 L/h leak on a 1 L totaliser whose flow stops for 40 min (a real
+// backflow, say) fails the quiet-gap test; the meter's own flow reading at
+// or above the leak threshold in most of the night's polls still finds it.
+func TestLeakFromFlowReadings(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		has  bool
+		leak bool
+	}{{"flow reported", true, true}, {"flow not reported", false, false}} {
+		var in []reading.Reading
+		f := 1.0
+		for i := 0; i <= 6*12; i++ {
+			at := time.Duration(i) * 5 * time.Minute
+			gap := at > 2*time.Hour && at <= 2*time.Hour+40*time.Minute
+			if i > 0 && !gap {
+				f += 0.001
+			}
+			r := rd("l", at, f, 0)
+			if tt.has {
+				r.Has |= reading.HasFlow
+				if !gap {
+					r.Flow = 0.012
+				}
+			}
+			in = append(in, r)
+		}
+		o := run(New(Config{}), in)
+		got := false
+		for _, r := range o.Readings {
+			got = got || r.Filter.Flags&reading.FlagLeak != 0
+		}
+		if got != tt.leak {
+			t.Errorf("%s: leak %v, want %v", tt.name, got, tt.leak)
+		}
+	}
+}

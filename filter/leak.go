@@ -9,8 +9,14 @@ import "time"
 // occurs. A coarse (≥ 5 L) totaliser needs at least 4 steps, gaps of at most
 // 2.5 steps at that flow (≤ 90 min), a forward step in every night hour
 // with a bounded spread between hours, and a step of consumption in at
-// least two of them. A leak stays flagged until a night
-// passes the test.
+// least two of them, and where the meter reports its instantaneous flow,
+// forward flow in 60 % of the night's polls. Independently of all that, a
+// meter whose own flow reading is at least LeakFlow in 60 % of the night's
+// polls (a median, which surges and a night visit do not move) while its
+// forward total moved by half that flow's volume is leaking: this finds the
+// leak whose consumption pairing took partly for phantom, or a real
+// backflow interrupted. A leak stays flagged until a night passes neither
+// test.
 
 const (
 	nightFrom = 1 // local hours
@@ -43,6 +49,7 @@ type leakState struct {
 	hourC    [nightTo - nightFrom]float64 // consumption in each night hour
 	nFlow    uint16                       // night polls that reported instantaneous flow
 	nPos     uint16                       // and of those, positive flow
+	nAbove   uint16                       // and of those, at least LeakFlow
 }
 
 func (l *leakState) reset() { *l = leakState{on: l.on} }
@@ -60,7 +67,7 @@ func (l *leakState) observe(start, t int64, cons, dF, res float64, flow float64,
 		l.inNight, l.vol, l.covered, l.lastUse, l.maxGap, l.nightEnd = true, 0, 0, from, 0, to
 		l.hourF = [nightTo - nightFrom]float64{}
 		l.hourC = [nightTo - nightFrom]float64{}
-		l.nFlow, l.nPos = 0, 0
+		l.nFlow, l.nPos, l.nAbove = 0, 0, 0
 	}
 	if !l.inNight {
 		return false
@@ -80,6 +87,9 @@ func (l *leakState) observe(start, t int64, cons, dF, res float64, flow float64,
 			l.nFlow++
 			if flow > 0 {
 				l.nPos++
+			}
+			if flow >= c.LeakFlow {
+				l.nAbove++
 			}
 		}
 	}
@@ -120,6 +130,19 @@ func (l *leakState) observe(start, t int64, cons, dF, res float64, flow float64,
 		// both ways now and then); night use and surge steps do not.
 		if l.nFlow >= flowPolls && float64(l.nPos) < flowShare*float64(l.nFlow) {
 			leaking = false
+		}
+	}
+	if l.nFlow >= flowPolls && float64(l.nAbove) >= flowShare*float64(l.nFlow) {
+		var fwd float64
+		for _, v := range l.hourF {
+			fwd += v
+		}
+		// The meter's own flow reading says water ran all night at the
+		// leak threshold or more (a median over the polls, robust to
+		// surges and a night visit), and the totals moved accordingly:
+		// a leak, whatever share of it pairing took for phantom.
+		if fwd >= 0.5*c.LeakFlow*float64(nightTo-nightFrom) {
+			leaking = true
 		}
 	}
 	started := leaking && !l.on

@@ -30,9 +30,10 @@ const (
 	useAllowSteps = 1.5
 	useAllowShare = 0.25
 
-	baseWindow = 900e9  // quiet stretches this long measure the steady forward flow
-	baseQuiet  = 1800e9 // a stretch is quiet this long after the last reverse
-	baseSlots  = 4
+	baseWindow       = 900e9  // quiet stretches this long measure the steady forward flow
+	baseWindowCoarse = 7200e9 // on a coarse totaliser
+	baseQuiet        = 1800e9 // a stretch is quiet this long after the last reverse
+	baseSlots        = 4
 )
 
 // spanGap is the longest span counted: a fine totaliser steps its reverse
@@ -84,7 +85,7 @@ func (l *ratioLearner) observe(start, t int64, dF, dR, res float64) bool {
 	if dR == 0 && (l.lastRev == 0 || t-l.lastRev > baseQuiet) {
 		l.baseVol += dF
 		l.baseDur += t - start
-		if l.baseDur >= baseWindow {
+		if l.baseDur >= baseWindowFor(res) {
 			l.base[l.baseNext] = float32(l.baseVol / (float64(l.baseDur) / 3600e9))
 			l.baseNext = (l.baseNext + 1) % baseSlots
 			l.baseVol, l.baseDur = 0, 0
@@ -196,4 +197,14 @@ func (l *ratioLearner) upper() float64 {
 	}
 	c := s[(3*(len(s)-1)+2)/4]
 	return float64(c.r / c.f)
+}
+
+// baseWindowFor is the quiet stretch that measures the steady flow: a
+// coarse totaliser steps only every 40 min at a 15 L/h leak, so a quarter
+// hour would mostly read zero.
+func baseWindowFor(res float64) int64 {
+	if res >= coarseRes {
+		return baseWindowCoarse
+	}
+	return baseWindow
 }

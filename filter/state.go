@@ -145,6 +145,7 @@ func (m *meter) MarshalBinary() ([]byte, error) {
 	}
 	e.u16(k.nFlow)
 	e.u16(k.nPos)
+	e.u16(k.nAbove)
 	d := &m.day
 	e.i64(d.start)
 	e.i64(d.end)
@@ -237,7 +238,7 @@ func (m *meter) UnmarshalBinary(b []byte) error {
 		k.hourC[i] = d.f64()
 	}
 	if !v1 {
-		k.nFlow, k.nPos = d.u16(), d.u16()
+		k.nFlow, k.nPos, k.nAbove = d.u16(), d.u16(), d.u16()
 	}
 	ds := &m.day
 	ds.start, ds.end = d.i64(), d.i64()
