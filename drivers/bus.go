@@ -197,6 +197,7 @@ func (b *Bus) foldCounters(p poller) {
 	b.stats.CRCErrors += c.CRCErrors
 	b.stats.Exceptions += c.Exceptions
 	b.stats.Stray += c.Stray
+	b.stats.Collisions += c.Collisions
 	b.stats.BusyNanos += c.BusyNanos
 }
 
@@ -450,6 +451,7 @@ func (b *Bus) Stats() BusStats {
 		s.CRCErrors += c.CRCErrors
 		s.Exceptions += c.Exceptions
 		s.Stray += c.Stray
+		s.Collisions += c.Collisions
 		s.BusyNanos += c.BusyNanos
 	}
 	if el := b.now().Sub(b.started); el > 0 && !b.started.IsZero() {

@@ -2,13 +2,18 @@ package drivers
 
 import (
 	"context"
+	"sync/atomic"
+	"time"
 
 	dmbus "tidegate/drivers/mbus"
 	"tidegate/reading"
 )
 
 // mbusPoller adapts drivers/mbus's client to the bus scheduler.
-type mbusPoller struct{ c *dmbus.Client }
+type mbusPoller struct {
+	c    *dmbus.Client
+	busy atomic.Int64 // ns the line spent in reads (selects, requests, answers)
+}
 
 // openMBus opens an M-Bus master on the bus's line. drivers/mbus counts the
 // answer timeout to the first byte of the answer (the frame then ends by
@@ -27,16 +32,20 @@ func openMBus(cfg BusConfig) (poller, error) {
 }
 
 func (p *mbusPoller) poll(ctx context.Context, m *meterState, raw bool) (reading.Reading, error) {
+	start := time.Now()
+	defer func() { p.busy.Add(int64(time.Since(start))) }()
 	return p.c.Poll(ctx, dmbus.Meter{ID: m.cfg.ID, Address: byte(m.cfg.Address), Secondary: m.cfg.Secondary}, raw)
 }
 
 func (p *mbusPoller) counters() Counters {
 	c := p.c.Counters()
 	return Counters{
-		Requests:  c.Requests.Load(),
-		Timeouts:  c.Timeouts.Load(),
-		CRCErrors: c.Checksum.Load() + c.Truncated.Load(),
-		Stray:     c.Stray.Load(),
+		Requests:   c.Requests.Load(),
+		Timeouts:   c.Timeouts.Load(),
+		CRCErrors:  c.Checksum.Load() + c.Truncated.Load(),
+		Stray:      c.Stray.Load(),
+		Collisions: c.Collisions.Load(),
+		BusyNanos:  p.busy.Load(),
 	}
 }
 

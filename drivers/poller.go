@@ -24,6 +24,7 @@ type Counters struct {
 	CRCErrors  int64
 	Exceptions int64
 	Stray      int64
+	Collisions int64 // answers of several slaves at once (M-Bus: an address used twice)
 	BusyNanos  int64
 }
 
@@ -50,7 +51,8 @@ func (p *modbusPoller) poll(ctx context.Context, m *meterState, raw bool) (readi
 
 func (p *modbusPoller) counters() Counters {
 	c := &p.c.Counters
-	return Counters{c.Requests.Load(), c.Timeouts.Load(), c.CRCErrors.Load(), c.Exceptions.Load(), c.Stray.Load(), c.BusyNanos.Load()}
+	return Counters{Requests: c.Requests.Load(), Timeouts: c.Timeouts.Load(), CRCErrors: c.CRCErrors.Load(),
+		Exceptions: c.Exceptions.Load(), Stray: c.Stray.Load(), BusyNanos: c.BusyNanos.Load()}
 }
 
 func (p *modbusPoller) close() error { return p.c.Close() }

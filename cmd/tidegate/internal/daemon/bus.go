@@ -152,6 +152,7 @@ func (r *busRun) status() BusStatus {
 	}
 	s.Requests, s.Answers = uint64(st.Requests), uint64(st.PollsOK)
 	s.Timeouts, s.CRCErrors, s.Errors = uint64(st.Timeouts), uint64(st.CRCErrors), uint64(st.PollsFailed)
+	s.Collisions = uint64(st.Collisions)
 	s.Efficiency, s.Error = st.Efficiency, st.LastError
 	return s
 }

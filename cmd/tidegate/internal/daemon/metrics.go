@@ -84,6 +84,7 @@ func writeMetrics(w io.Writer, s Status, h *hub) {
 		{"tidegate_bus_answers_total", "Valid answers received.", func(b BusStatus) uint64 { return b.Answers }},
 		{"tidegate_bus_timeouts_total", "Requests that got no answer in time.", func(b BusStatus) uint64 { return b.Timeouts }},
 		{"tidegate_bus_crc_errors_total", "Frames with a bad checksum.", func(b BusStatus) uint64 { return b.CRCErrors }},
+		{"tidegate_bus_collisions_total", "Answers of several meters at once (an address used twice).", func(b BusStatus) uint64 { return b.Collisions }},
 		{"tidegate_bus_errors_total", "Other failed requests.", func(b BusStatus) uint64 { return b.Errors }},
 	} {
 		for _, b := range s.Buses {

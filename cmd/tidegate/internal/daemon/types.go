@@ -35,6 +35,7 @@ type BusStatus struct {
 	Answers    uint64  `json:"answers"`
 	Timeouts   uint64  `json:"timeouts"`
 	CRCErrors  uint64  `json:"crc_errors"`
+	Collisions uint64  `json:"collisions"` // several meters answered at once: an address used twice
 	Errors     uint64  `json:"errors"`
 	Efficiency float64 `json:"efficiency"` // wire time used for answered requests ÷ elapsed, 0..1; or answers/requests when the driver does not time it
 	Error      string  `json:"error,omitempty"`
