@@ -54,8 +54,15 @@ func TestWithheldPubackAcrossReconnect(t *testing.T) {
 			u.naiveClient, u.trustTokens = tc.naiveClient, tc.trustTokens
 			startUplink(t, u)
 
-			// The broker has the first window (and the retained status).
-			waitFor(t, 10*time.Second, "PUBACKs swallowed", func() bool { return px.Swallowed() >= int64(cfg.withDefaults().MaxInflight)+1 })
+			// The broker has the first window (and the retained status). With
+			// paho's own store (the naive client) paho may hold some of the
+			// window back under load (seen on CI: 3 of 5): a few swallowed
+			// PUBACKs are enough to reproduce #563.
+			want := int64(cfg.withDefaults().MaxInflight) + 1
+			if tc.naiveClient {
+				want = 2
+			}
+			waitFor(t, 10*time.Second, "PUBACKs swallowed", func() bool { return px.Swallowed() >= want })
 			waitFor(t, 5*time.Second, "first window at the subscriber", func() bool { got, _ := sub.unique(); return len(got) >= 200 })
 			if c := q.Cursor(); c != 0 {
 				t.Fatalf("buffer acknowledged up to %d before any PUBACK", c)
