@@ -28,10 +28,13 @@ func TestWithheldPubackAcrossReconnect(t *testing.T) {
 	}{{"protected", false, false}, {"epoch check only", true, false}, {"unprotected", true, true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.naiveClient && !tc.trustTokens && os.Getenv("TIDEGATE_LONG") != "1" {
-				// Known flake (about 1 run in 12 under -race): with paho's memory
-				// store only 3 of the first 5 PUBACKs reach the proxy and the
-				// wait below times out. The protected and unprotected cases
-				// carry the proof; this one runs with TIDEGATE_LONG=1.
+				// Not reliable (about 1 run in 12 under -race, more under load):
+				// with paho's memory store, paho holds part of the window back,
+				// and after the cut a whole batch may never reach the
+				// subscriber although the epoch check let the buffer go on
+				// (seen: "reading 200 has seq 401"). The epoch check alone is
+				// not the protection tidegate relies on: it keeps no paho
+				// store (the protected case); this one runs with TIDEGATE_LONG=1.
 				t.Skip("epoch-check-only variant runs with TIDEGATE_LONG=1 (known flake, see comment)")
 			}
 			br := startMochi(t)
