@@ -20,7 +20,7 @@ import (
 //	value   = version:u8 kind:u8 payload
 //	reading = mask:uvarint meter:str [received:time] [meterTime:time] [has:uvarint]
 //	          [forward:f64] [reverse:f64] [net:f64] [flow:f64] [temp:f64] [battery:uvarint]
-//	          [status:uvarint] [quality:u8] [error:str] [raw:bytes] [filter]
+//	          [status:uvarint] [quality:u8] [error:str] [raw:bytes] [filter] [storage:u8]
 //	filter  = mask:uvarint [start:time] [consumption:f64] [reverse:f64] [phantom:f64] [flags:uvarint]
 //	summary = meter:str day:str mask:uvarint [consumption:f64] [phantom:f64] [backflow:f64]
 //	          [minNightFlow:f64] [peakFlow:f64] [hoursWithUse:varint] [flags:uvarint]
@@ -49,7 +49,8 @@ const (
 	rmError
 	rmRaw
 	rmFilter
-	rmAll = rmFilter<<1 - 1
+	rmStorage // added after the first release: older files never set it
+	rmAll     = rmStorage<<1 - 1
 )
 
 const (
@@ -131,6 +132,7 @@ func appendReading(dst []byte, x *reading.Reading) []byte {
 	set(rmError, x.Error != "")
 	set(rmRaw, len(x.Raw) > 0)
 	set(rmFilter, x.Filter != nil)
+	set(rmStorage, x.Storage != 0)
 	dst = binary.AppendUvarint(dst, m)
 	dst = appendString(dst, x.Meter)
 	if m&rmReceived != 0 {
@@ -187,6 +189,9 @@ func appendReading(dst []byte, x *reading.Reading) []byte {
 		if fm&fmFlags != 0 {
 			dst = binary.AppendUvarint(dst, uint64(f.Flags))
 		}
+	}
+	if m&rmStorage != 0 {
+		dst = append(dst, x.Storage)
 	}
 	return dst
 }
@@ -483,6 +488,9 @@ func (d *decoder) reading() *reading.Reading {
 			f.Flags = reading.FilterFlags(d.small(math.MaxUint16, "filter flags"))
 		}
 		x.Filter = f
+	}
+	if m&rmStorage != 0 {
+		x.Storage = d.byte()
 	}
 	return x
 }

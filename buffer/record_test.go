@@ -30,6 +30,8 @@ func recordCases() map[string]reading.Record {
 			Error: "timeout after 3 tries", Raw: []byte{0x01, 0x83, 0x02, 0xc0, 0xf1}, Status: reading.StatusLeak | reading.StatusTamper}},
 		"odd floats": {Kind: reading.KindBilling, Reading: &reading.Reading{Meter: "m3", Forward: math.Inf(1), Reverse: math.Copysign(0, -1),
 			Net: -1e-300, Flow: math.MaxFloat64, Temperature: math.SmallestNonzeroFloat64}},
+		"due-date value": {Kind: reading.KindBilling, Reading: &reading.Reading{Meter: "mb-1", Received: t0, Storage: 1,
+			MeterTime: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), Has: reading.HasForward | reading.HasMeterTime, Forward: 123.456}},
 		"empty filter": {Kind: reading.KindReading, Reading: &reading.Reading{Meter: "m4", Filter: &reading.Filtered{}}},
 		"far times": {Kind: reading.KindReading, Reading: &reading.Reading{Meter: "m5", Received: time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC),
 			MeterTime: time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)}},

@@ -285,6 +285,11 @@ func (b *Bus) loop(ctx context.Context, p poller) error {
 			}
 			streak = 0
 			b.deliver(m, r, kind)
+			if dp, ok := p.(duePoller); ok && billing {
+				if d, ok := dp.due(); ok {
+					b.sink.Reading(d, reading.KindBilling) // beside the billing read; not the meter's last reading
+				}
+			}
 		}
 	}
 }

@@ -11,8 +11,9 @@ import (
 
 // mbusPoller adapts drivers/mbus's client to the bus scheduler.
 type mbusPoller struct {
-	c    *dmbus.Client
-	busy atomic.Int64 // ns the line spent in reads (selects, requests, answers)
+	c       *dmbus.Client
+	busy    atomic.Int64     // ns the line spent in reads (selects, requests, answers)
+	lastDue *reading.Reading // the last poll's due-date value; the bus goroutine only
 }
 
 // openMBus opens an M-Bus master on the bus's line. drivers/mbus counts the
@@ -34,7 +35,20 @@ func openMBus(cfg BusConfig) (poller, error) {
 func (p *mbusPoller) poll(ctx context.Context, m *meterState, raw bool) (reading.Reading, error) {
 	start := time.Now()
 	defer func() { p.busy.Add(int64(time.Since(start))) }()
-	return p.c.Poll(ctx, dmbus.Meter{ID: m.cfg.ID, Address: byte(m.cfg.Address), Secondary: m.cfg.Secondary}, raw)
+	res, err := p.c.PollResult(ctx, dmbus.Meter{ID: m.cfg.ID, Address: byte(m.cfg.Address), Secondary: m.cfg.Secondary}, raw)
+	p.lastDue = nil
+	if err == nil {
+		p.lastDue = res.Due
+	}
+	return res.Reading, err
+}
+
+// due is the due-date value the last successful poll carried, if any.
+func (p *mbusPoller) due() (reading.Reading, bool) {
+	if p.lastDue == nil {
+		return reading.Reading{}, false
+	}
+	return *p.lastDue, true
 }
 
 func (p *mbusPoller) counters() Counters {

@@ -68,3 +68,55 @@ buses:
 		t.Fatalf("stats: %+v", st)
 	}
 }
+
+// TestMBusBillingDueDate: the daily billing read of an M-Bus meter that
+// keeps a due-date value (storage 1) delivers two billing records: the
+// current totals, and the value the meter froze at its due date, marked
+// Storage 1 with that date as meter time. Interval polls deliver neither.
+func TestMBusBillingDueDate(t *testing.T) {
+	sim := startSim(t, `
+seed: 5
+start: 2026-11-23T00:30:00Z   # half an hour after the meter's midnight: a due date to report
+buses:
+  - {name: m, protocol: mbus, baud: 9600, meters: [{id: kam, address: 1, model: flowiq, water: {profile: flat, persons: 4, use_scale: 20}}]}
+`)
+	sink := newCollector()
+	pi := sim.Ports()["m"]
+	bus, err := NewBus(BusConfig{Name: "m", Protocol: ProtoMBus, Link: link.Config{Device: pi.Device, Baud: pi.Baud, Parity: pi.Parity}},
+		[]MeterConfig{{ID: "kam", Address: 1, Interval: 200 * time.Millisecond, Billing: "00:05"}}, nil, sink, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The billing read falls due in a moment instead of at 00:05 tomorrow.
+	bus.meters[0].billingNext = time.Now().Add(500 * time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); bus.Run(ctx) }()
+	waitFor(t, func() bool {
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		return sink.kinds[reading.KindBilling] >= 2 && sink.kinds[reading.KindReading] >= 3
+	})
+	cancel()
+	<-done
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	var due, current []reading.Reading
+	for _, r := range sink.readings["kam"] {
+		if r.Storage == 1 {
+			due = append(due, r)
+		} else if r.Quality == reading.QualityGood {
+			current = append(current, r)
+		}
+	}
+	if sink.kinds[reading.KindBilling] != 2 || len(due) != 1 {
+		t.Fatalf("%d billing records, %d due-date values; want 2 and 1", sink.kinds[reading.KindBilling], len(due))
+	}
+	d := due[0]
+	if d.Has&reading.HasForward == 0 || d.Has&reading.HasMeterTime == 0 || d.MeterTime.IsZero() || d.Quality != reading.QualityGood {
+		t.Fatalf("due-date value: %+v", d)
+	}
+	if last := current[len(current)-1]; d.Forward > last.Forward || !d.MeterTime.Before(last.Received) {
+		t.Errorf("due-date value %.3f m3 at %v is not behind the current %.3f m3 at %v", d.Forward, d.MeterTime, last.Forward, last.Received)
+	}
+}

@@ -28,6 +28,12 @@ type Counters struct {
 	BusyNanos  int64
 }
 
+// duePoller is a poller whose meters may also keep the value they froze at
+// their due date (M-Bus storage 1): the bus sends it with the billing read.
+type duePoller interface {
+	due() (reading.Reading, bool)
+}
+
 type modbusPoller struct {
 	c        *dmodbus.Client
 	profiles map[string]*pmodbus.Profile

@@ -90,6 +90,13 @@ type Reading struct {
 	Error   string // why Quality is not good
 	Raw     []byte // the answer's bytes, only when asked for
 
+	// Storage 0 is the meter's current values. Storage 1 is what the meter
+	// itself froze at its last due date (M-Bus storage number 1, the
+	// billing value of many meters); MeterTime is then that date. Such a
+	// reading travels as a billing record beside the current one and is
+	// never an interval of use.
+	Storage uint8
+
 	// Filter is set by the self-rotation filter; nil before that stage.
 	Filter *Filtered
 }

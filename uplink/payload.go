@@ -47,6 +47,7 @@ type wireRecord struct {
 	Status      []string     `json:"status,omitempty"`
 	Quality     string       `json:"quality,omitempty"`
 	Error       string       `json:"error,omitempty"`
+	Storage     uint8        `json:"storage,omitempty"`
 	Filter      *wireFilter  `json:"filter,omitempty"`
 	Summary     *wireSummary `json:"summary,omitempty"`
 	Historical  bool         `json:"historical,omitempty"`
@@ -117,6 +118,7 @@ func encodeRecord(gateway string, r reading.Record, now time.Time, historicalAft
 		w.Status = nonNil(rd.Status.Names())
 		w.Quality = rd.Quality.String()
 		w.Error = rd.Error
+		w.Storage = rd.Storage
 		if f := rd.Filter; f != nil {
 			wf := &wireFilter{Consumption: f.Consumption, Reverse: f.Reverse, Phantom: f.Phantom, Flags: nonNil(f.Flags.Names())}
 			if !f.Start.IsZero() {

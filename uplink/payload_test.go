@@ -58,3 +58,25 @@ func TestEncodeUnencodable(t *testing.T) {
 		})
 	}
 }
+
+// A due-date value is a billing record with "storage": 1 and the due date
+// as meter_time; the current billing read carries no storage key.
+func TestEncodeStorage(t *testing.T) {
+	due := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		r         reading.Reading
+		want, not string
+	}{
+		{reading.Reading{Meter: "m", Received: due.Add(22 * 24 * time.Hour), Storage: 1, Has: reading.HasForward | reading.HasMeterTime,
+			Forward: 12.5, MeterTime: due}, `"meter_time":"2026-11-01T00:00:00Z","forward_m3":12.5,"quality":"good","storage":1`, ""},
+		{reading.Reading{Meter: "m", Received: due, Has: reading.HasForward, Forward: 13}, `"forward_m3":13`, `"storage"`},
+	} {
+		b, err := encodeRecord("gw1", reading.Record{Seq: 1, Kind: reading.KindBilling, Reading: &tc.r}, due, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), tc.want) || tc.not != "" && strings.Contains(string(b), tc.not) {
+			t.Errorf("%s: want %s, not %q", b, tc.want, tc.not)
+		}
+	}
+}

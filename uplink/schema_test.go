@@ -127,7 +127,8 @@ func TestPayloadsMatchSchema(t *testing.T) {
 	now := time.Now()
 	old := now.Add(-48 * time.Hour)
 	full := testReading("m-001", 1, now)
-	bare := reading.Record{Kind: reading.KindBilling, Reading: &reading.Reading{Meter: "m-002", Received: old}}
+	bare := reading.Record{Kind: reading.KindBilling, Reading: &reading.Reading{Meter: "m-002", Received: old, Storage: 1,
+		Has: reading.HasForward | reading.HasMeterTime, Forward: 12.345, MeterTime: old.Truncate(24 * time.Hour)}}
 	bad := reading.Record{Kind: reading.KindReading, Reading: &reading.Reading{Meter: "m-003", Received: now,
 		Quality: reading.QualityError, Error: "timeout", Has: reading.HasBattery, BatteryMV: 3600}}
 	sum := reading.Record{Kind: reading.KindSummary, Summary: &reading.DailySummary{Meter: "m-001", Day: "2026-11-22",

@@ -99,7 +99,7 @@ func Decode(meterID string, ts []Telegram, received time.Time, withRaw bool) (Re
 	}
 	r.Quality = reading.QualityGood
 	if haveDue {
-		due.Meter, due.Received, due.Status, due.Quality = meterID, received, status, reading.QualityGood
+		due.Meter, due.Received, due.Status, due.Quality, due.Storage = meterID, received, status, reading.QualityGood, 1
 		if haveDueDate {
 			due.Has |= reading.HasMeterTime
 		}

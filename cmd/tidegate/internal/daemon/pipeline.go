@@ -160,7 +160,9 @@ func (p *pipeline) run(ctx context.Context) {
 func (p *pipeline) handle(rec reading.Record) {
 	var recs []reading.Record
 	var states []buffer.State
-	if rec.Reading != nil && rec.Reading.Quality == reading.QualityGood && p.filt != nil {
+	// A due-date value (Storage 1) is the meter's own frozen total: never
+	// an interval of use, so it goes to the buffer unfiltered.
+	if rec.Reading != nil && rec.Reading.Quality == reading.QualityGood && rec.Reading.Storage == 0 && p.filt != nil {
 		// Status and tail show the poll at once; its filtered values follow
 		// when the filter releases the interval.
 		if j, ok := FromRecord(rec); ok {
