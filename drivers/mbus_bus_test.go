@@ -24,7 +24,7 @@ buses:
     meters:
       - {id: kam, address: 1, model: flowiq, secondary: "11223344", water: {profile: flat, persons: 4, use_scale: 20}}
       - {id: apa, address: 2, model: ultrimis, water: {profile: shop, use_scale: 20}}
-      - {id: crc, address: 3, model: ultrimis, faults: {truncated: 0.7}} # not crc: metersim panics garbling a 1-byte E5
+      - {id: crc, address: 3, model: ultrimis, faults: {crc: 0.7}}
       - {id: dead, address: 4, model: flowiq, faults: {dead: true}}
 `)
 	sink := newCollector()
