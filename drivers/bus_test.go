@@ -3,7 +3,6 @@ package drivers
 import (
 	"context"
 	"fmt"
-	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -273,16 +272,16 @@ buses:
   - {name: a, protocol: modbus, baud: 19200, meters: [{id: m1, address: 1, profile: dynaflox-ultrad}]}
 `)
 	sink := newCollector()
-	now := time.Now()
-	billing := now.Add(1500 * time.Millisecond).Format("15:04")
-	if now.Add(1500*time.Millisecond).Minute() != now.Minute() {
-		billing = "" // too close to a minute boundary to test deterministically
-	}
 	bus, err := NewBus(BusConfig{Name: "a", Protocol: ProtoModbus, Link: link.Config{Device: sim.Ports()["a"].Device, Baud: 19200}},
-		[]MeterConfig{{ID: "m1", Address: 1, Profile: "dynaflox-ultrad", Interval: time.Hour, Billing: billing}}, loadProfiles(t), sink, nil)
+		[]MeterConfig{{ID: "m1", Address: 1, Profile: "dynaflox-ultrad", Interval: time.Hour, Billing: "00:05"}}, loadProfiles(t), sink, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if next := bus.meters[0].billingNext; next.Hour() != 0 || next.Minute() != 5 || !next.After(time.Now()) {
+		t.Fatalf("next billing read at %v, want the coming 00:05", next)
+	}
+	// Bring the billing read forward instead of waiting for 00:05.
+	bus.meters[0].billingNext = time.Now().Add(300 * time.Millisecond)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go bus.Run(ctx)
@@ -295,8 +294,18 @@ buses:
 	if _, err := bus.ReadNow(rctx, "nope"); err == nil {
 		t.Error("ReadNow of an unknown meter succeeded")
 	}
-	_ = math.Abs
-	_ = fmt.Sprint
+	waitFor(t, func() bool {
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		return sink.kinds[reading.KindBilling] >= 1
+	})
+	// Done, the billing read is due again at the next 00:05, not in a minute.
+	bus.mu.Lock()
+	next := bus.meters[0].billingNext
+	bus.mu.Unlock()
+	if next.Hour() != 0 || next.Minute() != 5 || next.Sub(time.Now()) < 0 || next.Sub(time.Now()) > 24*time.Hour {
+		t.Errorf("after a good billing read the next is at %v", next)
+	}
 }
 
 // BenchmarkBusEfficiency polls 32 meters of 20 registers each on one
