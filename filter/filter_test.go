@@ -288,12 +288,7 @@ func TestCoarseLeakNeedsFlow(t *testing.T) {
 			}
 			in = append(in, r)
 		}
-		o := run(New(Config{}), in)
-		got := false
-		for _, r := range o.Readings {
-			got = got || r.Filter.Flags&reading.FlagLeak != 0
-		}
-		if got != tt.leak {
+		if got := leakFlagged(in); got != tt.leak {
 			t.Errorf("%s: leak %v, want %v", tt.name, got, tt.leak)
 		}
 	}
@@ -375,13 +370,18 @@ func TestLeakFromFlowReadings(t *testing.T) {
 			}
 			in = append(in, r)
 		}
-		o := run(New(Config{}), in)
-		got := false
-		for _, r := range o.Readings {
-			got = got || r.Filter.Flags&reading.FlagLeak != 0
-		}
-		if got != tt.leak {
+		if got := leakFlagged(in); got != tt.leak {
 			t.Errorf("%s: leak %v, want %v", tt.name, got, tt.leak)
 		}
 	}
+}
+
+// leakFlagged filters in and reports whether any interval was flagged leak.
+func leakFlagged(in []reading.Reading) bool {
+	for _, r := range run(New(Config{}), in).Readings {
+		if r.Filter.Flags&reading.FlagLeak != 0 {
+			return true
+		}
+	}
+	return false
 }
