@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"tidegate/uplink/broker"
 )
 
 func main() {
@@ -80,12 +82,12 @@ func demo(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		}
 	}
 
-	br, err := startBroker()
+	br, err := broker.Start("127.0.0.1:0")
 	if err != nil {
 		return fmt.Errorf("embedded broker: %w", err)
 	}
-	defer br.close()
-	fmt.Fprintf(stdout, "broker   mqtt://%s (embedded, loopback only)\n", br.addr)
+	defer br.Close()
+	fmt.Fprintf(stdout, "broker   mqtt://%s (embedded, loopback only)\n", br.Addr())
 
 	sim, err := startSimulator(ctx, o, dir, stderr)
 	if err != nil {
@@ -96,7 +98,7 @@ func demo(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "metersim %s\n", sim.note)
 	}
 
-	cfgPath, cfg, err := demoConfig(o.config, dir, br.addr, sim.ports)
+	cfgPath, cfg, err := demoConfig(o.config, dir, br.Addr(), sim.ports)
 	if err != nil {
 		return err
 	}
@@ -107,7 +109,7 @@ func demo(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "tidegate gateway %s, %d buses, %d meters, log %s\n\n", cfg.gateway, cfg.buses, cfg.meters, tg.logPath)
 
 	view := newView(stdout)
-	if err := br.subscribe(cfg.prefix+"/#", view.onMessage); err != nil {
+	if err := br.Subscribe(cfg.prefix+"/#", view.onMessage); err != nil {
 		return err
 	}
 	go view.tailFallback(ctx, filepath.Join(o.bin, "tidegate"), cfg.socket)

@@ -49,6 +49,15 @@ func (b *Broker) Addr() string { return b.tcp.Address() }
 // URL is Addr as a paho broker URL.
 func (b *Broker) URL() string { return "tcp://" + b.Addr() }
 
+// Subscribe delivers every message published on topics matching filter to
+// fn, in-process (mochi's inline client): a subscriber that needs no
+// connection of its own, as the demo's view.
+func (b *Broker) Subscribe(filter string, fn func(topic string, payload []byte)) error {
+	return b.srv.Subscribe(filter, 1, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+		fn(pk.TopicName, pk.Payload)
+	})
+}
+
 // Close disconnects every client and stops listening.
 func (b *Broker) Close() error { return b.srv.Close() }
 

@@ -27,7 +27,10 @@ func TestBrokerRoundTrip(t *testing.T) {
 	if b.Addr() == "127.0.0.1:0" {
 		t.Fatalf("Addr did not report the real port: %s", b.Addr())
 	}
-	got := make(chan string, 1)
+	got, inline := make(chan string, 1), make(chan string, 1)
+	if err := b.Subscribe("a/#", func(topic string, payload []byte) { inline <- topic + " " + string(payload) }); err != nil {
+		t.Fatal(err)
+	}
 	sub := connect(t, b.URL(), "sub")
 	if tok := sub.Subscribe("a/#", 1, func(_ paho.Client, m paho.Message) { got <- string(m.Payload()) }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
@@ -43,6 +46,14 @@ func TestBrokerRoundTrip(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("message not delivered")
+	}
+	select {
+	case s := <-inline:
+		if s != "a/b hello" {
+			t.Fatalf("in-process subscriber got %q", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("message not delivered to the in-process subscriber")
 	}
 }
 
