@@ -9,7 +9,6 @@ import (
 
 	"tidegate/buffer"
 	"tidegate/reading"
-	"tidegate/uplink/broker"
 )
 
 func TestEventsAheadOfBacklog(t *testing.T) {
@@ -98,11 +97,7 @@ func countBatch(t *testing.T, p []byte) int {
 // messages (plus the birth status) leave the gateway.
 func TestInflightBounded(t *testing.T) {
 	br := startMochi(t)
-	px, err := broker.NewProxy("127.0.0.1:0", br.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer px.Close()
+	px := startProxy(t, br.Addr())
 	px.SwallowPubacks(true)
 	q := openBuffer(t)
 	fill(t, q, 5000, 5)

@@ -8,8 +8,6 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
-
-	"tidegate/uplink/broker"
 )
 
 // service plays the central service in application-ack mode: it stores what
@@ -35,11 +33,7 @@ type service struct {
 func TestMosquittoKilledMidStream(t *testing.T) {
 	needMosquitto(t)
 	m := startMosquitto(t, "")
-	px, err := broker.NewProxy("127.0.0.1:0", strings.TrimPrefix(m.url("tcp"), "tcp://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer px.Close()
+	px := startProxy(t, strings.TrimPrefix(m.url("tcp"), "tcp://"))
 	q := openBuffer(t)
 	last := fill(t, q, 20000, 25)
 

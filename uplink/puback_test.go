@@ -4,8 +4,6 @@ import (
 	"os"
 	"testing"
 	"time"
-
-	"tidegate/uplink/broker"
 )
 
 // TestWithheldPubackAcrossReconnect is the paho #563 test. A proxy between
@@ -38,11 +36,7 @@ func TestWithheldPubackAcrossReconnect(t *testing.T) {
 				t.Skip("epoch-check-only variant runs with TIDEGATE_LONG=1 (known flake, see comment)")
 			}
 			br := startMochi(t)
-			px, err := broker.NewProxy("127.0.0.1:0", br.Addr())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer px.Close()
+			px := startProxy(t, br.Addr())
 			q := openBuffer(t)
 			last := fill(t, q, 1000, 5)
 			sub := subscribe(t, br.URL(), "test")
@@ -110,11 +104,7 @@ func TestWithheldPubackAcrossReconnect(t *testing.T) {
 // same connection; the buffer is acknowledged only by the new PUBACKs.
 func TestAckTimeoutResends(t *testing.T) {
 	br := startMochi(t)
-	px, err := broker.NewProxy("127.0.0.1:0", br.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer px.Close()
+	px := startProxy(t, br.Addr())
 	q := openBuffer(t)
 	last := fill(t, q, 600, 3)
 	sub := subscribe(t, br.URL(), "test")

@@ -20,6 +20,18 @@ func startMochi(t testing.TB) *broker.Broker {
 	return b
 }
 
+// startProxy puts a misbehaving-on-demand proxy in front of the broker at
+// target (host:port); it closes when the test ends.
+func startProxy(t testing.TB, target string) *broker.Proxy {
+	t.Helper()
+	px, err := broker.NewProxy("127.0.0.1:0", target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { px.Close() })
+	return px
+}
+
 func TestDrainMochi(t *testing.T) {
 	br := startMochi(t)
 	q := openBuffer(t)
@@ -62,11 +74,7 @@ func TestDrainMochi(t *testing.T) {
 // publish the retained "offline" will; reconnecting publishes "online" again.
 func TestLastWill(t *testing.T) {
 	br := startMochi(t)
-	px, err := broker.NewProxy("127.0.0.1:0", br.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer px.Close()
+	px := startProxy(t, br.Addr())
 	sub := subscribe(t, br.URL(), "test")
 	u, _ := New(testConfig(px.URL()), openBuffer(t), quietLogEntry(t))
 	startUplink(t, u)
