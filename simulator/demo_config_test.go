@@ -40,7 +40,7 @@ func TestDemoConfig(t *testing.T) {
 	port := openPort(t, ports["mbus1"].Device, 2400)
 	// The replay meter drops 20 % of requests: ask until it answers.
 	for try := 0; try < 10; try++ {
-		got, err := exchange(port, mbus.ShortFrame(mbus.CReqUd2|mbus.FCB, 8), len(wantBytes), 2*time.Second, false)
+		got, err := exchange(port, mbus.ShortFrame(mbus.CReqUd2|mbus.FCB, 8), 2*time.Second, nBytes(len(wantBytes)))
 		if err != nil {
 			continue
 		}

@@ -245,35 +245,7 @@ buses:
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
-	// transact writes a request and frames the answer with mbus.Decode.
-	transact := func(req []byte) ([]byte, error) {
-		if err := p.ResetInputBuffer(); err != nil {
-			return nil, err
-		}
-		if _, err := p.Write(req); err != nil {
-			return nil, err
-		}
-		deadline := time.Now().Add(2 * time.Second)
-		var got []byte
-		buf := make([]byte, 300)
-		for {
-			if _, n, err := mbus.Decode(got); err == nil {
-				return got[:n], nil
-			} else if !errors.Is(err, mbus.ErrIncomplete) {
-				return got, err
-			}
-			left := time.Until(deadline)
-			if left <= 0 {
-				return got, errors.New("timeout")
-			}
-			_ = p.SetReadTimeout(left)
-			k, err := p.Read(buf)
-			if err != nil {
-				return got, err
-			}
-			got = append(got, buf[:k]...)
-		}
-	}
+	transact := func(req []byte) ([]byte, error) { return exchange(p, req, 2*time.Second, mbusFrame) }
 	for _, addr := range []byte{1, 2} {
 		got, err := transact(mbus.ShortFrame(mbus.CSndNke, addr))
 		if err != nil || !bytes.Equal(got, []byte{mbus.Ack}) {

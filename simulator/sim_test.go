@@ -13,6 +13,7 @@ import (
 
 	"go.bug.st/serial"
 
+	"tidegate/protocol/mbus"
 	"tidegate/protocol/modbus"
 )
 
@@ -56,16 +57,38 @@ func openPort(t testing.TB, dev string, baud int) serial.Port {
 	return p
 }
 
-// transact is a minimal RTU master: write, then read in a loop against a
-// deadline (go.bug.st/serial returns (0, nil) on timeout) until n bytes or an
-// exception frame are in.
+// transact is a minimal RTU master: write, then read until n bytes or an
+// exception frame are in, or the timeout passes.
 func transact(p serial.Port, req []byte, n int, timeout time.Duration) ([]byte, error) {
-	return exchange(p, req, n, timeout, true)
+	return exchange(p, req, timeout, func(got []byte) (int, bool, error) {
+		if len(got) >= modbus.ExceptionLength && got[1]&0x80 != 0 {
+			return modbus.ExceptionLength, true, nil
+		}
+		return len(got), len(got) >= n, nil
+	})
 }
 
-// exchange writes req and reads until n bytes are in, or with
-// modbusExceptions a 5-byte exception frame, or the deadline passes.
-func exchange(p serial.Port, req []byte, n int, timeout time.Duration, modbusExceptions bool) ([]byte, error) {
+// nBytes frames an answer by its length alone.
+func nBytes(n int) func([]byte) (int, bool, error) {
+	return func(got []byte) (int, bool, error) { return len(got), len(got) >= n, nil }
+}
+
+// mbusFrame frames an M-Bus answer (an ACK, a short or a long frame).
+func mbusFrame(got []byte) (int, bool, error) {
+	_, n, err := mbus.Decode(got)
+	switch {
+	case err == nil:
+		return n, true, nil
+	case errors.Is(err, mbus.ErrIncomplete):
+		return 0, false, nil
+	}
+	return 0, false, err
+}
+
+// exchange writes req and reads against a deadline (go.bug.st/serial
+// returns (0, nil) on timeout) until framed says the answer is complete and
+// how long it is; a framing error ends it with what came.
+func exchange(p serial.Port, req []byte, timeout time.Duration, framed func(got []byte) (n int, done bool, err error)) ([]byte, error) {
 	if err := p.ResetInputBuffer(); err != nil {
 		return nil, err
 	}
@@ -74,8 +97,13 @@ func exchange(p serial.Port, req []byte, n int, timeout time.Duration, modbusExc
 	}
 	deadline := time.Now().Add(timeout)
 	var got []byte
-	buf := make([]byte, 256)
-	for len(got) < n {
+	buf := make([]byte, 300)
+	for {
+		if n, done, err := framed(got); err != nil {
+			return got, err
+		} else if done {
+			return got[:n], nil
+		}
 		left := time.Until(deadline)
 		if left <= 0 {
 			return got, errors.New("timeout")
@@ -86,11 +114,7 @@ func exchange(p serial.Port, req []byte, n int, timeout time.Duration, modbusExc
 			return got, err
 		}
 		got = append(got, buf[:k]...)
-		if modbusExceptions && len(got) >= modbus.ExceptionLength && got[1]&0x80 != 0 {
-			return got[:modbus.ExceptionLength], nil
-		}
 	}
-	return got, nil
 }
 
 func TestModbusMetersThroughPTY(t *testing.T) {
