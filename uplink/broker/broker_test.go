@@ -39,21 +39,19 @@ func TestBrokerRoundTrip(t *testing.T) {
 	if tok := pub.Publish("a/b", 1, false, "hello"); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}
+	expect(t, got, "hello", "the MQTT subscriber")
+	expect(t, inline, "a/b hello", "the in-process subscriber")
+}
+
+func expect(t *testing.T, ch <-chan string, want, who string) {
+	t.Helper()
 	select {
-	case s := <-got:
-		if s != "hello" {
-			t.Fatalf("got %q", s)
+	case s := <-ch:
+		if s != want {
+			t.Fatalf("%s got %q, want %q", who, s, want)
 		}
 	case <-time.After(5 * time.Second):
-		t.Fatal("message not delivered")
-	}
-	select {
-	case s := <-inline:
-		if s != "a/b hello" {
-			t.Fatalf("in-process subscriber got %q", s)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("message not delivered to the in-process subscriber")
+		t.Fatalf("message not delivered to %s", who)
 	}
 }
 
