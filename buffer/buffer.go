@@ -191,17 +191,8 @@ func (b *Buffer) State(key string) ([]byte, error) {
 // PutState stores a side-state value durably (it rides the next group
 // commit). A nil v deletes the key.
 func (b *Buffer) PutState(key string, v []byte) error {
-	if key == "" {
-		return fmt.Errorf("buffer: empty state key")
-	}
-	o := &op{kind: opPutState, key: []byte(key)}
-	if v != nil {
-		// Copied: the caller may reuse v before the commit; an empty
-		// value stays a value, distinct from a deletion.
-		o.val = make([]byte, len(v))
-		copy(o.val, v)
-	}
-	return b.submit(context.Background(), o)
+	_, err := b.AppendWithState(context.Background(), []State{{Key: key, Value: v}})
+	return err
 }
 
 // fileSize is the size of the file on disk; 0 if it cannot be read.

@@ -18,20 +18,18 @@ const (
 	opAppend opKind = iota
 	opAck
 	opAckUpTo
-	opPutState
 )
 
 // op is one caller's request to the committer. The committer fills seqs
 // and err, then closes done.
 type op struct {
-	kind     opKind
-	vals     [][]byte // opAppend: encoded records
-	seqs     []uint64 // opAppend: assigned; opAck: to delete
-	upTo     uint64
-	key, val []byte
-	states   []State // opAppend: side-state written in the same transaction
-	err      error
-	done     chan struct{}
+	kind   opKind
+	vals   [][]byte // opAppend: encoded records
+	seqs   []uint64 // opAppend: assigned; opAck: to delete
+	upTo   uint64
+	states []State // opAppend: side-state written in the same transaction
+	err    error
+	done   chan struct{}
 }
 
 func (o *op) weight() int {
@@ -72,7 +70,9 @@ func (b *Buffer) AppendWithState(ctx context.Context, states []State, recs ...re
 	for _, st := range states {
 		v := st.Value
 		if v != nil {
-			v = append(make([]byte, 0, len(v)), v...) // the caller may reuse it before the commit
+			// Copied: the caller may reuse v before the commit; an empty
+			// value stays a value, distinct from a deletion (nil).
+			v = append(make([]byte, 0, len(v)), v...)
 		}
 		o.states = append(o.states, State{Key: st.Key, Value: v})
 	}
@@ -298,17 +298,6 @@ func (b *Buffer) apply(batch []*op) (err error) {
 					c.remove(kind, size)
 					c.Acked++
 					k, v = cur.Seek(kk[:])
-				}
-			case opPutState:
-				st := tx.Bucket(bucketState)
-				var err error
-				if o.val == nil {
-					err = st.Delete(o.key)
-				} else {
-					err = st.Put(o.key, o.val)
-				}
-				if err != nil {
-					return err
 				}
 			}
 		}
