@@ -7,10 +7,12 @@ package link
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"go.bug.st/serial"
@@ -163,15 +165,38 @@ func (l *Line) Flush() (int, error) {
 func (l *Line) Write(b []byte) error {
 	var err error
 	if l.port != nil {
-		if _, err = l.port.Write(b); err == nil {
-			err = l.port.Drain()
-		}
+		err = l.writeSerial(b)
 	} else {
 		_ = l.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 		_, err = l.conn.Write(b)
 	}
 	l.last = time.Now()
 	return err
+}
+
+// writeSerial writes all of b and waits for the UART to send it. Both calls
+// are retried on EINTR: go.bug.st/serial passes it through, the kernel's
+// tcdrain returns it for any signal that arrives while it waits (SA_RESTART
+// does not apply there), and the Go runtime signals its own threads for
+// preemption all the time — the busier the machine, the more often. Without
+// the retry a scan stopped early with "write: interrupted system call".
+func (l *Line) writeSerial(b []byte) error {
+	for len(b) > 0 {
+		n, err := l.port.Write(b)
+		b = b[max(n, 0):]
+		if err != nil && !errors.Is(err, syscall.EINTR) {
+			return err
+		}
+		if n <= 0 && err == nil {
+			return io.ErrShortWrite
+		}
+	}
+	for {
+		err := l.port.Drain()
+		if !errors.Is(err, syscall.EINTR) {
+			return err
+		}
+	}
 }
 
 // ReadSome reads what arrives before deadline: (0, ErrTimeout) when nothing
