@@ -19,13 +19,18 @@ build:
 vet:
 	$(GO) vet ./...
 
+# Two go test runs (CPU-heavy packages, then the timing-sensitive ones with
+# -p 1); see .ci/unit. The events are kept in $(BIN)/unit for the skip list.
 unit:
-	$(GO) test -race -count=1 -timeout 12m ./...
+	GO=$(GO) ./.ci/unit $(BIN)/unit
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) ./.ci/fuzz
 
+# Ends with one line per skipped test and its reason (no ../shared, no
+# mosquitto, TIDEGATE_LONG runs), which go test shows only with -v.
 test: vet unit fuzz
+	@$(BIN)/unit/testsum -skips $(BIN)/unit/*.json
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...

@@ -16,18 +16,15 @@ import (
 	"unicode/utf8"
 )
 
-// sharedDir is ../shared relative to the module root, seen from this package.
-const sharedDir = "../../../shared/mbus"
+// corpusDir is the in-repo copy of libmbus's test frames (testdata/libmbus/README.md).
+const corpusDir = "testdata/libmbus"
 
-func needShared(t testing.TB) string {
+func needCorpus(t testing.TB) string {
 	t.Helper()
-	if _, err := os.Stat(sharedDir); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("shared M-Bus corpus missing at %s: %v", sharedDir, err)
-		}
-		t.Skipf("shared M-Bus corpus not present at %s (CI=true makes this fail)", sharedDir)
+	if _, err := os.Stat(filepath.Join(corpusDir, "frames")); err != nil {
+		t.Fatalf("M-Bus corpus missing at %s: %v", corpusDir, err)
 	}
-	return sharedDir
+	return corpusDir
 }
 
 // parseHexFile reads "68 1F 1F 68 ..." with any whitespace.
@@ -199,7 +196,7 @@ func reversed(b []byte) []byte {
 }
 
 func TestAcceptanceLibmbus(t *testing.T) {
-	dir := needShared(t)
+	dir := needCorpus(t)
 	files, err := filepath.Glob(filepath.Join(dir, "frames", "*.hex"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no frames: %v", err)
@@ -267,7 +264,7 @@ func TestAcceptanceLibmbus(t *testing.T) {
 }
 
 func TestErrorFrames(t *testing.T) {
-	dir := needShared(t)
+	dir := needCorpus(t)
 	files, _ := filepath.Glob(filepath.Join(dir, "error-frames", "*.hex"))
 	if len(files) == 0 {
 		t.Fatal("no error frames")

@@ -7,11 +7,11 @@ import (
 	"testing"
 )
 
-// addSharedSeeds adds every shared frame (and its user data, for the
-// record fuzzer) to the corpus when the shared data is present.
+// addSharedSeeds adds every libmbus corpus frame (and its user data, for
+// the record fuzzer) to the fuzz corpus.
 func addSharedSeeds(f *testing.F, userData bool) {
 	for _, dir := range []string{"frames", "error-frames"} {
-		files, _ := filepath.Glob(filepath.Join(sharedDir, dir, "*.hex"))
+		files, _ := filepath.Glob(filepath.Join(corpusDir, dir, "*.hex"))
 		for _, hf := range files {
 			raw, err := os.ReadFile(hf)
 			if err != nil {
