@@ -247,7 +247,7 @@ func (b *Bus) sleep(ctx context.Context, d time.Duration) bool {
 // loop polls meters as they fall due and serves read-now requests between
 // polls, until ctx ends or the line fails.
 func (b *Bus) loop(ctx context.Context, p poller) error {
-	streak := 0 // consecutive failures across the whole bus
+	streak := 0     // consecutive failures across the whole bus
 	var timer timer // armed once an iteration (the fake clock of the tests counts on it)
 	defer func() {
 		if timer != nil {
