@@ -34,7 +34,7 @@ type Bus struct {
 	log      *logrus.Entry
 	profiles map[string]*pmodbus.Profile
 	open     func() (poller, error)
-	now      func() time.Time
+	clk      clock // nil: the real clock
 
 	reqs chan readReq
 
@@ -86,6 +86,11 @@ type readResult struct {
 
 // NewBus checks the configuration; Run starts polling.
 func NewBus(cfg BusConfig, meters []MeterConfig, profiles map[string]*pmodbus.Profile, sink Sink, log *logrus.Entry) (*Bus, error) {
+	return newBus(cfg, meters, profiles, sink, log, nil)
+}
+
+// newBus is NewBus on a given clock (nil: the real one).
+func newBus(cfg BusConfig, meters []MeterConfig, profiles map[string]*pmodbus.Profile, sink Sink, log *logrus.Entry, clk clock) (*Bus, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
@@ -94,7 +99,7 @@ func NewBus(cfg BusConfig, meters []MeterConfig, profiles map[string]*pmodbus.Pr
 		l.SetOutput(io.Discard)
 		log = logrus.NewEntry(l)
 	}
-	b := &Bus{cfg: cfg, sink: sink, log: log.WithField("bus", cfg.Name), profiles: profiles, now: time.Now, reqs: make(chan readReq)}
+	b := &Bus{cfg: cfg, sink: sink, log: log.WithField("bus", cfg.Name), profiles: profiles, clk: clk, reqs: make(chan readReq)}
 	switch cfg.Protocol {
 	case ProtoModbus, ProtoModbusTCP:
 		for _, m := range meters {
@@ -140,6 +145,15 @@ func nextBilling(hhmm string, now time.Time) time.Time {
 	return d
 }
 
+func (b *Bus) clock() clock {
+	if b.clk == nil {
+		return realClock{}
+	}
+	return b.clk
+}
+
+func (b *Bus) now() time.Time { return b.clock().Now() }
+
 // Name is the bus's configured name.
 func (b *Bus) Name() string { return b.cfg.Name }
 
@@ -155,7 +169,7 @@ func (b *Bus) Run(ctx context.Context) error {
 		if err != nil {
 			b.setErr(err)
 			b.log.WithError(err).WithField("retry_in", backoff).Warn("bus cannot be opened")
-			if !sleepCtx(ctx, backoff) {
+			if !b.sleep(ctx, backoff) {
 				break
 			}
 			backoff = min(backoff*2, 30*time.Second)
@@ -181,7 +195,7 @@ func (b *Bus) Run(ctx context.Context) error {
 		b.log.WithError(err).Warn("bus line failed; reopening")
 		b.sink.Event(reading.Event{Time: b.now(), Type: "bus_error", Message: err.Error(), Attrs: map[string]string{"bus": b.cfg.Name}})
 		backoff = 500 * time.Millisecond
-		if !sleepCtx(ctx, backoff) {
+		if !b.sleep(ctx, backoff) {
 			break
 		}
 	}
@@ -218,13 +232,14 @@ func (b *Bus) drainRequests() {
 	}
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
+// sleep waits d on the bus's clock; false if ctx ended first.
+func (b *Bus) sleep(ctx context.Context, d time.Duration) bool {
+	t := b.clock().NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return false
-	case <-t.C:
+	case <-t.C():
 		return true
 	}
 }
@@ -232,15 +247,24 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 // loop polls meters as they fall due and serves read-now requests between
 // polls, until ctx ends or the line fails.
 func (b *Bus) loop(ctx context.Context, p poller) error {
-	streak := 0 // consecutive failures across the whole bus
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
+	streak := 0     // consecutive failures across the whole bus
+	var timer timer // armed once an iteration (the fake clock of the tests counts on it)
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 	for {
 		m, due, billing := b.nextDue()
+		now := b.now()
 		if m == nil {
-			due = b.now().Add(time.Hour)
+			due = now.Add(time.Hour)
 		}
-		timer.Reset(max(time.Until(due), 0))
+		if timer == nil {
+			timer = b.clock().NewTimer(max(due.Sub(now), 0))
+		} else {
+			timer.Reset(max(due.Sub(now), 0))
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -258,7 +282,7 @@ func (b *Bus) loop(ctx context.Context, p poller) error {
 			if lineFailed(err) {
 				return err
 			}
-		case <-timer.C:
+		case <-timer.C():
 			if m == nil {
 				continue
 			}

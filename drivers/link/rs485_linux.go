@@ -17,6 +17,11 @@ type serialRS485 struct {
 	Padding            [5]uint32
 }
 
+// tiocsrs485 is the system's request number: tty ioctls are numbered per
+// architecture (MIPS encodes them as _IOWR, 0xC020542F, where 0x5470 is
+// TIOCPKT), and x/sys carries each one from the kernel's headers.
+const tiocsrs485 = unix.TIOCSRS485
+
 const (
 	serRS485Enabled     = 1 << 0
 	serRS485RTSOnSend   = 1 << 1
