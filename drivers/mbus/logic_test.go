@@ -77,7 +77,7 @@ func TestLogicFCB(t *testing.T) {
 		step{reqUD2(true, 6), []event{got(a6...)}}, // another meter, its own FCB
 		step{reqUD2(false, 5), []event{got(a5...)}},
 		step{sndNke(5), []event{got(pmbus.Ack)}},
-		step{reqUD2(true, 5), []event{got(a5...)}}, // restarted
+		step{reqUD2(true, 5), []event{got(a5...)}},  // restarted
 		step{reqUD2(false, 6), []event{got(a6...)}}, // untouched by 5's SND_NKE
 	))
 	m := NewMaster(l, Options{}, nil)
