@@ -103,7 +103,7 @@ func TestLogicFCB(t *testing.T) {
 	must(read(6))
 }
 
-func TestLogicMultiTelegram(t *testing.T) {
+func TestMultiTelegram(t *testing.T) {
 	more := append(append([]byte(nil), volumeRecord...), 0x1F)
 	newMeter := func() *fakeMeter {
 		return &fakeMeter{primary: 9, lastFCB: -1, strict: true, telegrams: [][]byte{more, more, volumeRecord}}
@@ -160,7 +160,7 @@ func TestLogicMultiTelegram(t *testing.T) {
 	})
 }
 
-func TestLogicSecondary(t *testing.T) {
+func TestReadSecondary(t *testing.T) {
 	a := &fakeMeter{sec: Secondary{ID: 11112222, Manufacturer: 0x1111, Version: 2, Medium: 7}, lastFCB: -1, telegrams: [][]byte{volumeRecord}}
 	b := &fakeMeter{sec: Secondary{ID: 11112222, Manufacturer: 0x2222, Version: 2, Medium: 7}, lastFCB: -1, telegrams: [][]byte{volumeRecord}}
 	bus := &memBus{meters: []*fakeMeter{a, b}}
@@ -206,7 +206,7 @@ func TestLogicSecondary(t *testing.T) {
 	}
 }
 
-func TestLogicScanPrimary(t *testing.T) {
+func TestScanPrimary(t *testing.T) {
 	meters := []*fakeMeter{{primary: 2, lastFCB: -1}, {primary: 7, lastFCB: -1}, {primary: 7, lastFCB: -1}}
 	bus := &memBus{meters: meters, fault: func(n int, req, ans []byte) []event {
 		if req[2] == 4 {
@@ -234,7 +234,7 @@ func TestLogicScanPrimary(t *testing.T) {
 	}
 }
 
-func TestLogicScanSecondary(t *testing.T) {
+func TestScanSecondary(t *testing.T) {
 	for _, merge := range []bool{false, true} {
 		meters := randomMeters(40, 11)
 		// Two sharing an id, told apart only by a manufacturer nibble above
@@ -329,8 +329,8 @@ func TestLogicScanStops(t *testing.T) {
 	})
 }
 
-// TestLogicAnswers covers what can arrive instead of a clean answer.
-func TestLogicAnswers(t *testing.T) {
+// TestFaults covers what can arrive instead of a clean answer.
+func TestFaults(t *testing.T) {
 	good := func(_ int, _, ans []byte) []event { return []event{got(ans...)} }
 	for _, tc := range []struct {
 		name   string
@@ -436,10 +436,10 @@ func TestLogicClientFaults(t *testing.T) {
 	}
 }
 
-// TestLogicDeadMeterCost: a dead meter costs one request per poll, whether
+// TestDeadMeterCost: a dead meter costs one request per poll, whether
 // the poll would start it with SND_NKE or read it directly, by primary or
 // by secondary address.
-func TestLogicDeadMeterCost(t *testing.T) {
+func TestDeadMeterCost(t *testing.T) {
 	c, _ := memClient(t, &memBus{})
 	for _, m := range []Meter{{ID: "p", Address: 4}, {ID: "s", Secondary: "12121212"}} {
 		before := c.Counters().Requests.Load()
@@ -523,5 +523,44 @@ func TestFCBResetOnReselection(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestReadPrimary(t *testing.T) {
+	meter := &fakeMeter{primary: 5, sec: Secondary{ID: 12345678, Manufacturer: 0x2C2D, Version: 1, Medium: 7}, lastFCB: -1, strict: true,
+		telegrams: [][]byte{volumeRecord}}
+	m, _ := memMaster(t, &memBus{meters: []*fakeMeter{meter}}, Options{})
+	ctx := context.Background()
+	if err := m.Init(ctx, 5); err != nil {
+		t.Fatalf("Init: %v", err)
+	}
+	for i := range 3 {
+		ts, err := m.ReadPrimary(ctx, 5)
+		if err != nil {
+			t.Fatalf("read %d: %v", i, err)
+		}
+		if len(ts) != 1 || ts[0].Address != 5 || ts[0].CI != 0x72 || ts[0].Data[10] != byte(i+1) {
+			t.Fatalf("read %d: %d telegrams %+v", i, len(ts), ts)
+		}
+		sec, ok := headerSecondary(ts[0].CI, ts[0].Data)
+		if !ok || sec != meter.sec {
+			t.Fatalf("header %v %v, want %v", sec, ok, meter.sec)
+		}
+	}
+	// FCB starts set after SND_NKE and toggles with every answered request.
+	if want := []bool{true, false, true}; !slices.Equal(meter.fcbs, want) {
+		t.Fatalf("FCB sequence %v, want %v", meter.fcbs, want)
+	}
+}
+
+func TestTimeoutFromBaud(t *testing.T) {
+	for _, tc := range []struct {
+		baud int
+		want time.Duration
+	}{{300, 1186666666}, {2400, 192083333}, {9600, 85520833}} {
+		m := NewMaster(newMemLine(tc.baud, nil), Options{}, nil)
+		if got := m.Options().Timeout; got != tc.want {
+			t.Errorf("baud %d: timeout %v, want %v", tc.baud, got, tc.want)
+		}
 	}
 }

@@ -228,18 +228,22 @@ func (m *Master) receiveFrame(req []byte) (pmbus.Frame, []byte, error) {
 		m.buf = append(m.buf[:0], m.buf[sc.start:]...)
 		d := deadline
 		if len(m.buf) > 0 || problem != nil {
+			// A frame whose rest cannot arrive before its wire time has
+			// passed: sleep until then instead of waking for every
+			// character (a reading's CPU was mostly those wake-ups).
+			n := announcedLen(m.buf)
+			if rest := n - len(m.buf); n > 0 && rest > 1 {
+				m.line.WaitGap(m.wire(rest - 1))
+			}
+			// The stall is counted from now, after any sleep: a master
+			// that was not scheduled must not take the bytes it has not
+			// yet read for a frame that stopped. A frame whose length is
+			// known gets its whole wire time: a busy converter or host may
+			// pause mid-frame longer than the guard without anything being
+			// wrong.
 			d = time.Now().Add(m.guard)
-			// A frame whose length is known gets its whole wire time: a
-			// busy converter or host may pause mid-frame longer than the
-			// guard without anything being wrong. Its rest cannot arrive
-			// before its wire time has passed, so the master sleeps until
-			// then instead of waking for every character (a reading's CPU
-			// was mostly those wake-ups).
-			if n := announcedLen(m.buf); n > 0 {
+			if n > 0 {
 				d = later(d, first.Add(m.wire(n)+m.guard))
-				if rest := n - len(m.buf); rest > 1 {
-					m.line.WaitGap(m.wire(rest - 1))
-				}
 			}
 		}
 		n, err := m.line.ReadSome(m.rd[:], d)

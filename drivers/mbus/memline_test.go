@@ -185,3 +185,6 @@ func selectFrame(t testing.TB, p Pattern) []byte {
 }
 
 var errLine = errors.New("line gone")
+
+// volumeRecord is DIF 04 VIF 13 (volume, litres), 4 bytes: 12.345 m³.
+var volumeRecord = []byte{0x04, 0x13, 0x39, 0x30, 0x00, 0x00}

@@ -46,7 +46,7 @@ func startSim(t testing.TB, baud int, meters string, opt Options) (*simulator.Si
 func TestSimulatorMeters(t *testing.T) {
 	sim, m := startSim(t, 9600, `      - {id: kam-1, address: 1, model: flowiq, secondary: "10000001", water: {profile: flat, persons: 3}}
       - {id: apa-2, address: 2, model: ultrimis, secondary: "20000002", water: {profile: shop, persons: 5}}
-`, Options{})
+`, realOptions(9600))
 	ctx := context.Background()
 	for _, tc := range []struct {
 		id   string
