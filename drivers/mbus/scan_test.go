@@ -17,4 +17,3 @@ func randomMeters(n int, seed uint64) []*fakeMeter {
 	}
 	return out
 }
-
