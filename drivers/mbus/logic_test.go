@@ -564,3 +564,22 @@ func TestTimeoutFromBaud(t *testing.T) {
 		}
 	}
 }
+
+// TestInterruptedDrain: a write whose tcdrain a signal interrupted (EINTR,
+// which Linux does not restart for that ioctl) has sent its frame; it is
+// no line failure. It used to abort a secondary scan half-way, so the scan
+// verb printed a short list as the whole bus.
+func TestInterruptedDrain(t *testing.T) {
+	meters := randomMeters(8, 3)
+	b := &memBus{meters: meters}
+	l := newMemLine(2400, b.respond)
+	m := NewMaster(l, Options{}, nil)
+	l.interrupt = 1000 // every write
+	found, err := ScanSecondary(context.Background(), m, nil)
+	if err != nil || len(found) != len(meters) {
+		t.Fatalf("found %d of %d, err %v", len(found), len(meters), err)
+	}
+	if _, err := m.ReadPrimary(context.Background(), meters[0].primary); err != nil {
+		t.Fatal(err)
+	}
+}

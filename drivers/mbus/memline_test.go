@@ -3,6 +3,7 @@ package mbus
 import (
 	"bytes"
 	"errors"
+	"syscall"
 	"testing"
 	"time"
 
@@ -36,6 +37,9 @@ type memLine struct {
 	flushed  int             // bytes Flush dropped
 	timeouts int             // reads that met silence
 	writeErr error           // returned by Write once set
+	// interrupt: the next writes deliver the frame, then report what a
+	// tcdrain cut short by a signal reports.
+	interrupt int
 }
 
 func newMemLine(baud int, respond func(req []byte) []event) *memLine {
@@ -65,6 +69,10 @@ func (l *memLine) Write(b []byte) error {
 	l.requests = append(l.requests, req)
 	if l.respond != nil {
 		l.pending = append(l.pending, l.respond(req)...)
+	}
+	if l.interrupt > 0 {
+		l.interrupt--
+		return syscall.EINTR
 	}
 	return nil
 }

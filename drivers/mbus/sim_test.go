@@ -117,13 +117,13 @@ func hundredByteTelegram(t testing.TB) string {
 }
 
 // BenchmarkMBusRead polls one meter with a 100-byte telegram at 2400 baud
-// 8E1 and compares with the wire's limit: guard (11 bit + 50 ms) + REQ_UD2
+// 8E1 and compares with the wire's limit: idle (11 bit times) + REQ_UD2
 // (5 bytes) + the simulator's 10 ms turnaround + 100 bytes, 11 bits each.
 func BenchmarkMBusRead(b *testing.B) {
 	file := hundredByteTelegram(b)
 	_, m := startSim(b, 2400, fmt.Sprintf("      - {id: r1, address: 1, model: replay, replay: %q}\n", file), Options{})
 	cfg := m.line.Config()
-	limit := Guard(cfg) + cfg.CharTime()*105 + 10*time.Millisecond
+	limit := Idle(cfg) + cfg.CharTime()*105 + 10*time.Millisecond
 	ctx := context.Background()
 	if err := m.Init(ctx, 1); err != nil {
 		b.Fatal(err)
