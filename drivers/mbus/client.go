@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"tidegate/drivers/link"
@@ -22,7 +23,7 @@ type Meter struct {
 // polls: one call per meter read, returning the canonical reading.
 type Client struct {
 	*Master
-	line   *link.Line
+	line   Line
 	inited map[string]bool
 }
 
@@ -32,11 +33,21 @@ func Open(cfg link.Config, opt Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{Master: NewMaster(l, opt, nil), line: l, inited: map[string]bool{}}, nil
+	return NewClient(l, opt), nil
 }
 
-// Close closes the line.
-func (c *Client) Close() error { return c.line.Close() }
+// NewClient is a client on a line already open.
+func NewClient(l Line, opt Options) *Client {
+	return &Client{Master: NewMaster(l, opt, nil), line: l, inited: map[string]bool{}}
+}
+
+// Close closes the line, if it can be closed.
+func (c *Client) Close() error {
+	if cl, ok := c.line.(io.Closer); ok {
+		return cl.Close()
+	}
+	return nil
+}
 
 // Poll reads a meter; on failure the reading is marked QualityError with
 // the reason, and the error says what happened (errors.Is with ErrTimeout,

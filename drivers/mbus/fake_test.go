@@ -16,17 +16,23 @@ import (
 	pmbus "tidegate/protocol/mbus"
 )
 
-// fakeMeter is a minimal M-Bus slave for these tests, until the simulator's
-// M-Bus meters are available: it answers SND_NKE, REQ_UD2 (with FCB
-// tracking and multi-telegram) and selections with wildcards.
+// fakeMeter is a minimal M-Bus slave for these tests: it answers SND_NKE,
+// REQ_UD2 (with FCB tracking and multi-telegram) and selections with
+// wildcards. It serves the in-memory line and the pty alike.
 type fakeMeter struct {
 	primary   byte
 	sec       Secondary
 	telegrams [][]byte // records after the 12-byte header, one per telegram
 	selected  bool
-	next      int
-	lastFCB   int // -1 unknown
+	cur       int  // telegram last sent
+	restarted bool // SND_NKE seen: the next new telegram is the first
+	lastFCB   int  // -1 unknown
+	access    byte // access number: counts new telegrams, not repeats
 	fcbs      []bool
+	// strict: SND_NKE clears the FCB (EN 13757-2), so the first REQ_UD2
+	// after it must have FCB set; one with FCB clear is a repeat and gets
+	// the previous telegram again. Otherwise any FCB is new after SND_NKE.
+	strict bool
 	// faults
 	wrongAddr, badSum, silent bool
 }
@@ -40,8 +46,16 @@ func (m *fakeMeter) header() []byte {
 		h[i] = byte(d/10)<<4 | byte(d%10)
 	}
 	h[4], h[5], h[6], h[7] = byte(m.sec.Manufacturer), byte(m.sec.Manufacturer>>8), m.sec.Version, m.sec.Medium
-	h[8] = byte(m.next)
+	h[8] = byte(m.cur)
+	h[10] = m.access // signature bytes: free for the tests
 	return h[:]
+}
+
+func (m *fakeMeter) reset() {
+	m.restarted, m.lastFCB = true, -1
+	if m.strict {
+		m.lastFCB = 0
+	}
 }
 
 // respond returns the meter's answer to one request frame, nil for none.
@@ -52,11 +66,15 @@ func (m *fakeMeter) respond(f pmbus.Frame) []byte {
 	switch {
 	case f.Kind == pmbus.KindShort && f.C.IsSndNke():
 		if f.Address == 0xFD {
+			if !m.selected {
+				return nil
+			}
 			m.selected = false
-			return nil
+			m.reset()
+			return []byte{pmbus.Ack}
 		}
 		if f.Address == m.primary {
-			m.next, m.lastFCB = 0, -1
+			m.reset()
 			return []byte{pmbus.Ack}
 		}
 	case f.Kind == pmbus.KindShort && f.C.IsReqUd2():
@@ -68,12 +86,25 @@ func (m *fakeMeter) respond(f pmbus.Frame) []byte {
 			fcb = 1
 		}
 		m.fcbs = append(m.fcbs, f.C.FCB())
-		if m.lastFCB >= 0 && fcb != m.lastFCB && len(m.telegrams) > 0 {
-			m.next = (m.next + 1) % len(m.telegrams)
+		if m.lastFCB < 0 || fcb != m.lastFCB {
+			switch {
+			case m.restarted || len(m.telegrams) == 0:
+				m.cur, m.restarted = 0, false
+			default:
+				m.cur = (m.cur + 1) % len(m.telegrams)
+			}
+			m.access++
 		}
 		m.lastFCB = fcb
-		data := append(m.header(), m.telegrams[m.next]...)
-		addr := m.primary
+		var records []byte
+		if len(m.telegrams) > 0 {
+			records = m.telegrams[m.cur]
+		}
+		data := append(m.header(), records...)
+		addr := f.Address
+		if addr == 0xFD {
+			addr = m.primary
+		}
 		if m.wrongAddr {
 			addr++
 		}
@@ -96,6 +127,35 @@ func (m *fakeMeter) respond(f pmbus.Frame) []byte {
 		}
 	}
 	return nil
+}
+
+// busAnswer is what the master hears when every meter sees f: nothing,
+// one answer, or several at once, which on RS-485 AND together (dominant
+// zeros). Two E5s sent together either AND into one E5 (mergeAcks, as
+// metersim's do when their timing matches) or smear into a second byte.
+func busAnswer(meters []*fakeMeter, f pmbus.Frame, mergeAcks bool) []byte {
+	var replies [][]byte
+	for _, m := range meters {
+		if r := m.respond(f); r != nil {
+			replies = append(replies, r)
+		}
+	}
+	if len(replies) == 0 {
+		return nil
+	}
+	out := append([]byte(nil), replies[0]...)
+	for _, r := range replies[1:] {
+		for i := range min(len(out), len(r)) {
+			out[i] &= r[i]
+		}
+		if len(r) > len(out) {
+			out = append(out, r[len(out):]...)
+		}
+		if len(out) == 1 && !mergeAcks {
+			out = append(out, 0xE5&0x7F) // a second start bit smeared over the stop bit
+		}
+	}
+	return out
 }
 
 // fakeBus is a pty with fake meters on the far end. With timed set it
@@ -186,31 +246,14 @@ func (b *fakeBus) serve(ctx context.Context) {
 func (b *fakeBus) answer(f pmbus.Frame, req []byte) {
 	b.mu.Lock()
 	b.requests++
-	var replies [][]byte
-	for _, m := range b.meters {
-		if r := m.respond(f); r != nil {
-			replies = append(replies, r)
-		}
-	}
+	out := busAnswer(b.meters, f, false)
 	echo, noise := b.echo, b.noise
 	b.mu.Unlock()
 	if echo {
 		b.master.Write(req)
 	}
-	if len(replies) == 0 {
+	if len(out) == 0 {
 		return
-	}
-	out := append([]byte(nil), replies[0]...)
-	for _, r := range replies[1:] { // RS-485: dominant zeros AND together
-		for i := range min(len(out), len(r)) {
-			out[i] &= r[i]
-		}
-		if len(r) > len(out) {
-			out = append(out, r[len(out):]...)
-		}
-		if len(out) == 1 {
-			out = append(out, 0xE5&0x7F) // a second start bit smeared over the stop bit
-		}
 	}
 	if b.timed {
 		time.Sleep(b.wire(len(req)) + b.turnaround + b.wire(len(out)))

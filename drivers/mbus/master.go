@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"tidegate/drivers/link"
@@ -19,8 +20,15 @@ type Options struct {
 	// Echo says the level converter echoes every request back: the echo is
 	// then required and checked. Without it an exact echo is still dropped.
 	Echo bool
-	// Guard is the silence before each request and the stall that ends an
-	// answer; 0 takes Guard from the baud rate (11 bit times + 50 ms).
+	// Idle is the silence kept before each request, counted from the last
+	// byte on the wire; 0 takes Idle from the baud rate (11 bit times, the
+	// standard's pause between frames).
+	Idle time.Duration
+	// Guard is the stall that ends an answer (a frame that pauses this long
+	// is over, a selection's answers are all in once the line has been
+	// quiet this long) and how long the line is drained of late bytes after
+	// a failed transaction; 0 takes Guard from the baud rate (11 bit times
+	// + 50 ms).
 	Guard time.Duration
 	// MaxTelegrams caps a multi-telegram read ("more records follow"), so a
 	// meter that always says more cannot hold the bus; default 8.
@@ -59,17 +67,35 @@ func (t Telegram) MoreFollow() bool {
 
 // Master talks M-Bus on one line. Use it from one goroutine (the bus's).
 type Master struct {
-	line  *link.Line
+	line  Line
 	opt   Options
 	c     *Counters
 	guard time.Duration
-	fcb   map[string]bool // next FCB per meter, by primary address or secondary
+	// fcb is the next FCB per meter: by primary address for meters read
+	// by it, by selection pattern for meters read through 253. A meter
+	// absent starts with FCB set, as after SND_NKE.
+	fcb map[meterKey]bool
+	// selected is the meter a selection singled out (the one 253 now
+	// reaches); zero when none or several.
+	selected meterKey
+	// drain: the last transaction failed, its late bytes may still come.
+	drain bool
 	buf   []byte
 	rd    [256]byte
 }
 
+// meterKey names a meter by the address form that reaches it.
+type meterKey struct {
+	primary  int16 // primary address, -1 for a selected meter
+	selected Pattern
+}
+
+func primaryKey(addr byte) meterKey { return meterKey{primary: int16(addr)} }
+
+func patternKey(p Pattern) meterKey { return meterKey{primary: -1, selected: p} }
+
 // NewMaster prepares a master; c may be nil.
-func NewMaster(l *link.Line, opt Options, c *Counters) *Master {
+func NewMaster(l Line, opt Options, c *Counters) *Master {
 	if opt.Timeout <= 0 {
 		opt.Timeout = AnswerTimeout(l.Config())
 	}
@@ -79,10 +105,13 @@ func NewMaster(l *link.Line, opt Options, c *Counters) *Master {
 	if opt.Guard <= 0 {
 		opt.Guard = Guard(l.Config())
 	}
+	if opt.Idle <= 0 {
+		opt.Idle = Idle(l.Config())
+	}
 	if c == nil {
 		c = &Counters{}
 	}
-	return &Master{line: l, opt: opt, c: c, guard: opt.Guard, fcb: map[string]bool{}, buf: make([]byte, 0, 600)}
+	return &Master{line: l, opt: opt, c: c, guard: opt.Guard, fcb: map[meterKey]bool{}, buf: make([]byte, 0, 600)}
 }
 
 // Counters returns the master's counters.
@@ -91,19 +120,32 @@ func (m *Master) Counters() *Counters { return m.c }
 // Options returns the options in effect (defaults filled in).
 func (m *Master) Options() Options { return m.opt }
 
-// send keeps the guard silence, drops stale input, writes req and removes
-// its echo if the converter sends one.
+// send keeps the silence between frames, drops stale input, writes req and
+// removes its echo if the converter sends one. After a failed transaction
+// the line is first listened to for the guard time, so that a late answer
+// is dropped here rather than taken for the answer to req.
 func (m *Master) send(req []byte) error {
 	m.c.Requests.Add(1)
-	m.line.WaitGap(m.guard)
+	if m.drain {
+		m.drain = false
+		if err := m.drainLate(); err != nil {
+			return err
+		}
+	}
+	m.line.WaitGap(m.opt.Idle)
 	if n, err := m.line.Flush(); err != nil {
 		return fmt.Errorf("flush: %w", err)
 	} else if n > 0 {
 		m.c.Stray.Add(int64(n))
 	}
-	if err := m.line.Write(req); err != nil {
+	if err := m.line.Write(req); err != nil && !errors.Is(err, syscall.EINTR) {
 		return fmt.Errorf("write: %w", err)
 	}
+	// EINTR: the frame was written and the wait for it to leave the UART
+	// (tcdrain) was cut short by a signal; Linux does not restart that
+	// ioctl. The answer window below counts the request's wire time
+	// anyway. Taken for a line failure, it aborted secondary scans (1 in
+	// ~10^5 writes, more under strace, which showed them stopping early).
 	m.buf = m.buf[:0]
 	if !m.opt.Echo {
 		return nil
@@ -133,12 +175,40 @@ func (m *Master) send(req []byte) error {
 
 func (m *Master) wire(n int) time.Duration { return time.Duration(n) * m.line.Config().CharTime() }
 
+// drainLate reads and drops whatever arrives until the line has been quiet
+// for the guard time.
+func (m *Master) drainLate() error {
+	for {
+		n, err := m.line.ReadSome(m.rd[:], time.Now().Add(m.guard))
+		m.c.Stray.Add(int64(n))
+		if err != nil {
+			if errors.Is(err, link.ErrTimeout) {
+				return nil
+			}
+			return fmt.Errorf("drain: %w", err)
+		}
+		if n == 0 {
+			return nil
+		}
+	}
+}
+
 // receive reads one frame: the first byte must come within the answer
 // timeout after the request has left (Drain returns at once on a pty and
-// on some USB adapters, so the request's wire time is added), and the frame ends by its own length; one that stalls for the
-// guard time is over. Bytes that begin no frame are dropped and counted,
-// and so is an exact echo of req.
+// on some USB adapters, so the request's wire time is added), and the
+// frame ends by its own length; one that stalls for the guard time is
+// over. Bytes that begin no frame are dropped and counted, and so is an
+// exact echo of req. Any failure leaves the line to be drained before the
+// next request.
 func (m *Master) receive(req []byte) (pmbus.Frame, []byte, error) {
+	f, raw, err := m.receiveFrame(req)
+	if err != nil {
+		m.drain = true
+	}
+	return f, raw, err
+}
+
+func (m *Master) receiveFrame(req []byte) (pmbus.Frame, []byte, error) {
 	deadline := time.Now().Add(m.wire(len(req)) + m.opt.Timeout)
 	var problem error
 	var first time.Time // when the buffered bytes began to arrive
@@ -164,11 +234,21 @@ func (m *Master) receive(req []byte) (pmbus.Frame, []byte, error) {
 		m.buf = append(m.buf[:0], m.buf[sc.start:]...)
 		d := deadline
 		if len(m.buf) > 0 || problem != nil {
+			// A frame whose rest cannot arrive before its wire time has
+			// passed: sleep until then instead of waking for every
+			// character (a reading's CPU was mostly those wake-ups).
+			n := announcedLen(m.buf)
+			if rest := n - len(m.buf); n > 0 && rest > 1 {
+				m.line.WaitGap(m.wire(rest - 1))
+			}
+			// The stall is counted from now, after any sleep: a master
+			// that was not scheduled must not take the bytes it has not
+			// yet read for a frame that stopped. A frame whose length is
+			// known gets its whole wire time: a busy converter or host may
+			// pause mid-frame longer than the guard without anything being
+			// wrong.
 			d = time.Now().Add(m.guard)
-			// A frame whose length is known gets its whole wire time: a
-			// busy converter or host may pause mid-frame longer than the
-			// guard without anything being wrong.
-			if n := announcedLen(m.buf); n > 0 {
+			if n > 0 {
 				d = later(d, first.Add(m.wire(n)+m.guard))
 			}
 		}
@@ -188,11 +268,14 @@ func (m *Master) receive(req []byte) (pmbus.Frame, []byte, error) {
 	case problem != nil:
 		m.c.Checksum.Add(1)
 		m.c.Stray.Add(int64(len(m.buf)))
+		m.buf = m.buf[:0]
 		return pmbus.Frame{}, nil, problem
 	case len(m.buf) > 0:
 		m.c.Truncated.Add(1)
 		m.c.Stray.Add(int64(len(m.buf)))
-		return pmbus.Frame{}, nil, fmt.Errorf("%w: %d bytes", ErrTruncated, len(m.buf))
+		n := len(m.buf)
+		m.buf = m.buf[:0]
+		return pmbus.Frame{}, nil, fmt.Errorf("%w: %d bytes", ErrTruncated, n)
 	}
 	m.c.Timeouts.Add(1)
 	return pmbus.Frame{}, nil, ErrTimeout
@@ -220,11 +303,14 @@ func (m *Master) collect(req []byte) []byte {
 
 // Init resets a meter's link layer with SND_NKE to its own address (some
 // meters ignore the broadcast forms) and restarts its frame count bit.
+// Sent to 253 it resets (and deselects) the meter the last selection
+// singled out, so its FCB restarts too.
 func (m *Master) Init(ctx context.Context, addr byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	req := pmbus.ShortFrame(pmbus.CSndNke, addr)
+	m.resetFCB(addr)
 	if err := m.send(req); err != nil {
 		return err
 	}
@@ -235,14 +321,37 @@ func (m *Master) Init(ctx context.Context, addr byte) error {
 	if f.Kind != pmbus.KindAck {
 		return fmt.Errorf("%w: %v frame to SND_NKE", ErrUnexpected, f.Kind)
 	}
-	m.fcb[fmt.Sprint(addr)] = true
 	return nil
+}
+
+// resetFCB forgets the FCB of the meters a SND_NKE to addr reaches: a
+// meter clears its FCB on SND_NKE, and it keeps one FCB whichever address
+// form reaches it. It is done as the request goes out, as the meter may
+// have heard it even if its acknowledgement is lost.
+func (m *Master) resetFCB(addr byte) {
+	switch addr {
+	case pmbus.AddrNetworkLayer:
+		if m.selected != (meterKey{}) {
+			delete(m.fcb, m.selected)
+		}
+		m.selected = meterKey{}
+	case pmbus.AddrTest, pmbus.AddrBroadcast:
+		clear(m.fcb)
+		m.selected = meterKey{}
+	default:
+		delete(m.fcb, primaryKey(addr))
+	}
 }
 
 // request sends REQ_UD2 to addr with the meter's FCB and returns its answer.
 // The FCB toggles only after an answer, so a repeat after a lost answer
-// asks for the same telegram again.
-func (m *Master) request(addr byte, key string) (Telegram, error) {
+// asks for the same telegram again. Through 253 the FCB is that of the
+// meter selected.
+func (m *Master) request(addr byte) (Telegram, error) {
+	key := primaryKey(addr)
+	if addr == pmbus.AddrNetworkLayer {
+		key = m.selected
+	}
 	fcb, seen := m.fcb[key]
 	if !seen {
 		fcb = true
@@ -257,9 +366,12 @@ func (m *Master) request(addr byte, key string) (Telegram, error) {
 		return Telegram{}, err
 	}
 	if f.Kind != pmbus.KindLong || !f.C.IsRspUd() {
+		m.drain = true
 		return Telegram{}, fmt.Errorf("%w: %v frame, C 0x%02X", ErrUnexpected, f.Kind, byte(f.C))
 	}
-	m.fcb[key] = !fcb
+	if key != (meterKey{}) {
+		m.fcb[key] = !fcb
+	}
 	return Telegram{Address: f.Address, C: f.C, CI: f.CI, Data: f.Data, Raw: raw}, nil
 }
 
@@ -267,7 +379,7 @@ func (m *Master) request(addr byte, key string) (Telegram, error) {
 // meter stops announcing more, at most Options.MaxTelegrams. The answer's
 // A-field must be the polled address.
 func (m *Master) ReadPrimary(ctx context.Context, addr byte) ([]Telegram, error) {
-	return m.readAll(ctx, fmt.Sprint(addr), func(t Telegram) error {
+	return m.readAll(ctx, func(t Telegram) error {
 		if addr != pmbus.AddrTest && t.Address != addr {
 			m.c.WrongAddress.Add(1)
 			return fmt.Errorf("%w: A-field %d, polled %d", ErrWrongAddress, t.Address, addr)
@@ -294,7 +406,7 @@ func (m *Master) readSelected(ctx context.Context, p Pattern, s Secondary) ([]Te
 	case r == ProbeCollision:
 		return nil, fmt.Errorf("select %s: %w", p, ErrCollision)
 	}
-	return m.readAll(ctx, p.String(), func(t Telegram) error {
+	return m.readAll(ctx, func(t Telegram) error {
 		if got, ok := headerSecondary(t.CI, t.Data); ok && !p.Matches(got) {
 			m.c.WrongAddress.Add(1)
 			return fmt.Errorf("%w: %v, selected %v", ErrWrongMeter, got, s)
@@ -303,13 +415,13 @@ func (m *Master) readSelected(ctx context.Context, p Pattern, s Secondary) ([]Te
 	}, pmbus.AddrNetworkLayer)
 }
 
-func (m *Master) readAll(ctx context.Context, key string, check func(Telegram) error, addr byte) ([]Telegram, error) {
+func (m *Master) readAll(ctx context.Context, check func(Telegram) error, addr byte) ([]Telegram, error) {
 	var out []Telegram
 	for len(out) < m.opt.MaxTelegrams {
 		if err := ctx.Err(); err != nil {
 			return out, err
 		}
-		t, err := m.request(addr, key)
+		t, err := m.request(addr)
 		if err != nil {
 			return out, err
 		}
@@ -349,7 +461,12 @@ func (m *Master) Select(ctx context.Context, p Pattern) (Probe, error) {
 		return ProbeNone, err
 	}
 	m.c.Selects.Add(1)
-	return m.probe(req)
+	r, err := m.probe(req)
+	m.selected = meterKey{}
+	if r == ProbeOne {
+		m.selected = patternKey(p)
+	}
+	return r, err
 }
 
 // Ping sends SND_NKE to a primary address and classifies the answer.
@@ -357,6 +474,7 @@ func (m *Master) Ping(ctx context.Context, addr byte) (Probe, error) {
 	if err := ctx.Err(); err != nil {
 		return ProbeNone, err
 	}
+	m.resetFCB(addr)
 	return m.probe(pmbus.ShortFrame(pmbus.CSndNke, addr))
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -22,6 +23,42 @@ type ScanProgress struct {
 	Unresolved bool
 }
 
+// ErrScanIncomplete: a scan stopped before it covered its whole range; the
+// *ScanError that wraps it names what was not covered, and what was found
+// is returned beside it.
+var ErrScanIncomplete = errors.New("mbus: scan incomplete")
+
+// ScanError is a scan that stopped early: Err is why, and the rest of the
+// range was not searched.
+type ScanError struct {
+	Err error
+	// Primary scan: the addresses From..To were not probed.
+	From, To int
+	// Secondary scan: the selection patterns whose meters were not looked
+	// for (each with its subtree), in search order; empty for a primary scan.
+	Left []Pattern
+}
+
+func (e *ScanError) Error() string {
+	if len(e.Left) == 0 {
+		return fmt.Sprintf("mbus: primary scan stopped: addresses %d..%d not covered: %v", e.From, e.To, e.Err)
+	}
+	var b strings.Builder
+	for i, p := range e.Left {
+		if i == 4 {
+			fmt.Fprintf(&b, " and %d more", len(e.Left)-i)
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(p.String())
+	}
+	return fmt.Sprintf("mbus: secondary scan stopped at %s: not covered: %s: %v", e.Left[0], b.String(), e.Err)
+}
+
+func (e *ScanError) Unwrap() []error { return []error{ErrScanIncomplete, e.Err} }
+
 // PrimaryResult is one answering primary address.
 type PrimaryResult struct {
 	Address   byte
@@ -29,7 +66,9 @@ type PrimaryResult struct {
 }
 
 // ScanPrimary pings (SND_NKE) every address from..to (0–250) and lists those
-// that answered. progress may be nil.
+// that answered. progress may be nil. A scan that stops early (cancelled,
+// line gone) returns what it found and a *ScanError naming the addresses
+// not probed.
 func ScanPrimary(ctx context.Context, m *Master, from, to int, progress func(ScanProgress)) ([]PrimaryResult, error) {
 	if from < 0 || to > 250 || from > to {
 		return nil, fmt.Errorf("mbus: primary scan range %d..%d, want within 0..250", from, to)
@@ -39,7 +78,7 @@ func ScanPrimary(ctx context.Context, m *Master, from, to int, progress func(Sca
 	for a := from; a <= to; a++ {
 		r, err := m.Ping(ctx, byte(a))
 		if err != nil {
-			return out, err
+			return out, &ScanError{Err: err, From: a, To: to}
 		}
 		if r != ProbeNone {
 			out = append(out, PrimaryResult{Address: byte(a), Collision: r == ProbeCollision})
@@ -56,15 +95,19 @@ func ScanPrimary(ctx context.Context, m *Master, from, to int, progress func(Sca
 // once, fixes one more nibble and tries again. Id nibbles take 0–9; the
 // manufacturer, version and medium nibbles take the full 0–F range, which is
 // what separates two meters that share an id (libmbus stops at the id). A
-// lone answer is read (REQ_UD2 to 253) for the meter's full address.
+// lone answer is read (REQ_UD2 to 253) for the meter's full address. A
+// scan that stops early (cancelled, line gone) returns what it found and a
+// *ScanError naming the patterns not searched: never a short list alone.
 func ScanSecondary(ctx context.Context, m *Master, progress func(ScanProgress)) ([]Secondary, error) {
 	s := &secondaryScan{m: m, progress: progress, start: time.Now(), seen: map[Secondary]bool{}}
 	// A meter left selected by someone else would answer to 253 out of turn.
 	if _, err := m.Ping(ctx, 0xFD); err != nil {
-		return nil, err
+		return nil, &ScanError{Err: err, Left: []Pattern{AllWild()}}
 	}
-	err := s.search(ctx, AllWild(), 0)
-	return s.found, err
+	if err := s.search(ctx, AllWild(), 0); err != nil {
+		return s.found, &ScanError{Err: err, Left: s.left}
+	}
+	return s.found, nil
 }
 
 type secondaryScan struct {
@@ -76,6 +119,8 @@ type secondaryScan struct {
 	seen     map[Secondary]bool
 	// lastResult is the outcome of the latest probe.
 	lastResult Probe
+	// left: after an error, the patterns not searched, in search order.
+	left []Pattern
 }
 
 // giveUp reports a pattern several meters answer that no selection could
@@ -89,6 +134,7 @@ func (s *secondaryScan) giveUp(p Pattern) {
 func (s *secondaryScan) search(ctx context.Context, p Pattern, pos int) error {
 	r, err := s.m.Select(ctx, p)
 	if err != nil {
+		s.left = append(s.left, p)
 		return err
 	}
 	s.probes++
@@ -96,6 +142,7 @@ func (s *secondaryScan) search(ctx context.Context, p Pattern, pos int) error {
 	if r == ProbeOne {
 		meter, r, err = s.identify(ctx, p)
 		if err != nil {
+			s.left = append(s.left, p)
 			return err
 		}
 	}
@@ -130,6 +177,10 @@ func (s *secondaryScan) search(ctx context.Context, p Pattern, pos int) error {
 		q[pos] = v
 		n := s.probes
 		if err := s.search(ctx, q, pos+1); err != nil {
+			for w := v + 1; w <= hi; w++ {
+				q[pos] = w
+				s.left = append(s.left, q)
+			}
 			return err
 		}
 		// Meters that take wildcards only per field (FFFF manufacturer,
@@ -156,7 +207,7 @@ func (s *secondaryScan) identify(ctx context.Context, p Pattern) (Secondary, Pro
 		if err := ctx.Err(); err != nil {
 			return Secondary{}, ProbeNone, err
 		}
-		t, err := s.m.request(0xFD, "scan")
+		t, err := s.m.request(0xFD)
 		if err != nil {
 			if errors.Is(err, ErrTimeout) {
 				continue

@@ -46,7 +46,7 @@ func startSim(t testing.TB, baud int, meters string, opt Options) (*simulator.Si
 func TestSimulatorMeters(t *testing.T) {
 	sim, m := startSim(t, 9600, `      - {id: kam-1, address: 1, model: flowiq, secondary: "10000001", water: {profile: flat, persons: 3}}
       - {id: apa-2, address: 2, model: ultrimis, secondary: "20000002", water: {profile: shop, persons: 5}}
-`, Options{})
+`, realOptions(9600))
 	ctx := context.Background()
 	for _, tc := range []struct {
 		id   string
@@ -117,13 +117,13 @@ func hundredByteTelegram(t testing.TB) string {
 }
 
 // BenchmarkMBusRead polls one meter with a 100-byte telegram at 2400 baud
-// 8E1 and compares with the wire's limit: guard (11 bit + 50 ms) + REQ_UD2
+// 8E1 and compares with the wire's limit: idle (11 bit times) + REQ_UD2
 // (5 bytes) + the simulator's 10 ms turnaround + 100 bytes, 11 bits each.
 func BenchmarkMBusRead(b *testing.B) {
 	file := hundredByteTelegram(b)
 	_, m := startSim(b, 2400, fmt.Sprintf("      - {id: r1, address: 1, model: replay, replay: %q}\n", file), Options{})
 	cfg := m.line.Config()
-	limit := Guard(cfg) + cfg.CharTime()*105 + 10*time.Millisecond
+	limit := Idle(cfg) + cfg.CharTime()*105 + 10*time.Millisecond
 	ctx := context.Background()
 	if err := m.Init(ctx, 1); err != nil {
 		b.Fatal(err)
