@@ -10,7 +10,10 @@ import (
 // version is set at link time by `make release` (-X main.version=...).
 var version = "dev"
 
-func runVersion(_ context.Context, e *env, _ []string) error {
+func runVersion(_ context.Context, e *env, args []string) error {
+	if wantsHelp(args) {
+		return helpFor(e, "version")
+	}
 	rev := ""
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range bi.Settings {

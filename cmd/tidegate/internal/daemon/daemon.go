@@ -87,7 +87,7 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 
 	d.mu.Lock()
 	for _, b := range cfg.Buses {
-		d.startBus(b, metersOn(cfg, b.Name))
+		d.startBus(cfg, b, metersOn(cfg, b.Name))
 	}
 	d.mu.Unlock()
 	log.WithField("stages", pipe.stages()).Info("running")
@@ -167,7 +167,7 @@ func (d *Daemon) reload() {
 	}
 	for _, name := range append(append([]string{}, diff.BusesAdded...), diff.BusesRestarted...) {
 		b, _ := nc.BusByName(name)
-		d.startBus(b, metersOn(nc, name))
+		d.startBus(nc, b, metersOn(nc, name))
 	}
 	restartNeeded := []string{}
 	for _, g := range diff.Global {
