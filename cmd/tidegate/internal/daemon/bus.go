@@ -24,6 +24,9 @@ type busRun struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	err    string
+	// carried is what earlier runs of this bus counted before a reload
+	// restarted it: counters in status and /metrics only ever grow.
+	carried BusStatus
 }
 
 // sink hands what a bus polls to the pipeline.
@@ -94,7 +97,9 @@ func (r *busRun) status() BusStatus {
 	if port == "" {
 		port = r.cfg.TCP
 	}
-	s := BusStatus{Name: r.cfg.Name, Protocol: r.cfg.Protocol, Port: port, State: "stopped", Error: r.err}
+	c := r.carried
+	s := BusStatus{Name: r.cfg.Name, Protocol: r.cfg.Protocol, Port: port, State: "stopped", Error: r.err,
+		Requests: c.Requests, Answers: c.Answers, Timeouts: c.Timeouts, CRCErrors: c.CRCErrors, Errors: c.Errors, Collisions: c.Collisions}
 	if r.bus == nil {
 		return s
 	}
@@ -103,9 +108,12 @@ func (r *busRun) status() BusStatus {
 	if st.Open {
 		s.State = "running"
 	}
-	s.Requests, s.Answers = uint64(st.Requests), uint64(st.PollsOK)
-	s.Timeouts, s.CRCErrors, s.Errors = uint64(st.Timeouts), uint64(st.CRCErrors), uint64(st.PollsFailed)
-	s.Collisions = uint64(st.Collisions)
+	s.Requests += uint64(st.Requests)
+	s.Answers += uint64(st.PollsOK)
+	s.Timeouts += uint64(st.Timeouts)
+	s.CRCErrors += uint64(st.CRCErrors)
+	s.Errors += uint64(st.PollsFailed)
+	s.Collisions += uint64(st.Collisions)
 	s.Efficiency, s.Error = st.Efficiency, st.LastError
 	return s
 }
