@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"runtime"
 	"runtime/debug"
@@ -70,12 +71,19 @@ func (b buildInfo) short() string {
 }
 
 func runVersion(_ context.Context, e *env, args []string) error {
-	if wantsHelp(args) {
-		return helpFor(e, "version")
+	fs := newFlagSet("version", e)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return usageError(err)
 	}
-	if len(args) > 0 {
-		return usageErrorf("unexpected argument %q", args[0])
+	if fs.NArg() > 0 {
+		return usageErrorf("unexpected argument %q", fs.Arg(0))
 	}
-	_, err := fmt.Fprintln(e.stdout, readBuildInfo())
+	b := readBuildInfo()
+	if *asJSON {
+		return json.NewEncoder(e.stdout).Encode(map[string]any{"version": b.Version, "commit": b.Commit, "date": b.Date,
+			"modified": b.Modified, "os": runtime.GOOS, "arch": runtime.GOARCH, "go": runtime.Version()})
+	}
+	_, err := fmt.Fprintln(e.stdout, b)
 	return err
 }

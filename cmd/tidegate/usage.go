@@ -24,7 +24,7 @@ func synopses() map[string]string {
 		"read": "tidegate read METER [--json]                      (through the running daemon)\n" +
 			"       tidegate read --port DEV --address N --profile NAME [--json]    (stand-alone, Modbus)\n" +
 			"       tidegate read --port DEV --protocol mbus --address N [--json]     (stand-alone, M-Bus)\n" +
-			"       tidegate read --port DEV --address N --raw START COUNT  (an unknown Modbus meter)",
+			"       tidegate read --port DEV --address N --raw START COUNT [--as TYPE[:ORDER]] [--json]  (an unknown Modbus meter)",
 		"scan":           "tidegate scan --port DEV|HOST:PORT --protocol modbus|mbus --bus NAME [--secondary] [--from N] [--to N] [--append-config FILE]",
 		"buffer stats":   "tidegate buffer stats [--json] [--path FILE | --config FILE]",
 		"buffer export":  "tidegate buffer export [--from N] [--to N] [--path FILE | --config FILE]",
@@ -38,7 +38,7 @@ func synopses() map[string]string {
 			"scores the filter (and the naive forward - reverse) against metersim's ground truth (metersim samples writes both)",
 		"decode mbus": "tidegate decode mbus HEX|-\none M-Bus frame as hex ('-' reads it from standard input), decoded to JSON",
 		"profiles":    "tidegate profiles [--config FILE] [--json]\nthe Modbus profiles a meter's profile: may name (built in, " + "/etc/tidegate/profiles, the config's profile_dirs)",
-		"version":     "tidegate version",
+		"version":     "tidegate version [--json]",
 	}
 }
 
@@ -121,3 +121,24 @@ func helpFor(e *env, names ...string) error {
 
 // isHelp is an error that only says help was printed.
 func isHelp(err error) bool { return errors.Is(err, flag.ErrHelp) }
+
+// parseInterspersed parses flags wherever they stand among the positional
+// arguments (`read flat-01 --json` as well as `read --json flat-01`), which
+// package flag alone stops at; "--" ends the flags.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
