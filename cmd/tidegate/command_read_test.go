@@ -41,6 +41,12 @@ func TestReadStandalone(t *testing.T) {
 		t.Errorf("no meter at 9: code %d stderr %q", code, errOut)
 	}
 
+	// The commonest wiring mistake, a wrong baud, fails as on a real line.
+	code, out, errOut = runCmd(t, "", "read", "--port", port, "--baud", "19200", "--address", "3", "--profile", "dynaflox-ultrad", "--timeout", "300ms")
+	if code != exitFailure || !strings.HasPrefix(errOut, "tidegate read: meter 3: ") {
+		t.Errorf("read at 19200 of a 9600-baud meter: code %d\n%s%s", code, out, errOut)
+	}
+
 	code, out, errOut = runCmd(t, "", "read", "--port", port, "--address", "3", "--raw", "0", "17")
 	if code != exitOK {
 		t.Fatalf("--raw: code %d %s", code, errOut)
