@@ -2,7 +2,11 @@
 GO       ?= go
 BIN      := bin
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS  := -s -w -X main.version=$(VERSION)
+COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null)
+DATE     ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+# version, commit and build date also when GOFLAGS has -buildvcs=false
+STAMP    := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
+LDFLAGS  := -s -w $(STAMP)
 # The control API and the uplink never speak HTTP/2: leaving it out of net/http
 # saves about 0.5 MB, which keeps the mipsle binary under 10 MB.
 RELEASE_TAGS := nethttpomithttp2
@@ -14,7 +18,7 @@ DEMO_SECONDS ?=
 all: build
 
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -ldflags '$(STAMP)' -o $(BIN)/ ./cmd/...
 
 vet:
 	$(GO) vet ./...

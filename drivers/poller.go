@@ -52,7 +52,11 @@ func (p *modbusPoller) poll(ctx context.Context, m *meterState, raw bool) (readi
 	if prof == nil {
 		return reading.Reading{}, fmt.Errorf("meter %s: profile %q not loaded", m.cfg.ID, m.cfg.Profile)
 	}
-	return p.c.Poll(ctx, dmodbus.Meter{ID: m.cfg.ID, Address: byte(m.cfg.Address), Profile: prof}, raw)
+	r, err := p.c.Poll(ctx, dmodbus.Meter{ID: m.cfg.ID, Address: byte(m.cfg.Address), Profile: prof}, raw)
+	if err == nil {
+		prof.MarkImplausible(&r)
+	}
+	return r, err
 }
 
 func (p *modbusPoller) counters() Counters {

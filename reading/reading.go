@@ -15,6 +15,10 @@ const (
 	QualityStale
 	// QualityError: the poll failed; Error says why and the values are not to be used.
 	QualityError
+	// QualityImplausible: the meter answered, but with values it cannot
+	// physically show (Error says which): a wrong profile or address. The
+	// values are kept for the technician and not counted.
+	QualityImplausible
 )
 
 func (q Quality) String() string {
@@ -25,6 +29,8 @@ func (q Quality) String() string {
 		return "stale"
 	case QualityError:
 		return "error"
+	case QualityImplausible:
+		return "implausible"
 	}
 	return "unknown"
 }

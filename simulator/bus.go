@@ -30,6 +30,7 @@ type BusStats struct {
 	Replies    int64 // frames sent
 	Collisions int64 // requests that arrived while the bus was busy, and replies that overlapped
 	Noise      int64 // noise bursts injected
+	WrongBaud  int64 // replies garbled because the gateway's pty was at another baud
 }
 
 // Bus is one simulated RS-485 line with its meters.
@@ -52,7 +53,7 @@ type Bus struct {
 	busyUntil atomic.Int64 // unix nanos until which a reply occupies the wire
 	collided  atomic.Bool  // set when a request arrives while busy: the reply in flight is garbled
 
-	stats struct{ requests, replies, collisions, noise atomic.Int64 }
+	stats struct{ requests, replies, collisions, noise, wrongBaud atomic.Int64 }
 
 	master, slave *os.File
 	listener      net.Listener
@@ -67,7 +68,7 @@ type endpoint interface {
 
 // Stats returns the bus's counters.
 func (b *Bus) Stats() BusStats {
-	return BusStats{b.stats.requests.Load(), b.stats.replies.Load(), b.stats.collisions.Load(), b.stats.noise.Load()}
+	return BusStats{b.stats.requests.Load(), b.stats.replies.Load(), b.stats.collisions.Load(), b.stats.noise.Load(), b.stats.wrongBaud.Load()}
 }
 
 // Device is the pty slave path the gateway opens, "" when the bus has no pty.
@@ -273,6 +274,14 @@ func (b *Bus) transact(ctx context.Context, ep endpoint, req []byte, first time.
 	} else if b.faults.CollisionProb > 0 && b.chance(b.faults.CollisionProb) {
 		reply = b.garble(reply)
 		b.stats.collisions.Add(1)
+	}
+	if f, ok := ep.(*os.File); ok && f == b.master {
+		if baud := masterBaud(f); baud != 0 && baud != b.Line.Baud {
+			reply = resample(reply, b.Line, baud)
+			if b.stats.wrongBaud.Add(1) == 1 && b.log != nil {
+				b.log.WithFields(logrus.Fields{"bus": b.Name, "gateway_baud": baud, "bus_baud": b.Line.Baud}).Warn("the gateway is at the wrong baud: replies arrive garbled")
+			}
+		}
 	}
 	wireEnd := first.Add(b.Line.WireTime(len(req)))
 	if b.Protocol == ProtocolModbus {

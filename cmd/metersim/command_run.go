@@ -20,18 +20,14 @@ import (
 // interrupted.
 func runSimulator(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("metersim", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "configs/sim/demo.yaml", "simulator configuration")
 	ports := fs.String("ports", "", "write each bus's device path and TCP address as JSON to this file")
 	speed := fs.Float64("speed", 0, "simulation seconds per real second (overrides the config)")
 	seed := fs.Int64("seed", 0, "random seed (overrides the config)")
 	verbose := fs.Bool("v", false, "log every fault and collision")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: metersim [--config FILE] [--ports FILE] [--speed N] [--seed N]\n       metersim samples --help")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := parseFlags(fs, args, "metersim [--config FILE] [--ports FILE] [--speed N] [--seed N] [-v]\n"+
+		"       metersim samples --out DIR [--days N] [--meters N] [--seed N] [--interval D|mixed] [--start TIME]   (metersim samples --help)", stdout, stderr); done {
+		return code
 	}
 	cfg, err := simulator.LoadConfig(*cfgPath)
 	if err != nil {

@@ -21,15 +21,15 @@ import (
 // (each meter's drawn configuration, to reproduce or inspect a case).
 func runSamples(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("metersim samples", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	days := fs.Int("days", 3, "simulated days")
 	seed := fs.Int64("seed", 1, "random seed (same seed, same fleet and same water)")
 	meters := fs.Int("meters", 20, "number of meters")
 	interval := fs.String("interval", "mixed", "poll interval (e.g. 60s), or mixed for 10s..15m")
 	startS := fs.String("start", samples.DefaultStart.Format(time.RFC3339), "simulation start, RFC 3339")
 	out := fs.String("out", "", "output directory (created)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := parseFlags(fs, args, "metersim samples --out DIR [--days N] [--meters N] [--seed N] [--interval D|mixed] [--start TIME]\n"+
+		"writes samples.csv (what a gateway reads), truth.csv (real use, backflow, phantom, leak per interval) and meters.jsonl", stdout, stderr); done {
+		return code
 	}
 	o := samples.Options{Days: *days, Seed: *seed, Meters: *meters}
 	var err error

@@ -2,11 +2,10 @@ package main
 
 import (
 	"flag"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
+	"tidegate/configs"
 	"tidegate/drivers/link"
 	pmodbus "tidegate/protocol/modbus"
 )
@@ -60,28 +59,19 @@ func isHostPort(p string) bool {
 	return p != "" && !strings.HasPrefix(p, "/") && !strings.HasPrefix(p, ".") && strings.Contains(p, ":")
 }
 
-// findProfile loads a profile by file path or by name from the usual folders.
+// findProfile loads a profile by file path (NAME.yaml), or by name from the
+// built-in set and /etc/tidegate/profiles.
 func findProfile(name string) (*pmodbus.Profile, error) {
 	if strings.HasSuffix(name, ".yaml") {
 		return pmodbus.LoadProfile(name)
 	}
-	var dirs []string
-	if exe, err := os.Executable(); err == nil {
-		dirs = append(dirs, filepath.Join(filepath.Dir(exe), "..", "configs", "profiles"))
+	set, err := configs.Profiles()
+	if p := set[name]; p != nil {
+		return p, nil
 	}
-	// configs/profiles in the working directory or a parent (a checkout),
-	// then the installed folder.
-	if wd, err := os.Getwd(); err == nil {
-		for d, i := wd, 0; i < 4; d, i = filepath.Dir(d), i+1 {
-			dirs = append(dirs, filepath.Join(d, "configs", "profiles"))
-		}
+	if err != nil {
+		return nil, usageErrorf("profile %q not found (and %v)", name, err)
 	}
-	dirs = append(dirs, "/etc/tidegate/profiles")
-	for _, d := range dirs {
-		p := filepath.Join(d, name+".yaml")
-		if _, err := os.Stat(p); err == nil {
-			return pmodbus.LoadProfile(p)
-		}
-	}
-	return nil, usageErrorf("profile %q not found in %s", name, strings.Join(dirs, ", "))
+	return nil, usageErrorf("profile %q not found; nearest: %s ('tidegate profiles' lists them; add NAME.yaml to %s or give a file)",
+		name, strings.Join(configs.Nearest(name, set), ", "), configs.SystemProfileDir)
 }

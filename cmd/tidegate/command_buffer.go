@@ -25,6 +25,9 @@ func runBuffer(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 {
 		return usageErrorf("expected 'buffer stats', 'buffer export' or 'buffer compact'")
 	}
+	if wantsHelp(args[:1]) {
+		return helpFor(e, "buffer stats", "buffer export", "buffer compact")
+	}
 	switch args[0] {
 	case "stats":
 		return runBufferStats(e, args[1:])

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -26,7 +25,10 @@ func configPath(flagValue string) string {
 }
 
 func runConfig(ctx context.Context, e *env, args []string) error {
-	if len(args) == 0 {
+	if len(args) == 0 || wantsHelp(args[:1]) {
+		if len(args) > 0 {
+			return helpFor(e, "config init", "config validate")
+		}
 		return usageErrorf("expected 'config init' or 'config validate [FILE]'")
 	}
 	switch args[0] {
@@ -36,12 +38,6 @@ func runConfig(ctx context.Context, e *env, args []string) error {
 		return runConfigValidate(e, args[1:])
 	}
 	return usageErrorf("unknown subcommand %q; expected init or validate", args[0])
-}
-
-func newFlagSet(name string, e *env) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	return fs
 }
 
 func runConfigInit(e *env, args []string) error {
@@ -92,7 +88,7 @@ func runConfigInit(e *env, args []string) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stderr, "wrote %s; next: tidegate scan --config %s --bus bus1 --append-config\n", *out, *out)
+	fmt.Fprintf(e.stderr, "wrote %s; next: %s\n", *out, config.ScanHint(o, *out))
 	return nil
 }
 

@@ -91,3 +91,13 @@ func TestConfigInit(t *testing.T) {
 		t.Errorf("missing file: code %d err %q", code, errOut)
 	}
 }
+
+// run refuses a config naming an unknown profile, like any other problem,
+// and says where and what is near.
+func TestRunRefusesUnknownProfile(t *testing.T) {
+	code, _, errOut := runCmd(t, "", "run", "--config", "testdata/config/profile-typo/config.yaml")
+	if code != exitUsage || !strings.Contains(errOut, `config.yaml:26:14: meters[0].profile: no profile named "dynaflox-ultra"; nearest: dynaflox-ultrad`) ||
+		!strings.Contains(errOut, "not starting") {
+		t.Errorf("run with a profile typo: code %d stderr %q; want 2 with the position and the nearest name", code, errOut)
+	}
+}

@@ -17,6 +17,9 @@ const maxDecodeInput = 64 << 10
 
 // runDecode decodes one wire frame given as hex: decode mbus [HEX|-].
 func runDecode(ctx context.Context, e *env, args []string) error {
+	if wantsHelp(args) {
+		return helpFor(e, "decode mbus")
+	}
 	if len(args) != 2 || args[0] != "mbus" {
 		return usageErrorf("usage: tidegate decode mbus HEX|-   (one frame as hex, '-' reads it from standard input)")
 	}

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -22,8 +21,7 @@ func runFilter(ctx context.Context, e *env, args []string) error {
 	if len(args) > 0 && args[0] == "score" {
 		return runFilterScore(ctx, e, args[1:])
 	}
-	fs := flag.NewFlagSet("tidegate filter", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
+	fs := newFlagSet("filter", e)
 	cfgPath := fs.String("config", "", "tidegate config file whose filter: section tunes the filter")
 	if err := fs.Parse(args); err != nil {
 		return usageError(err)

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -22,8 +21,7 @@ const truthHeader = "time,meter,real_use_m3,real_backflow_m3,phantom_fwd_m3,phan
 // runFilterScore filters a samples CSV from stdin and scores the result, and
 // the naive forward − reverse baseline, against metersim's truth.csv.
 func runFilterScore(ctx context.Context, e *env, args []string) error {
-	fs := flag.NewFlagSet("tidegate filter score", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
+	fs := newFlagSet("filter score", e)
 	cfgPath := fs.String("config", "", "tidegate config file whose filter: section tunes the filter")
 	truthPath := fs.String("truth", "", "metersim truth.csv of the same run (required)")
 	if err := fs.Parse(args); err != nil {

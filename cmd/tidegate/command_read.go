@@ -20,21 +20,25 @@ func runRead(ctx context.Context, e *env, args []string) error {
 	asJSON := fs.Bool("json", false, "print JSON")
 	var so standaloneRead
 	so.flags(fs)
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
 		return usageError(err)
 	}
 	if so.line.port != "" {
-		if fs.NArg() != 0 && so.rawCount == 0 {
+		if len(pos) != 0 && so.rawCount == 0 {
 			// --raw takes START COUNT as the two arguments after it.
 			return usageErrorf("stand-alone read takes no METER argument")
 		}
-		return so.run(ctx, e, fs.Args(), *asJSON)
+		if so.as != "" && so.rawCount == 0 {
+			return usageErrorf("--as goes with --raw START COUNT")
+		}
+		return so.run(ctx, e, pos, *asJSON)
 	}
-	if fs.NArg() != 1 {
+	if len(pos) != 1 {
 		return usageErrorf("expected one METER id (or --port, --address and --profile for a stand-alone read)")
 	}
 	var j daemon.ReadingJSON
-	if err := newAPIClient(socket()).getJSON(ctx, "POST", "/v1/read?meter="+url.QueryEscape(fs.Arg(0)), &j); err != nil {
+	if err := newAPIClient(socket()).getJSON(ctx, "POST", "/v1/read?meter="+url.QueryEscape(pos[0]), &j); err != nil {
 		return err
 	}
 	return printReading(e.stdout, j, *asJSON)

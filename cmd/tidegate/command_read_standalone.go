@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
 	"strconv"
-	"text/tabwriter"
 	"time"
 
 	"tidegate/cmd/tidegate/internal/daemon"
@@ -23,6 +21,7 @@ type standaloneRead struct {
 	function  int
 	address   int
 	rawCount  int
+	as        string
 }
 
 func (s *standaloneRead) flags(fs *flag.FlagSet) {
@@ -35,6 +34,7 @@ func (s *standaloneRead) flags(fs *flag.FlagSet) {
 		s.rawCount = -1
 		return nil
 	})
+	fs.StringVar(&s.as, "as", "", "--raw: only this type, in every word order (or TYPE:ORDER), one register a row; e.g. float32, uint32:CDAB")
 }
 
 func (s *standaloneRead) run(ctx context.Context, e *env, args []string, asJSON bool) error {
@@ -50,7 +50,7 @@ func (s *standaloneRead) run(ctx context.Context, e *env, args []string, asJSON 
 			return err
 		}
 		defer c.Close()
-		r, err := c.Poll(ctx, dmbus.Meter{ID: "meter", Address: byte(s.address), Secondary: s.secondary}, true)
+		r, err := c.Poll(ctx, dmbus.Meter{ID: s.meterID(), Address: byte(s.address), Secondary: s.secondary}, true)
 		if err != nil {
 			return err
 		}
@@ -80,7 +80,7 @@ func (s *standaloneRead) run(ctx context.Context, e *env, args []string, asJSON 
 		if err != nil {
 			return err
 		}
-		return printRaw(e, uint16(start), regs)
+		return printRaw(e.stdout, uint16(start), regs, s.as, asJSON)
 	}
 	if s.profile == "" {
 		return usageErrorf("a Modbus read needs --profile (or --raw START COUNT for an unknown meter)")
@@ -89,40 +89,19 @@ func (s *standaloneRead) run(ctx context.Context, e *env, args []string, asJSON 
 	if err != nil {
 		return err
 	}
-	r, err := c.Poll(ctx, dmodbus.Meter{ID: "meter", Address: byte(s.address), Profile: p}, true)
+	r, err := c.Poll(ctx, dmodbus.Meter{ID: s.meterID(), Address: byte(s.address), Profile: p}, true)
 	if err != nil {
 		return err
 	}
+	p.MarkImplausible(&r)
 	return printReading(e.stdout, daemon.FromReading("reading", &r), asJSON)
 }
 
-// printRaw shows registers decoded in every type and word order side by
-// side, so a technician facing an unknown meter can spot the plausible one.
-func printRaw(e *env, start uint16, regs []uint16) error {
-	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprint(tw, "addr\thex\tuint16\tint16\t")
-	for _, t := range []pmodbus.Type{pmodbus.Uint32, pmodbus.Int32, pmodbus.Float32} {
-		for _, o := range pmodbus.Orders() {
-			fmt.Fprintf(tw, "%v %v\t", t, o)
-		}
+// meterID names the meter in errors and output: the drivers write
+// "meter ID: ...", so the address (or secondary address) alone.
+func (s *standaloneRead) meterID() string {
+	if s.secondary != "" {
+		return s.secondary
 	}
-	fmt.Fprint(tw, "float64 ABCD\tfloat64 CDAB\t\n")
-	for i := range regs {
-		fmt.Fprintf(tw, "%d\t%04X\t%d\t%d\t", int(start)+i, regs[i], regs[i], int16(regs[i]))
-		for _, t := range []pmodbus.Type{pmodbus.Uint32, pmodbus.Int32, pmodbus.Float32} {
-			for _, o := range pmodbus.Orders() {
-				fmt.Fprintf(tw, "%s\t", rawCell(regs[i:], t, o))
-			}
-		}
-		fmt.Fprintf(tw, "%s\t%s\t\n", rawCell(regs[i:], pmodbus.Float64, pmodbus.ABCD), rawCell(regs[i:], pmodbus.Float64, pmodbus.CDAB))
-	}
-	return tw.Flush()
-}
-
-func rawCell(regs []uint16, t pmodbus.Type, o pmodbus.WordOrder) string {
-	v, err := pmodbus.Decode(regs, t, o)
-	if err != nil {
-		return "-"
-	}
-	return strconv.FormatFloat(v, 'g', 8, 64)
+	return strconv.Itoa(s.address)
 }

@@ -37,6 +37,6 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	d := daemon.New(daemon.Options{Config: cfg, ConfigPath: path, Version: version, Log: log})
+	d := daemon.New(daemon.Options{Config: cfg, ConfigPath: path, Version: readBuildInfo().short(), Log: log})
 	return d.Run(ctx, hup)
 }

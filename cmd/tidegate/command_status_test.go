@@ -65,7 +65,7 @@ func TestVerbsAgainstDaemon(t *testing.T) {
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "s.sock")
 	y := "gateway: {id: gw-v}\napi: {socket: " + sock + "}\nbuses: [{name: a, protocol: modbus, tcp: \"127.0.0.1:1\"}]\n" +
-		"meters: [{id: m1, bus: a, address: 1, profile: p}]\nmqtt: {broker: \"tcp://127.0.0.1:1\"}\nbuffer: {path: " + filepath.Join(dir, "b.db") + "}\n"
+		"meters: [{id: m1, bus: a, address: 1, profile: tuf2000m}]\nmqtt: {broker: \"tcp://127.0.0.1:1\"}\nbuffer: {path: " + filepath.Join(dir, "b.db") + "}\n"
 	cfgPath := filepath.Join(dir, "c.yaml")
 	if err := os.WriteFile(cfgPath, []byte(y), 0o600); err != nil {
 		t.Fatal(err)

@@ -94,6 +94,13 @@ func TestE2EReadingsReachTheBroker(t *testing.T) {
 	eventually(t, 20*time.Second, "m1 still polled after the refused reload", func() bool { return seen()["m1"] >= before+3 })
 
 	// A changed meter list on SIGHUP takes effect: k2 added, m2 removed.
+	// Both buses restart; their counters carry on from where they were.
+	requests := map[string]uint64{}
+	if s, err := status(t, socket); err == nil {
+		for _, b := range s.Buses {
+			requests[b.Name] = b.Requests
+		}
+	}
 	if err := os.WriteFile(cfg, []byte(e2eConfig(dir, br.addr, buses, m1+k1+k2)), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -109,6 +116,13 @@ func TestE2EReadingsReachTheBroker(t *testing.T) {
 		}
 		return len(ids) == 3 && ids["k2"] && !ids["m2"]
 	})
+	if s, err := status(t, socket); err == nil {
+		for _, b := range s.Buses {
+			if requests[b.Name] == 0 || b.Requests < requests[b.Name] {
+				t.Errorf("bus %s: %d requests before the reload, %d after: counters reset", b.Name, requests[b.Name], b.Requests)
+			}
+		}
+	}
 	eventually(t, 30*time.Second, "readings of the added meter k2 at the broker", func() bool { return seen()["k2"] >= 2 })
 	if code := tg.stop(t, syscall.SIGTERM, 10*time.Second); code != 0 {
 		t.Fatalf("SIGTERM: exit %d", code)

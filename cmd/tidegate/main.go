@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -26,6 +27,9 @@ type env struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+	// flagSets are the flag sets the command made, so a test can check its
+	// --help lists every flag.
+	flagSets []*flag.FlagSet
 }
 
 type command struct {
@@ -36,16 +40,17 @@ type command struct {
 // commands is the verb table. Each verb lives in command_<verb>.go.
 func commands() map[string]command {
 	return map[string]command{
-		"version": {"print version and build information", runVersion},
-		"config":  {"config init (starter config) | config validate [FILE]", runConfig},
-		"filter":  {"filter [--config F] < samples.csv > out.csv | filter score --truth T < samples.csv", runFilter},
-		"run":     {"run the daemon: run --config FILE", runRun},
-		"decode":  {"decode one wire frame: decode mbus HEX|- (prints JSON)", runDecode},
-		"status":  {"one-screen health of the running daemon", runStatus},
-		"tail":    {"follow readings and events: tail [--meter M]", runTail},
-		"buffer":  {"inspect the buffer file offline: buffer stats|export [--from N --to N]|compact [--path F]", runBuffer},
-		"scan":    {"find meters on a bus: scan --port P --protocol modbus|mbus [--secondary] [--append-config F]", runScan},
-		"read":    {"read one meter now: read METER | read --port P --address N --profile X [--raw START COUNT]", runRead},
+		"version":  {"print version and build information", runVersion},
+		"config":   {"config init (starter config) | config validate [FILE]", runConfig},
+		"filter":   {"filter [--config F] < samples.csv > out.csv | filter score --truth T < samples.csv", runFilter},
+		"run":      {"run the daemon: run --config FILE", runRun},
+		"decode":   {"decode one wire frame: decode mbus HEX|- (prints JSON)", runDecode},
+		"status":   {"one-screen health of the running daemon", runStatus},
+		"tail":     {"follow readings and events: tail [--meter M]", runTail},
+		"buffer":   {"inspect the buffer file offline: buffer stats|export [--from N --to N]|compact [--path F]", runBuffer},
+		"scan":     {"find meters on a bus: scan --port P --protocol modbus|mbus --bus NAME [--secondary] [--append-config F]", runScan},
+		"read":     {"read one meter now: read METER | read --port P --address N --profile X [--raw START COUNT]", runRead},
+		"profiles": {"list the Modbus profiles (built in, /etc/tidegate/profiles, profile_dirs)", runProfiles},
 	}
 }
 
@@ -81,10 +86,11 @@ func main() {
 func dispatch(ctx context.Context, e *env, args []string) int {
 	cmds := commands()
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		usage(e.stderr, cmds)
 		if len(args) == 0 {
+			usage(e.stderr, cmds)
 			return exitUsage
 		}
+		usage(e.stdout, cmds)
 		return exitOK
 	}
 	c, ok := cmds[args[0]]
@@ -93,7 +99,7 @@ func dispatch(ctx context.Context, e *env, args []string) int {
 		return exitUsage
 	}
 	err := c.run(ctx, e, args[1:])
-	if err == nil {
+	if err == nil || isHelp(err) {
 		return exitOK
 	}
 	fmt.Fprintf(e.stderr, "tidegate %s: %v\n", args[0], err)
@@ -114,5 +120,6 @@ func usage(w io.Writer, cmds map[string]command) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-10s %s\n", n, cmds[n].summary)
 	}
-	fmt.Fprintln(w, "\nexit codes: 0 ok, 1 failure, 2 usage, config or input error")
+	fmt.Fprintln(w, "\n'tidegate COMMAND --help' shows a command's flags")
+	fmt.Fprintln(w, "exit codes: 0 ok, 1 failure, 2 usage, config or input error")
 }

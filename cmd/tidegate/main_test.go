@@ -25,7 +25,7 @@ func TestDispatch(t *testing.T) {
 		{[]string{"version"}, exitOK, "tidegate ", ""},
 		{[]string{"no-such-verb"}, exitUsage, "", "unknown command"},
 		{nil, exitUsage, "", "usage: tidegate"},
-		{[]string{"help"}, exitOK, "", "exit codes"},
+		{[]string{"help"}, exitOK, "exit codes", ""},
 	}
 	for _, tt := range tests {
 		code, out, errOut := runCmd(t, "", tt.args...)

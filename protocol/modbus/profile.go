@@ -56,6 +56,9 @@ type Register struct {
 	Parts       []Part
 	Bits        map[int]reading.Status // status registers: bit number → status
 	Line        int                    // line in the profile file, for messages
+	// Min and Max bound what the meter can physically show (nil: no
+	// bound); a value outside is a wrong map or a wrong address.
+	Min, Max *float64
 }
 
 // Profile is a meter model's register map, loaded from configs/profiles/*.yaml.
@@ -105,6 +108,8 @@ type registerYAML struct {
 	Unit        string         `yaml:"unit"`
 	Description string         `yaml:"description"`
 	Writable    bool           `yaml:"writable"`
+	Min         *float64       `yaml:"min"`
+	Max         *float64       `yaml:"max"`
 	Bits        map[int]string `yaml:"bits"`
 	Parts       []partYAML     `yaml:"parts"`
 	// single-part shorthand; not an embedded partYAML, whose UnmarshalYAML
@@ -199,7 +204,10 @@ func ParseProfile(file string, data []byte) (*Profile, error) {
 	seen := map[string]bool{}
 	for i, ry := range y.Registers {
 		at := fmt.Sprintf("registers[%d]", i)
-		r := Register{Quantity: ry.Quantity, Unit: ry.Unit, Description: ry.Description, Writable: ry.Writable, Line: ry.line}
+		r := Register{Quantity: ry.Quantity, Unit: ry.Unit, Description: ry.Description, Writable: ry.Writable, Line: ry.line, Min: ry.Min, Max: ry.Max}
+		if r.Min != nil && r.Max != nil && *r.Min >= *r.Max {
+			bad(ry.line, ry.col, "%s: min %g is not below max %g", at, *r.Min, *r.Max)
+		}
 		if r.Quantity == "" {
 			bad(ry.line, ry.col, "%s.quantity: missing", at)
 		} else if seen[r.Quantity] {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"tidegate/filter"
+	pmodbus "tidegate/protocol/modbus"
 )
 
 // Config is one tidegate.yaml. Field tags are the YAML keys; the decoder
@@ -20,7 +21,11 @@ type Config struct {
 	Filter  Filter   `yaml:"filter"`
 	Buffer  Buffer   `yaml:"buffer"`
 	MQTT    MQTT     `yaml:"mqtt"`
-	Profile []string `yaml:"profile_dirs"` // extra folders searched for Modbus profiles
+	Profile []string `yaml:"profile_dirs"` // folders whose Modbus profiles add to or override the built-in ones
+
+	// Profiles is every Modbus profile this config can name: built in, then
+	// /etc/tidegate/profiles, then profile_dirs. Parse fills it.
+	Profiles map[string]*pmodbus.Profile `yaml:"-"`
 
 	// File is where the config was read from ("" when built in code), and Hash
 	// a digest of its bytes for the uplink's birth message.
@@ -76,7 +81,7 @@ type Meter struct {
 	Bus       string `yaml:"bus"`
 	Address   int    `yaml:"address"`   // Modbus unit id or M-Bus primary address
 	Secondary string `yaml:"secondary"` // M-Bus secondary address: 8 digits, or 16 hex digits id+man+ver+med
-	Profile   string `yaml:"profile"`   // Modbus register map, a file name under configs/profiles without .yaml
+	Profile   string `yaml:"profile"`   // Modbus register map, Modbus register map by name: tidegate profiles lists them
 	Poll      Poll   `yaml:"poll"`
 	Billing   string `yaml:"billing_time"` // local HH:MM of the guaranteed daily read; "" = 00:05
 	Disabled  bool   `yaml:"disabled"`

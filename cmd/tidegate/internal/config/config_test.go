@@ -13,7 +13,7 @@ buses:
   - {name: a, protocol: modbus, device: /dev/ttyS0}
   - {name: b, protocol: mbus, device: /dev/ttyS1}
 meters:
-  - {id: m1, bus: a, address: 1, profile: p}
+  - {id: m1, bus: a, address: 1, profile: tuf2000m}
   - {id: m2, bus: b, address: 2}
 mqtt:
   broker: tcp://127.0.0.1:1883

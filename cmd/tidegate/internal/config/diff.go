@@ -49,7 +49,7 @@ func Compare(old, new *Config) Diff {
 		case !ok:
 			d.MetersAdded = append(d.MetersAdded, id)
 			touched[m.Bus] = true
-		case o != m:
+		case o != m || !reflect.DeepEqual(old.Profiles[m.Profile], new.Profiles[m.Profile]):
 			d.MetersChanged = append(d.MetersChanged, id)
 			touched[m.Bus], touched[o.Bus] = true, true
 		}

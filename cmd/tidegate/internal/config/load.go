@@ -10,8 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"regexp"
-	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -34,8 +32,6 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 	return Parse(path, data, getenv)
 }
 
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
 // Parse is Load on bytes already read; name is used in problem positions.
 func Parse(name string, data []byte, getenv func(string) string) (*Config, error) {
 	if getenv == nil {
@@ -49,13 +45,7 @@ func Parse(name string, data []byte, getenv func(string) string) (*Config, error
 			ps.List = append(ps.List, Problem{File: ps.File, What: "the file is empty; run 'tidegate config init' for a starter config"})
 			return nil, ps
 		}
-		p := Problem{File: ps.File, What: "not valid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
-		// yaml.v3 puts the line in the message only; lift it into the position.
-		if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
-			p.Line, _ = strconv.Atoi(m[1])
-			p.Column = 1
-			p.What = "not valid YAML: " + m[2]
-		}
+		p := syntaxProblem(ps.File, data, err)
 		ps.List = append(ps.List, p)
 		return nil, ps
 	}
@@ -67,6 +57,7 @@ func Parse(name string, data []byte, getenv func(string) string) (*Config, error
 	c.Defaults()
 	c.secrets(getenv, ps, d.nodes)
 	c.validate(ps, d.nodes)
+	c.loadProfiles(ps, d.nodes)
 	if len(ps.List) > 0 {
 		return nil, ps
 	}

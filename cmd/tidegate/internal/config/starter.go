@@ -45,14 +45,14 @@ buses:
     # timeout: 500ms            # answer timeout; default from the baud rate
     # rs485: true               # kernel RS-485 mode, only for UARTs that need it
 
-# Find meters with: tidegate scan --bus bus1 --append-config
+# Find meters with: {ScanHint}
 meters: []
 #  - id: flat-01                # stable id used in topics
 #    number: "WM-2024-000123"   # the number printed on the meter (what the customer sees)
 #    bus: bus1
 #    address: 1                 # Modbus unit 1..247, M-Bus primary 0..250
 #    # secondary: "12345678"    # M-Bus secondary address instead of address
-#    profile: dynaflox-ultrad # Modbus only: configs/profiles/<name>.yaml
+#    profile: dynaflox-ultrad   # Modbus only: a name from 'tidegate profiles'
 #    poll:
 #      flow: 30s
 #      totals: 15m
@@ -86,6 +86,17 @@ mqtt:
 // Starter renders a commented starter config. The result passes Parse once
 // the options are valid (the test checks that).
 func Starter(o StarterOptions, file string) []byte {
+	o = o.withDefaults()
+	parity := "none"
+	if o.Protocol == ProtoMBus {
+		parity = "even"
+	}
+	r := strings.NewReplacer("{ScanHint}", ScanHint(o, file), "{File}", file, "{GatewayID}", o.GatewayID, "{Socket}", o.Socket, "{Protocol}", o.Protocol,
+		"{Device}", o.Device, "{Baud}", strconv.Itoa(o.Baud), "{Parity}", parity, "{BufferPath}", o.BufferPath, "{Broker}", o.Broker)
+	return []byte(r.Replace(starter))
+}
+
+func (o StarterOptions) withDefaults() StarterOptions {
 	if o.GatewayID == "" {
 		o.GatewayID = "gw-0001"
 	}
@@ -110,11 +121,13 @@ func Starter(o StarterOptions, file string) []byte {
 	if o.Socket == "" {
 		o.Socket = "/run/tidegate/tidegate.sock"
 	}
-	parity := "none"
-	if o.Protocol == ProtoMBus {
-		parity = "even"
-	}
-	r := strings.NewReplacer("{File}", file, "{GatewayID}", o.GatewayID, "{Socket}", o.Socket, "{Protocol}", o.Protocol,
-		"{Device}", o.Device, "{Baud}", strconv.Itoa(o.Baud), "{Parity}", parity, "{BufferPath}", o.BufferPath, "{Broker}", o.Broker)
-	return []byte(r.Replace(starter))
+	return o
+}
+
+// ScanHint is the scan command that fills the starter config's first bus:
+// config init prints it and writes it into the file, and it runs as printed.
+func ScanHint(o StarterOptions, file string) string {
+	o = o.withDefaults()
+	return "tidegate scan --port " + o.Device + " --protocol " + o.Protocol + " --baud " + strconv.Itoa(o.Baud) +
+		" --bus bus1 --append-config " + file
 }

@@ -143,7 +143,7 @@ func (c *Config) validate(ps *Problems, nodes map[string]*yaml.Node) {
 				at(p+".secondary", "secondary addresses exist only on M-Bus; bus %q is %s", m.Bus, b.Protocol)
 			}
 			if m.Profile == "" {
-				at(p+".profile", "required for Modbus meters: a register map under configs/profiles, e.g. dynaflox-ultrad")
+				at(p+".profile", "required for Modbus meters: a register map by name, e.g. dynaflox-ultrad (see 'tidegate profiles')")
 			}
 		case ProtoMBus:
 			if m.Secondary != "" {

@@ -3,8 +3,6 @@ package daemon
 import (
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/sirupsen/logrus"
@@ -12,7 +10,6 @@ import (
 	"tidegate/cmd/tidegate/internal/config"
 	"tidegate/drivers"
 	"tidegate/drivers/link"
-	pmodbus "tidegate/protocol/modbus"
 	"tidegate/reading"
 )
 
@@ -27,6 +24,9 @@ type busRun struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	err    string
+	// carried is what earlier runs of this bus counted before a reload
+	// restarted it: counters in status and /metrics only ever grow.
+	carried BusStatus
 }
 
 // sink hands what a bus polls to the pipeline.
@@ -37,46 +37,6 @@ func (s sink) Reading(r reading.Reading, k reading.Kind) {
 }
 
 func (s sink) Event(e reading.Event) { s.d.ingest(reading.Record{Kind: reading.KindEvent, Event: &e}) }
-
-// profileDirs are searched for Modbus profiles, later folders overriding
-// earlier ones: the shipped configs/profiles (next to the working directory
-// or the config file), /etc/tidegate/profiles, then the config's own list.
-func profileDirs(cfg *config.Config) []string {
-	var dirs []string
-	// A checkout: configs/profiles in the working directory or a parent.
-	if wd, err := os.Getwd(); err == nil {
-		for d, i := wd, 0; i < 4; d, i = filepath.Dir(d), i+1 {
-			dirs = append([]string{filepath.Join(d, "configs", "profiles")}, dirs...)
-		}
-	}
-	if exe, err := os.Executable(); err == nil {
-		dirs = append(dirs, filepath.Join(filepath.Dir(exe), "..", "configs", "profiles"))
-	}
-	dirs = append(dirs, "/etc/tidegate/profiles")
-	if cfg.File != "" {
-		dir := filepath.Dir(cfg.File)
-		dirs = append(dirs, filepath.Join(dir, "profiles"), filepath.Join(dir, "..", "configs", "profiles"))
-	}
-	return append(dirs, cfg.Profile...)
-}
-
-func loadProfiles(cfg *config.Config) (map[string]*pmodbus.Profile, error) {
-	out := map[string]*pmodbus.Profile{}
-	var errs []error
-	for _, d := range profileDirs(cfg) {
-		if st, err := os.Stat(d); err != nil || !st.IsDir() {
-			continue
-		}
-		ps, err := pmodbus.LoadProfiles(d)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		for n, p := range ps {
-			out[n] = p
-		}
-	}
-	return out, errors.Join(errs...)
-}
 
 func parityLetter(p string) string {
 	switch strings.ToLower(p) {
@@ -106,16 +66,12 @@ func driverConfig(b config.Bus, meters []config.Meter) (drivers.BusConfig, []dri
 }
 
 // startBus starts polling one bus. Caller holds d.mu.
-func (d *Daemon) startBus(b config.Bus, meters []config.Meter) {
+func (d *Daemon) startBus(cfg *config.Config, b config.Bus, meters []config.Meter) {
 	r := &busRun{cfg: b, meters: meters, done: make(chan struct{}), cancel: func() {}}
 	d.buses[b.Name] = r
 	log := d.log.WithField("bus", b.Name)
-	profiles, err := loadProfiles(d.cfg)
-	if err != nil {
-		log.WithError(err).Warn("some Modbus profiles could not be loaded")
-	}
 	bc, mcs := driverConfig(b, meters)
-	bus, err := drivers.NewBus(bc, mcs, profiles, sink{d}, logrus.NewEntry(d.log))
+	bus, err := drivers.NewBus(bc, mcs, cfg.Profiles, sink{d}, logrus.NewEntry(d.log))
 	if err != nil {
 		r.err = err.Error()
 		close(r.done)
@@ -141,7 +97,9 @@ func (r *busRun) status() BusStatus {
 	if port == "" {
 		port = r.cfg.TCP
 	}
-	s := BusStatus{Name: r.cfg.Name, Protocol: r.cfg.Protocol, Port: port, State: "stopped", Error: r.err}
+	c := r.carried
+	s := BusStatus{Name: r.cfg.Name, Protocol: r.cfg.Protocol, Port: port, State: "stopped", Error: r.err,
+		Requests: c.Requests, Answers: c.Answers, Timeouts: c.Timeouts, CRCErrors: c.CRCErrors, Errors: c.Errors, Collisions: c.Collisions}
 	if r.bus == nil {
 		return s
 	}
@@ -150,9 +108,12 @@ func (r *busRun) status() BusStatus {
 	if st.Open {
 		s.State = "running"
 	}
-	s.Requests, s.Answers = uint64(st.Requests), uint64(st.PollsOK)
-	s.Timeouts, s.CRCErrors, s.Errors = uint64(st.Timeouts), uint64(st.CRCErrors), uint64(st.PollsFailed)
-	s.Collisions = uint64(st.Collisions)
+	s.Requests += uint64(st.Requests)
+	s.Answers += uint64(st.PollsOK)
+	s.Timeouts += uint64(st.Timeouts)
+	s.CRCErrors += uint64(st.CRCErrors)
+	s.Errors += uint64(st.PollsFailed)
+	s.Collisions += uint64(st.Collisions)
 	s.Efficiency, s.Error = st.Efficiency, st.LastError
 	return s
 }

@@ -87,7 +87,7 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 
 	d.mu.Lock()
 	for _, b := range cfg.Buses {
-		d.startBus(b, metersOn(cfg, b.Name))
+		d.startBus(cfg, b, metersOn(cfg, b.Name))
 	}
 	d.mu.Unlock()
 	log.WithField("stages", pipe.stages()).Info("running")
@@ -157,17 +157,20 @@ func (d *Daemon) reload() {
 		d.log.WithField("config", path).Info("reload: nothing changed")
 		return
 	}
+	carried := map[string]BusStatus{}
 	for _, name := range append(append([]string{}, diff.BusesRemoved...), diff.BusesRestarted...) {
 		if b := d.buses[name]; b != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), d.opts.ShutdownGrace)
 			b.stop(ctx)
 			cancel()
+			carried[name] = b.status()
 			delete(d.buses, name)
 		}
 	}
 	for _, name := range append(append([]string{}, diff.BusesAdded...), diff.BusesRestarted...) {
 		b, _ := nc.BusByName(name)
-		d.startBus(b, metersOn(nc, name))
+		d.startBus(nc, b, metersOn(nc, name))
+		d.buses[name].carried = carried[name]
 	}
 	restartNeeded := []string{}
 	for _, g := range diff.Global {

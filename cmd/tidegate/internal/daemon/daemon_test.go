@@ -49,7 +49,7 @@ func unixClient(sock string) *http.Client {
 func TestDaemonReloadAndAPI(t *testing.T) {
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "tidegate.yaml")
-	writeConfig(t, cfgPath, dir, "  - {id: m1, bus: a, address: 1, profile: p}\n  - {id: m2, bus: b, address: 2}")
+	writeConfig(t, cfgPath, dir, "  - {id: m1, bus: a, address: 1, profile: tuf2000m}\n  - {id: m2, bus: b, address: 2}")
 	cfg, err := config.Load(cfgPath, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -104,7 +104,7 @@ func TestDaemonReloadAndAPI(t *testing.T) {
 	}
 
 	// Changed meter list: applied, only bus b restarted.
-	writeConfig(t, cfgPath, dir, "  - {id: m1, bus: a, address: 1, profile: p}\n  - {id: m2, bus: b, address: 2}\n  - {id: m3, bus: b, address: 3}")
+	writeConfig(t, cfgPath, dir, "  - {id: m1, bus: a, address: 1, profile: tuf2000m}\n  - {id: m2, bus: b, address: 2}\n  - {id: m3, bus: b, address: 3}")
 	hup <- syscall.SIGHUP
 	waitFor(t, func() bool { s := d.status(); return s.Reloads == 2 })
 	s = d.status()

@@ -3,6 +3,7 @@ package daemon
 import (
 	"io"
 	"os"
+	"time"
 
 	"github.com/sirupsen/logrus"
 )
@@ -21,10 +22,37 @@ func NewLogger(w io.Writer, level, format string) *logrus.Logger {
 	if format == "text" {
 		l.SetFormatter(&logrus.TextFormatter{FullTimestamp: true})
 	} else {
-		l.SetFormatter(&logrus.JSONFormatter{})
+		l.SetFormatter(durationsAsText{&logrus.JSONFormatter{}})
 	}
 	applyLogLevel(l, level)
 	return l
+}
+
+// durationsAsText writes time.Duration fields as "500ms" rather than the
+// nanoseconds encoding/json would make of them ("retry_in":500000000).
+type durationsAsText struct{ logrus.Formatter }
+
+func (f durationsAsText) Format(e *logrus.Entry) ([]byte, error) {
+	var data logrus.Fields
+	for k, v := range e.Data {
+		d, ok := v.(time.Duration)
+		if !ok {
+			continue
+		}
+		if data == nil { // copy on first use: the entry's map may be shared
+			data = make(logrus.Fields, len(e.Data))
+			for k2, v2 := range e.Data {
+				data[k2] = v2
+			}
+		}
+		data[k] = d.String()
+	}
+	if data != nil {
+		c := *e
+		c.Data = data
+		e = &c
+	}
+	return f.Formatter.Format(e)
 }
 
 func applyLogLevel(l *logrus.Logger, level string) {
