@@ -201,8 +201,13 @@ func (c *collector) unique() ([]uint64, int) {
 	return out, len(c.ids) - len(out)
 }
 
+// waitFor polls ok until it holds. d is what the wait takes on an idle
+// machine; the deadline is several times that, because a loaded machine (CI
+// beside other jobs, -race) is slower and a deadline is only there so that a
+// broken test ends: passing returns as soon as ok holds.
 func waitFor(t testing.TB, d time.Duration, what string, ok func() bool) {
 	t.Helper()
+	d = max(4*d, 20*time.Second)
 	deadline := time.Now().Add(d)
 	for !ok() {
 		if time.Now().After(deadline) {
