@@ -135,7 +135,9 @@ func BenchmarkMBusBus16(b *testing.B) {
 		b.Run(how, func(b *testing.B) {
 			meter := func(i int) Meter { return Meter{ID: fmt.Sprintf("m%d", i%16+1), Address: byte(i%16 + 1)} }
 			if how == "secondary" {
-				meter = func(i int) Meter { return Meter{ID: fmt.Sprintf("m%d", i%16+1), Secondary: fmt.Sprintf("%08d", 31415900+i%16+1)} }
+				meter = func(i int) Meter {
+					return Meter{ID: fmt.Sprintf("m%d", i%16+1), Secondary: fmt.Sprintf("%08d", 31415900+i%16+1)}
+				}
 			}
 			benchBus(b, pi, turnaround, meter)
 		})

@@ -38,8 +38,8 @@ type memLine struct {
 	timeouts int             // reads that met silence
 	// budgets: how long each read was given (time until its deadline
 	// when it began): only ever less than what the master allowed.
-	budgets []time.Duration
-	writeErr error           // returned by Write once set
+	budgets  []time.Duration
+	writeErr error // returned by Write once set
 	// interrupt: the next writes deliver the frame, then report what a
 	// tcdrain cut short by a signal reports.
 	interrupt int
