@@ -143,9 +143,10 @@ func (m *Master) send(req []byte) error {
 	}
 	// EINTR: the frame was written and the wait for it to leave the UART
 	// (tcdrain) was cut short by a signal; Linux does not restart that
-	// ioctl. The answer window below counts the request's wire time
-	// anyway. Taken for a line failure, it aborted secondary scans (1 in
-	// ~10^5 writes, more under strace, which showed them stopping early).
+	// ioctl. drivers/link retries it now; a Line that still reports it has
+	// sent the frame, and the answer window below counts the request's
+	// wire time anyway. Taken for a line failure, it aborted secondary
+	// scans (1 write in ~10^5 here, more under strace).
 	m.buf = m.buf[:0]
 	if !m.opt.Echo {
 		return nil
