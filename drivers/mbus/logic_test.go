@@ -62,6 +62,19 @@ func TestLogicIdle(t *testing.T) {
 			t.Fatalf("wait %d before a request: %v, want %v (11 bit times)", i, g, want)
 		}
 	}
+
+	// A read by secondary address does not wait out the answer window
+	// after its selection's lone E5 (a scan does: a second E5 may come).
+	sec := Secondary{ID: 12345678, Manufacturer: 0x2C2D, Version: 1, Medium: 7}
+	b = &memBus{meters: []*fakeMeter{{primary: 5, sec: sec, lastFCB: -1, telegrams: [][]byte{volumeRecord}}}}
+	m, l = memMaster(t, b, Options{})
+	if _, err := m.ReadSecondary(context.Background(), sec); err != nil {
+		t.Fatal(err)
+	}
+	// Reads: the E5, the silence after it, the answer.
+	if len(l.budgets) != 3 || l.budgets[1] > want {
+		t.Fatalf("read budgets %v: after the E5 the master waited more than %v", l.budgets, want)
+	}
 }
 
 // TestLogicFCB: FCB set after SND_NKE, toggled only after an answer (a

@@ -143,9 +143,10 @@ func (m *Master) send(req []byte) error {
 	}
 	// EINTR: the frame was written and the wait for it to leave the UART
 	// (tcdrain) was cut short by a signal; Linux does not restart that
-	// ioctl. The answer window below counts the request's wire time
-	// anyway. Taken for a line failure, it aborted secondary scans (1 in
-	// ~10^5 writes, more under strace, which showed them stopping early).
+	// ioctl. drivers/link retries it now; a Line that still reports it has
+	// sent the frame, and the answer window below counts the request's
+	// wire time anyway. Taken for a line failure, it aborted secondary
+	// scans (1 write in ~10^5 here, more under strace).
 	m.buf = m.buf[:0]
 	if !m.opt.Echo {
 		return nil
@@ -283,13 +284,19 @@ func (m *Master) receiveFrame(req []byte) (pmbus.Frame, []byte, error) {
 
 // collect reads everything that arrives until the line falls silent: a
 // selection is answered by one E5 per matching meter, and on RS-485 several
-// at once arrive as one garbled byte or more.
-func (m *Master) collect(req []byte) []byte {
+// at once arrive as one garbled byte or more. With quick, a lone E5 ends
+// it after the idle time rather than the guard time: a read that selects
+// a configured meter need not wait out the window for a second one (a
+// duplicate address then shows as a failed read instead of a collision).
+func (m *Master) collect(req []byte, quick bool) []byte {
 	deadline := time.Now().Add(m.wire(len(req)) + m.opt.Timeout)
 	for {
 		d := deadline
 		if len(m.buf) > 0 {
 			d = time.Now().Add(m.guard)
+			if got := stripEchoes(m.buf, req); quick && len(got) == 1 && got[0] == pmbus.Ack {
+				d = time.Now().Add(m.opt.Idle)
+			}
 		}
 		n, err := m.line.ReadSome(m.rd[:], d)
 		m.buf = append(m.buf, m.rd[:n]...)
@@ -299,6 +306,14 @@ func (m *Master) collect(req []byte) []byte {
 			return out
 		}
 	}
+}
+
+// stripEchoes is b after the exact echoes of req it starts with.
+func stripEchoes(b, req []byte) []byte {
+	for len(b) >= len(req) && string(b[:len(req)]) == string(req) {
+		b = b[len(req):]
+	}
+	return b
 }
 
 // Init resets a meter's link layer with SND_NKE to its own address (some
@@ -397,7 +412,7 @@ func (m *Master) ReadSecondary(ctx context.Context, s Secondary) ([]Telegram, er
 
 // readSelected selects by p and reads the one meter that answered.
 func (m *Master) readSelected(ctx context.Context, p Pattern, s Secondary) ([]Telegram, error) {
-	switch r, err := m.Select(ctx, p); {
+	switch r, err := m.selectPattern(ctx, p, true); {
 	case err != nil:
 		return nil, err
 	case r == ProbeNone:
@@ -452,6 +467,12 @@ func (p Probe) String() string {
 // Select sends SND_UD with CI 52 to address 253. Every meter matching p
 // answers E5 and is selected; the others deselect.
 func (m *Master) Select(ctx context.Context, p Pattern) (Probe, error) {
+	return m.selectPattern(ctx, p, false)
+}
+
+// selectPattern is Select; quick for a read, which need not wait out the
+// answer window after a lone E5.
+func (m *Master) selectPattern(ctx context.Context, p Pattern, quick bool) (Probe, error) {
 	if err := ctx.Err(); err != nil {
 		return ProbeNone, err
 	}
@@ -461,7 +482,7 @@ func (m *Master) Select(ctx context.Context, p Pattern) (Probe, error) {
 		return ProbeNone, err
 	}
 	m.c.Selects.Add(1)
-	r, err := m.probe(req)
+	r, err := m.probe(req, quick)
 	m.selected = meterKey{}
 	if r == ProbeOne {
 		m.selected = patternKey(p)
@@ -475,21 +496,19 @@ func (m *Master) Ping(ctx context.Context, addr byte) (Probe, error) {
 		return ProbeNone, err
 	}
 	m.resetFCB(addr)
-	return m.probe(pmbus.ShortFrame(pmbus.CSndNke, addr))
+	return m.probe(pmbus.ShortFrame(pmbus.CSndNke, addr), false)
 }
 
-func (m *Master) probe(req []byte) (Probe, error) {
+func (m *Master) probe(req []byte, quick bool) (Probe, error) {
 	if err := m.send(req); err != nil {
 		if errors.Is(err, ErrEcho) {
 			return ProbeCollision, nil
 		}
 		return ProbeNone, err
 	}
-	got := m.collect(req)
-	for len(got) >= len(req) && string(got[:len(req)]) == string(req) {
-		m.c.Echoes.Add(1)
-		got = got[len(req):]
-	}
+	all := m.collect(req, quick)
+	got := stripEchoes(all, req)
+	m.c.Echoes.Add(int64((len(all) - len(got)) / len(req)))
 	switch {
 	case len(got) == 0:
 		return ProbeNone, nil

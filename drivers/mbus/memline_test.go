@@ -36,7 +36,10 @@ type memLine struct {
 	gaps     []time.Duration // silences asked for by WaitGap, in order
 	flushed  int             // bytes Flush dropped
 	timeouts int             // reads that met silence
-	writeErr error           // returned by Write once set
+	// budgets: how long each read was given (time until its deadline
+	// when it began): only ever less than what the master allowed.
+	budgets  []time.Duration
+	writeErr error // returned by Write once set
 	// interrupt: the next writes deliver the frame, then report what a
 	// tcdrain cut short by a signal reports.
 	interrupt int
@@ -77,7 +80,8 @@ func (l *memLine) Write(b []byte) error {
 	return nil
 }
 
-func (l *memLine) ReadSome(buf []byte, _ time.Time) (int, error) {
+func (l *memLine) ReadSome(buf []byte, deadline time.Time) (int, error) {
+	l.budgets = append(l.budgets, time.Until(deadline))
 	if len(l.pending) == 0 || l.pending[0].silence {
 		if len(l.pending) > 0 {
 			l.pending = l.pending[1:]
