@@ -361,3 +361,33 @@ func waitForB(b *testing.B, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestBusWaitsForABusyPort: a bus whose port another program holds logs it,
+// keeps the busy error in its status, and opens the port once it is free.
+func TestBusWaitsForABusyPort(t *testing.T) {
+	sim := startSim(t, `
+profiles: profiles
+buses:
+  - {name: a, protocol: modbus, baud: 19200, meters: [{id: m1, address: 1, profile: dynaflox-ultrad}]}
+`)
+	lc := link.Config{Device: sim.Ports()["a"].Device, Baud: 19200}
+	holder, err := link.Open(lc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := newCollector()
+	bus, err := NewBus(BusConfig{Name: "a", Protocol: ProtoModbus, Link: lc},
+		[]MeterConfig{{ID: "m1", Address: 1, Profile: "dynaflox-ultrad", Interval: 100 * time.Millisecond}}, loadProfiles(t), sink, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go bus.Run(ctx)
+	waitFor(t, func() bool { return strings.Contains(bus.Stats().LastError, "is in use by") })
+	if st := bus.Stats(); st.Open || len(sink.good("m1")) != 0 {
+		t.Fatalf("bus polled a port another holds: %+v", st)
+	}
+	holder.Close()
+	waitFor(t, func() bool { return len(sink.good("m1")) > 0 })
+}

@@ -1,11 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 
@@ -28,110 +29,294 @@ func (f foundMeter) id() string {
 	return f.Bus + "-" + strconv.Itoa(f.Address)
 }
 
-// appendMeters adds found meters to the config file's meters list, editing
-// the YAML tree so the technician's comments survive; meters already
-// configured at the same address are skipped. The result must validate
-// before it replaces the file (atomically), so a scan never leaves a config
-// the daemon would refuse. It returns how many were added.
-func appendMeters(path string, found []foundMeter) (int, error) {
+// appendResult says what appendMeters did.
+type appendResult struct {
+	Added    int      // meters written as config entries
+	ToFill   int      // Modbus meters written as commented entries: their profile is to fill in
+	Skipped  []string // found meters the file already has, and why
+	BusAdded bool     // the bus was not in the file and was added
+	BusName  string
+}
+
+func (r appendResult) report(w io.Writer, path string) {
+	for _, s := range r.Skipped {
+		fmt.Fprintf(w, "not added: %s\n", s)
+	}
+	if r.BusAdded {
+		fmt.Fprintf(w, "bus %s added to %s from the scan's port settings\n", r.BusName, path)
+	}
+	if r.Added > 0 {
+		fmt.Fprintf(w, "%d meters added to %s (check poll intervals, then 'tidegate config validate')\n", r.Added, path)
+	}
+	if r.ToFill > 0 {
+		fmt.Fprintf(w, "%d Modbus meters written as comments in %s: fill in each profile (%s) and remove the '#' (or scan again with --profile NAME)\n", r.ToFill, path, profileToFill)
+	}
+	if r.Added == 0 && r.ToFill == 0 {
+		fmt.Fprintf(w, "nothing added to %s\n", path)
+	}
+}
+
+// profileToFill marks the profile a technician must set in a Modbus meter
+// written without one.
+const profileToFill = "PROFILE-TO-FILL"
+
+// appendMeters adds found meters to the config file. The file is edited as
+// text: new list items go at the end of the meters (and, if needed, buses)
+// list and every other byte stays as it was, comments, alignment and blank
+// lines included. A meter the file already has on that bus, by primary or
+// by secondary address, is skipped; identity, where given, reads a found
+// M-Bus meter for the address form the scan did not give. A Modbus meter
+// without a profile is written as a commented entry with the profile to
+// fill marked, so the file still validates. The result must validate before
+// it replaces the file (atomically).
+func appendMeters(path string, found []foundMeter, nb config.Bus, identity func(foundMeter) (int, string)) (appendResult, error) {
+	res := appendResult{BusName: nb.Name}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return 0, err
+		return res, err
 	}
 	old, err := config.Parse(path, data, os.Getenv)
 	if err != nil {
-		return 0, fmt.Errorf("the config has problems already; fix them first:\n%w", err)
+		return res, fmt.Errorf("the config has problems already; fix them first:\n%w", err)
 	}
 	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil || len(root.Content) == 0 {
-		return 0, fmt.Errorf("%s: %v", path, err)
+	if err := yaml.Unmarshal(data, &root); err != nil || len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
+		return res, fmt.Errorf("%s: not a YAML mapping: %v", path, err)
 	}
 	doc := root.Content[0]
-	var seq *yaml.Node
-	for i := 0; i+1 < len(doc.Content); i += 2 {
-		if doc.Content[i].Value == "meters" {
-			seq = doc.Content[i+1]
+
+	protocol := nb.Protocol
+	hasBus := false
+	for _, b := range old.Buses {
+		if b.Name == nb.Name {
+			hasBus, protocol = true, b.Protocol
 		}
 	}
-	if seq == nil {
-		seq = &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
-		doc.Content = append(doc.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: "meters"}, seq)
-	}
-	if seq.Kind != yaml.SequenceNode {
-		return 0, fmt.Errorf("%s: meters is not a list", path)
-	}
-	seq.Style = 0 // `meters: []` from config init becomes a block list
-	have := map[string]bool{}
+	primary, secondary := map[int]string{}, map[string]string{}
 	for _, m := range old.Meters {
-		have[m.Bus+"/"+strconv.Itoa(m.Address)] = m.Secondary == ""
-		if m.Secondary != "" {
-			have[m.Bus+"/s/"+m.Secondary] = true
-		}
-	}
-	added := 0
-	for _, f := range found {
-		key := f.Bus + "/" + strconv.Itoa(f.Address)
-		if f.Secondary != "" {
-			key = f.Bus + "/s/" + f.Secondary
-		}
-		if have[key] {
+		if m.Bus != nb.Name {
 			continue
 		}
-		have[key] = true
-		kv := []string{"id", f.id(), "number", "", "bus", f.Bus}
-		if f.Secondary != "" {
-			kv = append(kv, "secondary", f.Secondary)
+		if m.Secondary != "" {
+			secondary[strings.ToUpper(m.Secondary[:8])] = m.ID
 		} else {
-			kv = append(kv, "address", strconv.Itoa(f.Address))
+			primary[m.Address] = m.ID
 		}
-		if f.Profile != "" {
-			kv = append(kv, "profile", f.Profile)
-		}
-		m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Style: yaml.FlowStyle}
-		for i := 0; i < len(kv); i += 2 {
-			v := &yaml.Node{Kind: yaml.ScalarNode, Value: kv[i+1]}
-			if kv[i] == "secondary" || kv[i] == "number" {
-				v.Style = yaml.DoubleQuotedStyle
+	}
+	var meters []string
+	for _, f := range found {
+		addr, sec := f.Address, f.Secondary
+		if identity != nil && ((sec != "" && len(primary) > 0) || (sec == "" && len(secondary) > 0)) {
+			a, id := identity(f)
+			if sec != "" {
+				addr = a
+			} else {
+				sec = id
 			}
-			m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: kv[i]}, v)
 		}
-		m.LineComment = "found by scan"
+		if id, ok := primary[addr]; ok && addr >= 0 {
+			res.Skipped = append(res.Skipped, fmt.Sprintf("%s: the file has meter %s at address %d", f.id(), id, addr))
+			continue
+		}
+		if id, ok := secondary[strings.ToUpper(sec)]; ok && sec != "" {
+			res.Skipped = append(res.Skipped, fmt.Sprintf("%s: the file has meter %s with secondary address %s", f.id(), id, sec))
+			continue
+		}
+		if f.Secondary != "" {
+			secondary[strings.ToUpper(f.Secondary)] = f.id()
+		} else {
+			primary[f.Address] = f.id()
+		}
+		item := "{id: " + f.id() + `, number: "", bus: ` + nb.Name
+		if f.Secondary != "" {
+			item += `, secondary: "` + f.Secondary + `"`
+		} else {
+			item += ", address: " + strconv.Itoa(f.Address)
+		}
+		comment := "found by scan"
 		if f.Note != "" {
-			m.LineComment += ": " + f.Note
+			comment += ": " + f.Note
 		}
-		seq.Content = append(seq.Content, m)
-		added++
+		modbus := protocol == config.ProtoModbus || protocol == config.ProtoModbusTCP
+		switch {
+		case modbus && f.Profile == "":
+			item = "# - " + item + ", profile: " + profileToFill + "}  # " + comment + "; set the profile and remove the leading '#'"
+			res.ToFill++
+		case modbus:
+			item = "- " + item + ", profile: " + f.Profile + "}  # " + comment
+			res.Added++
+		default:
+			item = "- " + item + "}  # " + comment
+			res.Added++
+		}
+		meters = append(meters, item)
 	}
-	if added == 0 {
-		return 0, nil
+	if len(meters) == 0 {
+		return res, nil
 	}
-	var buf bytes.Buffer
-	enc := yaml.NewEncoder(&buf)
-	enc.SetIndent(2)
-	if err := enc.Encode(&root); err != nil {
-		return 0, err
+	ed := &textEdit{data: data}
+	if !hasBus {
+		b := "{name: " + nb.Name + ", protocol: " + nb.Protocol
+		if nb.Device != "" {
+			b += ", device: " + nb.Device
+		} else {
+			b += ", tcp: " + nb.TCP
+		}
+		if nb.Baud != 0 {
+			b += ", baud: " + strconv.Itoa(nb.Baud)
+		}
+		if nb.Parity != "" {
+			b += ", parity: " + nb.Parity
+		}
+		b += "}  # added by scan"
+		if err := ed.appendItems(doc, "buses", []string{"- " + b}); err != nil {
+			return res, fmt.Errorf("%s: %w", path, err)
+		}
+		res.BusAdded = true
 	}
-	if _, err := config.Parse(path, buf.Bytes(), os.Getenv); err != nil {
-		return 0, fmt.Errorf("the config with the found meters would not validate (nothing written):\n%w", err)
+	if err := ed.appendItems(doc, "meters", meters); err != nil {
+		return res, fmt.Errorf("%s: %w", path, err)
 	}
+	out := ed.bytes()
+	if _, err := config.Parse(path, out, os.Getenv); err != nil {
+		return appendResult{}, fmt.Errorf("the config with the found meters would not validate (nothing written):\n%w", err)
+	}
+	return res, replaceFile(path, out)
+}
+
+// textEdit inserts lines into a YAML file's text at places found from its
+// parsed tree, leaving every other byte alone. Insertions are kept apart
+// from the original lines so positions from the tree stay valid.
+type textEdit struct {
+	data  []byte
+	lines []string         // the original lines, each with its newline
+	after map[int][]string // lines to insert after original line i (0-based; -1 = before the first)
+	repl  map[int]string   // original lines replaced
+	tail  []string         // lines appended at the end
+}
+
+func (t *textEdit) split() {
+	if t.lines != nil {
+		return
+	}
+	t.after, t.repl = map[int][]string{}, map[int]string{}
+	s := string(t.data)
+	for s != "" {
+		i := strings.IndexByte(s, '\n')
+		if i < 0 {
+			t.lines = append(t.lines, s)
+			break
+		}
+		t.lines = append(t.lines, s[:i+1])
+		s = s[i+1:]
+	}
+}
+
+// appendItems adds list items (each starting "- " or "# - ") to the
+// top-level block list key: after its last item, before whatever comes
+// next (blank lines and column-0 comments before the next key stay with
+// that key). `key: []` becomes a block list; a missing key is added at the
+// end of the file.
+func (t *textEdit) appendItems(doc *yaml.Node, key string, items []string) error {
+	t.split()
+	idx := -1
+	for i := 0; i+1 < len(doc.Content); i += 2 {
+		if doc.Content[i].Value == key {
+			idx = i
+		}
+	}
+	if idx < 0 {
+		t.tail = append(t.tail, key+":\n")
+		for _, it := range items {
+			t.tail = append(t.tail, "  "+it+"\n")
+		}
+		return nil
+	}
+	k, v := doc.Content[idx], doc.Content[idx+1]
+	indent := "  "
+	switch {
+	case v.Kind == yaml.SequenceNode && v.Style&yaml.FlowStyle != 0:
+		if len(v.Content) != 0 {
+			return fmt.Errorf("%s is a flow list [...]; write it as a block list (one '- ' item a line) to append to it", key)
+		}
+		// `key: []` on one line: drop the brackets, keep any comment.
+		ln := t.lines[v.Line-1]
+		c := v.Column - 1
+		if c+2 > len(ln) || ln[c:c+2] != "[]" {
+			return fmt.Errorf("%s: cannot find its [] on line %d", key, v.Line)
+		}
+		t.repl[v.Line-1] = strings.TrimRight(ln[:c], " ") + ln[c+2:]
+	case v.Kind == yaml.SequenceNode:
+		indent = strings.Repeat(" ", v.Column-1)
+	case v.Kind == yaml.ScalarNode && v.Tag == "!!null":
+	default:
+		return fmt.Errorf("%s is not a list", key)
+	}
+	// The list ends where the next top-level key (or the file) begins,
+	// less the blank lines and column-0 comments that lead into it.
+	end := len(t.lines)
+	if idx+2 < len(doc.Content) {
+		end = doc.Content[idx+2].Line - 1
+		if hc := doc.Content[idx+2].HeadComment; hc != "" {
+			end -= strings.Count(hc, "\n") + 1
+		}
+	}
+	for end-1 > k.Line-1 {
+		l := t.lines[end-1]
+		if tr := strings.TrimSpace(l); tr == "" || (strings.HasPrefix(l, "#")) {
+			end--
+			continue
+		}
+		break
+	}
+	at := end - 1 // insert after this original line
+	if at >= 0 && !strings.HasSuffix(t.lines[at], "\n") {
+		t.lines[at] += "\n"
+	}
+	for _, it := range items {
+		t.after[at] = append(t.after[at], indent+it+"\n")
+	}
+	return nil
+}
+
+func (t *textEdit) bytes() []byte {
+	t.split()
+	var b strings.Builder
+	b.WriteString(strings.Join(t.after[-1], ""))
+	for i, l := range t.lines {
+		if r, ok := t.repl[i]; ok {
+			l = r
+		}
+		b.WriteString(l)
+		b.WriteString(strings.Join(t.after[i], ""))
+	}
+	if len(t.tail) > 0 && b.Len() > 0 && !strings.HasSuffix(b.String(), "\n") {
+		b.WriteString("\n")
+	}
+	b.WriteString(strings.Join(t.tail, ""))
+	return []byte(b.String())
+}
+
+// replaceFile writes data to path atomically, keeping its mode.
+func replaceFile(path string, data []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".tidegate-*.yaml")
 	if err != nil {
-		return 0, err
+		return err
 	}
 	defer os.Remove(tmp.Name())
 	if fi, err := os.Stat(path); err == nil {
 		_ = tmp.Chmod(fi.Mode().Perm())
 	}
-	if _, err := tmp.Write(buf.Bytes()); err != nil {
+	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
-		return 0, err
+		return err
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
-		return 0, err
+		return err
 	}
 	if err := tmp.Close(); err != nil {
-		return 0, err
+		return err
 	}
-	return added, os.Rename(tmp.Name(), path)
+	return os.Rename(tmp.Name(), path)
 }

@@ -2,18 +2,35 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net"
+	"os"
+	"sort"
 	"strconv"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
+	"tidegate/cmd/tidegate/internal/config"
+	"tidegate/drivers/link"
 	dmbus "tidegate/drivers/mbus"
 	dmodbus "tidegate/drivers/modbus"
+	pmbus "tidegate/protocol/mbus"
 )
+
+// exitInterrupted is the shell's code for a command ended by SIGINT.
+const exitInterrupted = 130
 
 // runScan finds the meters on a bus the daemon does not hold: a Modbus
 // address probe, an M-Bus primary scan, or the M-Bus secondary-address
 // wildcard search. It prints a table and can append the meters to a config.
+//
+// A scan never aborts on one address: a timeout, CRC error or garbled
+// answer is tried once more and, if it stays bad, noted in the table. Only
+// the line itself failing stops it, and then it says how far it got and
+// exits 1; Ctrl-C exits 130. Either way nothing is written to the config.
 func runScan(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet("scan", e)
 	var l lineFlags
@@ -24,6 +41,7 @@ func runScan(ctx context.Context, e *env, args []string) error {
 	to := fs.Int("to", 0, "last address to probe (default 247 modbus, 250 mbus)")
 	function := fs.Int("function", 3, "Modbus: function to probe with, 3 or 4")
 	register := fs.Int("register", 0, "Modbus: register address to probe")
+	profile := fs.String("profile", "", "Modbus: the profile (register map) the found meters get in --append-config")
 	appendTo := fs.String("append-config", "", "add the meters found to this config file (validated, comments kept)")
 	if err := fs.Parse(args); err != nil {
 		return usageError(err)
@@ -40,9 +58,13 @@ func runScan(ctx context.Context, e *env, args []string) error {
 			*to = 250
 		}
 	}
+	if *profile != "" && l.protocol == "mbus" {
+		return usageErrorf("--profile is for Modbus meters; M-Bus meters describe themselves")
+	}
 	tty := isTTY(e.stderr)
-	var found []foundMeter
+	var sc scanResult
 	start := time.Now()
+	var mc *dmbus.Client
 	switch l.protocol {
 	case "modbus", "modbus-tcp":
 		if *from < 1 || *to > 247 || *from > *to {
@@ -58,59 +80,59 @@ func runScan(ctx context.Context, e *env, args []string) error {
 		}
 		defer c.Close()
 		pr := newProgress(e.stderr, tty, "modbus scan")
-		for a := *from; a <= *to; a++ {
-			if ctx.Err() != nil {
-				break
-			}
-			ok, err := c.Probe(byte(a), byte(*function), uint16(*register))
-			if err != nil {
-				pr.finish()
-				return err
-			}
-			if ok {
-				found = append(found, foundMeter{Bus: *bus, Address: a})
-			}
-			pr.update(a-*from+1, *to-*from+1, len(found))
-		}
+		sc = scanAddresses(ctx, *from, *to, func(a int) (bool, error) {
+			return c.Probe(byte(a), byte(*function), uint16(*register))
+		}, func(done, found int) { pr.update(done, *to-*from+1, found) })
 		pr.finish()
+		for i := range sc.found {
+			sc.found[i].Bus, sc.found[i].Profile = *bus, *profile
+		}
 	case "mbus":
 		c, err := dmbus.Open(l.link(), dmbus.Options{Timeout: l.timeout})
 		if err != nil {
 			return err
 		}
 		defer c.Close()
+		mc = c
 		if *secondary {
 			pr := newProgress(e.stderr, tty, "m-bus secondary scan")
+			last := ""
 			secs, err := dmbus.ScanSecondary(ctx, c.Master, func(p dmbus.ScanProgress) {
+				last = p.Pattern
 				pr.update(patternProgress(p.Pattern), 100, p.Found)
 			})
-			pr.update(100, 100, len(secs))
-			pr.finish()
-			if err != nil && len(secs) == 0 {
-				return err
+			if err == nil {
+				pr.update(100, 100, len(secs))
 			}
+			pr.finish()
 			for _, s := range secs {
-				found = append(found, foundMeter{Bus: *bus, Address: -1, Secondary: fmt.Sprintf("%08d", s.ID),
+				sc.found = append(sc.found, foundMeter{Bus: *bus, Address: -1, Secondary: fmt.Sprintf("%08d", s.ID),
 					Note: fmt.Sprintf("%s version %d medium 0x%02X", s.ManufacturerCode(), s.Version, s.Medium)})
+			}
+			switch {
+			case err != nil && ctx.Err() != nil:
+				sc.stop = &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted after %d%% of the secondary search (%d meters found; nothing written)", patternProgress(last), len(secs))}
+			case err != nil:
+				sc.stop = fmt.Errorf("the secondary search did not cover its range: stopped at pattern %s after %d meters: %w; nothing written", last, len(secs), err)
 			}
 		} else {
 			if *from < 0 || *to > 250 || *from > *to {
 				return usageErrorf("--from/--to: a range within 0..250")
 			}
 			pr := newProgress(e.stderr, tty, "m-bus primary scan")
-			res, err := dmbus.ScanPrimary(ctx, c.Master, *from, *to, func(p dmbus.ScanProgress) {
-				pr.update(p.Address-*from+1, *to-*from+1, p.Found)
-			})
-			pr.finish()
-			if err != nil && len(res) == 0 {
-				return err
-			}
-			for _, r := range res {
-				f := foundMeter{Bus: *bus, Address: int(r.Address)}
-				if r.Collision {
-					f.Note = "several meters answer this address"
+			sc = scanAddresses(ctx, *from, *to, func(a int) (bool, error) {
+				r, err := c.Ping(ctx, byte(a))
+				switch {
+				case err != nil:
+					return false, err
+				case r == dmbus.ProbeCollision:
+					return false, dmbus.ErrCollision
 				}
-				found = append(found, f)
+				return r == dmbus.ProbeOne, nil
+			}, func(done, found int) { pr.update(done, *to-*from+1, found) })
+			pr.finish()
+			for i := range sc.found {
+				sc.found[i].Bus = *bus
 			}
 		}
 	default:
@@ -118,7 +140,9 @@ func runScan(ctx context.Context, e *env, args []string) error {
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "BUS\tADDRESS\tSECONDARY\tNOTE")
-	for _, f := range found {
+	rows := append(append([]foundMeter(nil), sc.found...), sc.noted...)
+	sort.SliceStable(rows, func(i, j int) bool { return rows[i].Address < rows[j].Address })
+	for _, f := range rows {
 		addr := "-"
 		if f.Address >= 0 {
 			addr = strconv.Itoa(f.Address)
@@ -127,18 +151,130 @@ func runScan(ctx context.Context, e *env, args []string) error {
 		if sec == "" {
 			sec = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Bus, addr, sec, f.Note)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", *bus, addr, sec, f.Note)
 	}
 	tw.Flush()
-	fmt.Fprintf(e.stdout, "%d meters found in %s\n", len(found), time.Since(start).Round(time.Millisecond))
-	if *appendTo != "" && len(found) > 0 {
-		n, err := appendMeters(*appendTo, found)
+	fmt.Fprintf(e.stdout, "%d meters found in %s\n", len(sc.found), time.Since(start).Round(time.Millisecond))
+	if sc.stop != nil {
+		return sc.stop
+	}
+	if *appendTo != "" && len(sc.found) > 0 {
+		// The new bus, should the file lack it, is the one just scanned.
+		lc := l.link()
+		nb := config.Bus{Name: *bus, Protocol: l.protocol, Device: lc.Device, TCP: lc.TCP, Baud: lc.Baud, Parity: map[string]string{"E": "even", "O": "odd", "N": "none"}[lc.Parity]}
+		var primaryOf func(foundMeter) (int, string)
+		if mc != nil {
+			primaryOf = mbusIdentity(ctx, mc)
+		}
+		res, err := appendMeters(*appendTo, sc.found, nb, primaryOf)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "%d meters added to %s (check profiles and poll intervals, then 'tidegate config validate')\n", n, *appendTo)
+		res.report(e.stdout, *appendTo)
 	}
 	return nil
+}
+
+// scanResult is what a scan of an address range saw.
+type scanResult struct {
+	found []foundMeter // meters that answered
+	noted []foundMeter // addresses with a bad answer that stayed bad: table rows, not meters
+	stop  error        // why the scan ended before its range did
+}
+
+// scanAddresses probes from..to, each address once more after a bad
+// answer (timeout, CRC error, garbled or colliding answers), and goes on
+// whatever one address does. Only a line error or ctx ends it early.
+func scanAddresses(ctx context.Context, from, to int, probe func(int) (bool, error), progress func(done, found int)) scanResult {
+	var r scanResult
+	total := to - from + 1
+	for a := from; a <= to; a++ {
+		if ctx.Err() != nil {
+			r.stop = interrupted(a-from, total, len(r.found))
+			return r
+		}
+		ok, err := probe(a)
+		note := ""
+		if !ok && (err == nil || !lineError(err)) && ctx.Err() == nil {
+			first := "no answer"
+			if err != nil {
+				first = err.Error()
+			}
+			ok2, err2 := probe(a)
+			switch {
+			case ok2:
+				ok, err, note = true, nil, "answered on the second try (first: "+first+")"
+			case err2 != nil && !lineError(err2):
+				err, note = nil, "no clean answer in two tries: "+err2.Error()
+				if errors.Is(err2, dmbus.ErrCollision) {
+					note = "several meters answer this address"
+				}
+			case err2 == nil && err != nil:
+				err, note = nil, "no answer on the second try (first: "+first+")"
+			default:
+				err = err2
+			}
+		}
+		if ctx.Err() != nil {
+			r.stop = interrupted(a-from, total, len(r.found))
+			return r
+		}
+		if err != nil {
+			r.stop = fmt.Errorf("the scan did not cover its range: stopped at address %d (%d of %d addresses probed): %w; nothing written", a, a-from, total, err)
+			return r
+		}
+		switch {
+		case ok:
+			r.found = append(r.found, foundMeter{Address: a, Note: note})
+		case note != "":
+			r.noted = append(r.noted, foundMeter{Address: a, Note: note})
+		}
+		if progress != nil {
+			progress(a-from+1, len(r.found))
+		}
+	}
+	return r
+}
+
+func interrupted(done, total, found int) error {
+	return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted after %d of %d addresses (%d meters found; nothing written)", done, total, found)}
+}
+
+// lineError tells the line's own failure (device gone, converter closed,
+// port taken), which ends a scan, from a meter's bad answer, which does not.
+func lineError(err error) bool {
+	for _, e := range []error{io.EOF, io.ErrUnexpectedEOF, os.ErrClosed, net.ErrClosed, link.ErrPortBusy,
+		syscall.EIO, syscall.ENXIO, syscall.EBADF, syscall.ECONNRESET, syscall.EPIPE, syscall.ENODEV} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// mbusIdentity reads a found M-Bus meter once to learn the address form
+// the scan did not give: the primary address of one found by secondary
+// address, the identification number of one found by primary address. It
+// returns -1 or "" where the meter does not tell.
+func mbusIdentity(ctx context.Context, c *dmbus.Client) func(foundMeter) (int, string) {
+	return func(f foundMeter) (int, string) {
+		var ts []dmbus.Telegram
+		var err error
+		if f.Secondary != "" {
+			id, perr := strconv.ParseUint(f.Secondary[:8], 10, 32)
+			if perr != nil {
+				return -1, ""
+			}
+			ts, err = c.ReadSecondary(ctx, dmbus.Secondary{ID: uint32(id), Manufacturer: 0xFFFF, Version: 0xFF, Medium: 0xFF})
+		} else {
+			ts, err = c.ReadPrimary(ctx, byte(f.Address))
+		}
+		if err != nil || len(ts) == 0 {
+			return -1, ""
+		}
+		app, _ := pmbus.ParseApplication(ts[0].CI, ts[0].Data)
+		return int(ts[0].Address), app.Header.ID
+	}
 }
 
 // patternProgress places a wildcard pattern in the search's order by its

@@ -30,6 +30,7 @@ type Config struct {
 	Parity   string // N, E, O (also none, even, odd)
 	StopBits int    // default 1
 	RS485    bool   // enable the kernel's RS-485 mode before use
+	LockDir  string // lock files (LCK..name) of serial ports; default DefaultLockDir
 }
 
 // BitsPerChar is start + data + parity + stop bits.
@@ -64,6 +65,7 @@ func parity(s string) serial.Parity {
 type Line struct {
 	cfg  Config
 	port serial.Port
+	lock *portLock // the port held exclusively while open
 	conn net.Conn
 	last time.Time // end of the last traffic seen, for the inter-frame gap
 
@@ -71,7 +73,10 @@ type Line struct {
 	closed bool
 }
 
-// Open opens the serial port or dials the converter.
+// Open opens the serial port or dials the converter. A serial port is held
+// exclusively until Close: a second opener, in this process or another
+// (scan, read, a second daemon; root too), gets a *BusyError (ErrPortBusy)
+// naming the holder.
 func Open(cfg Config) (*Line, error) {
 	if cfg.DataBits == 0 {
 		cfg.DataBits = 8
@@ -88,28 +93,42 @@ func Open(cfg Config) (*Line, error) {
 		}
 		l.conn = c
 	case cfg.Device != "":
-		if cfg.RS485 {
-			if err := enableRS485(cfg.Device); err != nil {
-				return nil, fmt.Errorf("rs485 on %s: %w", cfg.Device, err)
-			}
-		}
-		stop := serial.OneStopBit
-		if cfg.StopBits == 2 {
-			stop = serial.TwoStopBits
-		}
-		p, err := serial.Open(cfg.Device, &serial.Mode{BaudRate: cfg.Baud, DataBits: cfg.DataBits, Parity: parity(cfg.Parity), StopBits: stop})
+		lk, err := lockPort(cfg.Device, cfg.LockDir)
 		if err != nil {
-			var pe *serial.PortError
-			if errors.As(err, &pe) && pe.Code() == serial.PortBusy {
-				return nil, fmt.Errorf("open %s: port busy (is the daemon running on this bus?): %w", cfg.Device, err)
-			}
-			return nil, fmt.Errorf("open %s: %w", cfg.Device, err)
+			return nil, err
 		}
-		l.port = p
+		l.lock = lk
+		if err := l.openSerial(); err != nil {
+			lk.release()
+			return nil, err
+		}
 	default:
 		return nil, errors.New("neither device nor tcp given")
 	}
 	return l, nil
+}
+
+func (l *Line) openSerial() error {
+	cfg := l.cfg
+	if cfg.RS485 {
+		if err := enableRS485(cfg.Device); err != nil {
+			return fmt.Errorf("rs485 on %s: %w", cfg.Device, err)
+		}
+	}
+	stop := serial.OneStopBit
+	if cfg.StopBits == 2 {
+		stop = serial.TwoStopBits
+	}
+	p, err := serial.Open(cfg.Device, &serial.Mode{BaudRate: cfg.Baud, DataBits: cfg.DataBits, Parity: parity(cfg.Parity), StopBits: stop})
+	if err != nil {
+		var pe *serial.PortError
+		if errors.As(err, &pe) && pe.Code() == serial.PortBusy {
+			return &BusyError{Device: cfg.Device} // held by a program that keeps no lock
+		}
+		return fmt.Errorf("open %s: %w", cfg.Device, err)
+	}
+	l.port = p
+	return nil
 }
 
 // Config returns the line's configuration.
@@ -124,7 +143,9 @@ func (l *Line) Close() error {
 	}
 	l.closed = true
 	if l.port != nil {
-		return l.port.Close()
+		err := l.port.Close()
+		l.lock.release()
+		return err
 	}
 	return l.conn.Close()
 }
