@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -79,6 +80,9 @@ func envInt(name string, def int) int {
 }
 
 func demo(ctx context.Context, o options, stdout, stderr io.Writer) error {
+	// The subscriber's view prints from the broker's goroutines: one lock
+	// for every line on the terminal.
+	stdout = &lockedWriter{w: stdout}
 	dir, err := os.MkdirTemp("", "tidegate-demo-")
 	if err != nil {
 		return err
@@ -176,4 +180,17 @@ func legend(w io.Writer) {
          NOTE     filter flags (leak, self_rotation, ...), the meter's own alarms, or why a read failed
 
 `)
+}
+
+// lockedWriter serialises writes from several goroutines; fmt writes a line
+// in one Write.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
