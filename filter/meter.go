@@ -60,7 +60,7 @@ func newMeter(id string, c *Config) *meter {
 // arrive turns a reading into an interval, pairs its phantom and holds it
 // back; intervals older than the window are released into out.
 func (m *meter) arrive(r reading.Reading, c *Config, prior float64, out *Output) {
-	t := r.Received.UnixNano()
+	t := readingTime(r)
 	if !m.init {
 		if r.Quality != reading.QualityGood || r.Has&reading.HasForward == 0 || !finite(r.Forward) || !finite(r.Reverse) {
 			return // nothing to start from yet
@@ -158,4 +158,14 @@ func step(prev, now float64) (float64, bool) {
 		return p - prev + now, true
 	}
 	return 0, false
+}
+
+// readingTime is when the values were measured: the meter's own clock where
+// the reading carries it (M-Bus), which is also what a simulator's
+// accelerated time looks like; else when the gateway received it.
+func readingTime(r reading.Reading) int64 {
+	if r.Has&reading.HasMeterTime != 0 && !r.MeterTime.IsZero() {
+		return r.MeterTime.UnixNano()
+	}
+	return r.Received.UnixNano()
 }

@@ -37,6 +37,7 @@ type BusConfig struct {
 	Parity     string         `yaml:"parity"`
 	StopBits   int            `yaml:"stop_bits"`
 	Turnaround water.Duration `yaml:"turnaround"` // meter response latency (default 10ms)
+	Speed      float64        `yaml:"speed"`      // this bus's simulation seconds per real second (default: the config's)
 	PTY        *bool          `yaml:"pty"`        // default true
 	TCP        string         `yaml:"tcp"`        // listen address for a TCP converter, e.g. 127.0.0.1:0
 	Faults     BusFaults      `yaml:"faults"`
@@ -130,6 +131,9 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 			bad(b.line, b.col, "%s: %v", at, err)
 		}
 		b.Baud, b.DataBits, b.Parity, b.StopBits = l.Baud, l.DataBits, l.Parity, l.StopBits
+		if b.Speed < 0 || b.Speed > 100000 {
+			bad(b.line, b.col, "%s.speed: %v is out of range (0, 100000]", at, b.Speed)
+		}
 		if b.Turnaround == 0 {
 			b.Turnaround = water.Duration(10 * time.Millisecond)
 		}

@@ -23,7 +23,7 @@ type Sim struct {
 	buses  []*Bus
 	meters map[string]*simMeter
 	cancel context.CancelFunc
-	frozen atomic.Int64 // unix nanos of a frozen clock, 0 while running
+	frozen atomic.Int64 // real nanoseconds elapsed at Freeze, plus one; 0 while running
 }
 
 // simMeter is one meter's water model behind a lock: several endpoints of a
@@ -32,6 +32,7 @@ type simMeter struct {
 	ID      string
 	Bus     string
 	Address int
+	clock   func() time.Time // its bus's simulation time
 	mu      sync.Mutex
 	model   *water.Meter
 	resp    Responder
@@ -81,7 +82,7 @@ func Start(ctx context.Context, cfg *Config, log *logrus.Entry) (*Sim, error) {
 		b := &Bus{
 			Name: bc.Name, Protocol: bc.Protocol, Turnaround: time.Duration(bc.Turnaround),
 			Line:  Line{Baud: bc.Baud, DataBits: bc.DataBits, Parity: bc.Parity, StopBits: bc.StopBits},
-			clock: s.Now, faults: bc.Faults, log: log.WithField("bus", bc.Name),
+			clock: s.clock(bc.Speed), faults: bc.Faults, log: log.WithField("bus", bc.Name),
 			rng: rand.New(rand.NewPCG(uint64(cfg.Seed), hash(bc.Name))),
 		}
 		for _, mc := range bc.Meters {
@@ -108,7 +109,7 @@ func (s *Sim) newMeter(bc BusConfig, mc MeterConfig, profiles map[string]*modbus
 	if err != nil {
 		return nil, fmt.Errorf("meter %s: %w", mc.ID, err)
 	}
-	m := &simMeter{ID: mc.ID, Bus: bc.Name, Address: mc.Address, model: model}
+	m := &simMeter{ID: mc.ID, Bus: bc.Name, Address: mc.Address, model: model, clock: s.clock(bc.Speed)}
 	var inner Responder
 	switch bc.Protocol {
 	case ProtocolModbus:
@@ -135,16 +136,27 @@ func hash(s string) uint64 {
 }
 
 // Now is the simulation time: the start plus real time elapsed × speed.
-func (s *Sim) Now() time.Time {
-	if f := s.frozen.Load(); f != 0 {
-		return time.Unix(0, f)
+// A bus with a speed of its own runs on its own clock (Sim.clock).
+func (s *Sim) Now() time.Time { return s.clock(0)() }
+
+// clock is the simulation time at speed (0: the config's): every clock
+// starts at the same simulated instant.
+func (s *Sim) clock(speed float64) func() time.Time {
+	if speed == 0 {
+		speed = s.cfg.Speed
 	}
-	return s.start.Add(time.Duration(float64(time.Since(s.t0)) * s.cfg.Speed))
+	return func() time.Time {
+		el := time.Since(s.t0)
+		if f := s.frozen.Load(); f != 0 {
+			el = time.Duration(f - 1)
+		}
+		return s.start.Add(time.Duration(float64(el) * speed))
+	}
 }
 
-// Freeze stops the simulation clock (the buses keep answering), so a test
+// Freeze stops the simulation clocks (the buses keep answering), so a test
 // can compare what a master reads with the meters' state exactly.
-func (s *Sim) Freeze() { s.frozen.Store(s.Now().UnixNano()) }
+func (s *Sim) Freeze() { s.frozen.Store(int64(time.Since(s.t0)) + 1) }
 
 // Ports says where each bus can be reached.
 func (s *Sim) Ports() map[string]PortInfo {
@@ -175,7 +187,7 @@ func (s *Sim) Snapshot(meterID string) (water.Snapshot, bool) {
 	if m == nil {
 		return water.Snapshot{}, false
 	}
-	return m.snapshot(s.Now()), true
+	return m.snapshot(m.clock()), true
 }
 
 // Truth is a meter's ground truth at the current simulation time.
@@ -184,7 +196,7 @@ func (s *Sim) Truth(meterID string) (water.Truth, bool) {
 	if m == nil {
 		return water.Truth{}, false
 	}
-	m.snapshot(s.Now())
+	m.snapshot(m.clock())
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.model.Truth(), true

@@ -311,3 +311,27 @@ buses:
 		t.Errorf("unknown key: %v", err)
 	}
 }
+
+// A bus with a speed of its own runs its meters on its own clock; every
+// clock starts at the same simulated instant.
+func TestBusSpeed(t *testing.T) {
+	s := startTestSim(t, `
+start: 2026-01-01T00:50:00Z
+speed: 1
+buses:
+  - {name: slow, protocol: modbus, tcp: 127.0.0.1:0, pty: false, meters: [{id: a, address: 1, profile: tuf2000m}]}
+  - {name: fast, protocol: mbus, speed: 360, tcp: 127.0.0.1:0, pty: false, meters: [{id: b, address: 1, model: flowiq}]}
+`)
+	time.Sleep(50 * time.Millisecond)
+	s.Freeze()
+	start := time.Date(2026, 1, 1, 0, 50, 0, 0, time.UTC)
+	slow, fast := s.Bus("slow").clock().Sub(start), s.Bus("fast").clock().Sub(start)
+	if slow <= 0 || fast < 300*slow || fast > 420*slow {
+		t.Errorf("slow bus %v, fast bus %v after the same real time; want 360x", slow, fast)
+	}
+	a, _ := s.Snapshot("a")
+	b, _ := s.Snapshot("b")
+	if !a.Time.Equal(start.Add(slow)) || !b.Time.Equal(start.Add(fast)) {
+		t.Errorf("meters not on their bus's clock: a %v b %v", a.Time, b.Time)
+	}
+}

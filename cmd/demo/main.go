@@ -1,6 +1,8 @@
 // Command demo is `make demo`: simulated meters (metersim) → `tidegate run` →
-// an embedded MQTT broker → a subscriber's view on the terminal, until Ctrl-C
-// or DEMO_SECONDS, then everything is stopped cleanly.
+// an embedded MQTT broker → a subscriber's view on the terminal, for a minute
+// (-seconds, DEMO_SECONDS; 0 runs until Ctrl-C), then everything is stopped
+// cleanly. Within the minute it shows a leak flagged, phantom volume removed
+// on a vacant flat and a faulty meter going offline with its reason.
 //
 // It is its own small program rather than a tidegate verb so that the
 // embedded broker never ends up in the binary shipped to concentrators.
@@ -16,6 +18,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -44,8 +47,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.config, "config", "configs/demo.yaml", "tidegate config; devices, broker, socket and buffer are pointed at the demo's own")
 	fs.StringVar(&o.simConfig, "sim", "configs/demo/sim.yaml", "metersim config")
 	fs.BoolVar(&o.keep, "keep", false, "keep the demo's temporary folder (logs, buffer) after it ends")
-	secs := fs.Int("seconds", envInt("DEMO_SECONDS"), "stop after this many seconds (0 = until Ctrl-C); default $DEMO_SECONDS")
+	secs := fs.Int("seconds", envInt("DEMO_SECONDS", 60), "stop after this many seconds (0 = run until Ctrl-C); default $DEMO_SECONDS or 60")
+	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stdout, "usage: demo [--bin DIR] [--config FILE] [--sim FILE] [-seconds N] [-keep]\n\nflags:")
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
+			return 0
+		}
 		return 2
 	}
 	o.seconds = time.Duration(*secs) * time.Second
@@ -61,20 +71,30 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func envInt(name string) int {
-	n, _ := strconv.Atoi(os.Getenv(name))
+func envInt(name string, def int) int {
+	n, err := strconv.Atoi(os.Getenv(name))
+	if err != nil {
+		return def
+	}
 	return n
 }
 
 func demo(ctx context.Context, o options, stdout, stderr io.Writer) error {
+	// The subscriber's view prints from the broker's goroutines: one lock
+	// for every line on the terminal.
+	stdout = &lockedWriter{w: stdout}
 	dir, err := os.MkdirTemp("", "tidegate-demo-")
 	if err != nil {
 		return err
 	}
-	if o.keep {
-		fmt.Fprintf(stderr, "demo: files in %s\n", dir)
-	} else {
-		defer os.RemoveAll(dir)
+	// The logs stay where the demo says they are; the buffer and socket go
+	// unless -keep.
+	if !o.keep {
+		defer func() {
+			for _, f := range []string{"buffer.db", "api.sock", "ports.json"} {
+				os.Remove(filepath.Join(dir, f))
+			}
+		}()
 	}
 	for _, b := range []string{"tidegate", "metersim"} {
 		if _, err := os.Stat(filepath.Join(o.bin, b)); err != nil {
@@ -89,7 +109,7 @@ func demo(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	defer br.Close()
 	fmt.Fprintf(stdout, "broker   mqtt://%s (embedded, loopback only)\n", br.Addr())
 
-	sim, err := startSimulator(ctx, o, dir, stderr)
+	sim, err := startSimulator(ctx, o, dir, simStart(time.Now()), stderr)
 	if err != nil {
 		return fmt.Errorf("metersim: %w", err)
 	}
@@ -106,7 +126,15 @@ func demo(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("tidegate: %w", err)
 	}
-	fmt.Fprintf(stdout, "tidegate gateway %s, %d buses, %d meters, log %s\n\n", cfg.gateway, cfg.buses, cfg.meters, tg.logPath)
+	fmt.Fprintf(stdout, "tidegate gateway %s, %d buses, %d meters\n", cfg.gateway, cfg.buses, cfg.meters)
+	fmt.Fprintf(stdout, "logs     %s, %s (kept after the demo)\n", tg.logPath, filepath.Join(dir, "metersim.log"))
+	if o.seconds > 0 {
+		fmt.Fprintf(stdout, "runs     %s, then stops everything (Ctrl-C stops it sooner; -seconds 0 runs until Ctrl-C)\n", o.seconds)
+	} else {
+		fmt.Fprintln(stdout, "runs     until Ctrl-C")
+	}
+	fmt.Fprintln(stdout)
+	legend(stdout)
 
 	view := newView(stdout)
 	if err := br.Subscribe(cfg.prefix+"/#", view.onMessage); err != nil {
@@ -129,6 +157,40 @@ func demo(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 	sim.stop()
 	view.summary()
+	fmt.Fprintf(stdout, "logs kept: %s, %s\n", tg.logPath, filepath.Join(dir, "metersim.log"))
 	fmt.Fprintln(stdout, "demo done: every process stopped cleanly")
 	return nil
+}
+
+// simStart is 00:55 local today: the simulation begins just before the
+// night (01-05 h) in which the filter looks for leaks, so the M-Bus bus's
+// accelerated clock carries the leaking flat through a whole night in the
+// demo's first minute.
+func simStart(now time.Time) time.Time {
+	y, m, d := now.Date()
+	return time.Date(y, m, d, 0, 55, 0, 0, now.Location())
+}
+
+// legend says what the columns mean before the first row.
+func legend(w io.Writer) {
+	fmt.Fprint(w, `columns  TIME     when the subscriber got it     TOPIC    readings, events or status
+         METER    the meter's id                 FORWARD  the meter's forward total, m3 (what its display shows)
+         USE      real consumption in the interval since the meter's previous reading, m3 (filtered)
+         PHANTOM  volume the filter removed from the interval as self-rotation (pressure surges), m3
+         NOTE     filter flags (leak, self_rotation, ...), the meter's own alarms, or why a read failed
+
+`)
+}
+
+// lockedWriter serialises writes from several goroutines; fmt writes a line
+// in one Write.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

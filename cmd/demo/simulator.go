@@ -19,14 +19,14 @@ type sim struct {
 
 // startSimulator runs metersim with --ports and waits for the file that
 // names each bus's pty, so tidegate can be pointed at them.
-func startSimulator(ctx context.Context, o options, dir string, stderr io.Writer) (*sim, error) {
+func startSimulator(ctx context.Context, o options, dir string, start time.Time, stderr io.Writer) (*sim, error) {
 	s := &sim{ports: map[string]string{}}
 	if _, err := os.Stat(o.simConfig); err != nil {
 		s.note = "config " + o.simConfig + " not found: no simulated meters"
 		return s, nil
 	}
 	portsFile := filepath.Join(dir, "ports.json")
-	p, err := startProcess(filepath.Join(o.bin, "metersim"), []string{"--config", o.simConfig, "--ports", portsFile}, filepath.Join(dir, "metersim.log"))
+	p, err := startProcess(filepath.Join(o.bin, "metersim"), []string{"--config", o.simConfig, "--ports", portsFile, "--start", start.Format(time.RFC3339)}, filepath.Join(dir, "metersim.log"))
 	if err != nil {
 		return nil, err
 	}
@@ -49,7 +49,7 @@ func startSimulator(ctx context.Context, o options, dir string, stderr io.Writer
 					s.ports[name] = b.TCP
 				}
 			}
-			s.note = fmt.Sprintf("%d buses on ptys, %s", len(s.ports), o.simConfig)
+			s.note = fmt.Sprintf("%d buses on ptys, %s, simulated time from %s", len(s.ports), o.simConfig, start.Format("15:04"))
 			return s, nil
 		}
 		select {

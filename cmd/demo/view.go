@@ -42,20 +42,30 @@ func (v *view) onMessage(topic string, payload []byte) {
 	}
 	recs := records(doc)
 	if len(recs) == 0 {
-		fmt.Fprintf(v.w, "%s  %-8s %s\n", time.Now().Format("15:04:05"), kind, truncate(string(payload), 100))
+		line := string(payload)
+		if m, ok := doc.(map[string]any); ok && kind == "status" {
+			line = statusLine(m)
+		}
+		fmt.Fprintf(v.w, "%s  %-8s %s\n", time.Now().Format("15:04:05"), kind, truncate(line, 100))
 		return
 	}
 	if !v.header {
 		v.header = true
-		fmt.Fprintf(v.w, "%-8s  %-8s %-14s %12s %12s %12s  %s\n", "TIME", "TOPIC", "METER", "FORWARD m3", "USE m3", "PHANTOM m3", "FLAGS")
+		fmt.Fprintf(v.w, "%-8s  %-8s %-8s %10s %8s %8s  %s\n", "TIME", "TOPIC", "METER", "FORWARD", "USE", "PHANTOM", "NOTE")
 	}
 	for _, r := range recs {
 		v.records++
 		meter := str(r, "meter", "meter_id", "id")
 		flags := strs(r, "flags")
-		flags = append(flags, strs(r, "status")...)
+		for _, s := range strs(r, "status") {
+			flags = append(flags, "meter:"+s) // the meter's own alarm, not the filter's verdict
+		}
+		note := strings.Join(flags, " ")
 		if ev := str(r, "type", "event"); ev != "" && kind == "events" {
 			flags = append(flags, ev)
+			note = strings.TrimSuffix(ev+": "+str(r, "message"), ": ")
+		} else if e := str(r, "error"); e != "" {
+			note = strings.TrimPrefix(str(r, "quality")+": "+e, ": ")
 		}
 		use, hasUse := num(r, "consumption_m3")
 		ph, hasPh := num(r, "phantom_m3")
@@ -68,8 +78,8 @@ func (v *view) onMessage(topic string, payload []byte) {
 		for _, f := range flags {
 			v.flags[meter][f] = true
 		}
-		fmt.Fprintf(v.w, "%-8s  %-8s %-14s %12s %12s %12s  %s\n", time.Now().Format("15:04:05"), kind, meter,
-			opt(fwd, hasFwd), opt(use, hasUse), opt(ph, hasPh), strings.Join(flags, ","))
+		fmt.Fprintf(v.w, "%-8s  %-8s %-8s %10s %8s %8s  %s\n", time.Now().Format("15:04:05"), kind, meter,
+			opt(fwd, hasFwd), opt(use, hasUse), opt(ph, hasPh), strings.ReplaceAll(note, "meter "+meter+": ", ""))
 	}
 }
 
@@ -88,7 +98,7 @@ func (v *view) summary() {
 			fl = append(fl, f)
 		}
 		sort.Strings(fl)
-		fmt.Fprintf(v.w, "  %-14s use %.4f m3  phantom removed %.4f m3  %s\n", m, v.use[m], v.phantom[m], strings.Join(fl, ","))
+		fmt.Fprintf(v.w, "  %-8s use %7.3f m3  phantom removed %7.3f m3  %s\n", m, v.use[m], v.phantom[m], strings.Join(fl, " "))
 	}
 }
 
@@ -208,7 +218,33 @@ func opt(v float64, ok bool) string {
 	if !ok {
 		return "-"
 	}
-	return fmt.Sprintf("%.4f", v)
+	return fmt.Sprintf("%.3f", v)
+}
+
+// statusLine is the gateway's status message in a line: state, version,
+// config and whatever else it says, without the JSON.
+func statusLine(m map[string]any) string {
+	parts := []string{str(m, "gateway") + " " + str(m, "state")}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		switch k {
+		case "gateway", "state", "time":
+			continue
+		}
+		switch x := m[k].(type) {
+		case string:
+			parts = append(parts, k+" "+x)
+		case float64:
+			parts = append(parts, fmt.Sprintf("%s %g", k, x))
+		case []any:
+			parts = append(parts, fmt.Sprintf("%s %d", k, len(x)))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 func truncate(s string, n int) string {

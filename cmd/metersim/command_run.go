@@ -25,7 +25,8 @@ func runSimulator(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	speed := fs.Float64("speed", 0, "simulation seconds per real second (overrides the config)")
 	seed := fs.Int64("seed", 0, "random seed (overrides the config)")
 	verbose := fs.Bool("v", false, "log every fault and collision")
-	if code, done := parseFlags(fs, args, "metersim [--config FILE] [--ports FILE] [--speed N] [--seed N] [-v]\n"+
+	startAt := fs.String("start", "", "simulation start, RFC 3339 (overrides the config)")
+	if code, done := parseFlags(fs, args, "metersim [--config FILE] [--ports FILE] [--speed N] [--seed N] [--start TIME] [-v]\n"+
 		"       metersim samples --out DIR [--days N] [--meters N] [--seed N] [--interval D|mixed] [--start TIME]   (metersim samples --help)", stdout, stderr); done {
 		return code
 	}
@@ -39,6 +40,12 @@ func runSimulator(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	if *seed != 0 {
 		cfg.Seed = *seed
+	}
+	if *startAt != "" {
+		if cfg.Start, err = time.Parse(time.RFC3339, *startAt); err != nil {
+			fmt.Fprintf(stderr, "metersim: --start: %v\n", err)
+			return 2
+		}
 	}
 	log := logrus.New()
 	log.SetOutput(stderr)

@@ -62,6 +62,18 @@ func (s *standaloneRead) run(ctx context.Context, e *env, args []string, asJSON 
 	if s.address < 1 || s.address > 247 {
 		return usageErrorf("--address %d is out of range 1..247 for modbus", s.address)
 	}
+	// A profile that is not there is a usage problem: say so before the
+	// port is touched.
+	var p *pmodbus.Profile
+	if s.rawCount == 0 {
+		if s.profile == "" {
+			return usageErrorf("a Modbus read needs --profile (or --raw START COUNT for an unknown meter)")
+		}
+		var err error
+		if p, err = findProfile(s.profile); err != nil {
+			return err
+		}
+	}
 	c, err := dmodbus.Open(lc, s.line.protocol == "modbus-tcp", timeout)
 	if err != nil {
 		return err
@@ -81,13 +93,6 @@ func (s *standaloneRead) run(ctx context.Context, e *env, args []string, asJSON 
 			return err
 		}
 		return printRaw(e.stdout, uint16(start), regs, s.as, asJSON)
-	}
-	if s.profile == "" {
-		return usageErrorf("a Modbus read needs --profile (or --raw START COUNT for an unknown meter)")
-	}
-	p, err := findProfile(s.profile)
-	if err != nil {
-		return err
 	}
 	r, err := c.Poll(ctx, dmodbus.Meter{ID: s.meterID(), Address: byte(s.address), Profile: p}, true)
 	if err != nil {

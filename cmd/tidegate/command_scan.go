@@ -47,7 +47,7 @@ func runScan(ctx context.Context, e *env, args []string) error {
 		return usageError(err)
 	}
 	if l.port == "" || fs.NArg() != 0 {
-		return usageErrorf("usage: tidegate scan --port DEVICE|HOST:PORT --protocol modbus|mbus [--secondary] [--append-config FILE]")
+		return usageErrorf("usage: tidegate scan --port DEVICE|HOST:PORT --protocol modbus|mbus --bus NAME [--secondary] [--append-config FILE]")
 	}
 	if *bus == "" {
 		*bus = "bus-" + baseName(l.port)

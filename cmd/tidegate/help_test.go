@@ -168,3 +168,53 @@ func TestConfigInitModbusHintParses(t *testing.T) {
 		t.Errorf("hint %q does not scan the starter's bus", hint)
 	}
 }
+
+var quotedCommand = regexp.MustCompile(`'(tidegate [^']+)'`)
+
+// Every command a message tells the user to run names a verb and flags that
+// exist, and the ones without side effects run as printed and succeed.
+func TestHintsRun(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "none.sock")
+	triggers := [][]string{
+		{"config", "validate", "testdata/config/empty/config.yaml"},        // run 'tidegate config init'
+		{"config", "validate", "testdata/config/profile-typo/config.yaml"}, // see 'tidegate profiles'
+		{"no-such-verb"},                                     // try 'tidegate help'
+		{"status", "--socket", sock},                         // start it with 'tidegate run'
+		{"read", "--port", "/dev/null", "--profile", "nope"}, // 'tidegate profiles' lists them
+		{"help"}, // 'tidegate COMMAND --help'
+	}
+	safe := map[string]bool{"tidegate config init": true, "tidegate help": true, "tidegate profiles": true}
+	seen := 0
+	for _, tr := range triggers {
+		_, out, errOut := runCmd(t, "", tr...)
+		hints := quotedCommand.FindAllStringSubmatch(out+errOut, -1)
+		if len(hints) == 0 {
+			t.Errorf("tidegate %s printed no hint: %q", strings.Join(tr, " "), out+errOut)
+		}
+		for _, h := range hints {
+			seen++
+			args := strings.Fields(h[1])[1:]
+			if _, ok := commands()[args[0]]; !ok && args[0] != "help" && args[0] != "COMMAND" {
+				t.Errorf("hint %q names no command", h[1])
+				continue
+			}
+			if args[0] == "COMMAND" {
+				continue // a template, checked by TestHelpExitsZero
+			}
+			_, _, _, e := helpRun(t, append(append([]string{}, args...), "--help")...)
+			for _, a := range args {
+				if strings.HasPrefix(a, "-") && len(e.flagSets) > 0 && e.flagSets[0].Lookup(strings.TrimLeft(a, "-")) == nil {
+					t.Errorf("hint %q: %s is not a flag of %s", h[1], a, args[0])
+				}
+			}
+			if safe[h[1]] {
+				if code, _, errOut := runCmd(t, "", args...); code != exitOK {
+					t.Errorf("hint %q as printed: exit %d %s", h[1], code, errOut)
+				}
+			}
+		}
+	}
+	if seen < len(triggers) {
+		t.Errorf("only %d hints seen", seen)
+	}
+}
