@@ -21,12 +21,12 @@ func TestScanAnswer(t *testing.T) {
 	late := ReadResponse(6, FuncReadHoldingRegisters, []uint16{0x0703, 0x0800, 0, 0})
 
 	tests := []struct {
-		name             string
-		req, buf         []byte
-		echoing          bool
-		frame            []byte
+		name               string
+		req, buf           []byte
+		echoing            bool
+		frame              []byte
 		stray, echoes, crc int
-		used             int
+		used               int
 	}{
 		{name: "clean", req: read, buf: answer, frame: answer, used: len(answer)},
 		{name: "echo then answer", req: read, buf: cat(read, answer), frame: answer, stray: len(read), echoes: 1, used: len(read) + len(answer)},
