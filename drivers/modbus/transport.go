@@ -68,6 +68,9 @@ func newTransporter(l wire, timeout time.Duration, c *Counters) *transporter {
 	return &transporter{line: l, char: cfg.CharTime(), gap: gap, timeout: timeout, c: c}
 }
 
+// drainMargin is added to the silence a drain waits for.
+const drainMargin = 20 * time.Millisecond
+
 // crcGrace is how long the line may stay quiet after a frame failed its CRC
 // before the exchange is given up as a CRC error rather than waited out to
 // the timeout: the answer (or a meter's retransmission) would have begun.
@@ -101,9 +104,10 @@ func (t *transporter) Send(req []byte) ([]byte, error) {
 	if err != nil {
 		// Whatever is still on its way (the late answer, the rest of a
 		// garbled one) must pass before the next request: one answer's
-		// time of silence, counted from now or the last byte.
+		// time of silence, counted from now or the last byte, and a
+		// margin for a meter (or converter) that pauses mid-frame.
 		t.drain = time.Now()
-		t.quiet = time.Duration(want)*t.char + t.gap
+		t.quiet = time.Duration(want)*t.char + t.gap + drainMargin
 		return nil, err
 	}
 	if resp[1] == req[1]|0x80 {
