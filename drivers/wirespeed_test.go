@@ -13,13 +13,12 @@ import (
 
 	"tidegate/drivers/link"
 	"tidegate/reading"
-	"tidegate/simulator"
 )
 
 // wireSpeedSim: 32 meters of 17 registers (FC03 0-16: an 8-byte request and
 // a 39-byte answer) on one 9600 8N1 bus with a 5 ms turnaround, reachable
 // through a pty and a TCP converter, as in issue 17's measurements.
-func wireSpeedSim(b *testing.B) (*simulator.Sim, []MeterConfig) {
+func wireSpeedSim(b testing.TB) (*remoteSim, []MeterConfig) {
 	var sb strings.Builder
 	sb.WriteString("profiles: profiles\nbuses:\n  - name: a\n    protocol: modbus\n    baud: 9600\n    turnaround: 5ms\n    tcp: 127.0.0.1:0\n    meters:\n")
 	var meters []MeterConfig
@@ -27,7 +26,7 @@ func wireSpeedSim(b *testing.B) (*simulator.Sim, []MeterConfig) {
 		fmt.Fprintf(&sb, "      - {id: m%d, address: %d, profile: bench17}\n", i, i)
 		meters = append(meters, MeterConfig{ID: fmt.Sprintf("m%d", i), Address: i, Profile: "bench17", Interval: time.Millisecond})
 	}
-	return startSim(b, sb.String()), meters
+	return startRemoteSim(b, sb.String()), meters
 }
 
 func cpuTime() time.Duration {
@@ -43,13 +42,12 @@ func childCPU(ps *os.ProcessState) time.Duration {
 	return ps.UserTime() + ps.SystemTime()
 }
 
-// wireSpeed is one measured run: good answers, wall time, this process's
-// CPU (the simulator's included) and the CPU of a child (a peer master).
+// wireSpeed is one measured run: good answers, wall time, and the
+// master's CPU (this process's, the simulator runs in another; or a peer's).
 type wireSpeed struct {
-	polls    float64
-	el       time.Duration
-	cpu      time.Duration
-	childCPU time.Duration
+	polls float64
+	el    time.Duration
+	cpu   time.Duration
 }
 
 func (w wireSpeed) rate() float64 { return w.polls / w.el.Seconds() }
@@ -76,7 +74,7 @@ func benchSeconds() time.Duration {
 
 // runTidegate polls the 32 meters as fast as the scheduler allows through
 // lc for d after a warm-up, counting the simulator's replies.
-func runTidegate(b *testing.B, sim *simulator.Sim, meters []MeterConfig, lc link.Config, d time.Duration) wireSpeed {
+func runTidegate(b *testing.B, sim *remoteSim, meters []MeterConfig, lc link.Config, d time.Duration) wireSpeed {
 	bus, err := NewBus(BusConfig{Name: "a", Protocol: ProtoModbus, Link: lc, Timeout: 300 * time.Millisecond}, meters, loadProfiles(b), discard{}, nil)
 	if err != nil {
 		b.Fatal(err)
@@ -86,10 +84,9 @@ func runTidegate(b *testing.B, sim *simulator.Sim, meters []MeterConfig, lc link
 	go func() { bus.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 	waitForB(b, func() bool { return bus.Stats().PollsOK > 32 })
-	sb := sim.Bus("a")
-	r0, c0, t0, ok0 := sb.Stats().Replies, cpuTime(), time.Now(), bus.Stats().PollsOK
+	r0, c0, t0, ok0 := sim.replies(), cpuTime(), time.Now(), bus.Stats().PollsOK
 	time.Sleep(d)
-	r1, c1, t1, ok1 := sb.Stats().Replies, cpuTime(), time.Now(), bus.Stats().PollsOK
+	r1, c1, t1, ok1 := sim.replies(), cpuTime(), time.Now(), bus.Stats().PollsOK
 	if ok1-ok0 > r1-r0 || ok1-ok0 < (r1-r0)*9/10 {
 		b.Errorf("%d good polls, the simulator sent %d replies", ok1-ok0, r1-r0)
 	}
@@ -99,10 +96,9 @@ func runTidegate(b *testing.B, sim *simulator.Sim, meters []MeterConfig, lc link
 // runMbpoll runs mbpoll (libmodbus) against the same pty: continuously with
 // its shortest poll period, or one-shot, one process per round of the 32
 // meters, in a loop. Good answers are the simulator's replies.
-func runMbpoll(b *testing.B, sim *simulator.Sim, dev string, oneShot bool, d time.Duration) wireSpeed {
+func runMbpoll(b *testing.B, sim *remoteSim, dev string, oneShot bool, d time.Duration) wireSpeed {
 	args := []string{"-m", "rtu", "-b", "9600", "-P", "none", "-d", "8", "-s", "1", "-a", "1:32", "-0", "-r", "0", "-c", "17", "-t", "4", "-o", "0.3"}
-	sb := sim.Bus("a")
-	r0, c0, t0 := sb.Stats().Replies, cpuTime(), time.Now()
+	r0, t0 := sim.replies(), time.Now()
 	var child time.Duration
 	if oneShot {
 		for time.Since(t0) < d {
@@ -122,8 +118,8 @@ func runMbpoll(b *testing.B, sim *simulator.Sim, dev string, oneShot bool, d tim
 		cmd.Wait()
 		child = childCPU(cmd.ProcessState)
 	}
-	r1, c1, t1 := sb.Stats().Replies, cpuTime(), time.Now()
-	return wireSpeed{polls: float64(r1 - r0), el: t1.Sub(t0), cpu: c1 - c0, childCPU: child}
+	r1, t1 := sim.replies(), time.Now()
+	return wireSpeed{polls: float64(r1 - r0), el: t1.Sub(t0), cpu: child}
 }
 
 type discard struct{}
@@ -134,28 +130,26 @@ func (discard) Event(reading.Event)                   {}
 // BenchmarkWireSpeed measures what a user meets on issue 17's bus (32
 // meters, 9600 8N1, FC03 registers 0-16) through metersim's real pty and
 // TCP converter: polls per second, their ratio to the wire-time limit
-// computed from the frames exchanged, and CPU per poll. mbpoll, when
-// installed, runs against the same pty in the same run: its CPU is its
-// process's, ours is this process's less what the simulator used per reply
-// while mbpoll was the master. TIDEGATE_BENCH_SECONDS sets each window.
+// computed from the frames exchanged, and CPU per poll. The simulator runs
+// in a process of its own, so this process's CPU is the master's. mbpoll,
+// when installed, runs against the same pty in the same run.
+// TIDEGATE_BENCH_SECONDS sets each window (default 10 s).
 func BenchmarkWireSpeed(b *testing.B) {
 	d := benchSeconds()
 	for range b.N {
 		sim, meters := wireSpeedSim(b)
-		port := sim.Ports()["a"]
-		simCPU := 0.0 // simulator CPU per reply, from a peer's run
+		port := sim.port
 		if _, err := exec.LookPath("mbpoll"); err == nil {
 			for _, oneShot := range []bool{false, true} {
 				w := runMbpoll(b, sim, port.Device, oneShot, d)
 				name := map[bool]string{false: "mbpoll -l 10", true: "mbpoll -1 loop"}[oneShot]
-				simCPU = w.cpu.Seconds() / w.polls
-				b.Logf("%-16s %6.2f polls/s  %.3f of the limit (%.3f of the simulator's)  %.2f ms CPU/poll", name, w.rate(), w.rate()/wsLimit, w.rate()/wsLimitSim, 1e3*w.childCPU.Seconds()/w.polls)
+				b.Logf("%-16s %6.2f polls/s  %.3f of the limit (%.3f of the simulator's)  %.2f ms CPU/poll", name, w.rate(), w.rate()/wsLimit, w.rate()/wsLimitSim, 1e3*w.cpu.Seconds()/w.polls)
 				key := map[bool]string{false: "mbpoll", true: "mbpoll1"}[oneShot]
 				b.ReportMetric(w.rate(), key+"-polls/s")
-				b.ReportMetric(1e3*w.childCPU.Seconds()/w.polls, key+"-cpu-ms/poll")
+				b.ReportMetric(1e3*w.cpu.Seconds()/w.polls, key+"-cpu-ms/poll")
 			}
 		} else {
-			b.Log("mbpoll not installed: no peer measured; CPU per poll includes the simulator's")
+			b.Log("mbpoll not installed: no peer measured")
 		}
 		for _, via := range []string{"pty", "tcp"} {
 			lc := link.Config{Device: port.Device, Baud: 9600}
@@ -163,7 +157,7 @@ func BenchmarkWireSpeed(b *testing.B) {
 				lc = link.Config{TCP: port.TCP, Baud: 9600}
 			}
 			w := runTidegate(b, sim, meters, lc, d)
-			cpu := w.cpu.Seconds()/w.polls - simCPU
+			cpu := w.cpu.Seconds() / w.polls
 			b.Logf("tidegate %-7s %6.2f polls/s  %.3f of the limit (%.3f of the simulator's)  %.2f ms CPU/poll", via, w.rate(), w.rate()/wsLimit, w.rate()/wsLimitSim, 1e3*cpu)
 			b.ReportMetric(w.rate(), via+"-polls/s")
 			b.ReportMetric(w.rate()/wsLimit, via+"-ratio-to-wire-limit")

@@ -165,13 +165,22 @@ func (t *transporter) read(req []byte, want int) ([]byte, error) {
 			return append([]byte(nil), s.Frame...), nil
 		}
 		t.pending = append(t.pending[:0], t.pending[s.Used:]...)
-		// The rest of a frame that has begun arrives a character at a
-		// time: wait for most of it in one sleep rather than waking for
-		// every byte (a read per character was most of a poll's CPU).
-		if rem := want - len(t.pending); len(t.pending) >= 2 && t.pending[0] == req[0] && t.pending[1] == req[1] && rem > 2 {
-			if d := time.Duration(rem-1) * t.char; time.Now().Add(d).Before(deadline) {
-				time.Sleep(d)
-			}
+		// An answer arrives a character at a time: wait for most of it
+		// in one sleep rather than waking for every byte (a read per
+		// character was most of a poll's CPU). Before the first byte, no
+		// answer can be whole sooner than its own wire time after the
+		// request has left (the slave's silence and turnaround come on
+		// top); once an answer has begun, its rest takes rem characters.
+		// An exception frame is shorter: it costs at most that wait.
+		var d time.Duration
+		switch rem := want - len(t.pending); {
+		case got == 0:
+			d = time.Duration(want-2) * t.char
+		case len(t.pending) >= 1 && t.pending[0] == req[0] && (len(t.pending) == 1 || t.pending[1] == req[1]) && rem > 2:
+			d = time.Duration(rem-1) * t.char
+		}
+		if d > 0 && time.Now().Add(d).Before(deadline) {
+			time.Sleep(d)
 		}
 		n, err := t.line.ReadSome(t.chunk[:], deadline)
 		if err != nil {

@@ -212,3 +212,17 @@ func TestMBAPStaleAnswer(t *testing.T) {
 		t.Fatalf("after %d silent requests: %v, want a failing line", failLimit, err)
 	}
 }
+
+// BenchmarkReadInMemory is the CPU a poll costs above the wire: framing,
+// goburrow's packager, the transporter, over the in-memory line.
+func BenchmarkReadInMemory(b *testing.B) {
+	m := &memLine{answer: slaves([]byte{1})}
+	c := memClient(m)
+	b.ReportAllocs()
+	for range b.N {
+		m.written = m.written[:0]
+		if _, err := c.ReadRegisters(1, 3, 0, 17); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
