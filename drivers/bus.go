@@ -15,6 +15,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"tidegate/drivers/link"
 	pmodbus "tidegate/protocol/modbus"
 	"tidegate/reading"
 )
@@ -164,6 +165,7 @@ func (b *Bus) Run(ctx context.Context) error {
 	b.started = b.now()
 	b.mu.Unlock()
 	backoff := 500 * time.Millisecond
+	reopen := 250 * time.Millisecond // after a line failure (doubled first): 0.5 s, more while it keeps failing soon after opening
 	for ctx.Err() == nil {
 		p, err := b.open()
 		if err != nil {
@@ -179,6 +181,7 @@ func (b *Bus) Run(ctx context.Context) error {
 		b.p, b.stats.Open, b.stats.LastError = p, true, ""
 		b.mu.Unlock()
 		b.log.Info("bus open")
+		opened := b.now()
 		err = b.loop(ctx, p)
 		b.mu.Lock()
 		b.foldCounters(p)
@@ -195,7 +198,12 @@ func (b *Bus) Run(ctx context.Context) error {
 		b.log.WithError(err).Warn("bus line failed; reopening")
 		b.sink.Event(reading.Event{Time: b.now(), Type: "bus_error", Message: err.Error(), Attrs: map[string]string{"bus": b.cfg.Name}})
 		backoff = 500 * time.Millisecond
-		if !b.sleep(ctx, backoff) {
+		if b.now().Sub(opened) < time.Minute {
+			reopen = min(reopen*2, 30*time.Second)
+		} else {
+			reopen = 500 * time.Millisecond
+		}
+		if !b.sleep(ctx, reopen) {
 			break
 		}
 	}
@@ -211,6 +219,7 @@ func (b *Bus) foldCounters(p poller) {
 	b.stats.CRCErrors += c.CRCErrors
 	b.stats.Exceptions += c.Exceptions
 	b.stats.Stray += c.Stray
+	b.stats.Stale += c.Stale
 	b.stats.Collisions += c.Collisions
 	b.stats.BusyNanos += c.BusyNanos
 }
@@ -331,7 +340,8 @@ func (b *Bus) deviceGone() bool {
 func lineFailed(err error) bool {
 	return err != nil && (errors.Is(err, io.EOF) || errors.Is(err, os.ErrClosed) || errors.Is(err, net.ErrClosed) ||
 		errors.Is(err, syscall.EIO) || errors.Is(err, syscall.ENXIO) || errors.Is(err, syscall.EBADF) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ENODEV))
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ENODEV) ||
+		errors.Is(err, link.ErrFailing))
 }
 
 // pollOnce polls a meter with the configured immediate retries.
@@ -480,6 +490,7 @@ func (b *Bus) Stats() BusStats {
 		s.CRCErrors += c.CRCErrors
 		s.Exceptions += c.Exceptions
 		s.Stray += c.Stray
+		s.Stale += c.Stale
 		s.Collisions += c.Collisions
 		s.BusyNanos += c.BusyNanos
 	}

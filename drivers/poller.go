@@ -24,6 +24,7 @@ type Counters struct {
 	CRCErrors  int64
 	Exceptions int64
 	Stray      int64
+	Stale      int64 // Modbus TCP answers with an old transaction id (late), skipped
 	Collisions int64 // answers of several slaves at once (M-Bus: an address used twice)
 	BusyNanos  int64
 }
@@ -62,7 +63,7 @@ func (p *modbusPoller) poll(ctx context.Context, m *meterState, raw bool) (readi
 func (p *modbusPoller) counters() Counters {
 	c := &p.c.Counters
 	return Counters{Requests: c.Requests.Load(), Timeouts: c.Timeouts.Load(), CRCErrors: c.CRCErrors.Load(),
-		Exceptions: c.Exceptions.Load(), Stray: c.Stray.Load(), BusyNanos: c.BusyNanos.Load()}
+		Exceptions: c.Exceptions.Load(), Stray: c.Stray.Load(), Stale: c.Stale.Load(), BusyNanos: c.BusyNanos.Load()}
 }
 
 func (p *modbusPoller) close() error { return p.c.Close() }

@@ -21,6 +21,10 @@ import (
 // ErrTimeout: the meter did not answer (completely) within the deadline.
 var ErrTimeout = errors.New("timeout")
 
+// ErrFailing: the line is open but no longer works (a half-open TCP
+// connection, a stream out of step): close it and open it again.
+var ErrFailing = errors.New("line failing")
+
 // Config is how to reach a line.
 type Config struct {
 	Device   string // serial device path, or
@@ -161,7 +165,8 @@ func (l *Line) WaitGap(gap time.Duration) {
 // Flush discards whatever is waiting in the input: a late answer to an
 // earlier request would otherwise be taken for the answer to the next one.
 // It returns how many stray bytes it dropped (TCP) or -1 where the kernel
-// drops them uncounted (serial).
+// drops them uncounted (serial). It never waits: on TCP it reads what the
+// socket already holds and stops at the first empty read.
 func (l *Line) Flush() (int, error) {
 	if l.port != nil {
 		return -1, l.port.ResetInputBuffer()
@@ -169,17 +174,58 @@ func (l *Line) Flush() (int, error) {
 	n := 0
 	buf := make([]byte, 256)
 	for {
-		_ = l.conn.SetReadDeadline(time.Now().Add(time.Millisecond))
-		k, err := l.conn.Read(buf)
+		k, err := l.ReadReady(buf)
 		n += k
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				return n, nil
-			}
+		if k == 0 || err != nil {
 			return n, err
 		}
 	}
+}
+
+// ReadReady reads what a TCP line has already received, without waiting:
+// (0, nil) when nothing is there. A serial line reads nothing (its input is
+// flushed whole by Flush).
+func (l *Line) ReadReady(buf []byte) (int, error) {
+	if l.conn == nil {
+		return 0, nil
+	}
+	sc, ok := l.conn.(syscall.Conn)
+	if !ok {
+		// Not a socket (a pipe in tests): a read with a deadline in the
+		// past returns at once, so give it the shortest one that reads.
+		_ = l.conn.SetReadDeadline(time.Now().Add(50 * time.Microsecond))
+		k, err := l.conn.Read(buf)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			err = nil
+		}
+		return k, err
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	// An expired deadline of the last read would fail this one at once.
+	_ = l.conn.SetReadDeadline(time.Time{})
+	var k int
+	var rerr error
+	// A callback that returns true is called once and never parks on the
+	// poller: a non-blocking read of the socket.
+	if err := rc.Read(func(fd uintptr) bool { k, rerr = readFD(fd, buf); return true }); err != nil {
+		return 0, err
+	}
+	switch {
+	case errors.Is(rerr, syscall.EAGAIN):
+		return 0, nil
+	case rerr != nil:
+		return 0, rerr
+	case k == 0 && len(buf) > 0:
+		return 0, io.EOF
+	}
+	if k > 0 {
+		l.last = time.Now()
+	}
+	return k, nil
 }
 
 // Write sends a frame and waits until it has left the UART.

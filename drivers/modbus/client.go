@@ -29,9 +29,9 @@ type Meter struct {
 type Client struct {
 	Counters Counters
 
-	line     *link.Line                // RTU over serial or a TCP converter
+	line     line                      // serial, a TCP converter, or a Modbus TCP connection
 	rtu      *gmodbus.RTUClientHandler // the packager only: framing, CRC, verification
-	tcp      *gmodbus.TCPClientHandler // Modbus TCP (MBAP): goburrow's own transport
+	tcp      *gmodbus.TCPClientHandler // Modbus TCP (MBAP): the packager only (transaction ids)
 	client   gmodbus.Client
 	withRaw  bool
 	lastResp []byte
@@ -40,29 +40,45 @@ type Client struct {
 // Open opens an RTU bus (serial device, or a TCP converter carrying RTU
 // frames), or with mbap true, a Modbus TCP gateway.
 func Open(cfg link.Config, mbap bool, timeout time.Duration) (*Client, error) {
-	c := &Client{}
 	if mbap {
-		h := gmodbus.NewTCPClientHandler(cfg.TCP)
-		h.Timeout = timeout
-		if err := h.Connect(); err != nil {
-			return nil, fmt.Errorf("modbus tcp %s: %w", cfg.TCP, err)
+		if cfg.TCP == "" {
+			return nil, fmt.Errorf("modbus tcp: no host:port given")
 		}
-		c.tcp, c.client = h, gmodbus.NewClient(h)
-		return c, nil
+		cfg.Device = ""
 	}
 	l, err := link.Open(cfg)
 	if err != nil {
+		if mbap {
+			return nil, fmt.Errorf("modbus tcp %s: %w", cfg.TCP, err)
+		}
 		return nil, err
 	}
-	c.line = l
+	return newClient(l, mbap, timeout), nil
+}
+
+// newClient puts the packager and transporter on a line (a *link.Line, or
+// the tests' in-memory one).
+func newClient(l line, mbap bool, timeout time.Duration) *Client {
+	c := &Client{line: l}
+	if mbap {
+		c.tcp = gmodbus.NewTCPClientHandler("")
+		c.client = gmodbus.NewClient2(c.tcp, &recorder{t: newMBAPTransporter(l, timeout, &c.Counters), c: c})
+		return c
+	}
 	c.rtu = gmodbus.NewRTUClientHandler("")
 	c.client = gmodbus.NewClient2(c.rtu, &recorder{t: newTransporter(l, timeout, &c.Counters), c: c})
-	return c, nil
+	return c
+}
+
+// line is a *link.Line as the client uses it.
+type line interface {
+	mbapWire
+	Close() error
 }
 
 // recorder keeps the last answer so a reading can carry its raw bytes.
 type recorder struct {
-	t *transporter
+	t gmodbus.Transporter
 	c *Client
 }
 
@@ -76,9 +92,6 @@ func (r *recorder) Send(req []byte) ([]byte, error) {
 
 // Close closes the bus.
 func (c *Client) Close() error {
-	if c.tcp != nil {
-		return c.tcp.Close()
-	}
 	return c.line.Close()
 }
 

@@ -1,5 +1,5 @@
 // Package modbus is the Modbus RTU (serial or RTU over a TCP converter) and
-// Modbus TCP driver: goburrow/modbus frames the PDUs, our transporter owns
+// Modbus TCP driver: goburrow/modbus frames the PDUs, our transporters own
 // the wire, and protocol/modbus profiles turn registers into readings.
 package modbus
 
@@ -21,39 +21,76 @@ type Counters struct {
 	Timeouts   atomic.Int64
 	CRCErrors  atomic.Int64
 	Exceptions atomic.Int64
-	Stray      atomic.Int64 // bytes discarded before a frame: echoes, other masters, noise
+	Stray      atomic.Int64 // bytes discarded: echoes, other masters, noise, late answers drained
+	Echoes     atomic.Int64 // copies of our own request (an echoing RS-485 converter)
+	Stale      atomic.Int64 // Modbus TCP answers with an old transaction id, skipped
 	BusyNanos  atomic.Int64 // time the line was in a transaction
 }
 
-// transporter is a goburrow/modbus Transporter over a link.Line. goburrow's
-// own RTU serial handler misreads split exception frames, never flushes
-// stale input, has no lock and keeps no inter-frame gap (shared/go-deps.md);
-// this one does all four.
+// wire is the line as a transporter uses it: *link.Line, or the tests'
+// in-memory line.
+type wire interface {
+	Config() link.Config
+	WaitGap(gap time.Duration)
+	Flush() (int, error)
+	Write(b []byte) error
+	ReadSome(buf []byte, deadline time.Time) (int, error)
+}
+
+// transporter is a goburrow/modbus Transporter for RTU frames over a wire.
+// goburrow's own RTU serial handler misreads split exception frames, never
+// flushes stale input, has no lock and keeps no inter-frame gap
+// (shared/go-deps.md); this one does all four, frames answers with the pure
+// protocol/modbus.ScanAnswer, and after a failed exchange waits for the line
+// to fall silent before the next request, so that a late answer does not
+// land in the next meter's.
 type transporter struct {
 	mu      sync.Mutex
-	line    *link.Line
+	line    wire
+	char    time.Duration // one character on the wire
 	gap     time.Duration // 3.5 characters (1.75 ms above 19200 baud)
 	timeout time.Duration
 	c       *Counters
+
+	echoing bool      // the line has echoed a request: an FC06 answer's first copy is the echo
+	drain   time.Time // after a failed exchange: the line must be silent from here
+	quiet   time.Duration
+	pending []byte
+	chunk   [256]byte
 }
 
-func newTransporter(l *link.Line, timeout time.Duration, c *Counters) *transporter {
+func newTransporter(l wire, timeout time.Duration, c *Counters) *transporter {
 	cfg := l.Config()
 	gap := cfg.CharTime() * 7 / 2
 	if cfg.Baud > 19200 {
 		gap = 1750 * time.Microsecond
 	}
-	return &transporter{line: l, gap: gap, timeout: timeout, c: c}
+	return &transporter{line: l, char: cfg.CharTime(), gap: gap, timeout: timeout, c: c}
 }
 
+// drainMargin is added to the silence a drain waits for.
+const drainMargin = 20 * time.Millisecond
+
+// crcGrace is how long the line may stay quiet after a frame failed its CRC
+// before the exchange is given up as a CRC error rather than waited out to
+// the timeout: the answer (or a meter's retransmission) would have begun.
+const crcGrace = 10 * time.Millisecond
+
 // Send writes one request ADU and returns the response ADU. goburrow's
-// packager then verifies the CRC and slave id.
+// packager then verifies the CRC and slave id once more.
 func (t *transporter) Send(req []byte) ([]byte, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	start := time.Now()
 	defer func() { t.c.BusyNanos.Add(int64(time.Since(start))) }()
 	t.c.Requests.Add(1)
+	want := pmodbus.ResponseLength(req)
+	if want == 0 {
+		return nil, fmt.Errorf("modbus: cannot frame the answer to function 0x%02X", req[1])
+	}
+	if err := t.settle(); err != nil {
+		return nil, err
+	}
 	t.line.WaitGap(t.gap)
 	if n, err := t.line.Flush(); err != nil {
 		return nil, err
@@ -63,20 +100,15 @@ func (t *transporter) Send(req []byte) ([]byte, error) {
 	if err := t.line.Write(req); err != nil {
 		return nil, err
 	}
-	want := pmodbus.ResponseLength(req)
-	if want == 0 {
-		return nil, fmt.Errorf("modbus: cannot frame the answer to function 0x%02X", req[1])
-	}
-	resp, err := t.readFrame(req[0], req[1], want, time.Now().Add(t.timeout))
+	resp, err := t.read(req, want)
 	if err != nil {
-		if errors.Is(err, link.ErrTimeout) {
-			t.c.Timeouts.Add(1)
-		}
-		return resp, err
-	}
-	if !pmodbus.CheckCRC(resp) {
-		t.c.CRCErrors.Add(1)
-		return nil, fmt.Errorf("%w from slave %d", pmodbus.ErrCRC, req[0])
+		// Whatever is still on its way (the late answer, the rest of a
+		// garbled one) must pass before the next request: one answer's
+		// time of silence, counted from now or the last byte, and a
+		// margin for a meter (or converter) that pauses mid-frame.
+		t.drain = time.Now()
+		t.quiet = time.Duration(want)*t.char + t.gap + drainMargin
+		return nil, err
 	}
 	if resp[1] == req[1]|0x80 {
 		t.c.Exceptions.Add(1)
@@ -84,34 +116,94 @@ func (t *transporter) Send(req []byte) ([]byte, error) {
 	return resp, nil
 }
 
-// readFrame reads until a whole answer of want bytes, or a 5-byte exception
-// frame, is in. Bytes before the frame's start (slave id, then function or
-// function|0x80) are stray and dropped: a second master, an echo, noise.
-func (t *transporter) readFrame(slave, fc byte, want int, deadline time.Time) ([]byte, error) {
-	buf := make([]byte, 0, want)
-	chunk := make([]byte, 256)
+// settle drains the line after a failed exchange until it has been silent
+// for t.quiet, so a late answer ends before the next request starts. A line
+// that never falls silent is given up on after a timeout's worth: the flush
+// before the request takes what came.
+func (t *transporter) settle() error {
+	if t.drain.IsZero() {
+		return nil
+	}
+	until, limit := t.drain.Add(t.quiet), t.drain.Add(t.timeout+t.quiet)
+	t.drain = time.Time{}
 	for {
-		// Re-synchronise on the frame start.
-		for len(buf) >= 1 && (buf[0] != slave || (len(buf) >= 2 && buf[1] != fc && buf[1] != fc|0x80)) {
-			buf = buf[1:]
-			t.c.Stray.Add(1)
+		n, err := t.line.ReadSome(t.chunk[:], until)
+		if n > 0 {
+			t.c.Stray.Add(int64(n))
+			until = earliest(time.Now().Add(t.quiet), limit)
 		}
-		if len(buf) >= 2 && buf[1] == fc|0x80 && len(buf) >= pmodbus.ExceptionLength {
-			return buf[:pmodbus.ExceptionLength], nil
+		if errors.Is(err, link.ErrTimeout) {
+			return nil
 		}
-		if len(buf) >= want {
-			return buf[:want], nil
+		if err != nil {
+			return err
 		}
-		n, err := t.line.ReadSome(chunk, deadline)
+	}
+}
+
+// read collects the answer to req, scanning what arrives with the pure
+// framer: echoes, noise and frames that fail their CRC are dropped (and
+// counted), an exception frame is an answer.
+func (t *transporter) read(req []byte, want int) ([]byte, error) {
+	deadline := time.Now().Add(t.timeout)
+	t.pending = t.pending[:0]
+	echoes, crcs, got := 0, 0, 0
+	for {
+		s := pmodbus.ScanAnswer(req, t.pending, t.echoing && echoes == 0)
+		t.c.Stray.Add(int64(s.Stray))
+		if s.Echoes > 0 {
+			echoes += s.Echoes
+			t.c.Echoes.Add(int64(s.Echoes))
+			t.echoing = true
+		}
+		if s.CRCErrors > 0 {
+			crcs += s.CRCErrors
+			t.c.CRCErrors.Add(int64(s.CRCErrors))
+			deadline = earliest(deadline, time.Now().Add(t.gap+crcGrace))
+		}
+		if s.Frame != nil {
+			return append([]byte(nil), s.Frame...), nil
+		}
+		t.pending = append(t.pending[:0], t.pending[s.Used:]...)
+		// An answer arrives a character at a time: wait for most of it
+		// in one sleep rather than waking for every byte (a read per
+		// character was most of a poll's CPU). Before the first byte, no
+		// answer can be whole sooner than its own wire time after the
+		// request has left (the slave's silence and turnaround come on
+		// top); once an answer has begun, its rest takes rem characters.
+		// An exception frame is shorter: it costs at most that wait.
+		var d time.Duration
+		switch rem := want - len(t.pending); {
+		case got == 0:
+			d = time.Duration(want-2) * t.char
+		case len(t.pending) >= 1 && t.pending[0] == req[0] && (len(t.pending) == 1 || t.pending[1] == req[1]) && rem > 2:
+			d = time.Duration(rem-1) * t.char
+		}
+		if d > 0 && time.Now().Add(d).Before(deadline) {
+			time.Sleep(d)
+		}
+		n, err := t.line.ReadSome(t.chunk[:], deadline)
 		if err != nil {
 			if errors.Is(err, link.ErrTimeout) {
-				return buf, fmt.Errorf("slave %d: %w after %d of %d bytes", slave, link.ErrTimeout, len(buf), want)
+				if crcs > 0 {
+					return nil, fmt.Errorf("%w from slave %d", pmodbus.ErrCRC, req[0])
+				}
+				t.c.Timeouts.Add(1)
+				return nil, fmt.Errorf("slave %d: %w after %d of %d bytes", req[0], link.ErrTimeout, len(t.pending), want)
 			}
-			return buf, err
+			return nil, err
 		}
-		if len(buf)+n > 4*want+256 {
-			return nil, fmt.Errorf("slave %d: flooded with %d bytes", slave, len(buf)+n)
+		got += n
+		if got > 4*want+256 {
+			return nil, fmt.Errorf("slave %d: flooded with %d bytes", req[0], got)
 		}
-		buf = append(buf, chunk[:n]...)
+		t.pending = append(t.pending, t.chunk[:n]...)
 	}
+}
+
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }

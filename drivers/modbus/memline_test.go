@@ -1,0 +1,98 @@
+package modbus
+
+import (
+	"time"
+
+	"tidegate/drivers/link"
+)
+
+// memLine is a deterministic in-memory RS-485 line: a request written
+// produces the slaves' bytes at once, a read takes the next chunk, and a
+// read with nothing to take is the timeout firing, whatever the clock says.
+// Bytes a slave sends late arrive only after the master's timeout has fired
+// (on the next read); a request written while they are still on their way
+// collides with them on the half-duplex line, and neither gets through.
+type memLine struct {
+	cfg    link.Config
+	echo   bool // the converter echoes every request
+	duplex bool // TCP: a late answer never collides with a request
+	answer func(req []byte) (chunks [][]byte, late bool)
+
+	queue    [][]byte // arrived, not yet read
+	inFlight [][]byte // late bytes still on the wire
+	armed    bool     // a read has timed out: the late bytes arrive on the next one
+	written  [][]byte
+	flushed  int
+	collided int
+	closed   bool
+}
+
+func (m *memLine) Config() link.Config   { return m.cfg }
+func (m *memLine) WaitGap(time.Duration) {}
+func (m *memLine) Close() error          { m.closed = true; return nil }
+
+func (m *memLine) Flush() (int, error) {
+	n := 0
+	for _, c := range m.queue {
+		n += len(c)
+	}
+	m.queue, m.flushed = nil, m.flushed+n
+	return n, nil
+}
+
+func (m *memLine) ReadReady(buf []byte) (int, error) {
+	m.arrive()
+	if len(m.queue) == 0 {
+		return 0, nil
+	}
+	return m.take(buf), nil
+}
+
+func (m *memLine) Write(b []byte) error {
+	req := append([]byte(nil), b...)
+	m.written = append(m.written, req)
+	if len(m.inFlight) > 0 && !m.duplex {
+		// Two talkers: the late answer and the request garble each other.
+		m.collided++
+		m.inFlight, m.armed = nil, false
+		return nil
+	}
+	if m.echo {
+		m.queue = append(m.queue, req)
+	}
+	chunks, late := m.answer(req)
+	if late {
+		m.inFlight = append(m.inFlight, chunks...)
+		m.armed = false
+		return nil
+	}
+	m.queue = append(m.queue, chunks...)
+	return nil
+}
+
+// arrive delivers the late bytes once a timeout has fired: they come
+// before anything sent after them.
+func (m *memLine) arrive() {
+	if m.armed && len(m.inFlight) > 0 {
+		m.queue, m.inFlight, m.armed = append(m.inFlight, m.queue...), nil, false
+	}
+}
+
+func (m *memLine) ReadSome(buf []byte, _ time.Time) (int, error) {
+	m.arrive()
+	if len(m.queue) == 0 {
+		m.armed = len(m.inFlight) > 0
+		return 0, link.ErrTimeout
+	}
+	return m.take(buf), nil
+}
+
+func (m *memLine) take(buf []byte) int {
+	n := copy(buf, m.queue[0])
+	if n < len(m.queue[0]) {
+		m.queue[0] = m.queue[0][n:]
+	} else {
+		m.queue = m.queue[1:]
+	}
+	return n
+}
