@@ -117,7 +117,8 @@ func cpuTime() time.Duration {
 // BenchmarkMBusBus16 polls 16 single-telegram metersim meters (Ultrimis)
 // on one 2400-baud 8E1 pty bus with a 30 ms meter turnaround, as the
 // daemon's client does, one reading per iteration: by primary address, and
-// by secondary address (a selection before every read). It reports
+// by secondary address (a selection before every read), and by primary
+// address through the bus's TCP converter. It reports
 // readings per second, the ratio to the wire-time limit of the frames
 // actually exchanged (every byte at 11 bits, the meter's turnaround per
 // answer and the standard's 11 bit times of idle before every request),
@@ -126,26 +127,30 @@ func cpuTime() time.Duration {
 func BenchmarkMBusBus16(b *testing.B) {
 	const turnaround = 30 * time.Millisecond
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "seed: 3\nbuses:\n  - name: mb\n    protocol: mbus\n    baud: 2400\n    turnaround: %v\n    meters:\n", turnaround)
+	fmt.Fprintf(&sb, "seed: 3\nbuses:\n  - name: mb\n    protocol: mbus\n    baud: 2400\n    turnaround: %v\n    tcp: 127.0.0.1:0\n    meters:\n", turnaround)
 	for i := 1; i <= 16; i++ {
 		fmt.Fprintf(&sb, "      - {id: m%d, address: %d, model: ultrimis, secondary: \"%08d\", water: {profile: flat}}\n", i, i, 31415900+i)
 	}
 	pi := startSimProcess(b, sb.String())["mb"]
-	for _, how := range []string{"primary", "secondary"} {
+	for _, how := range []string{"primary", "secondary", "primary-tcp"} {
 		b.Run(how, func(b *testing.B) {
+			cfg := link.Config{Device: pi.Device, Baud: pi.Baud, Parity: pi.Parity}
+			if how == "primary-tcp" { // the same bus through its TCP converter
+				cfg.Device, cfg.TCP = "", pi.TCP
+			}
 			meter := func(i int) Meter { return Meter{ID: fmt.Sprintf("m%d", i%16+1), Address: byte(i%16 + 1)} }
 			if how == "secondary" {
 				meter = func(i int) Meter {
 					return Meter{ID: fmt.Sprintf("m%d", i%16+1), Secondary: fmt.Sprintf("%08d", 31415900+i%16+1)}
 				}
 			}
-			benchBus(b, pi, turnaround, meter)
+			benchBus(b, cfg, turnaround, meter)
 		})
 	}
 }
 
-func benchBus(b *testing.B, pi simulator.PortInfo, turnaround time.Duration, meter func(int) Meter) {
-	l, err := link.Open(link.Config{Device: pi.Device, Baud: pi.Baud, Parity: pi.Parity})
+func benchBus(b *testing.B, cfg link.Config, turnaround time.Duration, meter func(int) Meter) {
+	l, err := link.Open(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -155,7 +160,7 @@ func benchBus(b *testing.B, pi simulator.PortInfo, turnaround time.Duration, met
 	ctx := context.Background()
 	for i := range 16 { // warm-up: the first contact with each meter adds its SND_NKE
 		if _, err := c.Poll(ctx, meter(i), false); err != nil {
-			b.Fatal(err)
+			b.Fatalf("warm-up: %v", err)
 		}
 	}
 	*cl = countingLine{Line: l}
@@ -163,16 +168,20 @@ func benchBus(b *testing.B, pi simulator.PortInfo, turnaround time.Duration, met
 	b.ResetTimer()
 	start := time.Now()
 	bad := 0
+	var firstErr error
 	for i := range b.N {
 		if _, err := c.Poll(ctx, meter(i), false); err != nil {
 			bad++
+			if firstErr == nil {
+				firstErr = err
+			}
 		}
 	}
 	el := time.Since(start)
 	b.StopTimer()
 	cpu := cpuTime() - cpu0
 	if bad > 0 {
-		b.Fatalf("%d of %d readings failed", bad, b.N)
+		b.Fatalf("%d of %d readings failed, the first: %v", bad, b.N, firstErr)
 	}
 	char := l.Config().CharTime()
 	wire := time.Duration(cl.sent+cl.received)*char + time.Duration(cl.answered)*turnaround + time.Duration(cl.requests)*Idle(l.Config())

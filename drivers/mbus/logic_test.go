@@ -596,3 +596,85 @@ func TestInterruptedDrain(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// answerEvents cuts answer into the line events a fuzzer chose: each cut
+// byte is a position (mod the length); its top bit puts a silence there.
+func answerEvents(answer, cuts []byte) []event {
+	var evs []event
+	at := 0
+	for _, c := range cuts {
+		if len(answer) == 0 {
+			break
+		}
+		pos := int(c&0x7F) % (len(answer) + 1)
+		if pos < at {
+			continue
+		}
+		if pos > at {
+			evs = append(evs, got(answer[at:pos]...))
+			at = pos
+		}
+		if c&0x80 != 0 {
+			evs = append(evs, silence)
+		}
+	}
+	if at < len(answer) {
+		evs = append(evs, got(answer[at:]...))
+	}
+	return evs
+}
+
+// FuzzMasterAnswer: whatever comes back to a REQ_UD2 or a selection, in
+// whatever pieces and with silences anywhere, the master does not panic or
+// hang, returns only telegrams from the polled address or a meter error,
+// and a probe one of its results; and the next clean read works.
+func FuzzMasterAnswer(f *testing.F) {
+	long, _ := pmbus.Encode(pmbus.Frame{Kind: pmbus.KindLong, C: pmbus.CField(pmbus.CRspUd), Address: 5, CI: 0x72, Data: append(make([]byte, 12), volumeRecord...)})
+	more, _ := pmbus.Encode(pmbus.Frame{Kind: pmbus.KindLong, C: pmbus.CField(pmbus.CRspUd), Address: 5, CI: 0x72, Data: append(append(make([]byte, 12), volumeRecord...), 0x1F)})
+	other, _ := pmbus.Encode(pmbus.Frame{Kind: pmbus.KindLong, C: pmbus.CField(pmbus.CRspUd), Address: 6, CI: 0x72, Data: append(make([]byte, 12), volumeRecord...)})
+	f.Add(long, []byte{})
+	f.Add(other, []byte{})
+	f.Add(long, []byte{0x84, 0x10})
+	f.Add(append([]byte{0x00, 0x68}, long...), []byte{0x01, 0x83})
+	f.Add(more, []byte{})
+	f.Add([]byte{0xE5, 0xE5}, []byte{0x81})
+	f.Add(reqUD2(true, 5), []byte{})
+	f.Add([]byte{0x68, 0xFF, 0xFF, 0x68}, []byte{0x84})
+	f.Fuzz(func(t *testing.T, answer, cuts []byte) {
+		if len(cuts) > 64 {
+			cuts = cuts[:64]
+		}
+		meter := &fakeMeter{primary: 5, sec: Secondary{ID: 5}, lastFCB: -1, telegrams: [][]byte{volumeRecord}}
+		fuzzed := true
+		l := newMemLine(2400, func(req []byte) []event {
+			if fuzzed {
+				fuzzed = false
+				return answerEvents(answer, cuts)
+			}
+			f, _, err := pmbus.Decode(req)
+			if err != nil {
+				return nil
+			}
+			return []event{got(busAnswer([]*fakeMeter{meter}, f, false)...)}
+		})
+		m := NewMaster(l, Options{}, nil)
+		ctx := context.Background()
+		ts, err := m.ReadPrimary(ctx, 5)
+		if err != nil && !IsMeterError(err) {
+			t.Fatalf("not a meter error: %v", err)
+		}
+		for _, tg := range ts {
+			if tg.Address != 5 {
+				t.Fatalf("telegram from %d accepted", tg.Address)
+			}
+		}
+		l.pending, fuzzed = nil, true
+		if r, err := m.Select(ctx, AllWild()); err != nil || r > ProbeCollision {
+			t.Fatalf("probe %v, %v", r, err)
+		}
+		l.pending = nil
+		if ts, err := m.ReadPrimary(ctx, 5); err != nil || len(ts) != 1 {
+			t.Fatalf("clean read after it: %d telegrams, %v", len(ts), err)
+		}
+	})
+}
