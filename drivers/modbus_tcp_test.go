@@ -120,14 +120,17 @@ func TestModbusTCPRecovers(t *testing.T) {
 	if good < 18+20 {
 		t.Fatalf("%d good polls (m1 %d bad, m2 %d bad), want 38; stats %+v", good, sink.bad("m1"), sink.bad("m2"), st)
 	}
-	// Exactly the late request and the three to the silent connection
-	// failed (the third is the line's failure, not a meter's: no error
-	// reading); the stale answer was skipped and counted.
-	if bad := sink.bad("m1") + sink.bad("m2"); bad != 1+2 || st.PollsFailed != 4 {
-		t.Errorf("%d error readings, %d failed polls; want 3 and 4 (the late one, three to the silent connection)", bad, st.PollsFailed)
+	// The late request and the three to the silent connection failed, each
+	// a timeout (a loaded machine may add one now and then, whose answer is
+	// then late too); the third silent one is the line's failure, not the
+	// meter's (no error reading). Every late answer was skipped, counted.
+	if bad := sink.bad("m1") + sink.bad("m2"); st.PollsFailed < 4 || st.PollsFailed != st.Timeouts || int64(bad) != st.PollsFailed-1 {
+		t.Errorf("%d error readings, %d failed polls, %d timeouts; want at least 4 failed polls, each a timeout, all but one with an error reading",
+			bad, st.PollsFailed, st.Timeouts)
 	}
-	if st.Stale != 1 || st.Timeouts != 4 || st.Reopens != 1 {
-		t.Errorf("stale %d timeouts %d reopens %d, want 1, 4, 1", st.Stale, st.Timeouts, st.Reopens)
+	if st.Stale < 1 || st.Stale > st.Timeouts-3 || st.Reopens != 1 {
+		t.Errorf("stale %d timeouts %d reopens %d, want the late answers skipped (1 or more, one per timeout but the silent three) and 1 reopen",
+			st.Stale, st.Timeouts, st.Reopens)
 	}
 	if st.Requests != st.PollsOK+st.PollsFailed {
 		t.Errorf("requests %d, polls %d good + %d failed", st.Requests, st.PollsOK, st.PollsFailed)
