@@ -678,3 +678,22 @@ func FuzzMasterAnswer(f *testing.F) {
 		}
 	})
 }
+
+// TestWakeups: an answer arriving a character at a time, as at 2400 baud
+// (one every 4.6 ms), is read in a few wake-ups, not one per character:
+// once the frame's length is known the master sleeps for the rest's wire
+// time. Waking for every character was most of a reading's CPU.
+func TestWakeups(t *testing.T) {
+	meter := &fakeMeter{primary: 5, sec: Secondary{ID: 5}, lastFCB: -1, telegrams: [][]byte{append(append([]byte(nil), volumeRecord...), volumeRecord...)}}
+	b := &memBus{meters: []*fakeMeter{meter}, split: true}
+	l := newMemLine(2400, b.respond)
+	l.arrive = true
+	m := NewMaster(l, Options{}, nil)
+	ts, err := m.ReadPrimary(context.Background(), 5)
+	if err != nil || len(ts) != 1 {
+		t.Fatalf("%d telegrams, %v", len(ts), err)
+	}
+	if n, frame := len(l.budgets), len(ts[0].Raw); n > 6 {
+		t.Fatalf("%d reads for a %d-byte answer", n, frame)
+	}
+}

@@ -40,6 +40,7 @@ type memLine struct {
 	// when it began): only ever less than what the master allowed.
 	budgets  []time.Duration
 	writeErr error // returned by Write once set
+	arrive   bool  // WaitGap lets the bytes a real line would bring meanwhile arrive
 	// interrupt: the next writes deliver the frame, then report what a
 	// tcdrain cut short by a signal reports.
 	interrupt int
@@ -51,7 +52,23 @@ func newMemLine(baud int, respond func(req []byte) []event) *memLine {
 
 func (l *memLine) Config() link.Config { return l.cfg }
 
-func (l *memLine) WaitGap(gap time.Duration) { l.gaps = append(l.gaps, gap) }
+// WaitGap records the wait. With arrive set, the bytes of the data events
+// at the head that a real line would deliver meanwhile (a character per
+// character time) are joined into one event, as they would sit in the
+// kernel's buffer when the master wakes.
+func (l *memLine) WaitGap(gap time.Duration) {
+	l.gaps = append(l.gaps, gap)
+	if !l.arrive || len(l.pending) == 0 || l.pending[0].silence {
+		return
+	}
+	k := int(gap / l.cfg.CharTime())
+	joined := append([]byte(nil), l.pending[0].data...)
+	i := 1
+	for ; i < len(l.pending) && !l.pending[i].silence && len(joined) < k; i++ {
+		joined = append(joined, l.pending[i].data...)
+	}
+	l.pending = append([]event{{data: joined}}, l.pending[i:]...)
+}
 
 // Flush drops the bytes that have arrived: those before the next silence.
 func (l *memLine) Flush() (int, error) {
