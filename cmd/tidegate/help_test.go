@@ -103,9 +103,9 @@ func TestUsageFlagsExist(t *testing.T) {
 
 // config init's suggested scan command, on stderr and in the file's comment,
 // runs as printed against a simulated bus and adds the meters it finds.
-// (M-Bus: a Modbus meter also needs a profile before the config validates,
-// which scan's --append-config learns to take on h/suite's branch; until
-// then the Modbus hint is checked to parse, in TestUsageFlagsExist's way.)
+// (M-Bus, so the bus has meters at the starter's defaults; the Modbus
+// starter's hint names the same flags and is checked to parse below: a full
+// Modbus scan is another minute.)
 func TestConfigInitHintRuns(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs metersim")
