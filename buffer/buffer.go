@@ -4,6 +4,7 @@
 package buffer
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -202,4 +203,22 @@ func fileSize(path string) int64 {
 		return 0
 	}
 	return fi.Size()
+}
+
+// States returns the side-state keys starting with prefix and their values,
+// in key order.
+func (b *Buffer) States(prefix string) ([]State, error) {
+	if b.isClosed() {
+		return nil, ErrClosed
+	}
+	var out []State
+	err := b.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketState).Cursor()
+		p := []byte(prefix)
+		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+			out = append(out, State{Key: string(k), Value: append([]byte{}, v...)})
+		}
+		return nil
+	})
+	return out, err
 }

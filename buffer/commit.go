@@ -404,3 +404,17 @@ func (b *Buffer) update(fn func(*bolt.Tx) error) (err error) {
 	}
 	return tx.Commit()
 }
+
+// Check reports whether Append would refuse r (ErrInvalidRecord): a caller
+// holding a batch can drop the one bad record instead of the batch.
+func Check(r *reading.Record) error {
+	_, err := appendRecord(nil, r)
+	return err
+}
+
+// Encode is the buffer's encoding of one record (without its seq), for a
+// stage that keeps records of its own in side state; Decode reverses it.
+func Encode(r *reading.Record) ([]byte, error) { return appendRecord(nil, r) }
+
+// Decode is the inverse of Encode.
+func Decode(b []byte) (reading.Record, error) { return decodeRecord(b) }
