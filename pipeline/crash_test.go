@@ -132,4 +132,3 @@ func (nilTB) Fatal(args ...any) {
 	fmt.Fprintln(os.Stderr, args...)
 	os.Exit(3)
 }
-

@@ -35,10 +35,10 @@ type Store interface {
 
 // Defaults of Options.
 const (
-	DefaultLatency  = time.Second
-	DefaultMaxBatch = 2048
-	DefaultQueue    = 4096
-	DefaultRetryMax = 100_000
+	DefaultLatency    = time.Second
+	DefaultMaxBatch   = 2048
+	DefaultQueue      = 4096
+	DefaultRetryMax   = 100_000
 	DefaultCheckpoint = 2048
 )
 
