@@ -6,7 +6,6 @@ import (
 	"runtime"
 	"runtime/debug"
 
-	"github.com/sirupsen/logrus"
 	bolt "go.etcd.io/bbolt"
 
 	"tidegate/reading"
@@ -178,25 +177,43 @@ func (b *Buffer) gather(batch []*op, n int) []*op {
 }
 
 func (b *Buffer) commit(batch []*op) {
-	if b.sp.low {
-		if err := b.evictForSpace(); err != nil {
+	// Make room for this batch and no more: its encoded size (freed pages
+	// hold bbolt's overhead too), at least a few pages' worth so that a
+	// full disk costs one eviction round per many commits, not one each.
+	need := uint64(64 << 10)
+	var size uint64
+	for _, o := range batch {
+		for _, v := range o.vals {
+			size += uint64(len(v))
+		}
+	}
+	need = max(need, 2*size)
+	if b.sp.short && size > 0 {
+		// The disk could not restore the reserve: a commit growing the
+		// file now would take the blocks the eviction commit needs, so
+		// the batch gets room from the oldest records instead.
+		if _, err := b.evictForSpace(need); err != nil {
 			b.log.WithField("error", err.Error()).Error("evicting for space failed")
 		}
-		b.sp.low = false // keepReserve says again if it is still short
 	}
 	err := b.apply(batch)
 	if isFull(err) {
 		b.mu.Lock()
 		b.ctr.FullHits++
 		b.mu.Unlock()
-		b.log.WithFields(logrus.Fields{"error": err.Error(), "held": b.Stats().Depth}).
-			Error("buffer out of space; evicting records to make room")
-		if eerr := b.evictForSpace(); eerr != nil {
-			b.log.WithField("error", eerr.Error()).Error("evicting for space failed")
+		for try := 0; isFull(err) && try < 10; try++ {
+			n, eerr := b.evictForSpace(need << try)
+			if eerr != nil {
+				b.log.WithField("error", eerr.Error()).Error("evicting for space failed")
+				break
+			}
+			if n == 0 {
+				break // nothing left to evict
+			}
+			err = b.apply(batch)
 		}
-		err = b.apply(batch)
 		if isFull(err) {
-			err = fmt.Errorf("%w: %v", ErrFull, err)
+			err = fmt.Errorf("%w: %w", ErrFull, err)
 		}
 	}
 	for _, o := range batch {
@@ -302,7 +319,7 @@ func (b *Buffer) apply(batch []*op) (err error) {
 			}
 		}
 		var err error
-		if evicted, err = b.evictTx(tx, &c, firstNew, false); err != nil {
+		if evicted, err = b.evictTx(tx, &c, firstNew, 0); err != nil {
 			return err
 		}
 		if len(evicted) > 0 {

@@ -1,8 +1,10 @@
 package buffer
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math"
 	"os"
 	"path/filepath"
@@ -134,10 +136,44 @@ func openError(path string, opt Options, err error) error {
 	case errors.Is(err, berrors.ErrTimeout):
 		return fmt.Errorf("%w: %s (waited %s; is the tidegate daemon running?)", ErrLocked, path, opt.Timeout)
 	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum),
-		errors.Is(err, berrors.ErrVersionMismatch), isMapError(err):
+		errors.Is(err, berrors.ErrVersionMismatch):
+		return fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
+	}
+	// bbolt reports a file whose size does not fit its pages, or a page
+	// size it cannot use, with errors it formats rather than wraps. Tell
+	// those from a failure of this machine (no memory to map, a read
+	// error) by the file itself: without a valid meta page it is corrupt.
+	if fi, serr := os.Stat(path); serr == nil && fi.Size() > 0 && !hasValidMeta(path) {
 		return fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
 	}
 	return err
+}
+
+// hasValidMeta reports whether either of the file's two bbolt meta pages
+// has the right magic, version and checksum (bbolt's own test of a meta
+// page: it uses the second when the first fails it).
+func hasValidMeta(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	for _, off := range []int64{0, 4096, 8192, 16384, 32768, 65536, 1024, 2048} {
+		var p [16 + 64]byte
+		if _, err := f.ReadAt(p[:], off); err != nil {
+			continue
+		}
+		m := p[16:]
+		if binary.LittleEndian.Uint32(m[0:]) != 0xED0CDAED || binary.LittleEndian.Uint32(m[4:]) != 2 {
+			continue
+		}
+		h := fnv.New64a()
+		h.Write(m[:56])
+		if h.Sum64() == binary.LittleEndian.Uint64(m[56:]) {
+			return true
+		}
+	}
+	return false
 }
 
 // walk reads every page of the file's tree, read-only, on this goroutine.
@@ -168,14 +204,6 @@ func walk(path string, opt Options) error {
 	})
 }
 
-// isMapError recognises bbolt's complaints about a file whose size does not
-// fit its pages (it wraps those with %s, not %w).
-func isMapError(err error) bool {
-	s := err.Error()
-	return strings.Contains(s, "file size too small") || strings.Contains(s, "mmap") ||
-		strings.Contains(s, "invalid page") || strings.Contains(s, "page size")
-}
-
 // quarantine moves a corrupt file aside under a timestamped name and says
 // so loudly: the records in it are not lost yet, but they will not be sent.
 func quarantine(path string, why error, log logrus.FieldLogger) (*Recovery, error) {
@@ -204,15 +232,12 @@ func syncDir(dir string) {
 	}
 }
 
-// isFull recognises the two ways a commit runs out of space.
+// isFull recognises the ways a commit runs out of space, by value: the
+// errno bbolt's write or fdatasync returned, or bbolt's own cap.
 func isFull(err error) bool {
-	if err == nil {
-		return false
-	}
-	if errors.Is(err, berrors.ErrMaxSizeReached) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
-		return true
-	}
-	s := err.Error()
-	return strings.Contains(s, berrors.ErrMaxSizeReached.Error()) || strings.Contains(s, "no space left on device") ||
-		strings.Contains(s, "disk quota exceeded")
+	return errors.Is(err, berrors.ErrMaxSizeReached) || isNoSpace(err)
+}
+
+func isNoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EFBIG)
 }
