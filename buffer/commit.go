@@ -2,6 +2,7 @@ package buffer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"runtime/debug"
@@ -142,6 +143,9 @@ func (b *Buffer) run() {
 		select {
 		case o := <-b.ops:
 			batch = append(batch, o)
+		case why := <-b.bad:
+			b.replace(why)
+			continue
 		case <-b.quit:
 			// Close waits until nobody can queue any more; commit the rest.
 			for {
@@ -197,6 +201,9 @@ func (b *Buffer) commit(batch []*op) {
 		}
 	}
 	err := b.apply(batch)
+	if errors.Is(err, ErrCorrupt) && b.replace(err) == nil {
+		err = b.apply(batch) // on the fresh file
+	}
 	if isFull(err) {
 		b.mu.Lock()
 		b.ctr.FullHits++
@@ -403,7 +410,7 @@ func guard(err *error) {
 // daemon down. A plain Rollback only forgets the transaction's allocations;
 // the file is untouched either way, since the commit never completed.
 func (b *Buffer) update(fn func(*bolt.Tx) error) (err error) {
-	tx, err := b.db.Begin(true)
+	tx, err := b.dbh().Begin(true)
 	if err != nil {
 		return err
 	}

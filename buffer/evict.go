@@ -216,12 +216,12 @@ func (b *Buffer) evictTx(tx *bolt.Tx, c *counters, below uint64, forSpace uint64
 // disk that is truly full there is no such headroom; if the file has no
 // free page then, Append keeps failing with ErrFull until space appears.
 func (b *Buffer) evictForSpace(need uint64) (evicted uint64, err error) {
-	if b.db.MaxSize > 0 {
+	if b.dbh().MaxSize > 0 {
 		// Only the committer writes, and it is here: no transaction reads
 		// MaxSize concurrently.
-		limit := b.db.MaxSize
-		b.db.MaxSize = limit + 2*spaceStep
-		defer func() { b.db.MaxSize = limit }()
+		limit := b.dbh().MaxSize
+		b.dbh().MaxSize = limit + 2*spaceStep
+		defer func() { b.dbh().MaxSize = limit }()
 	}
 	var c counters
 	var cursor uint64

@@ -1,6 +1,7 @@
 package buffer
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -24,9 +25,13 @@ const spaceStep = 1 << 20
 
 // Recovery describes a corrupt file that Open moved aside.
 type Recovery struct {
-	MovedTo string    // where the corrupt file is now
-	Reason  string    // what the checks found
-	At      time.Time // when
+	MovedTo string    `json:"moved_to,omitempty"` // where the damaged file is now
+	Reason  string    `json:"reason"`             // what the checks found
+	At      time.Time `json:"at"`                 // when
+	// Salvaged is how many records of the damaged file were readable and
+	// kept (they keep their seqs); Lost how many were not, at least.
+	Salvaged uint64 `json:"salvaged,omitempty"`
+	Lost     uint64 `json:"lost,omitempty"`
 }
 
 func boltOptions(opt Options) *bolt.Options {
@@ -112,6 +117,11 @@ func openChecked(path string, opt Options) (db *bolt.DB, unclean bool, err error
 	if !clean {
 		// bbolt's own advice after a crash: power loss on flash can leave
 		// pages that the meta page points to but that never reached the disk.
+		// bbolt reads either meta page and uses the newer valid one; its
+		// check also wants each meta page's 16-byte header intact. A damaged
+		// header is rewritten from what it must hold (the page's id and the
+		// meta flag) rather than the whole file moved aside for it.
+		repairMetaHeaders(path, db.Info().PageSize)
 		var problems []string
 		err = db.View(func(tx *bolt.Tx) error {
 			for e := range tx.Check() {
@@ -192,12 +202,20 @@ func walk(path string, opt Options) error {
 		if size < tx.Size() {
 			return fmt.Errorf("%w: file is %d bytes, its pages need %d (truncated)", ErrCorrupt, size, tx.Size())
 		}
-		return tx.ForEach(func(_ []byte, b *bolt.Bucket) error {
+		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
 			c := b.Cursor()
+			var prev []byte
 			for k, v := c.First(); k != nil; k, v = c.Next() {
 				if len(v) > 0 {
 					_ = v[len(v)-1] // touches the last page of an overflowing value
 				}
+				// bbolt checks key order when it rebuilds the free list,
+				// and panics where the lock it took stays held: a damaged
+				// key must be found here, before it opens the file.
+				if prev != nil && bytes.Compare(k, prev) <= 0 {
+					return fmt.Errorf("%w: bucket %s: key %x out of order after %x", ErrCorrupt, name, k, prev)
+				}
+				prev = k
 			}
 			return nil
 		})
@@ -240,4 +258,45 @@ func isFull(err error) bool {
 
 func isNoSpace(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EFBIG)
+}
+
+// repairMetaHeaders rewrites the page header of meta page 0 or 1 when it is
+// damaged and the page's meta body is valid, or the other meta page is:
+// the header carries nothing but the page id, the meta flag and two zeros.
+func repairMetaHeaders(path string, pageSize int) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	const metaFlag = 0x04
+	var ok [2]bool
+	var hdrs [2][16]byte
+	for i := range 2 {
+		var p [16 + 64]byte
+		if _, err := f.ReadAt(p[:], int64(i*pageSize)); err != nil {
+			return
+		}
+		copy(hdrs[i][:], p[:16])
+		m := p[16:]
+		h := fnv.New64a()
+		h.Write(m[:56])
+		ok[i] = binary.LittleEndian.Uint32(m[0:]) == 0xED0CDAED && h.Sum64() == binary.LittleEndian.Uint64(m[56:])
+	}
+	if !ok[0] && !ok[1] {
+		return
+	}
+	for i := range 2 {
+		h := hdrs[i]
+		if binary.LittleEndian.Uint64(h[0:]) == uint64(i) && binary.LittleEndian.Uint16(h[8:]) == metaFlag &&
+			binary.LittleEndian.Uint16(h[10:]) == 0 && binary.LittleEndian.Uint32(h[12:]) == 0 {
+			continue
+		}
+		var fix [16]byte
+		binary.LittleEndian.PutUint64(fix[0:], uint64(i))
+		binary.LittleEndian.PutUint16(fix[8:], metaFlag)
+		if _, err := f.WriteAt(fix[:], int64(i*pageSize)); err == nil {
+			f.Sync()
+		}
+	}
 }

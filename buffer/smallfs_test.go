@@ -1,3 +1,5 @@
+//go:build linux
+
 package buffer
 
 import (
@@ -78,7 +80,7 @@ func TestSmallPartition(t *testing.T) {
 			s := b.Stats()
 			var st syscall.Statfs_t
 			syscall.Statfs(dir, &st)
-			free := int64(st.Bavail) * st.Bsize
+			free := int64(st.Bavail) * int64(st.Bsize)
 			t.Logf("%d MiB: %d appended, held %d (%d bytes encoded), file %d bytes, %d bytes free, evicted %d in %d rounds, %d batches refused",
 				mib, batches*per, s.Depth, s.LiveBytes, s.FileBytes, free, s.Evicted, s.Evictions, failed)
 			if failed > batches/100 {

@@ -39,7 +39,7 @@ func (b *Buffer) keepReserve() {
 		return
 	}
 	var hw int64
-	if err := b.db.View(func(tx *bolt.Tx) error { hw = tx.Size(); return nil }); err != nil {
+	if err := b.dbh().View(func(tx *bolt.Tx) error { hw = tx.Size(); return nil }); err != nil {
 		return
 	}
 	want := hw + reserveBytes
@@ -48,8 +48,8 @@ func (b *Buffer) keepReserve() {
 	}
 	// Free pages inside the file are room too: after an eviction the file
 	// need not grow for a while.
-	st := b.db.Stats()
-	free := int64(st.FreePageN+st.PendingPageN) * int64(b.db.Info().PageSize)
+	st := b.dbh().Stats()
+	free := int64(st.FreePageN+st.PendingPageN) * int64(b.dbh().Info().PageSize)
 	if free >= reserveBytes || want <= b.sp.have {
 		b.sp.short = false
 		return

@@ -151,6 +151,9 @@ type MQTT struct {
 	Batch        Batch  `yaml:"batch"`
 	Commands     bool   `yaml:"commands"` // accept downlink commands
 	Ack          string `yaml:"ack"`      // puback|application
+	// ReconnectMax caps the wait between reconnect attempts (default 1m):
+	// after an outage the gateway is back within it of the broker.
+	ReconnectMax time.Duration `yaml:"reconnect_max"`
 }
 
 // TLS is the broker connection's TLS.

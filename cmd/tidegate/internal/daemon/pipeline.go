@@ -59,6 +59,12 @@ func openDataPath(cfg *config.Config, log *logrus.Logger, h *hub, version string
 	}
 	if cfg.MQTT.Broker != "" {
 		uc := uplinkConfig(cfg, version)
+		status := uc.Status
+		uc.Status = func() uplink.StatusInfo {
+			i := status()
+			i.SeqBase = buf.Stats().SeqBase
+			return i
+		}
 		up, err := uplink.New(uc, buf, logrus.NewEntry(log).WithField("stage", "uplink"))
 		if err != nil {
 			buf.Close()
@@ -84,13 +90,12 @@ func uplinkConfig(cfg *config.Config, version string) uplink.Config {
 	m := cfg.MQTT
 	uc := uplink.Config{
 		Broker: m.Broker, ClientID: m.ClientID, Gateway: cfg.Gateway.ID, TopicPrefix: m.TopicPrefix,
-		Username: m.Username, PasswordFile: m.PasswordFile, Insecure: m.Insecure, QoS: 1,
-		Ack: m.Ack, Commands: m.Commands,
+		// The loader has the password already, from mqtt.password, its
+		// password_file or TIDEGATE_MQTT_PASSWORD: read once, one way.
+		Username: m.Username, Password: m.Password, Insecure: m.Insecure, QoS: 1,
+		Ack: m.Ack, Commands: m.Commands, ReconnectMax: m.ReconnectMax,
 		TLS:   uplink.TLSConfig{CAFile: m.TLS.CAFile, CertFile: m.TLS.CertFile, KeyFile: m.TLS.KeyFile, ServerName: m.TLS.ServerName},
 		Batch: uplink.BatchConfig{MaxCount: m.Batch.MaxCount, MaxBytes: int(m.Batch.MaxBytes), MaxLatency: m.Batch.MaxLatency},
-	}
-	if m.PasswordFile == "" && m.Password != "" {
-		uc.PasswordEnv = "TIDEGATE_MQTT_PASSWORD"
 	}
 	meters := make([]string, 0, len(cfg.Meters))
 	for _, mt := range cfg.Meters {
