@@ -10,10 +10,10 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"strings"
-	"tidegate/uplink"
 
 	"go.yaml.in/yaml/v3"
+
+	"tidegate/uplink"
 )
 
 // Environment variables that override secrets, so they need not sit in the file.
