@@ -34,17 +34,14 @@ type dataPath struct {
 
 func openDataPath(cfg *config.Config, log *logrus.Logger, h *hub, version string) (*dataPath, error) {
 	p := &dataPath{log: log, hub: h}
+	h.gateway = cfg.Gateway.ID
 	buf, err := buffer.Open(cfg.Buffer.Path, buffer.Options{MaxBytes: int64(cfg.Buffer.MaxBytes), MaxRecords: int64(cfg.Buffer.MaxRecords), Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("buffer %s: %w", cfg.Buffer.Path, err)
 	}
 	p.buf = buf
 	po := pipeline.Options{Latency: cfg.Buffer.CommitLatency, Log: logrus.NewEntry(log).WithField("stage", "pipeline"),
-		Seen: func(rec reading.Record) {
-			if j, ok := FromRecord(rec); ok {
-				h.publish(j)
-			}
-		}}
+		Seen: h.publish}
 	if cfg.Filter.On() {
 		fc := cfg.FilterConfig()
 		if err := fc.Validate(); err != nil {
