@@ -7,11 +7,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"tidegate/reading"
 	"time"
 
 	"tidegate/cmd/tidegate/internal/config"
 	"tidegate/cmd/tidegate/internal/daemon"
+	"tidegate/reading"
 )
 
 func fp(v float64) *float64 { return &v }
