@@ -4,12 +4,15 @@
 package buffer
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/sirupsen/logrus"
 	bolt "go.etcd.io/bbolt"
@@ -22,7 +25,7 @@ type Buffer struct {
 	path string
 	opt  Options
 	log  logrus.FieldLogger
-	db   *bolt.DB
+	dbp  atomic.Pointer[bolt.DB] // swapped when a file that went bad is replaced (replace.go)
 
 	// Every write goes through one committer goroutine (commit.go), which
 	// folds whatever is queued into one transaction and one fsync.
@@ -32,6 +35,7 @@ type Buffer struct {
 	closeMu sync.RWMutex // held for reading while queueing, so Close can stop the queue
 	closed  bool
 
+	bad     chan error // a reader met a corrupt page: the committer replaces the file
 	notify  chan struct{}
 	commits atomic.Uint64 // successful transactions of the committer, for benchmarks
 	sp      space         // disk reserve, used by the committer only
@@ -42,17 +46,30 @@ type Buffer struct {
 	ranges    []Range
 	unclean   bool
 	recovered *Recovery
+	emptied   *Recovery // the file was there but empty
+	minSeq    uint64    // a replaced file's last seq: the new one numbers above it
 }
 
 // Open opens or creates the buffer at path. A file locked by another
 // process gives ErrLocked after opt.Timeout. A corrupt file is moved aside
 // and a fresh buffer is returned; Stats().Recovered says so.
 func Open(path string, opt Options) (*Buffer, error) {
-	opt = opt.withDefaults()
+	opt = opt.forOpen()
+	// A file that exists but is empty lost its records (a full disk at
+	// creation, a broken card): numbered afresh like a quarantined file.
+	var emptied *Recovery
+	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Size() == 0 {
+		emptied = &Recovery{Reason: "file was empty", At: time.Now().UTC()}
+	}
 	db, unclean, err := openChecked(path, opt)
 	var rec *Recovery
 	if errors.Is(err, ErrCorrupt) && !opt.NoRecover {
-		rec, err = quarantine(path, err, opt.Logger)
+		why := err
+		rec, err = salvage(path, opt, why, opt.Logger)
+		if err != nil {
+			opt.Logger.WithField("error", err.Error()).Warn("buffer: nothing salvaged from the damaged file")
+			rec, err = quarantine(path, why, opt.Logger)
+		}
 		if err == nil {
 			db, unclean, err = openChecked(path, opt)
 		}
@@ -64,14 +81,16 @@ func Open(path string, opt Options) (*Buffer, error) {
 		path:      path,
 		opt:       opt,
 		log:       opt.Logger.WithField("buffer", path),
-		db:        db,
+		bad:       make(chan error, 1),
 		ops:       make(chan *op, 4096),
 		quit:      make(chan struct{}),
 		stopped:   make(chan struct{}),
 		notify:    make(chan struct{}, 1),
 		unclean:   unclean,
 		recovered: rec,
+		emptied:   emptied,
 	}
+	b.dbp.Store(db)
 	if err := b.init(); err != nil {
 		db.Close()
 		return nil, err
@@ -101,25 +120,62 @@ func (b *Buffer) init() error {
 			}
 		}
 		var c counters
+		fresh := true
 		if v := meta.Get(keyCounters); v != nil {
 			if err := c.decode(v); err != nil {
 				return err
 			}
+			fresh = false
 		}
 		b.ranges = decodeRanges(meta.Get(keyRanges))
-		if b.recovered != nil {
-			// The receiver deduplicates on (gateway, seq): a fresh file must
-			// not reuse the lost file's numbers. Microseconds since 1970 are
-			// beyond any sequence a file could have reached unless it took
-			// more than a million records a second for its whole life.
-			c.LastSeq = uint64(b.recovered.At.UnixMicro())
-			ev := reading.Event{Time: b.recovered.At, Type: "buffer_recovered",
-				Message: "buffer file was corrupt; moved aside and started afresh",
-				Attrs: map[string]string{"moved_to": b.recovered.MovedTo, "reason": b.recovered.Reason,
-					"first_seq": fmt.Sprint(c.LastSeq + 1)}}
+		if err := b.bounds(meta); err != nil {
+			return err
+		}
+		bad, err := recount(tx, &c, fresh)
+		if err != nil {
+			return err
+		}
+		rec := b.recovered
+		if rec == nil && b.emptied != nil {
+			rec, b.recovered = b.emptied, b.emptied
+		}
+		if fresh || rec != nil {
+			// The receiver deduplicates on (gateway, seq): a fresh file
+			// must not reuse the numbers of one that was lost, emptied,
+			// replaced or moved aside. Microseconds since 1970 are beyond
+			// any sequence a file could have reached unless it took more
+			// than a million records a second for its whole life.
+			c.LastSeq = max(c.LastSeq, uint64(b.opt.Clock().UnixMicro()), b.minSeq)
+			c.Base = c.LastSeq
+		}
+		if rec != nil {
+			msg := "buffer file was corrupt; moved aside and started afresh"
+			attrs := map[string]string{"reason": rec.Reason, "first_seq": fmt.Sprint(c.LastSeq + 1)}
+			switch {
+			case rec.MovedTo == "":
+				msg = "buffer file was empty; started afresh"
+			case rec.Salvaged > 0:
+				msg = fmt.Sprintf("buffer file was damaged; moved aside, its %d readable records kept (at least %d lost)", rec.Salvaged, rec.Lost)
+				attrs["salvaged"], attrs["lost"] = fmt.Sprint(rec.Salvaged), fmt.Sprint(rec.Lost)
+			}
+			if rec.MovedTo != "" {
+				attrs["moved_to"] = rec.MovedTo
+			}
+			ev := reading.Event{Time: rec.At, Type: "buffer_recovered", Message: msg, Attrs: attrs}
 			if err := appendEventTx(tx, &c, &ev); err != nil {
 				return err
 			}
+		}
+		for _, k := range bad {
+			ev := reading.Event{Time: time.Now().UTC(), Type: "buffer_undecodable",
+				Message: fmt.Sprintf("a record's key was damaged (%x); the record was removed", k),
+				Attrs:   map[string]string{"key": fmt.Sprintf("%x", k), "reason": "corrupt key"}}
+			if err := appendEventTx(tx, &c, &ev); err != nil {
+				return err
+			}
+		}
+		if len(bad) > 0 {
+			b.log.WithFields(logrus.Fields{"removed": len(bad)}).Error("buffer: records with damaged keys removed")
 		}
 		if err := meta.Put(keyCounters, c.encode()); err != nil {
 			return err
@@ -145,7 +201,7 @@ func (b *Buffer) Close() error {
 	err := b.update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketMeta).Put(keyClean, []byte{1})
 	})
-	if cerr := b.db.Close(); err == nil {
+	if cerr := b.dbh().Close(); err == nil {
 		err = cerr
 	}
 	b.closeSpace()
@@ -179,7 +235,7 @@ func (b *Buffer) State(key string) ([]byte, error) {
 		return nil, ErrClosed
 	}
 	var out []byte
-	err := b.db.View(func(tx *bolt.Tx) error {
+	err := b.dbh().View(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(bucketState).Get([]byte(key)); v != nil {
 			out = append([]byte{}, v...)
 		}
@@ -202,4 +258,46 @@ func fileSize(path string) int64 {
 		return 0
 	}
 	return fi.Size()
+}
+
+// States returns the side-state keys starting with prefix and their values,
+// in key order.
+func (b *Buffer) States(prefix string) ([]State, error) {
+	if b.isClosed() {
+		return nil, ErrClosed
+	}
+	var out []State
+	err := b.dbh().View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketState).Cursor()
+		p := []byte(prefix)
+		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+			out = append(out, State{Key: string(k), Value: append([]byte{}, v...)})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// bounds records the bounds in force, so that an inspection tool shows the
+// daemon's whatever it was told (tidegate buffer stats --path or --config);
+// such a tool takes them from the file.
+func (b *Buffer) bounds(meta *bolt.Bucket) error {
+	if b.opt.inspect {
+		if v := meta.Get(keyBounds); len(v) > 1 && v[0] == 1 {
+			v = v[1:]
+			for _, p := range []*int64{&b.opt.MaxRecords, &b.opt.MaxBytes, &b.opt.MaxSize} {
+				x, n := binary.Varint(v)
+				if n <= 0 {
+					break
+				}
+				*p, v = x, v[n:]
+			}
+		}
+		return nil
+	}
+	v := []byte{1}
+	for _, x := range []int64{b.opt.MaxRecords, b.opt.MaxBytes, b.opt.MaxSize} {
+		v = binary.AppendVarint(v, x)
+	}
+	return meta.Put(keyBounds, v)
 }

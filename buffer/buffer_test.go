@@ -29,6 +29,11 @@ func openTest(t testing.TB, path string, opt Options) *Buffer {
 	if opt.Logger == nil {
 		opt.Logger = quietLogger()
 	}
+	if opt.Clock == nil {
+		// Seqs from 1, so the tests can name them; TestFreshFileNumbersFromClock
+		// checks the real clock.
+		opt.Clock = func() time.Time { return time.UnixMicro(0) }
+	}
 	b, err := Open(path, opt)
 	if err != nil {
 		t.Fatal(err)
@@ -161,8 +166,8 @@ func TestAppendReadAckReopen(t *testing.T) {
 	if err := b.Export(&out, 0, 0); err != nil {
 		t.Fatal(err)
 	}
-	var line exportRecord
-	if err := json.Unmarshal(out.Bytes(), &line); err != nil || line.Seq != 6 || line.Kind != "reading" || line.Reading.Meter != "c" {
+	var line reading.RecordJSON
+	if err := json.Unmarshal(out.Bytes(), &line); err != nil || line.Seq != 6 || line.Kind != "reading" || line.Meter != "c" {
 		t.Errorf("export = %s (%v)", out.String(), err)
 	}
 }

@@ -2,11 +2,11 @@ package buffer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"runtime/debug"
 
-	"github.com/sirupsen/logrus"
 	bolt "go.etcd.io/bbolt"
 
 	"tidegate/reading"
@@ -143,6 +143,9 @@ func (b *Buffer) run() {
 		select {
 		case o := <-b.ops:
 			batch = append(batch, o)
+		case why := <-b.bad:
+			b.replace(why)
+			continue
 		case <-b.quit:
 			// Close waits until nobody can queue any more; commit the rest.
 			for {
@@ -178,25 +181,46 @@ func (b *Buffer) gather(batch []*op, n int) []*op {
 }
 
 func (b *Buffer) commit(batch []*op) {
-	if b.sp.low {
-		if err := b.evictForSpace(); err != nil {
+	// Make room for this batch and no more: its encoded size (freed pages
+	// hold bbolt's overhead too), at least a few pages' worth so that a
+	// full disk costs one eviction round per many commits, not one each.
+	need := uint64(64 << 10)
+	var size uint64
+	for _, o := range batch {
+		for _, v := range o.vals {
+			size += uint64(len(v))
+		}
+	}
+	need = max(need, 2*size)
+	if b.sp.short && size > 0 {
+		// The disk could not restore the reserve: a commit growing the
+		// file now would take the blocks the eviction commit needs, so
+		// the batch gets room from the oldest records instead.
+		if _, err := b.evictForSpace(need); err != nil {
 			b.log.WithField("error", err.Error()).Error("evicting for space failed")
 		}
-		b.sp.low = false // keepReserve says again if it is still short
 	}
 	err := b.apply(batch)
+	if errors.Is(err, ErrCorrupt) && b.replace(err) == nil {
+		err = b.apply(batch) // on the fresh file
+	}
 	if isFull(err) {
 		b.mu.Lock()
 		b.ctr.FullHits++
 		b.mu.Unlock()
-		b.log.WithFields(logrus.Fields{"error": err.Error(), "held": b.Stats().Depth}).
-			Error("buffer out of space; evicting records to make room")
-		if eerr := b.evictForSpace(); eerr != nil {
-			b.log.WithField("error", eerr.Error()).Error("evicting for space failed")
+		for try := 0; isFull(err) && try < 10; try++ {
+			n, eerr := b.evictForSpace(need << try)
+			if eerr != nil {
+				b.log.WithField("error", eerr.Error()).Error("evicting for space failed")
+				break
+			}
+			if n == 0 {
+				break // nothing left to evict
+			}
+			err = b.apply(batch)
 		}
-		err = b.apply(batch)
 		if isFull(err) {
-			err = fmt.Errorf("%w: %v", ErrFull, err)
+			err = fmt.Errorf("%w: %w", ErrFull, err)
 		}
 	}
 	for _, o := range batch {
@@ -302,7 +326,7 @@ func (b *Buffer) apply(batch []*op) (err error) {
 			}
 		}
 		var err error
-		if evicted, err = b.evictTx(tx, &c, firstNew, false); err != nil {
+		if evicted, err = b.evictTx(tx, &c, firstNew, 0); err != nil {
 			return err
 		}
 		if len(evicted) > 0 {
@@ -386,7 +410,7 @@ func guard(err *error) {
 // daemon down. A plain Rollback only forgets the transaction's allocations;
 // the file is untouched either way, since the commit never completed.
 func (b *Buffer) update(fn func(*bolt.Tx) error) (err error) {
-	tx, err := b.db.Begin(true)
+	tx, err := b.dbh().Begin(true)
 	if err != nil {
 		return err
 	}
@@ -404,3 +428,17 @@ func (b *Buffer) update(fn func(*bolt.Tx) error) (err error) {
 	}
 	return tx.Commit()
 }
+
+// Check reports whether Append would refuse r (ErrInvalidRecord): a caller
+// holding a batch can drop the one bad record instead of the batch.
+func Check(r *reading.Record) error {
+	_, err := appendRecord(nil, r)
+	return err
+}
+
+// Encode is the buffer's encoding of one record (without its seq), for a
+// stage that keeps records of its own in side state; Decode reverses it.
+func Encode(r *reading.Record) ([]byte, error) { return appendRecord(nil, r) }
+
+// Decode is the inverse of Encode.
+func Decode(b []byte) (reading.Record, error) { return decodeRecord(b) }

@@ -3,6 +3,7 @@ package buffer
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,6 +41,14 @@ func (e *evictor) drop(cur *bolt.Cursor, k, v []byte) ([]byte, []byte) {
 	var kk [8]byte
 	copy(kk[:], k)
 	seq, kind, size := keySeq(k), recordKind(v), len(v)
+	if kind == reading.KindEvent {
+		// A buffer_evicted report that is itself evicted passes its
+		// ranges on to this round's report: the receiver still learns of
+		// every gap.
+		if r, err := decodeRecord(v); err == nil && r.Event != nil && r.Event.Type == "buffer_evicted" {
+			e.ranges = append(e.ranges, parseRangeList(r.Event.Attrs["ranges"])...)
+		}
+	}
 	if err := cur.Delete(); err != nil {
 		e.err = err
 		return nil, nil
@@ -128,14 +137,15 @@ func (e *evictor) oldest() {
 // ranges, which it has also reported in buffer_evicted events appended in
 // the same transaction, so the receiver learns of a gap in the same breath
 // as it could see it.
-func (b *Buffer) evictTx(tx *bolt.Tx, c *counters, below uint64, forSpace bool) ([]Range, error) {
+func (b *Buffer) evictTx(tx *bolt.Tx, c *counters, below uint64, forSpace uint64) ([]Range, error) {
 	e := &evictor{recs: tx.Bucket(bucketRecords), urgent: tx.Bucket(bucketUrgent), c: c, below: below}
 	reason := ""
 	switch {
-	case forSpace:
-		// Out of disk: free a fifth, whole records only. Thinning rewrites
-		// every page it touches and would need the very space that is missing.
-		e.maxRecords, e.maxBytes = c.Count*4/5, c.Bytes*4/5
+	case forSpace > 0:
+		// Out of disk: free what the commit needs, whole records only.
+		// Thinning rewrites every page it touches and would need the very
+		// space that is missing.
+		e.maxRecords, e.maxBytes = c.Count, c.Bytes-min(c.Bytes, forSpace)
 		reason = "disk_full"
 	case c.Count > uint64(b.opt.MaxRecords):
 		reason = "max_records"
@@ -144,7 +154,7 @@ func (b *Buffer) evictTx(tx *bolt.Tx, c *counters, below uint64, forSpace bool) 
 	default:
 		return nil, nil
 	}
-	if !forSpace {
+	if forSpace == 0 {
 		e.maxRecords = uint64(float64(b.opt.MaxRecords) * b.opt.EvictTo)
 		e.maxBytes = uint64(float64(b.opt.MaxBytes) * b.opt.EvictTo)
 		e.thin(b.opt.ThinKeep)
@@ -205,34 +215,57 @@ func (b *Buffer) evictTx(tx *bolt.Tx, c *counters, below uint64, forSpace bool) 
 // MaxSize it may use a little headroom (two growth steps) past the cap. On a
 // disk that is truly full there is no such headroom; if the file has no
 // free page then, Append keeps failing with ErrFull until space appears.
-func (b *Buffer) evictForSpace() error {
-	if b.db.MaxSize > 0 {
+func (b *Buffer) evictForSpace(need uint64) (evicted uint64, err error) {
+	if b.dbh().MaxSize > 0 {
 		// Only the committer writes, and it is here: no transaction reads
 		// MaxSize concurrently.
-		limit := b.db.MaxSize
-		b.db.MaxSize = limit + 2*spaceStep
-		defer func() { b.db.MaxSize = limit }()
+		limit := b.dbh().MaxSize
+		b.dbh().MaxSize = limit + 2*spaceStep
+		defer func() { b.dbh().MaxSize = limit }()
 	}
 	var c counters
 	var cursor uint64
-	err := b.update(func(tx *bolt.Tx) error {
+	err = b.update(func(tx *bolt.Tx) error {
 		b.mu.Lock()
 		c = b.ctr
 		b.mu.Unlock()
-		if _, err := b.evictTx(tx, &c, c.LastSeq+1, true); err != nil {
+		before := c.Evicted
+		if _, err := b.evictTx(tx, &c, c.LastSeq+1, need); err != nil {
 			return err
 		}
+		evicted = c.Evicted - before
 		cursor = cursorTx(tx, &c)
 		return tx.Bucket(bucketMeta).Put(keyCounters, c.encode())
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	b.mu.Lock()
 	b.ctr = c
 	b.cursor = cursor
 	b.mu.Unlock()
-	return nil
+	return evicted, nil
+}
+
+// parseRangeList reads a buffer_evicted event's "ranges" attribute
+// ("1-3,5"); what does not parse is skipped.
+func parseRangeList(s string) []Range {
+	var out []Range
+	for _, part := range strings.Split(s, ",") {
+		a, b, isRange := strings.Cut(part, "-")
+		from, err := strconv.ParseUint(a, 10, 64)
+		if err != nil {
+			continue
+		}
+		to := from
+		if isRange {
+			if to, err = strconv.ParseUint(b, 10, 64); err != nil || to < from {
+				continue
+			}
+		}
+		out = append(out, Range{from, to})
+	}
+	return out
 }
 
 func mergeRanges(rs []Range) []Range {

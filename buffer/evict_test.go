@@ -97,7 +97,7 @@ func TestBoundsEvictByPriorityThenAge(t *testing.T) {
 		thinning bool
 	}{
 		{"max records, thinning", Options{MaxRecords: 2000, ThinKeep: 4}, true},
-		{"max bytes, thinning", Options{MaxBytes: 2000 * 100, ThinKeep: 3}, true},
+		{"max bytes, thinning", Options{MaxBytes: 2000 * 104, ThinKeep: 3}, true}, // a reading is ~93 bytes with its checksum
 		{"max records, no thinning", Options{MaxRecords: 2000, ThinKeep: 1}, false},
 	}
 	for _, tt := range tests {

@@ -1,8 +1,11 @@
 package buffer
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
+
+	bolt "go.etcd.io/bbolt"
 
 	"tidegate/reading"
 )
@@ -20,6 +23,7 @@ var (
 	keyCounters = []byte("counters") // counters, encoded below
 	keyClean    = []byte("clean")    // 1 after Close, 0 while open: a 0 at Open means a crash
 	keyRanges   = []byte("evicted")  // the most recent evicted ranges
+	keyBounds   = []byte("bounds")   // MaxRecords, MaxBytes, MaxSize the daemon opened the file with
 )
 
 // fileFormat is the layout version written to meta/format. Records carry
@@ -46,11 +50,18 @@ type counters struct {
 	ThinLevel uint64
 	Evictions uint64 // eviction rounds
 	FullHits  uint64 // commits that failed for lack of space
+	// Base is LastSeq when the file was created: its seqs start above it.
+	// Added after the first release: older files decode it as 0.
+	Base uint64
 }
+
+// v1Fields is how many fields the first release wrote; later fields may be
+// missing from an older file.
+const v1Fields = 14
 
 func (c *counters) fields() []*uint64 {
 	return []*uint64{&c.LastSeq, &c.Appended, &c.Acked, &c.Evicted, &c.Count, &c.Bytes,
-		&c.ByKind[1], &c.ByKind[2], &c.ByKind[3], &c.ByKind[4], &c.ThinMark, &c.ThinLevel, &c.Evictions, &c.FullHits}
+		&c.ByKind[1], &c.ByKind[2], &c.ByKind[3], &c.ByKind[4], &c.ThinMark, &c.ThinLevel, &c.Evictions, &c.FullHits, &c.Base}
 }
 
 // encode: version byte, then uvarints. A later version may append fields;
@@ -68,7 +79,10 @@ func (c *counters) decode(b []byte) error {
 		return fmt.Errorf("%w: counters version", ErrCorrupt)
 	}
 	b = b[1:]
-	for _, p := range c.fields() {
+	for i, p := range c.fields() {
+		if len(b) == 0 && i >= v1Fields {
+			break
+		}
 		v, n := binary.Uvarint(b)
 		if n <= 0 {
 			return fmt.Errorf("%w: counters truncated", ErrCorrupt)
@@ -87,16 +101,28 @@ func (c *counters) add(kind reading.Kind, size int) {
 	}
 }
 
+// remove saturates at zero: counters that drifted from the records (a
+// damaged file) must not wrap around to "full" and evict everything.
 func (c *counters) remove(kind reading.Kind, size int) {
-	c.Count--
-	c.Bytes -= uint64(size)
+	c.Count = sub(c.Count, 1)
+	c.Bytes = sub(c.Bytes, uint64(size))
 	if int(kind) < len(c.ByKind) {
-		c.ByKind[kind]--
+		c.ByKind[kind] = sub(c.ByKind[kind], 1)
 	}
 }
 
+func sub(a, b uint64) uint64 {
+	if a < b {
+		return 0
+	}
+	return a - b
+}
+
 // Range is an inclusive range of sequence numbers.
-type Range struct{ From, To uint64 }
+type Range struct {
+	From uint64 `json:"from"`
+	To   uint64 `json:"to"`
+}
 
 func (r Range) String() string {
 	if r.From == r.To {
@@ -146,4 +172,61 @@ func keySeq(k []byte) uint64 {
 		return 0
 	}
 	return binary.BigEndian.Uint64(k)
+}
+
+// recount checks the records' keys and counts what is held. A key that is
+// not 8 bytes, out of order, or beyond the last seq assigned is a damaged
+// byte in a key (such a key sorts to the end, where the next append would
+// collide with it or the cursor would take it for the newest record): that
+// record is removed and its key returned, so the cost is that one record.
+// The counters are set to what the records say.
+func recount(tx *bolt.Tx, c *counters, fresh bool) (bad [][]byte, err error) {
+	recs, urgent := tx.Bucket(bucketRecords), tx.Bucket(bucketUrgent)
+	var n counters
+	var prev uint64
+	cur := recs.Cursor()
+	for k, v := cur.First(); k != nil; k, v = cur.Next() {
+		s := keySeq(k)
+		if len(k) != 8 || s <= prev || (!fresh && s > c.LastSeq) {
+			bad = append(bad, append([]byte(nil), k...))
+			continue
+		}
+		prev = s
+		n.add(recordKind(v), len(v))
+	}
+	for _, k := range bad {
+		// Deleted through a cursor standing on it: a key out of order
+		// cannot be found by the bucket's binary search.
+		for ck, _ := cur.First(); ck != nil; ck, _ = cur.Next() {
+			if bytes.Equal(ck, k) {
+				if err := cur.Delete(); err != nil {
+					return nil, err
+				}
+				break
+			}
+		}
+	}
+	// The event index must not name records that are gone.
+	var stale [][]byte
+	uc := urgent.Cursor()
+	for k, _ := uc.First(); k != nil; k, _ = uc.Next() {
+		if len(k) != 8 || recs.Get(k) == nil {
+			stale = append(stale, append([]byte(nil), k...))
+		}
+	}
+	for _, k := range stale {
+		for ck, _ := uc.First(); ck != nil; ck, _ = uc.Next() {
+			if bytes.Equal(ck, k) {
+				if err := uc.Delete(); err != nil {
+					return nil, err
+				}
+				break
+			}
+		}
+	}
+	if fresh {
+		c.LastSeq = max(c.LastSeq, prev)
+	}
+	c.Count, c.Bytes, c.ByKind = n.Count, n.Bytes, n.ByKind
+	return bad, nil
 }

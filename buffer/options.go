@@ -1,6 +1,7 @@
 package buffer
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -51,17 +52,48 @@ type Options struct {
 	// Logger receives recovery and eviction reports. Nil means logrus's
 	// standard logger.
 	Logger logrus.FieldLogger
+
+	// Clock is what a fresh file numbers its seqs from (microseconds since
+	// 1970), so that a gateway whose file was lost never reuses a seq. Nil
+	// means time.Now; a test may start at 1 with time.UnixMicro(0).
+	Clock func() time.Time
+	// inspect: an inspection tool (NoRecover) that gave no bounds: Stats
+	// shows the bounds the daemon opened the file with.
+	inspect bool
 }
 
-func (o Options) withDefaults() Options {
+// On a 32-bit box (armv7, mipsle) a process cannot map 1 GiB of one file:
+// bbolt maps a file in powers of two up to 1 GiB, so a file past 512 MiB
+// needs a 1 GiB mapping, and the commit that grows it fails. There the
+// file is capped at MaxMap32 and the default bound on bytes held is smaller.
+const (
+	MaxMap32          = 512 << 20
+	DefaultMaxBytes32 = 192 << 20
+)
+
+func (o Options) withDefaults() Options { return o.withDefaultsFor(strconv.IntSize) }
+
+// forOpen is withDefaults for Open, which also notes an inspecting caller.
+func (o Options) forOpen() Options {
+	o.inspect = o.NoRecover && o.MaxRecords <= 0 && o.MaxBytes <= 0 && o.MaxSize == 0
+	return o.withDefaults()
+}
+
+func (o Options) withDefaultsFor(intBits int) Options {
 	if o.MaxRecords <= 0 {
 		o.MaxRecords = DefaultMaxRecords
 	}
 	if o.MaxBytes <= 0 {
 		o.MaxBytes = DefaultMaxBytes
+		if intBits == 32 {
+			o.MaxBytes = DefaultMaxBytes32
+		}
 	}
 	if o.MaxSize == 0 {
 		o.MaxSize = 2*o.MaxBytes + 64<<20
+	}
+	if intBits == 32 && (o.MaxSize < 0 || o.MaxSize > MaxMap32) {
+		o.MaxSize = MaxMap32
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
@@ -74,6 +106,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = DefaultMaxBatch
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
 	}
 	if o.Logger == nil {
 		o.Logger = logrus.StandardLogger()

@@ -1,6 +1,7 @@
 package buffer
 
 import (
+	"errors"
 	"fmt"
 	"runtime/debug"
 
@@ -39,7 +40,7 @@ func (b *Buffer) read(after uint64, max int, urgentOnly bool) (_ []reading.Recor
 		return nil, nil
 	}
 	var out []reading.Record
-	err = b.db.View(func(tx *bolt.Tx) error {
+	err = b.dbh().View(func(tx *bolt.Tx) error {
 		recs := tx.Bucket(bucketRecords)
 		var cur *bolt.Cursor
 		if urgentOnly {
@@ -57,6 +58,9 @@ func (b *Buffer) read(after uint64, max int, urgentOnly bool) (_ []reading.Recor
 		}
 		return nil
 	})
+	if errors.Is(err, ErrCorrupt) {
+		b.reportBad(err)
+	}
 	return out, err
 }
 

@@ -3,6 +3,7 @@ package buffer
 import (
 	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"math"
 	"sort"
 	"time"
@@ -29,6 +30,17 @@ import (
 //	str     = len:uvarint bytes
 //	f64     = 8 bytes little endian IEEE 754
 const formatV1 = 1
+
+// Version 2 is version 1 with a CRC-32C of the whole value (version byte
+// included) appended, little endian: a byte gone bad in a records page
+// makes its record undecodable (buffer_undecodable, with its seq) instead
+// of a reading with wrong values. Files written before it keep their
+// version 1 records, which decode as they always did.
+//
+//	value   = 2:u8 kind:u8 payload crc32c:u32
+const formatV2 = 2
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 // MaxRecordBytes bounds one encoded record; Raw frames are the only thing
 // that could approach it.
@@ -85,7 +97,7 @@ const (
 // appendRecord encodes r (its Seq is not stored: it is the key) after dst.
 func appendRecord(dst []byte, r *reading.Record) ([]byte, error) {
 	start := len(dst)
-	dst = append(dst, formatV1, byte(r.Kind))
+	dst = append(dst, formatV2, byte(r.Kind))
 	switch r.Kind {
 	case reading.KindReading, reading.KindBilling:
 		if r.Reading == nil {
@@ -105,10 +117,10 @@ func appendRecord(dst []byte, r *reading.Record) ([]byte, error) {
 	default:
 		return dst[:start], fmt.Errorf("%w: unknown kind %d", ErrInvalidRecord, r.Kind)
 	}
-	if len(dst)-start > MaxRecordBytes {
-		return dst[:start], fmt.Errorf("%w: %d bytes encoded, limit %d", ErrInvalidRecord, len(dst)-start, MaxRecordBytes)
+	if len(dst)-start+4 > MaxRecordBytes {
+		return dst[:start], fmt.Errorf("%w: %d bytes encoded, limit %d", ErrInvalidRecord, len(dst)-start+4, MaxRecordBytes)
 	}
-	return dst, nil
+	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], crcTable)), nil
 }
 
 func appendReading(dst []byte, x *reading.Reading) []byte {
@@ -290,8 +302,19 @@ func decodeRecord(b []byte) (reading.Record, error) {
 	if d.err != nil {
 		return r, d.err
 	}
-	if version != formatV1 {
-		return r, fmt.Errorf("%w: format version %d, this build reads %d", ErrDecode, version, formatV1)
+	switch version {
+	case formatV1:
+	case formatV2:
+		if len(b) < 6 {
+			return r, fmt.Errorf("%w: %d bytes, too short for a checksum", ErrDecode, len(b))
+		}
+		body := b[:len(b)-4]
+		if crc32.Checksum(body, crcTable) != binary.LittleEndian.Uint32(b[len(b)-4:]) {
+			return r, fmt.Errorf("%w: checksum mismatch", ErrDecode)
+		}
+		d.b = body[2:]
+	default:
+		return r, fmt.Errorf("%w: format version %d, this build reads up to %d", ErrDecode, version, formatV2)
 	}
 	r.Kind = kind
 	switch kind {

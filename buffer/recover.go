@@ -1,8 +1,11 @@
 package buffer
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math"
 	"os"
 	"path/filepath"
@@ -22,9 +25,13 @@ const spaceStep = 1 << 20
 
 // Recovery describes a corrupt file that Open moved aside.
 type Recovery struct {
-	MovedTo string    // where the corrupt file is now
-	Reason  string    // what the checks found
-	At      time.Time // when
+	MovedTo string    `json:"moved_to,omitempty"` // where the damaged file is now
+	Reason  string    `json:"reason"`             // what the checks found
+	At      time.Time `json:"at"`                 // when
+	// Salvaged is how many records of the damaged file were readable and
+	// kept (they keep their seqs); Lost how many were not, at least.
+	Salvaged uint64 `json:"salvaged,omitempty"`
+	Lost     uint64 `json:"lost,omitempty"`
 }
 
 func boltOptions(opt Options) *bolt.Options {
@@ -110,6 +117,11 @@ func openChecked(path string, opt Options) (db *bolt.DB, unclean bool, err error
 	if !clean {
 		// bbolt's own advice after a crash: power loss on flash can leave
 		// pages that the meta page points to but that never reached the disk.
+		// bbolt reads either meta page and uses the newer valid one; its
+		// check also wants each meta page's 16-byte header intact. A damaged
+		// header is rewritten from what it must hold (the page's id and the
+		// meta flag) rather than the whole file moved aside for it.
+		repairMetaHeaders(path, db.Info().PageSize)
 		var problems []string
 		err = db.View(func(tx *bolt.Tx) error {
 			for e := range tx.Check() {
@@ -134,10 +146,44 @@ func openError(path string, opt Options, err error) error {
 	case errors.Is(err, berrors.ErrTimeout):
 		return fmt.Errorf("%w: %s (waited %s; is the tidegate daemon running?)", ErrLocked, path, opt.Timeout)
 	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum),
-		errors.Is(err, berrors.ErrVersionMismatch), isMapError(err):
+		errors.Is(err, berrors.ErrVersionMismatch):
+		return fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
+	}
+	// bbolt reports a file whose size does not fit its pages, or a page
+	// size it cannot use, with errors it formats rather than wraps. Tell
+	// those from a failure of this machine (no memory to map, a read
+	// error) by the file itself: without a valid meta page it is corrupt.
+	if fi, serr := os.Stat(path); serr == nil && fi.Size() > 0 && !hasValidMeta(path) {
 		return fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
 	}
 	return err
+}
+
+// hasValidMeta reports whether either of the file's two bbolt meta pages
+// has the right magic, version and checksum (bbolt's own test of a meta
+// page: it uses the second when the first fails it).
+func hasValidMeta(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	for _, off := range []int64{0, 4096, 8192, 16384, 32768, 65536, 1024, 2048} {
+		var p [16 + 64]byte
+		if _, err := f.ReadAt(p[:], off); err != nil {
+			continue
+		}
+		m := p[16:]
+		if binary.LittleEndian.Uint32(m[0:]) != 0xED0CDAED || binary.LittleEndian.Uint32(m[4:]) != 2 {
+			continue
+		}
+		h := fnv.New64a()
+		h.Write(m[:56])
+		if h.Sum64() == binary.LittleEndian.Uint64(m[56:]) {
+			return true
+		}
+	}
+	return false
 }
 
 // walk reads every page of the file's tree, read-only, on this goroutine.
@@ -156,24 +202,24 @@ func walk(path string, opt Options) error {
 		if size < tx.Size() {
 			return fmt.Errorf("%w: file is %d bytes, its pages need %d (truncated)", ErrCorrupt, size, tx.Size())
 		}
-		return tx.ForEach(func(_ []byte, b *bolt.Bucket) error {
+		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
 			c := b.Cursor()
+			var prev []byte
 			for k, v := c.First(); k != nil; k, v = c.Next() {
 				if len(v) > 0 {
 					_ = v[len(v)-1] // touches the last page of an overflowing value
 				}
+				// bbolt checks key order when it rebuilds the free list,
+				// and panics where the lock it took stays held: a damaged
+				// key must be found here, before it opens the file.
+				if prev != nil && bytes.Compare(k, prev) <= 0 {
+					return fmt.Errorf("%w: bucket %s: key %x out of order after %x", ErrCorrupt, name, k, prev)
+				}
+				prev = k
 			}
 			return nil
 		})
 	})
-}
-
-// isMapError recognises bbolt's complaints about a file whose size does not
-// fit its pages (it wraps those with %s, not %w).
-func isMapError(err error) bool {
-	s := err.Error()
-	return strings.Contains(s, "file size too small") || strings.Contains(s, "mmap") ||
-		strings.Contains(s, "invalid page") || strings.Contains(s, "page size")
 }
 
 // quarantine moves a corrupt file aside under a timestamped name and says
@@ -204,15 +250,53 @@ func syncDir(dir string) {
 	}
 }
 
-// isFull recognises the two ways a commit runs out of space.
+// isFull recognises the ways a commit runs out of space, by value: the
+// errno bbolt's write or fdatasync returned, or bbolt's own cap.
 func isFull(err error) bool {
-	if err == nil {
-		return false
+	return errors.Is(err, berrors.ErrMaxSizeReached) || isNoSpace(err)
+}
+
+func isNoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EFBIG)
+}
+
+// repairMetaHeaders rewrites the page header of meta page 0 or 1 when it is
+// damaged and the page's meta body is valid, or the other meta page is:
+// the header carries nothing but the page id, the meta flag and two zeros.
+func repairMetaHeaders(path string, pageSize int) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return
 	}
-	if errors.Is(err, berrors.ErrMaxSizeReached) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
-		return true
+	defer f.Close()
+	const metaFlag = 0x04
+	var ok [2]bool
+	var hdrs [2][16]byte
+	for i := range 2 {
+		var p [16 + 64]byte
+		if _, err := f.ReadAt(p[:], int64(i*pageSize)); err != nil {
+			return
+		}
+		copy(hdrs[i][:], p[:16])
+		m := p[16:]
+		h := fnv.New64a()
+		h.Write(m[:56])
+		ok[i] = binary.LittleEndian.Uint32(m[0:]) == 0xED0CDAED && h.Sum64() == binary.LittleEndian.Uint64(m[56:])
 	}
-	s := err.Error()
-	return strings.Contains(s, berrors.ErrMaxSizeReached.Error()) || strings.Contains(s, "no space left on device") ||
-		strings.Contains(s, "disk quota exceeded")
+	if !ok[0] && !ok[1] {
+		return
+	}
+	for i := range 2 {
+		h := hdrs[i]
+		if binary.LittleEndian.Uint64(h[0:]) == uint64(i) && binary.LittleEndian.Uint16(h[8:]) == metaFlag &&
+			binary.LittleEndian.Uint16(h[10:]) == 0 && binary.LittleEndian.Uint32(h[12:]) == 0 {
+			continue
+		}
+		var fix [16]byte
+		binary.LittleEndian.PutUint64(fix[0:], uint64(i))
+		binary.LittleEndian.PutUint16(fix[8:], metaFlag)
+		if _, err := f.WriteAt(fix[:], int64(i*pageSize)); err == nil {
+			f.Sync()
+		}
+	}
 }

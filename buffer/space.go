@@ -1,9 +1,7 @@
 package buffer
 
 import (
-	"errors"
 	"os"
-	"syscall"
 
 	"github.com/sirupsen/logrus"
 	bolt "go.etcd.io/bbolt"
@@ -13,15 +11,17 @@ import (
 // records is itself a commit that needs new pages, and on a disk that is
 // truly full a file without free pages could then never evict anything:
 // with blocks already allocated at its end, the eviction commit has room.
-// When the reserve cannot be restored (ENOSPC), the buffer evicts before the
-// disk refuses a commit.
-const reserveBytes = 2 * spaceStep
+// An eviction commit touches a few dozen pages at most, so the reserve is
+// small against a data partition of a few MiB. When it cannot be kept the
+// buffer says so and goes on; it evicts only when a commit does not fit.
+const reserveBytes = 256 << 10
 
 // space keeps the reserve. Only the committer uses it.
 type space struct {
 	f        *os.File // own descriptor on the buffer file, for fallocate
 	disabled bool     // the filesystem cannot preallocate
-	low      bool     // the reserve could not be restored: evict before the next commit
+	short    bool     // the reserve could not be restored (reported once until it can again)
+	have     int64    // blocks are allocated up to here
 }
 
 func (b *Buffer) openSpace() {
@@ -39,44 +39,46 @@ func (b *Buffer) keepReserve() {
 		return
 	}
 	var hw int64
-	if err := b.db.View(func(tx *bolt.Tx) error { hw = tx.Size(); return nil }); err != nil {
+	if err := b.dbh().View(func(tx *bolt.Tx) error { hw = tx.Size(); return nil }); err != nil {
 		return
 	}
 	want := hw + reserveBytes
 	if b.opt.MaxSize > 0 {
 		want = min(want, b.opt.MaxSize+2*spaceStep)
 	}
-	fi, err := b.sp.f.Stat()
-	if err != nil {
-		return
-	}
 	// Free pages inside the file are room too: after an eviction the file
 	// need not grow for a while.
-	st := b.db.Stats()
-	free := int64(st.FreePageN+st.PendingPageN) * int64(b.db.Info().PageSize)
-	if fi.Size()+free >= want {
-		b.sp.low = false
+	st := b.dbh().Stats()
+	free := int64(st.FreePageN+st.PendingPageN) * int64(b.dbh().Info().PageSize)
+	if free >= reserveBytes || want <= b.sp.have {
+		b.sp.short = false
 		return
 	}
-	// Extend by a reserve's worth beyond the need, so that growing files
-	// change their size (metadata to sync) once per megabytes, not per commit.
+	// The blocks past the last page, not the file's size: bbolt grows the
+	// file by truncating, which leaves a hole that a full disk cannot fill.
+	// Allocated a reserve's worth beyond the need, so that growing files
+	// change their size (metadata to sync) once per step, not per commit.
 	target := want + reserveBytes
 	if b.opt.MaxSize > 0 {
 		target = min(target, b.opt.MaxSize+2*spaceStep)
 	}
-	if target <= fi.Size() {
-		return
+	err := fallocate(b.sp.f, hw, target-hw)
+	if isNoSpace(err) {
+		target = want // the reserve alone, without the step ahead
+		err = fallocate(b.sp.f, hw, target-hw)
 	}
-	err = fallocate(b.sp.f, fi.Size(), target-fi.Size())
+	if err == nil {
+		b.sp.have = target
+	}
 	switch {
 	case err == nil:
-		b.sp.low = false
-	case errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT):
-		if !b.sp.low {
-			b.log.WithFields(logrus.Fields{"file_bytes": fi.Size(), "needed": want}).
-				Error("disk nearly full: cannot keep the buffer's reserve; evicting records")
+		b.sp.short = false
+	case isNoSpace(err):
+		if !b.sp.short {
+			b.log.WithFields(logrus.Fields{"used_bytes": hw, "needed": want}).
+				Warn("disk nearly full: cannot keep the buffer's reserve; records are evicted when a commit does not fit")
 		}
-		b.sp.low = true
+		b.sp.short = true
 	default:
 		// EOPNOTSUPP and the like: this filesystem cannot preallocate.
 		b.log.WithField("error", err.Error()).Warn("cannot preallocate buffer space; a completely full disk may stop appends")

@@ -1,6 +1,7 @@
 package buffer
 
 import (
+	"runtime/debug"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -10,34 +11,44 @@ import (
 
 // Stats is what a technician (tidegate buffer stats) and the metrics see.
 type Stats struct {
-	Path string
+	Path string `json:"path"`
 	// Depth is the number of records held: not yet acknowledged or evicted.
-	Depth                                uint64
-	Readings, Billing, Summaries, Events uint64
-	FirstSeq                             uint64    // oldest held; 0 when empty
-	LastSeq                              uint64    // last assigned
-	Cursor                               uint64    // all records up to here are acknowledged or evicted
-	Oldest, Newest                       time.Time // times of the oldest and newest records held
-	FileBytes                            int64     // size of the bbolt file
-	LiveBytes                            uint64    // encoded bytes of the records held
-	Appended, Acked, Evicted             uint64    // records, over the file's life
-	Evictions                            uint64    // eviction rounds
-	EvictedRanges                        []Range   // the most recent evicted ranges (the events have all)
-	FullHits                             uint64    // commits that failed for lack of space
-	MaxRecords, MaxBytes, MaxSize        int64     // the bounds in force
-	Unclean                              bool      // the previous run did not Close: the consistency check ran
-	Recovered                            *Recovery // non-nil when Open moved a corrupt file aside
+	Depth         uint64    `json:"depth"`
+	Readings      uint64    `json:"readings"`
+	Billing       uint64    `json:"billing"`
+	Summaries     uint64    `json:"summaries"`
+	Events        uint64    `json:"events"`
+	FirstSeq      uint64    `json:"first_seq"`                // oldest held; 0 when empty
+	LastSeq       uint64    `json:"last_seq"`                 // last assigned
+	SeqBase       uint64    `json:"seq_base"`                 // this file's seqs start above it (from the clock when it was created)
+	Cursor        uint64    `json:"cursor"`                   // all records up to here are acknowledged or evicted
+	Oldest        time.Time `json:"oldest,omitzero"`          // time of the oldest record held
+	Newest        time.Time `json:"newest,omitzero"`          // time of the newest record held
+	FileBytes     int64     `json:"file_bytes"`               // size of the bbolt file
+	LiveBytes     uint64    `json:"live_bytes"`               // encoded bytes of the records held
+	Appended      uint64    `json:"appended"`                 // records, over the file's life
+	Acked         uint64    `json:"acked"`                    // records, over the file's life
+	Evicted       uint64    `json:"evicted"`                  // records, over the file's life
+	Evictions     uint64    `json:"evictions"`                // eviction rounds
+	EvictedRanges []Range   `json:"evicted_ranges,omitempty"` // the most recent evicted ranges (the events have all)
+	FullHits      uint64    `json:"full_hits"`                // commits that failed for lack of space
+	MaxRecords    int64     `json:"max_records"`              // the bounds in force (as the daemon opened the file)
+	MaxBytes      int64     `json:"max_bytes"`                //
+	MaxSize       int64     `json:"max_size"`                 //
+	Unclean       bool      `json:"unclean"`                  // the previous run did not Close: the consistency check ran
+	Recovered     *Recovery `json:"recovered,omitempty"`      // non-nil when Open moved a damaged file aside
 }
 
 // Stats reads the counters (kept in memory) and the times of the oldest and
-// newest records (two lookups).
+// newest records (two lookups). A page gone bad under those lookups leaves
+// the times zero; it never panics.
 func (b *Buffer) Stats() Stats {
 	b.mu.Lock()
 	c := b.ctr
 	s := Stats{
 		Path: b.path, Depth: c.Count, Readings: c.ByKind[reading.KindReading], Billing: c.ByKind[reading.KindBilling],
 		Summaries: c.ByKind[reading.KindSummary], Events: c.ByKind[reading.KindEvent],
-		LastSeq: c.LastSeq, Cursor: b.cursor, LiveBytes: c.Bytes,
+		LastSeq: c.LastSeq, SeqBase: c.Base, Cursor: b.cursor, LiveBytes: c.Bytes,
 		Appended: c.Appended, Acked: c.Acked, Evicted: c.Evicted, Evictions: c.Evictions, FullHits: c.FullHits,
 		EvictedRanges: append([]Range(nil), b.ranges...),
 		MaxRecords:    b.opt.MaxRecords, MaxBytes: b.opt.MaxBytes, MaxSize: b.opt.MaxSize,
@@ -48,7 +59,17 @@ func (b *Buffer) Stats() Stats {
 	if b.isClosed() {
 		return s
 	}
-	_ = b.db.View(func(tx *bolt.Tx) error {
+	if err := b.times(&s); err != nil {
+		b.reportBad(err)
+		s.Oldest, s.Newest = time.Time{}, time.Time{}
+	}
+	return s
+}
+
+func (b *Buffer) times(s *Stats) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer guard(&err)
+	return b.dbh().View(func(tx *bolt.Tx) error {
 		cur := tx.Bucket(bucketRecords).Cursor()
 		if k, v := cur.First(); k != nil {
 			s.FirstSeq = keySeq(k)
@@ -59,7 +80,6 @@ func (b *Buffer) Stats() Stats {
 		}
 		return nil
 	})
-	return s
 }
 
 // recordTime is when a record happened, as best it says.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 )
@@ -20,13 +21,66 @@ type appAck struct {
 	Seq uint64 `json:"seq"`
 }
 
+// ErrSubscribe means the broker refused or did not confirm a subscription
+// the uplink needs (an ACL without the gateway's ack or command topic).
+var ErrSubscribe = errors.New("subscription refused")
+
 func (u *Uplink) subscribe(c paho.Client) {
+	epoch := u.epoch.Load()
+	// Its own status: a Last Will the broker publishes after this session's
+	// "online" (the old session's, on a takeover) is answered (status.go).
+	u.subscribeChecked(c, epoch, u.t.status, func(_ paho.Client, m paho.Message) { u.onStatus(c, m.Payload()) })
 	if u.cfg.Ack == AckApplication {
-		c.Subscribe(u.t.ack, 1, func(_ paho.Client, m paho.Message) { u.onAppAck(m.Payload()) })
+		u.subscribeChecked(c, epoch, u.t.ack, func(_ paho.Client, m paho.Message) { u.onAppAck(m.Payload()) })
 	}
 	if u.cfg.Commands {
-		c.Subscribe(u.t.cmd+"+", 1, func(c paho.Client, m paho.Message) { go u.onCommand(c, m.Topic(), m.Payload()) })
+		u.subscribeChecked(c, epoch, u.t.cmd+"+", func(c paho.Client, m paho.Message) { go u.onCommand(c, m.Topic(), m.Payload()) })
 	}
+}
+
+// subscribeChecked subscribes and checks the SUBACK: a refusal is an error
+// (logged, in Stats.LastError and Stats.SubscribeErrs) and the
+// subscription is tried again while the connection lasts. In application
+// mode the ack subscription is what lets the buffer drain at all.
+func (u *Uplink) subscribeChecked(c paho.Client, epoch uint64, topic string, h paho.MessageHandler) {
+	go func() {
+		for wait := time.Second; ; wait = min(2*wait, time.Minute) {
+			tok := c.Subscribe(topic, 1, h)
+			err := subackError(tok, u.cfg.AckTimeout)
+			if err == nil {
+				return
+			}
+			err = fmt.Errorf("%w: %s: %w", ErrSubscribe, topic, err)
+			u.setErr(err)
+			u.count(func(s *Stats) { s.SubscribeErrs++ })
+			u.log.WithError(err).Error("uplink: subscription refused; retrying")
+			time.Sleep(wait)
+			if u.epoch.Load() != epoch || !c.IsConnectionOpen() || u.stopping.Load() {
+				return // a new connection subscribes afresh
+			}
+		}
+	}()
+}
+
+var errNoSuback = errors.New("no SUBACK in time")
+
+// subackError says why a subscription did not take: paho's error, no
+// SUBACK, or the broker's failure return code (0x80 and above).
+func subackError(tok paho.Token, timeout time.Duration) error {
+	if !tok.WaitTimeout(timeout) {
+		return errNoSuback
+	}
+	if err := tok.Error(); err != nil {
+		return err
+	}
+	if st, ok := tok.(*paho.SubscribeToken); ok {
+		for topic, code := range st.Result() {
+			if code >= 0x80 {
+				return fmt.Errorf("broker returned 0x%02x for %s", code, topic)
+			}
+		}
+	}
+	return nil
 }
 
 // parseAppAck returns the seq an application ack confirms; 0 means nothing.

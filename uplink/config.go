@@ -28,6 +28,10 @@ type Config struct {
 	// written in the config itself and never logged.
 	PasswordFile string `yaml:"password_file"`
 	PasswordEnv  string `yaml:"password_env"`
+	// Password is the secret itself, for a caller that has read it already
+	// (tidegate's config loader: from mqtt.password, its password_file or
+	// TIDEGATE_MQTT_PASSWORD). Never logged.
+	Password string `yaml:"-"`
 
 	TLS TLSConfig `yaml:"tls"`
 	// Insecure allows plain TCP to a non-loopback broker.
@@ -84,6 +88,10 @@ type StatusInfo struct {
 	ConfigHash string   `json:"config_hash,omitempty"`
 	Meters     []string `json:"meters,omitempty"`
 	Buses      []string `json:"buses,omitempty"`
+	// SeqBase: the buffer file's seqs start above it (a fresh file numbers
+	// from the clock), so a service acking "everything up to" knows where
+	// its gateway's sequence begins.
+	SeqBase uint64 `json:"seq_base,omitempty"`
 }
 
 // Ack modes.
@@ -188,8 +196,8 @@ func (c Config) validate() error {
 	if c.Ack != AckPuback && c.Ack != AckApplication {
 		return fmt.Errorf("%w: ack %q (want puback or application)", ErrConfig, c.Ack)
 	}
-	if c.PasswordFile != "" && c.PasswordEnv != "" {
-		return fmt.Errorf("%w: set password_file or password_env, not both", ErrConfig)
+	if n := btoi(c.PasswordFile != "") + btoi(c.PasswordEnv != "") + btoi(c.Password != ""); n > 1 {
+		return fmt.Errorf("%w: set one of password, password_file and password_env", ErrConfig)
 	}
 	u, useTLS, err := c.brokerURL()
 	if err != nil {
@@ -216,16 +224,36 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// password reads the secret. Trailing newlines of a file are dropped:
-// `echo secret > file` is how people write them.
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// ReadPasswordFile is how a password file is read, wherever it is named:
+// its first line, without the line end (`echo secret > file` is how people
+// write them; anything after the first line is not part of the password).
+func ReadPasswordFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return strings.TrimRight(line, "\r"), nil
+}
+
+// password reads the secret.
 func (c Config) password() (string, error) {
 	switch {
+	case c.Password != "":
+		return c.Password, nil
 	case c.PasswordFile != "":
-		b, err := os.ReadFile(c.PasswordFile)
+		pw, err := ReadPasswordFile(c.PasswordFile)
 		if err != nil {
 			return "", fmt.Errorf("%w: %w", ErrPassword, err)
 		}
-		return strings.TrimRight(string(b), "\r\n"), nil
+		return pw, nil
 	case c.PasswordEnv != "":
 		v, ok := os.LookupEnv(c.PasswordEnv)
 		if !ok {

@@ -20,7 +20,9 @@ import (
 
 func openBuffer(t testing.TB) *buffer.Buffer {
 	t.Helper()
-	b, err := buffer.Open(t.TempDir()+"/buffer.db", buffer.Options{})
+	// Seqs from 1 (a fresh file otherwise numbers from the clock), so the
+	// tests can count them.
+	b, err := buffer.Open(t.TempDir()+"/buffer.db", buffer.Options{Clock: func() time.Time { return time.UnixMicro(0) }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,6 +55,7 @@ type Uplink struct {
 	ran       atomic.Bool
 	epoch     atomic.Uint64
 	connected atomic.Bool
+	stopping  atomic.Bool // Run is publishing its own "offline": not a stale will to answer
 	wake      chan struct{}
 
 	// Test-only switches that take the #563 protection apart, to show that
@@ -80,6 +81,8 @@ type Stats struct {
 	Resent         uint64 // messages sent again for want of a trusted PUBACK
 	BytesSent      uint64 // payload bytes of acknowledged messages
 	AppAcks        uint64 // acks received on .../ack (application mode)
+	SubscribeErrs  uint64 // subscriptions the broker refused or did not confirm
+	StatusFixes    uint64 // a stale retained "offline" (a late Last Will) answered with "online"
 	Inflight       int    // messages published and not yet settled
 	LastError      string
 }
@@ -217,8 +220,10 @@ func (u *Uplink) options() *paho.ClientOptions {
 		u.log.WithError(err).Warn("uplink connection lost")
 		u.signal()
 	})
-	o.SetReconnectingHandler(func(paho.Client, *paho.ClientOptions) {
+	o.SetReconnectingHandler(func(_ paho.Client, opts *paho.ClientOptions) {
 		u.epoch.Add(1)
+		// The will carries the time of this connection, not of the first.
+		opts.SetBinaryWill(u.t.status, u.statusPayload("offline"), 1, true)
 		if j := u.cfg.ReconnectJitter; j > 0 {
 			// Spread a fleet's reconnects; paho's own backoff has no jitter.
 			time.Sleep(rand.N(j))
@@ -261,6 +266,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 	c := paho.NewClient(u.options())
 	c.Connect() // ConnectRetry: completes when first connected; failures are reported by the notification handler
 	err := u.pump(ctx, c)
+	u.stopping.Store(true)
 	if c.IsConnectionOpen() {
 		tok := c.Publish(u.t.status, 1, true, u.statusPayload("offline"))
 		tok.WaitTimeout(2 * time.Second)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,7 +16,8 @@ import (
 func makeBufferFile(t *testing.T) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "buffer.db")
-	b, err := buffer.Open(path, buffer.Options{})
+	// Seqs from 1: a fresh file otherwise numbers from the clock.
+	b, err := buffer.Open(path, buffer.Options{Clock: func() time.Time { return time.UnixMicro(0) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,19 +72,30 @@ func TestBufferCommand(t *testing.T) {
 			}
 		})
 	}
-	// Export is JSON lines, one record each, with values intact.
+	// Export is JSON lines in the record's one encoding (as the uplink sends
+	// it): snake_case, values intact, no zero times.
 	_, out, _ := runCmd(t, "", "buffer", "export", "--path", path, "--from", "1", "--to", "1")
-	var rec struct {
-		Seq     uint64
-		Reading reading.Reading
-	}
-	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 1 || json.Unmarshal([]byte(lines[0]), &rec) != nil || rec.Reading.Forward != 12.5 {
+	var rec reading.RecordJSON
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 1 || json.Unmarshal([]byte(lines[0]), &rec) != nil ||
+		rec.Forward == nil || *rec.Forward != 12.5 || rec.Seq != 1 || strings.Contains(out, "0001-01-01") || strings.Contains(out, "MeterTime") {
 		t.Errorf("export --from 1 --to 1 = %q", out)
 	}
+	// stats --json: snake_case, and the bounds the daemon opened the file
+	// with, whether the file is named by --path or by --config.
 	_, out, _ = runCmd(t, "", "buffer", "stats", "--path", path, "--json")
 	var s buffer.Stats
-	if err := json.Unmarshal([]byte(out), &s); err != nil || s.Depth != 3 || s.LastSeq != 3 {
+	if err := json.Unmarshal([]byte(out), &s); err != nil || s.Depth != 3 || s.LastSeq != 3 || !strings.Contains(out, `"last_seq": 3`) {
 		t.Errorf("stats --json = %q (%v)", out, err)
+	}
+	cfg := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(cfg, []byte("gateway: {id: gw}\nbuffer: {path: "+path+"}\nbuses:\n  - {name: b, protocol: mbus, device: /dev/null}\nmeters:\n  - {id: m2, bus: b, address: 2}\nmqtt: {broker: \"tcp://127.0.0.1:1\"}\n"), 0o600)
+	code, outCfg, errOut := runCmd(t, "", "buffer", "stats", "--config", cfg, "--json")
+	var sc buffer.Stats
+	if err := json.Unmarshal([]byte(outCfg), &sc); code != exitOK || err != nil {
+		t.Fatalf("stats --config: %d %q %q", code, outCfg, errOut)
+	}
+	if sc.MaxBytes != s.MaxBytes || sc.MaxRecords != s.MaxRecords || sc.MaxSize != s.MaxSize || s.MaxBytes != buffer.DefaultMaxBytes {
+		t.Errorf("bounds by --path %d/%d/%d, by --config %d/%d/%d", s.MaxRecords, s.MaxBytes, s.MaxSize, sc.MaxRecords, sc.MaxBytes, sc.MaxSize)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"tidegate/cmd/tidegate/internal/config"
 	"tidegate/cmd/tidegate/internal/daemon"
+	"tidegate/reading"
 )
 
 func fp(v float64) *float64 { return &v }
@@ -40,13 +41,14 @@ func TestWriteStatus(t *testing.T) {
 func TestWriteRecordLine(t *testing.T) {
 	tm := time.Date(2026, 1, 2, 3, 4, 5, 0, time.Local)
 	tests := []struct {
-		in   daemon.ReadingJSON
+		in   reading.RecordJSON
 		want []string
 	}{
-		{daemon.ReadingJSON{Kind: "reading", Meter: "m1", Time: tm, Forward: fp(1.5), Consumption: fp(0.01), Phantom: fp(0.002), Flags: []string{"self_rotation"}},
+		{reading.RecordJSON{Kind: "reading", Meter: "m1", GatewayTime: &tm, Forward: fp(1.5),
+			Filter: &reading.FilterJSON{Consumption: 0.01, Phantom: 0.002, Flags: []string{"self_rotation"}}},
 			[]string{"03:04:05", "reading", "m1", "fwd 1.5000", "use 0.0100 m3", "phantom 0.0020 m3", "{self_rotation}"}},
-		{daemon.ReadingJSON{Kind: "event", Meter: "m2", Time: tm, Event: "meter_offline", Message: "no answer"}, []string{"event", "meter_offline: no answer"}},
-		{daemon.ReadingJSON{Kind: "reading", Meter: "m3", Time: tm, Quality: "error", Error: "timeout"}, []string{"[error: timeout]"}},
+		{reading.RecordJSON{Kind: "event", Meter: "m2", Time: &tm, Type: "meter_offline", Message: "no answer"}, []string{"event", "meter_offline: no answer"}},
+		{reading.RecordJSON{Kind: "reading", Meter: "m3", GatewayTime: &tm, Quality: "error", Error: "timeout"}, []string{"[error: timeout]"}},
 	}
 	for _, tt := range tests {
 		var b bytes.Buffer

@@ -9,7 +9,7 @@ import (
 	"net/url"
 	"strings"
 
-	"tidegate/cmd/tidegate/internal/daemon"
+	"tidegate/reading"
 )
 
 // runTail follows readings and events from the running daemon until Ctrl-C.
@@ -38,7 +38,7 @@ func runTail(ctx context.Context, e *env, args []string) error {
 		if *asJSON {
 			fmt.Fprintln(e.stdout, sc.Text())
 		} else {
-			var j daemon.ReadingJSON
+			var j reading.RecordJSON
 			if err := json.Unmarshal(sc.Bytes(), &j); err != nil {
 				return fmt.Errorf("daemon sent a line that is not a record: %w", err)
 			}
@@ -58,38 +58,54 @@ func runTail(ctx context.Context, e *env, args []string) error {
 	return fmt.Errorf("the daemon closed the stream (stopped or restarted)")
 }
 
-// writeRecordLine prints one record as a technician reads it: meter, totals,
+// writeRecordLine prints one record (the one JSON encoding the daemon
+// streams, as the uplink sends it) as a technician reads it: meter, totals,
 // what the filter made of them, flags.
-func writeRecordLine(w io.Writer, j daemon.ReadingJSON) {
+func writeRecordLine(w io.Writer, j reading.RecordJSON) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s  %-8s %-12s", j.Time.Local().Format("15:04:05"), j.Kind, j.Meter)
+	at := j.GatewayTime
+	if at == nil {
+		at = j.Time
+	}
+	when := "--:--:--"
+	if at != nil {
+		when = at.Local().Format("15:04:05")
+	}
+	fmt.Fprintf(&b, "%s  %-8s %-12s", when, j.Kind, j.Meter)
 	num := func(label string, v *float64, unit string) {
 		if v != nil {
 			fmt.Fprintf(&b, " %s %.4f%s", label, *v, unit)
 		}
 	}
+	var flags []string
 	switch j.Kind {
 	case "event":
-		fmt.Fprintf(&b, " %s", j.Event)
+		fmt.Fprintf(&b, " %s", j.Type)
 		if j.Message != "" {
 			fmt.Fprintf(&b, ": %s", j.Message)
 		}
 	case "summary":
-		fmt.Fprintf(&b, " day %s", j.Message)
-		num("use", j.Consumption, " m3")
-		num("phantom", j.Phantom, " m3")
-		num("backflow", j.ReverseReal, " m3")
+		if s := j.Summary; s != nil {
+			fmt.Fprintf(&b, " day %s", s.Day)
+			num("use", &s.Consumption, " m3")
+			num("phantom", &s.Phantom, " m3")
+			num("backflow", &s.Backflow, " m3")
+			flags = s.Flags
+		}
 	default:
 		num("fwd", j.Forward, "")
 		num("rev", j.Reverse, "")
 		num("flow", j.Flow, " m3/h")
-		num("use", j.Consumption, " m3")
-		num("phantom", j.Phantom, " m3")
+		if f := j.Filter; f != nil {
+			num("use", &f.Consumption, " m3")
+			num("phantom", &f.Phantom, " m3")
+			flags = f.Flags
+		}
 		if j.Quality != "" && j.Quality != "good" {
 			fmt.Fprintf(&b, " [%s: %s]", j.Quality, j.Error)
 		}
 	}
-	if fl := append(append([]string{}, j.Status...), j.Flags...); len(fl) > 0 {
+	if fl := append(append([]string{}, j.Status...), flags...); len(fl) > 0 {
 		fmt.Fprintf(&b, " {%s}", strings.Join(fl, ","))
 	}
 	fmt.Fprintln(w, b.String())

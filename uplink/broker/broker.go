@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
@@ -16,8 +17,9 @@ import (
 
 // Broker is a running embedded broker that accepts any client.
 type Broker struct {
-	srv *mqtt.Server
-	tcp *listeners.TCP
+	srv  *mqtt.Server
+	tcp  *listeners.TCP
+	hook *allowAll
 }
 
 // Start listens on addr ("127.0.0.1:0" picks a free port; see Addr) and
@@ -28,7 +30,8 @@ func Start(addr string) (*Broker, error) {
 		InlineClient: true,
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
-	if err := srv.AddHook(new(allowAll), nil); err != nil {
+	hook := new(allowAll)
+	if err := srv.AddHook(hook, nil); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	tcp := listeners.NewTCP(listeners.Config{ID: "tcp", Address: addr})
@@ -39,7 +42,7 @@ func Start(addr string) (*Broker, error) {
 		_ = srv.Close()
 		return nil, fmt.Errorf("broker: serve: %w", err)
 	}
-	return &Broker{srv: srv, tcp: tcp}, nil
+	return &Broker{srv: srv, tcp: tcp, hook: hook}, nil
 }
 
 // Addr is the host:port the broker listens on, with the real port when
@@ -58,12 +61,19 @@ func (b *Broker) Subscribe(filter string, fn func(topic string, payload []byte))
 	})
 }
 
+// DenySubscribe makes the broker refuse subscriptions to topic (SUBACK
+// failure), as a broker's ACL does; "" allows all again.
+func (b *Broker) DenySubscribe(topic string) { b.hook.deny.Store(&topic) }
+
 // Close disconnects every client and stops listening.
 func (b *Broker) Close() error { return b.srv.Close() }
 
 // allowAll admits every client and topic. mochi's own auth.AllowHook would do,
 // but its package pulls in gopkg.in/yaml.v3, which this module does not carry.
-type allowAll struct{ mqtt.HookBase }
+type allowAll struct {
+	mqtt.HookBase
+	deny atomic.Pointer[string]
+}
 
 func (h *allowAll) ID() string { return "allow-all" }
 
@@ -73,4 +83,7 @@ func (h *allowAll) Provides(b byte) bool {
 
 func (h *allowAll) OnConnectAuthenticate(*mqtt.Client, packets.Packet) bool { return true }
 
-func (h *allowAll) OnACLCheck(*mqtt.Client, string, bool) bool { return true }
+func (h *allowAll) OnACLCheck(_ *mqtt.Client, topic string, write bool) bool {
+	d := h.deny.Load()
+	return write || d == nil || *d == "" || topic != *d
+}

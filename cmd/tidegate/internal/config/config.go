@@ -132,6 +132,10 @@ type Buffer struct {
 	Path       string `yaml:"path"`
 	MaxBytes   Size   `yaml:"max_bytes"`
 	MaxRecords int    `yaml:"max_records"`
+	// CommitLatency bounds how long a reading waits to be committed with
+	// the others that arrived meanwhile (default 1s): longer writes less
+	// flash per reading, and loses more on a power cut.
+	CommitLatency time.Duration `yaml:"commit_latency"`
 }
 
 // MQTT is the uplink to the central service.
@@ -147,6 +151,9 @@ type MQTT struct {
 	Batch        Batch  `yaml:"batch"`
 	Commands     bool   `yaml:"commands"` // accept downlink commands
 	Ack          string `yaml:"ack"`      // puback|application
+	// ReconnectMax caps the wait between reconnect attempts (default 1m):
+	// after an outage the gateway is back within it of the broker.
+	ReconnectMax time.Duration `yaml:"reconnect_max"`
 }
 
 // TLS is the broker connection's TLS.
@@ -211,6 +218,9 @@ func (c *Config) Defaults() {
 	}
 	if c.Filter.Window == 0 {
 		c.Filter.Window = 15 * time.Minute
+	}
+	if c.Buffer.CommitLatency == 0 {
+		c.Buffer.CommitLatency = time.Second
 	}
 	if c.Buffer.Path == "" {
 		c.Buffer.Path = "/var/lib/tidegate/buffer.db"

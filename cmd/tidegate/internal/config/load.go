@@ -10,9 +10,10 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"tidegate/uplink"
 )
 
 // Environment variables that override secrets, so they need not sit in the file.
@@ -81,13 +82,12 @@ func (c *Config) secrets(getenv func(string) string, ps *Problems, nodes map[str
 		ps.at(nodes["mqtt.password_file"], "mqtt.password_file", "set either password or password_file, not both")
 		return
 	}
-	b, err := os.ReadFile(c.MQTT.PasswordFile)
+	pw, err := uplink.ReadPasswordFile(c.MQTT.PasswordFile)
 	if err != nil {
 		ps.at(nodes["mqtt.password_file"], "mqtt.password_file", "cannot read %s (%v); or set %s", c.MQTT.PasswordFile, unwrapPathErr(err), EnvMQTTPassword)
 		return
 	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	c.MQTT.Password = strings.TrimRight(line, "\r")
+	c.MQTT.Password = pw
 }
 
 func unwrapPathErr(err error) error {

@@ -201,6 +201,14 @@ func (c *Config) validate(ps *Problems, nodes map[string]*yaml.Node) {
 			at(f.path, "%g is out of range 0..1000 m3/h", f.v)
 		}
 	}
+	if c.Buffer.CommitLatency < 0 || c.Buffer.CommitLatency > time.Minute {
+		at("buffer.commit_latency", "%s is out of range; expected 10ms to 1m (default 1s)", c.Buffer.CommitLatency)
+	} else if c.Buffer.CommitLatency > 0 && c.Buffer.CommitLatency < 10*time.Millisecond {
+		at("buffer.commit_latency", "%s is out of range; expected 10ms to 1m (default 1s)", c.Buffer.CommitLatency)
+	}
+	if r := c.MQTT.ReconnectMax; r != 0 && (r < time.Second || r > time.Hour) {
+		at("mqtt.reconnect_max", "%s is out of range; expected 1s to 1h (default 1m)", r)
+	}
 	if c.Buffer.MaxRecords < 0 {
 		at("buffer.max_records", "%d is negative; expected 0 (default) or more", c.Buffer.MaxRecords)
 	}

@@ -43,7 +43,7 @@ type Daemon struct {
 	reloads    int
 	lastReload string
 
-	pipe *pipeline
+	pipe *dataPath
 }
 
 // New prepares a daemon; nothing is opened until Run.
@@ -65,22 +65,17 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 	log := d.log.WithFields(logrus.Fields{"gateway": cfg.Gateway.ID, "version": d.opts.Version, "config": d.opts.ConfigPath, "config_hash": cfg.Hash})
 	log.WithFields(logrus.Fields{"buses": len(cfg.Buses), "meters": len(cfg.Meters)}).Info("starting")
 
-	pipe, err := openPipeline(cfg, d.log, d.hub, d.opts.Version)
+	pipe, err := openDataPath(cfg, d.log, d.hub, d.opts.Version)
 	if err != nil {
 		return err
 	}
 	d.pipe = pipe
-	pipeCtx, stopPipe := context.WithCancel(context.Background())
-	pipeDone := make(chan struct{})
 	if pipe.up != nil {
 		pipe.up.SetCommandHandler(commands{d})
 	}
-	go func() { defer close(pipeDone); pipe.run(pipeCtx) }()
 
 	api, err := d.serveAPI(cfg)
 	if err != nil {
-		stopPipe()
-		<-pipeDone
 		pipe.close(context.Background())
 		return err
 	}
@@ -95,7 +90,7 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return d.shutdown(api, stopPipe, pipeDone)
+			return d.shutdown(api)
 		case <-hup:
 			d.reload()
 		}
@@ -104,7 +99,7 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 
 // shutdown stops in data-flow order, so nothing polled is left unbuffered and
 // nothing buffered is left unsent if the broker is reachable.
-func (d *Daemon) shutdown(api *apiServer, stopPipe context.CancelFunc, pipeDone <-chan struct{}) error {
+func (d *Daemon) shutdown(api *apiServer) error {
 	t0 := time.Now()
 	d.log.Info("stopping: finishing current requests")
 	deadline, cancel := context.WithTimeout(context.Background(), d.opts.ShutdownGrace)
@@ -120,8 +115,6 @@ func (d *Daemon) shutdown(api *apiServer, stopPipe context.CancelFunc, pipeDone 
 	// The pipeline drains what the buses delivered, flushes the filter and
 	// the buffer, lets the uplink send what it can, then publishes offline.
 	err := d.pipe.close(deadline)
-	stopPipe()
-	<-pipeDone
 	api.close()
 	fields := logrus.Fields{"took": time.Since(t0).Round(time.Millisecond).String()}
 	if err != nil {
@@ -139,7 +132,6 @@ func (d *Daemon) reload() {
 	path := d.opts.ConfigPath
 	nc, err := config.Load(path, d.opts.Getenv)
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	d.reloads++
 	if err != nil {
 		var ps *config.Problems
@@ -148,30 +140,35 @@ func (d *Daemon) reload() {
 			n = len(ps.List)
 		}
 		d.lastReload = fmt.Sprintf("refused at %s: %d problem(s); still running config %s", time.Now().Format(time.RFC3339), n, d.cfg.Hash)
+		d.mu.Unlock()
 		d.log.WithFields(logrus.Fields{"config": path, "problems": n, "error": err.Error()}).Error("reload refused; keeping the running config")
 		return
 	}
 	diff := config.Compare(d.cfg, nc)
 	if diff.Empty() {
 		d.lastReload = "no change at " + time.Now().Format(time.RFC3339)
+		d.mu.Unlock()
 		d.log.WithField("config", path).Info("reload: nothing changed")
 		return
 	}
-	carried := map[string]BusStatus{}
+	stopping := map[string]*busRun{}
 	for _, name := range append(append([]string{}, diff.BusesRemoved...), diff.BusesRestarted...) {
 		if b := d.buses[name]; b != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), d.opts.ShutdownGrace)
-			b.stop(ctx)
-			cancel()
-			carried[name] = b.status()
+			stopping[name] = b
 			delete(d.buses, name)
 		}
 	}
-	for _, name := range append(append([]string{}, diff.BusesAdded...), diff.BusesRestarted...) {
-		b, _ := nc.BusByName(name)
-		d.startBus(nc, b, metersOn(nc, name))
-		d.buses[name].carried = carried[name]
+	d.mu.Unlock()
+	// Outside d.mu: a bus finishing its request may take the grace period,
+	// and status, reads and commands must not wait for it.
+	ctx, cancel := context.WithTimeout(context.Background(), d.opts.ShutdownGrace)
+	var wg sync.WaitGroup
+	for _, b := range stopping {
+		wg.Add(1)
+		go func(b *busRun) { defer wg.Done(); b.stop(ctx) }(b)
 	}
+	wg.Wait()
+	cancel()
 	restartNeeded := []string{}
 	for _, g := range diff.Global {
 		switch g {
@@ -183,9 +180,19 @@ func (d *Daemon) reload() {
 			restartNeeded = append(restartNeeded, g) // buffer file, broker and API socket stay as started
 		}
 	}
+	carried := map[string]BusStatus{} // counters survive a restart of their bus
+	for name, b := range stopping {
+		carried[name] = b.status()
+	}
+	d.mu.Lock()
+	for _, name := range append(append([]string{}, diff.BusesAdded...), diff.BusesRestarted...) {
+		b, _ := nc.BusByName(name)
+		d.startBus(nc, b, metersOn(nc, name))
+		d.buses[name].carried = carried[name]
+	}
 	d.cfg = nc
-	d.pipe.setMeters(nc)
 	d.lastReload = fmt.Sprintf("applied at %s: config %s", time.Now().Format(time.RFC3339), nc.Hash)
+	d.mu.Unlock()
 	f := logrus.Fields{
 		"config_hash": nc.Hash, "buses_added": diff.BusesAdded, "buses_removed": diff.BusesRemoved,
 		"buses_restarted": diff.BusesRestarted, "meters_added": diff.MetersAdded, "meters_removed": diff.MetersRemoved,

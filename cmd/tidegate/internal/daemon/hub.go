@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"sync"
+
+	"tidegate/reading"
 )
 
 // hub keeps what the control API shows about meters (last reading, state) and
@@ -12,16 +14,25 @@ type hub struct {
 	mu      sync.Mutex
 	last    map[string]ReadingJSON
 	state   map[string]string
-	subs    map[chan ReadingJSON]string // channel → meter filter ("" = all)
+	subs    map[chan reading.RecordJSON]string // channel → meter filter ("" = all)
+	gateway string                             // for the records' ids
 	dropped uint64
 	seen    uint64
 }
 
 func newHub() *hub {
-	return &hub{last: map[string]ReadingJSON{}, state: map[string]string{}, subs: map[chan ReadingJSON]string{}}
+	return &hub{last: map[string]ReadingJSON{}, state: map[string]string{}, subs: map[chan reading.RecordJSON]string{}}
 }
 
-func (h *hub) publish(j ReadingJSON) {
+// publish takes a record the pipeline saw: a poll as it arrived, or a record
+// as it was stored. Followers get it in the record's one encoding
+// (reading.RecordJSON, as the uplink sends it).
+func (h *hub) publish(rec reading.Record) {
+	j, ok := FromRecord(rec)
+	if !ok {
+		return
+	}
+	out := reading.ToJSON(h.gateway, rec)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.seen++
@@ -48,15 +59,15 @@ func (h *hub) publish(j ReadingJSON) {
 			continue
 		}
 		select {
-		case ch <- j:
+		case ch <- out:
 		default:
 			h.dropped++
 		}
 	}
 }
 
-func (h *hub) subscribe(meter string) (<-chan ReadingJSON, func()) {
-	ch := make(chan ReadingJSON, 256)
+func (h *hub) subscribe(meter string) (<-chan reading.RecordJSON, func()) {
+	ch := make(chan reading.RecordJSON, 256)
 	h.mu.Lock()
 	h.subs[ch] = meter
 	h.mu.Unlock()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -12,76 +11,71 @@ import (
 	"tidegate/buffer"
 	"tidegate/cmd/tidegate/internal/config"
 	"tidegate/filter"
+	"tidegate/pipeline"
 	"tidegate/reading"
 	"tidegate/uplink"
 )
 
-// filterStateKey is where a meter's filter state lives in the buffer's side state.
-func filterStateKey(meter string) string { return "filter/" + meter }
-
-// pipeline is filter → buffer → uplink behind the buses. Buses hand records
-// to ingest; one goroutine moves them on so a slow disk never blocks a bus
-// for longer than the queue's depth.
-type pipeline struct {
-	log     *logrus.Logger
-	hub     *hub
-	in      chan reading.Record
-	mu      sync.Mutex
-	closing bool
-	stats   pipeStats
-
-	fmu  sync.Mutex // the filter; not mu, which ingest holds while the queue is full
+// dataPath is the daemon's end of the data flow: the buffer file, the
+// filter → buffer pipeline (package pipeline, its one owner) and the uplink
+// draining the buffer. Buses hand records to ingest.
+type dataPath struct {
+	log  *logrus.Logger
+	hub  *hub
+	own  *pipeline.Pipeline
 	buf  *buffer.Buffer
-	filt *filter.Filter // nil when the filter is off
+	filt bool
 	up   *uplink.Uplink // nil when no broker is configured
 	url  string
 
 	upCancel context.CancelFunc
 	upDone   chan struct{}
-	out      filter.Output
 }
 
-type pipeStats struct {
-	ingested   uint64
-	unqueued   uint64 // records dropped because the pipeline was already closing
-	appendErrs uint64
-}
-
-func openPipeline(cfg *config.Config, log *logrus.Logger, h *hub, version string) (*pipeline, error) {
-	p := &pipeline{log: log, hub: h, in: make(chan reading.Record, 4096)}
+func openDataPath(cfg *config.Config, log *logrus.Logger, h *hub, version string) (*dataPath, error) {
+	p := &dataPath{log: log, hub: h}
+	h.gateway = cfg.Gateway.ID
 	buf, err := buffer.Open(cfg.Buffer.Path, buffer.Options{MaxBytes: int64(cfg.Buffer.MaxBytes), MaxRecords: int64(cfg.Buffer.MaxRecords), Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("buffer %s: %w", cfg.Buffer.Path, err)
 	}
 	p.buf = buf
+	po := pipeline.Options{Latency: cfg.Buffer.CommitLatency, Log: logrus.NewEntry(log).WithField("stage", "pipeline"),
+		Seen: h.publish}
 	if cfg.Filter.On() {
 		fc := cfg.FilterConfig()
 		if err := fc.Validate(); err != nil {
 			buf.Close()
 			return nil, err
 		}
-		p.filt = filter.New(fc)
+		po.Filter = filter.New(fc)
+		p.filt = true
 		for _, m := range cfg.Meters {
-			if st, err := buf.State(filterStateKey(m.ID)); err == nil && st != nil {
-				if err := p.filt.SetState(m.ID, st); err != nil {
-					log.WithFields(logrus.Fields{"meter": m.ID, "error": err}).Warn("filter state not restored; learning afresh")
-				}
-			}
+			po.Meters = append(po.Meters, m.ID)
 		}
 	}
 	if cfg.MQTT.Broker != "" {
 		uc := uplinkConfig(cfg, version)
+		status := uc.Status
+		uc.Status = func() uplink.StatusInfo {
+			i := status()
+			i.SeqBase = buf.Stats().SeqBase
+			return i
+		}
 		up, err := uplink.New(uc, buf, logrus.NewEntry(log).WithField("stage", "uplink"))
 		if err != nil {
 			buf.Close()
 			return nil, err
 		}
 		p.up, p.url = up, cfg.MQTT.Broker
+	}
+	p.own = pipeline.New(buf, po)
+	if p.up != nil {
 		ctx, cancel := context.WithCancel(context.Background())
 		p.upCancel, p.upDone = cancel, make(chan struct{})
 		go func() {
 			defer close(p.upDone)
-			if err := up.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			if err := p.up.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 				log.WithError(err).Error("uplink stopped")
 			}
 		}()
@@ -93,13 +87,12 @@ func uplinkConfig(cfg *config.Config, version string) uplink.Config {
 	m := cfg.MQTT
 	uc := uplink.Config{
 		Broker: m.Broker, ClientID: m.ClientID, Gateway: cfg.Gateway.ID, TopicPrefix: m.TopicPrefix,
-		Username: m.Username, PasswordFile: m.PasswordFile, Insecure: m.Insecure, QoS: 1,
-		Ack: m.Ack, Commands: m.Commands,
+		// The loader has the password already, from mqtt.password, its
+		// password_file or TIDEGATE_MQTT_PASSWORD: read once, one way.
+		Username: m.Username, Password: m.Password, Insecure: m.Insecure, QoS: 1,
+		Ack: m.Ack, Commands: m.Commands, ReconnectMax: m.ReconnectMax,
 		TLS:   uplink.TLSConfig{CAFile: m.TLS.CAFile, CertFile: m.TLS.CertFile, KeyFile: m.TLS.KeyFile, ServerName: m.TLS.ServerName},
 		Batch: uplink.BatchConfig{MaxCount: m.Batch.MaxCount, MaxBytes: int(m.Batch.MaxBytes), MaxLatency: m.Batch.MaxLatency},
-	}
-	if m.PasswordFile == "" && m.Password != "" {
-		uc.PasswordEnv = "TIDEGATE_MQTT_PASSWORD"
 	}
 	meters := make([]string, 0, len(cfg.Meters))
 	for _, mt := range cfg.Meters {
@@ -114,9 +107,9 @@ func uplinkConfig(cfg *config.Config, version string) uplink.Config {
 	return uc
 }
 
-func (p *pipeline) stages() []string {
+func (p *dataPath) stages() []string {
 	s := []string{"drivers"}
-	if p.filt != nil {
+	if p.filt {
 		s = append(s, "filter")
 	}
 	s = append(s, "buffer")
@@ -126,138 +119,15 @@ func (p *pipeline) stages() []string {
 	return s
 }
 
-func (p *pipeline) ingest(rec reading.Record) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closing {
-		p.stats.unqueued++
-		return
-	}
-	p.stats.ingested++
-	p.in <- rec
-}
+func (p *dataPath) ingest(rec reading.Record) { p.own.Ingest(rec) }
 
-func (p *pipeline) run(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case rec, ok := <-p.in:
-			if !ok {
-				return
-			}
-			p.handle(rec)
-		}
-	}
-}
-
-// handle moves one record through the filter into the buffer. Good readings
-// go through the filter, which may hold them back up to its window and
-// releases them with their filtered values; its state is saved after each so
-// a restart loses none of what it holds. Failed polls, billing reads and
-// events go straight to the buffer (a billing read is also filtered, as an
-// interval reading).
-func (p *pipeline) handle(rec reading.Record) {
-	var recs []reading.Record
-	var states []buffer.State
-	// A due-date value (Storage 1) is the meter's own frozen total: never
-	// an interval of use, so it goes to the buffer unfiltered.
-	if rec.Reading != nil && rec.Reading.Quality == reading.QualityGood && rec.Reading.Storage == 0 && p.filt != nil {
-		// Status and tail show the poll at once; its filtered values follow
-		// when the filter releases the interval.
-		if j, ok := FromRecord(rec); ok {
-			p.hub.publish(j)
-		}
-		if rec.Kind == reading.KindBilling {
-			recs = append(recs, rec)
-		}
-		p.fmu.Lock()
-		p.out.Reset()
-		p.filt.PushTo(&p.out, *rec.Reading)
-		recs = p.appendOutput(recs, &p.out)
-		st, err := p.filt.State(rec.Reading.Meter)
-		p.fmu.Unlock()
-		if err != nil || st == nil {
-			p.log.WithFields(logrus.Fields{"meter": rec.Reading.Meter, "error": err}).Warn("filter state not saved")
-		} else {
-			// In the records' own transaction: after a crash the filter
-			// resumes exactly where its records end, neither re-emitting
-			// an interval under a new seq nor losing one.
-			states = append(states, buffer.State{Key: filterStateKey(rec.Reading.Meter), Value: st})
-		}
-	} else {
-		recs = append(recs, rec)
-	}
-	p.store(recs, states)
-}
-
-func (p *pipeline) appendOutput(recs []reading.Record, o *filter.Output) []reading.Record {
-	for i := range o.Readings {
-		r := o.Readings[i]
-		recs = append(recs, reading.Record{Kind: reading.KindReading, Reading: &r})
-	}
-	for i := range o.Days {
-		d := o.Days[i]
-		recs = append(recs, reading.Record{Kind: reading.KindSummary, Summary: &d})
-	}
-	for i := range o.Events {
-		e := o.Events[i]
-		recs = append(recs, reading.Record{Kind: reading.KindEvent, Event: &e})
-	}
-	return recs
-}
-
-func (p *pipeline) store(recs []reading.Record, states []buffer.State) {
-	if len(recs) == 0 && len(states) == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	seqs, err := p.buf.AppendWithState(ctx, states, recs...)
-	if err != nil {
-		p.mu.Lock()
-		p.stats.appendErrs++
-		p.mu.Unlock()
-		p.log.WithFields(logrus.Fields{"records": len(recs), "error": err}).Error("buffer append failed")
-	}
-	for i, rec := range recs {
-		if i < len(seqs) {
-			rec.Seq = seqs[i]
-		}
-		if j, ok := FromRecord(rec); ok {
-			p.hub.publish(j)
-		}
-	}
-}
-
-// close drains what the buses delivered, flushes the filter into the
-// buffer, gives the uplink until ctx's deadline to send the backlog, stops
-// it (it publishes offline) and closes the buffer.
-func (p *pipeline) close(ctx context.Context) error {
-	p.mu.Lock()
-	p.closing = true
-	p.mu.Unlock()
-	for drained := false; !drained; {
-		select {
-		case rec := <-p.in:
-			p.handle(rec)
-		default:
-			drained = true
-		}
-	}
-	if p.filt != nil {
-		p.fmu.Lock()
-		out := p.filt.Flush()
-		recs := p.appendOutput(nil, &out)
-		meters := p.filt.Meters()
-		var states []buffer.State
-		for _, m := range meters {
-			if st, err := p.filt.State(m); err == nil && st != nil {
-				states = append(states, buffer.State{Key: filterStateKey(m), Value: st})
-			}
-		}
-		p.fmu.Unlock()
-		p.store(recs, states)
+// close stores what the buses delivered and what the filter holds, gives
+// the uplink until ctx's deadline to send the backlog, stops it (it
+// publishes offline) and closes the buffer.
+func (p *dataPath) close(ctx context.Context) error {
+	perr := p.own.Close(ctx)
+	if perr != nil && !errors.Is(perr, pipeline.ErrNotDrained) {
+		p.log.WithError(perr).Error("pipeline stopped with records not stored")
 	}
 	if p.up != nil {
 		// Let a connected uplink catch up before it stops; a disconnected
@@ -278,32 +148,27 @@ func (p *pipeline) close(ctx context.Context) error {
 			p.log.Warn("uplink did not stop in time")
 		}
 	}
-	return p.buf.Close()
+	if errors.Is(perr, pipeline.ErrNotDrained) {
+		// The owner is still inside an append on a disk that hangs: closing
+		// the buffer under it would wait for that append too.
+		return perr
+	}
+	if err := p.buf.Close(); err != nil {
+		return err
+	}
+	return perr
 }
 
-func (p *pipeline) setFilterConfig(cfg *config.Config) {
-	if p.filt == nil {
+func (p *dataPath) setFilterConfig(cfg *config.Config) {
+	if !p.filt {
 		return
 	}
-	fc := cfg.FilterConfig()
-	if err := fc.Validate(); err != nil {
+	if err := p.own.SetFilter(cfg.FilterConfig()); err != nil {
 		p.log.WithError(err).Error("new filter settings refused")
-		return
 	}
-	p.fmu.Lock()
-	defer p.fmu.Unlock()
-	nf := filter.New(fc)
-	for _, m := range p.filt.Meters() {
-		if st, err := p.filt.State(m); err == nil && st != nil {
-			_ = nf.SetState(m, st)
-		}
-	}
-	p.filt = nf
 }
 
-func (p *pipeline) setMeters(*config.Config) {}
-
-func (p *pipeline) bufferStatus() BufferStatus {
+func (p *dataPath) bufferStatus() BufferStatus {
 	s := p.buf.Stats()
 	bs := BufferStatus{Wired: true, Depth: s.Depth, Bytes: s.FileBytes, Evicted: s.Evicted}
 	if !s.Oldest.IsZero() {
@@ -312,7 +177,7 @@ func (p *pipeline) bufferStatus() BufferStatus {
 	return bs
 }
 
-func (p *pipeline) brokerStatus() BrokerStatus {
+func (p *dataPath) brokerStatus() BrokerStatus {
 	if p.up == nil {
 		return BrokerStatus{}
 	}

@@ -95,12 +95,14 @@ type ReadingJSON struct {
 	Attrs   map[string]string `json:"attrs,omitempty"`
 }
 
-func f64(v float64) *float64 { return &v }
+// f64 is a value as the meter resolves it (reading.Round: the same digits
+// the uplink sends).
+func f64(v float64) *float64 { v = reading.Round(v); return &v }
 
 // FromReading converts a reading; kind is "reading" or "billing".
 func FromReading(kind string, r *reading.Reading) ReadingJSON {
 	j := ReadingJSON{Kind: kind, Meter: r.Meter, Time: r.Received, Quality: r.Quality.String(), Error: r.Error, Status: r.Status.Names(), BatteryMV: r.BatteryMV}
-	if r.Has&reading.HasMeterTime != 0 {
+	if r.Has&reading.HasMeterTime != 0 && !r.MeterTime.IsZero() {
 		j.MeterTime = r.MeterTime
 	}
 	if r.Has&reading.HasForward != 0 {
