@@ -35,7 +35,7 @@ type Buffer struct {
 	closeMu sync.RWMutex // held for reading while queueing, so Close can stop the queue
 	closed  bool
 
-	bad     chan error // a reader met a corrupt page: the committer replaces the file
+	bad     chan badPage // a reader met a corrupt page: the committer replaces the file
 	notify  chan struct{}
 	commits atomic.Uint64 // successful transactions of the committer, for benchmarks
 	sp      space         // disk reserve, used by the committer only
@@ -81,7 +81,7 @@ func Open(path string, opt Options) (*Buffer, error) {
 		path:      path,
 		opt:       opt,
 		log:       opt.Logger.WithField("buffer", path),
-		bad:       make(chan error, 1),
+		bad:       make(chan badPage, 1),
 		ops:       make(chan *op, 4096),
 		quit:      make(chan struct{}),
 		stopped:   make(chan struct{}),

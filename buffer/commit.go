@@ -143,8 +143,10 @@ func (b *Buffer) run() {
 		select {
 		case o := <-b.ops:
 			batch = append(batch, o)
-		case why := <-b.bad:
-			b.replace(why)
+		case bp := <-b.bad:
+			if bp.db == b.dbh() {
+				b.replace(bp.err)
+			}
 			continue
 		case <-b.quit:
 			// Close waits until nobody can queue any more; commit the rest.

@@ -27,7 +27,21 @@ func (b *Buffer) ReadUrgent(after uint64, max int) ([]reading.Record, error) {
 	return b.read(after, max, true)
 }
 
-func (b *Buffer) read(after uint64, max int, urgentOnly bool) (_ []reading.Record, err error) {
+func (b *Buffer) read(after uint64, max int, urgentOnly bool) ([]reading.Record, error) {
+	for try := 0; ; try++ {
+		db := b.dbh()
+		out, err := b.readOn(db, after, max, urgentOnly)
+		if err != nil && try == 0 && b.dbh() != db {
+			continue // the file was replaced under the call (replace.go): once more on the new one
+		}
+		if errors.Is(err, ErrCorrupt) {
+			b.reportBad(db, err)
+		}
+		return out, err
+	}
+}
+
+func (b *Buffer) readOn(db *bolt.DB, after uint64, max int, urgentOnly bool) (_ []reading.Record, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer guard(&err)
 	if b.isClosed() {
@@ -40,7 +54,7 @@ func (b *Buffer) read(after uint64, max int, urgentOnly bool) (_ []reading.Recor
 		return nil, nil
 	}
 	var out []reading.Record
-	err = b.dbh().View(func(tx *bolt.Tx) error {
+	err = db.View(func(tx *bolt.Tx) error {
 		recs := tx.Bucket(bucketRecords)
 		var cur *bolt.Cursor
 		if urgentOnly {
@@ -58,9 +72,6 @@ func (b *Buffer) read(after uint64, max int, urgentOnly bool) (_ []reading.Recor
 		}
 		return nil
 	})
-	if errors.Is(err, ErrCorrupt) {
-		b.reportBad(err)
-	}
 	return out, err
 }
 

@@ -48,10 +48,17 @@ func (b *Buffer) replace(why error) error {
 	return nil
 }
 
-// reportBad hands a corrupt page met by a reader to the committer.
-func (b *Buffer) reportBad(err error) {
+// badPage is a corrupt page a reader met, in the file db was open on.
+type badPage struct {
+	db  *bolt.DB
+	err error
+}
+
+// reportBad hands a corrupt page met by a reader to the committer, which
+// replaces the file unless it has done so already since.
+func (b *Buffer) reportBad(db *bolt.DB, err error) {
 	select {
-	case b.bad <- err:
+	case b.bad <- badPage{db, err}:
 	default: // one is already waiting
 	}
 }

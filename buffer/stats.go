@@ -1,6 +1,7 @@
 package buffer
 
 import (
+	"errors"
 	"runtime/debug"
 	"time"
 
@@ -59,17 +60,20 @@ func (b *Buffer) Stats() Stats {
 	if b.isClosed() {
 		return s
 	}
-	if err := b.times(&s); err != nil {
-		b.reportBad(err)
+	db := b.dbh()
+	if err := b.times(db, &s); err != nil {
+		if errors.Is(err, ErrCorrupt) {
+			b.reportBad(db, err)
+		}
 		s.Oldest, s.Newest = time.Time{}, time.Time{}
 	}
 	return s
 }
 
-func (b *Buffer) times(s *Stats) (err error) {
+func (b *Buffer) times(db *bolt.DB, s *Stats) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer guard(&err)
-	return b.dbh().View(func(tx *bolt.Tx) error {
+	return db.View(func(tx *bolt.Tx) error {
 		cur := tx.Bucket(bucketRecords).Cursor()
 		if k, v := cur.First(); k != nil {
 			s.FirstSeq = keySeq(k)
