@@ -197,19 +197,23 @@ func listSkips(w io.Writer, files []string) (int, error) {
 	return len(all), nil
 }
 
-// reason is a skipped test's message: its own output without go test's
-// framing lines, on one line.
+// reason is a skipped test's message: the last thing it logged (t.Skip's
+// text comes last), without go test's framing lines.
 func reason(lines []string) string {
-	var parts []string
+	last := ""
 	for _, l := range lines {
 		t := strings.TrimSpace(l)
 		if t == "" || strings.HasPrefix(t, "=== ") || strings.HasPrefix(t, "--- SKIP") {
 			continue
 		}
-		parts = append(parts, t)
+		if strings.HasPrefix(l, "        ") && last != "" { // a continuation line of a multi-line message
+			last += " " + t
+			continue
+		}
+		last = t
 	}
-	if len(parts) == 0 {
+	if last == "" {
 		return "(no reason given)"
 	}
-	return strings.Join(parts, " / ")
+	return last
 }
