@@ -123,6 +123,9 @@ func openIndents(above []string, indent int) string {
 		}
 		names = append(names, strconv.Itoa(in))
 	}
+	if len(names) == 0 { // nothing above but comments or blank lines
+		return ""
+	}
 	if len(names) > 1 {
 		return "the blocks above are at " + strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 	}
