@@ -15,28 +15,20 @@ import (
 // bytes, as hex with separators well under 1 KiB.
 const maxDecodeInput = 64 << 10
 
-// runDecode decodes one wire frame given as hex: decode mbus [HEX|-].
+// runDecode decodes one wire frame given as hex: decode mbus|cjt188 [HEX|-].
 func runDecode(ctx context.Context, e *env, args []string) error {
 	if wantsHelp(args) {
 		return helpFor(e, "decode mbus")
 	}
-	if len(args) != 2 || args[0] != "mbus" {
-		return usageErrorf("usage: tidegate decode mbus HEX|-   (one frame as hex, '-' reads it from standard input)")
+	if len(args) != 2 || (args[0] != "mbus" && args[0] != "cjt188") {
+		return usageErrorf("usage: tidegate decode mbus|cjt188 HEX|-   (one frame as hex, '-' reads it from standard input)")
 	}
-	text := args[1]
-	if text == "-" {
-		b, err := io.ReadAll(io.LimitReader(e.stdin, maxDecodeInput+1))
-		if err != nil {
-			return fmt.Errorf("reading standard input: %w", err)
-		}
-		if len(b) > maxDecodeInput {
-			return usageErrorf("input longer than %d bytes; one frame is at most 261 bytes", maxDecodeInput)
-		}
-		text = string(b)
-	}
-	raw, err := hex.DecodeString(strings.Join(strings.Fields(text), ""))
+	raw, err := decodeInput(e, args[1])
 	if err != nil {
-		return usageErrorf("bad hex: %v", err)
+		return err
+	}
+	if args[0] == "cjt188" {
+		return decodeCJT188(e, raw)
 	}
 	f, n, err := mbus.Decode(raw)
 	if err != nil {
@@ -56,6 +48,25 @@ func runDecode(ctx context.Context, e *env, args []string) error {
 	enc := json.NewEncoder(e.stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
+}
+
+// decodeInput is the frame's bytes from hex given as argument or on stdin ("-").
+func decodeInput(e *env, text string) ([]byte, error) {
+	if text == "-" {
+		b, err := io.ReadAll(io.LimitReader(e.stdin, maxDecodeInput+1))
+		if err != nil {
+			return nil, fmt.Errorf("reading standard input: %w", err)
+		}
+		if len(b) > maxDecodeInput {
+			return nil, usageErrorf("input longer than %d bytes; one frame is at most 261 bytes", maxDecodeInput)
+		}
+		text = string(b)
+	}
+	raw, err := hex.DecodeString(strings.Join(strings.Fields(text), ""))
+	if err != nil {
+		return nil, usageErrorf("bad hex: %v", err)
+	}
+	return raw, nil
 }
 
 // decodedFrame is the JSON of `tidegate decode mbus`.

@@ -44,7 +44,7 @@ func commands() map[string]command {
 		"config":   {"config init (starter config) | config validate [FILE]", runConfig},
 		"filter":   {"filter [--config F] < samples.csv > out.csv | filter score --truth T < samples.csv", runFilter},
 		"run":      {"run the daemon: run --config FILE", runRun},
-		"decode":   {"decode one wire frame: decode mbus HEX|- (prints JSON)", runDecode},
+		"decode":   {"decode one wire frame: decode mbus|cjt188 HEX|- (prints JSON)", runDecode},
 		"status":   {"one-screen health of the running daemon", runStatus},
 		"tail":     {"follow readings and events: tail [--meter M]", runTail},
 		"buffer":   {"inspect the buffer file offline: buffer stats|export [--from N --to N]|compact [--path F]", runBuffer},

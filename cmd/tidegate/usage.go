@@ -36,7 +36,7 @@ func synopses() map[string]string {
 			"                (one row per interval; flags any of " + strings.Join(reading.FilterFlags(0xFF).Names(), ", ") + ", joined by '|')",
 		"filter score": "tidegate filter score --truth truth.csv [--config FILE] < samples.csv\n" +
 			"scores the filter (and the naive forward - reverse) against metersim's ground truth (metersim samples writes both)",
-		"decode mbus": "tidegate decode mbus HEX|-\none M-Bus frame as hex ('-' reads it from standard input), decoded to JSON",
+		"decode mbus": "tidegate decode mbus|cjt188 HEX|-\none M-Bus or CJ/T 188 frame as hex ('-' reads it from standard input), decoded to JSON",
 		"profiles":    "tidegate profiles [--config FILE] [--json]\nthe Modbus profiles a meter's profile: may name (built in, " + "/etc/tidegate/profiles, the config's profile_dirs)",
 		"version":     "tidegate version [--json]",
 	}
