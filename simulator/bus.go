@@ -12,12 +12,15 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"tidegate/protocol/cjt188"
 )
 
 // Bus protocols.
 const (
 	ProtocolModbus = "modbus"
 	ProtocolMBus   = "mbus"
+	ProtocolCJT188 = "cjt188" // CJ/T 188 on the M-Bus physical layer or RS-485
 )
 
 // maxFrame bounds what the bus collects as one request: a longer burst is
@@ -159,7 +162,7 @@ func (b *Bus) serve(ctx context.Context, ep endpoint) {
 	var first, last time.Time
 	discard := false // a request that collided: drop it whole
 	gap := b.Line.ModbusGap()
-	if b.Protocol == ProtocolMBus {
+	if b.Protocol == ProtocolMBus || b.Protocol == ProtocolCJT188 {
 		// M-Bus has no inter-frame silence rule; a stalled partial frame is
 		// dropped after 11 bit times + 50 ms, the standard's answer window.
 		gap = b.Line.WireTime(1) + 50*time.Millisecond
@@ -190,6 +193,15 @@ func (b *Bus) serve(ctx context.Context, ep endpoint) {
 			last = now
 			if b.Protocol == ProtocolMBus && !discard {
 				if l := mbusFrameLen(frame); l > 0 && len(frame) >= l {
+					req := append([]byte(nil), frame[:l]...)
+					frame = frame[:0]
+					b.transact(ctx, ep, req, first)
+				}
+			}
+			if b.Protocol == ProtocolCJT188 && !discard {
+				// Complete when a valid frame is in (preamble and stray
+				// bytes before it included); a bad one waits for silence.
+				if _, l, err := cjt188.Decode(frame); err == nil {
 					req := append([]byte(nil), frame[:l]...)
 					frame = frame[:0]
 					b.transact(ctx, ep, req, first)

@@ -11,6 +11,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"tidegate/protocol/cjt188"
 	"tidegate/simulator/water"
 )
 
@@ -31,7 +32,7 @@ type Config struct {
 // BusConfig is one simulated line.
 type BusConfig struct {
 	Name       string         `yaml:"name"`
-	Protocol   string         `yaml:"protocol"` // modbus or mbus
+	Protocol   string         `yaml:"protocol"` // modbus, mbus or cjt188
 	Baud       int            `yaml:"baud"`
 	DataBits   int            `yaml:"data_bits"`
 	Parity     string         `yaml:"parity"`
@@ -56,7 +57,25 @@ type MeterConfig struct {
 	Replay       string       `yaml:"replay"`       // M-Bus replay: hex file, relative to the config file
 	Water        water.Config `yaml:"water"`
 	Faults       MeterFaults  `yaml:"faults"`
+	CJT          CJTConfig    `yaml:",inline"`
 	line, col    int
+	// addressText is the address as written: a CJ/T 188 address is 14
+	// digits whose leading zeros matter (and YAML would read them as octal).
+	addressText string
+}
+
+// CJTConfig is what a CJ/T 188 meter has beyond the common fields; its
+// address is the 14 digits of its label.
+type CJTConfig struct {
+	MeterType     string `yaml:"meter_type"`     // two hex digits, default 10 (cold water)
+	DIOrder       string `yaml:"di_order"`       // high-first (default, 90 1F) or low-first (1F 90)
+	ReplyDIOrder  string `yaml:"reply_di_order"` // the order it answers in (default di_order)
+	ClockOrder    string `yaml:"clock_order"`    // seconds-first (default), century-first or none
+	Preamble      int    `yaml:"preamble"`       // FE bytes before a reply, 0..4
+	StatusLayout  string `yaml:"status_layout"`  // common (default) or mirrored
+	Total         string `yaml:"total"`          // net (default) or forward
+	SettlementDay int    `yaml:"settlement_day"` // 1..28, 0 = every midnight
+	Valve         bool   `yaml:"valve"`          // has a shut-off valve (A017)
 }
 
 func (b *BusConfig) UnmarshalYAML(n *yaml.Node) error {
@@ -70,6 +89,19 @@ func (b *BusConfig) UnmarshalYAML(n *yaml.Node) error {
 
 func (m *MeterConfig) UnmarshalYAML(n *yaml.Node) error {
 	type plain MeterConfig
+	if n.Kind == yaml.MappingNode {
+		// Keep the address's text; decode a 14-digit one as 0 so YAML
+		// neither reads leading zeros as octal nor refuses a quoted one.
+		c := *n
+		c.Content = append([]*yaml.Node(nil), n.Content...)
+		for i := 0; i+1 < len(c.Content); i += 2 {
+			if k, v := c.Content[i], c.Content[i+1]; k.Value == "address" && v.Kind == yaml.ScalarNode && len(v.Value) == 14 {
+				m.addressText = v.Value
+				c.Content[i+1] = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: "0", Line: v.Line, Column: v.Column}
+			}
+		}
+		n = &c
+	}
 	if err := n.Decode((*plain)(m)); err != nil {
 		return err
 	}
@@ -123,8 +155,8 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 			bad(b.line, b.col, "%s.name: missing or used twice (%q)", at, b.Name)
 		}
 		names[b.Name] = true
-		if b.Protocol != ProtocolModbus && b.Protocol != ProtocolMBus {
-			bad(b.line, b.col, "%s.protocol: %q, want modbus or mbus", at, b.Protocol)
+		if b.Protocol != ProtocolModbus && b.Protocol != ProtocolMBus && b.Protocol != ProtocolCJT188 {
+			bad(b.line, b.col, "%s.protocol: %q, want modbus, mbus or cjt188", at, b.Protocol)
 		}
 		l := Line{Baud: b.Baud, DataBits: b.DataBits, Parity: b.Parity, StopBits: b.StopBits}
 		if err := l.defaults(b.Protocol); err != nil {
@@ -145,6 +177,7 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 			bad(b.line, b.col, "%s: neither pty nor tcp: nobody could reach it", at)
 		}
 		addrs := map[int]bool{}
+		cjtAddrs := map[string]bool{}
 		for j := range b.Meters {
 			m := &b.Meters[j]
 			mat := fmt.Sprintf("%s.meters[%d]", at, j)
@@ -152,6 +185,19 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 				bad(m.line, m.col, "%s.id: missing or used twice (%q)", mat, m.ID)
 			}
 			ids[m.ID] = true
+			if b.Protocol == ProtocolCJT188 {
+				if _, err := m.cjtConfig(); err != nil {
+					bad(m.line, m.col, "%s: %v", mat, err)
+				} else if cjtAddrs[m.addressText] {
+					bad(m.line, m.col, "%s.address: %s is used twice on bus %s", mat, m.addressText, b.Name)
+				}
+				cjtAddrs[m.addressText] = true
+				continue
+			}
+			if m.addressText != "" {
+				bad(m.line, m.col, "%s.address: %s is a CJ/T 188 address on a %s bus", mat, m.addressText, b.Protocol)
+				continue
+			}
 			hi := 247
 			if b.Protocol == ProtocolMBus {
 				hi = 250
@@ -181,4 +227,63 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 		return nil, fmt.Errorf("%w:\n%s", ErrConfig, strings.Join(errs, "\n"))
 	}
 	return &c, nil
+}
+
+// CJTAddress is a CJ/T 188 meter's address as written in the file.
+func (m MeterConfig) CJTAddress() string { return m.addressText }
+
+// cjtConfig is the simulated meter a CJ/T 188 entry describes (without its
+// water model).
+func (m MeterConfig) cjtConfig() (CJTMeterConfig, error) {
+	c := CJTMeterConfig{ID: m.ID, Preamble: m.CJT.Preamble, Total: m.CJT.Total, SettlementDay: m.CJT.SettlementDay, Valve: m.CJT.Valve}
+	var err error
+	if m.addressText == "" {
+		return c, fmt.Errorf("address: missing: the 14 digits of the meter's label")
+	}
+	if c.Address, err = cjt188.ParseAddress(m.addressText); err != nil || c.Address.IsBroadcast() {
+		return c, fmt.Errorf("address: %q is not 14 digits", m.addressText)
+	}
+	if m.CJT.MeterType != "" {
+		if c.Type, err = cjt188.ParseMeterType(m.CJT.MeterType); err != nil {
+			return c, err
+		}
+	}
+	if c.DIOrder, err = cjt188.ParseDIOrder(m.CJT.DIOrder); err != nil {
+		return c, err
+	}
+	if m.CJT.ReplyDIOrder != "" {
+		o, err := cjt188.ParseDIOrder(m.CJT.ReplyDIOrder)
+		if err != nil {
+			return c, fmt.Errorf("reply_%w", err)
+		}
+		c.ReplyOrder = &o
+	}
+	switch m.CJT.ClockOrder {
+	case "", "seconds-first":
+		c.Clock = cjt188.ClockSecondsFirst
+	case "century-first":
+		c.Clock = cjt188.ClockCenturyFirst
+	case "none":
+		c.NoClock = true
+	default:
+		return c, fmt.Errorf("clock_order %q: want seconds-first, century-first or none", m.CJT.ClockOrder)
+	}
+	switch m.CJT.StatusLayout {
+	case "", "common":
+		c.Layout = cjt188.CommonLayout
+	case "mirrored":
+		c.Layout = cjt188.MirroredLayout
+	default:
+		return c, fmt.Errorf("status_layout %q: want common or mirrored", m.CJT.StatusLayout)
+	}
+	if c.Preamble < 0 || c.Preamble > cjt188.MaxPreamble {
+		return c, fmt.Errorf("preamble %d: want 0..%d FE bytes", c.Preamble, cjt188.MaxPreamble)
+	}
+	if c.Total != "" && c.Total != "net" && c.Total != "forward" {
+		return c, fmt.Errorf("total %q: want net or forward", c.Total)
+	}
+	if c.SettlementDay < 0 || c.SettlementDay > 28 {
+		return c, fmt.Errorf("settlement_day %d: want 1..28 (0: every midnight)", c.SettlementDay)
+	}
+	return c, nil
 }

@@ -1,10 +1,12 @@
 package simulator
 
 import (
+	"bytes"
 	"math/rand/v2"
 	"sync"
 	"time"
 
+	"tidegate/protocol/cjt188"
 	"tidegate/protocol/modbus"
 	"tidegate/simulator/water"
 )
@@ -21,6 +23,8 @@ type MeterFaults struct {
 	Exception    float64          `yaml:"exception"`     // Modbus: exception 04 (slave device failure)
 	Dead         bool             `yaml:"dead"`          // never answers
 	Silent       []SilentInterval `yaml:"silent"`        // stops answering for a while
+	Trailing     float64          `yaml:"trailing"`      // CJ/T 188: two bytes after the end byte (a radio module's RSSI)
+	Garbage      float64          `yaml:"garbage"`       // CJ/T 188: stray bytes (FF 00 68) before the frame
 }
 
 // SilentInterval is a span of simulation time, from the simulation's start,
@@ -84,6 +88,10 @@ func (m *faulty) RespondDelayed(req []byte, now time.Time) ([]byte, time.Duratio
 		out = out[:max(1, len(out)/2)]
 	case roll(m.f.WrongAddress):
 		out = wrongAddress(m.protocol, out)
+	case roll(m.f.Trailing) && m.protocol == ProtocolCJT188:
+		out = append(append([]byte(nil), out...), 0xC4, 0x3A)
+	case roll(m.f.Garbage) && m.protocol == ProtocolCJT188:
+		out = append([]byte{0xFF, 0x00, 0x68}, out...)
 	case roll(m.f.Exception) && m.protocol == ProtocolModbus && len(req) > 1:
 		out = modbus.ExceptionResponse(req[0], req[1], modbus.ExceptionSlaveDeviceFailure)
 	}
@@ -97,6 +105,15 @@ func wrongAddress(protocol string, f []byte) []byte {
 	if protocol == ProtocolModbus && len(out) >= 4 {
 		out[0]++
 		return modbus.AppendCRC(out[:len(out)-2])
+	}
+	if protocol == ProtocolCJT188 {
+		i := bytes.IndexByte(out, 0x68)
+		if i < 0 || len(out) < i+13 {
+			return out
+		}
+		out[i+2] ^= 0x01 // A0's low digit: 4 becomes 5, a neighbour's address
+		out[len(out)-2] = cjt188.Checksum(out[i : len(out)-2])
+		return out
 	}
 	if len(out) > 7 && out[0] == 0x68 {
 		out[5]++

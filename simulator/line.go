@@ -43,7 +43,7 @@ func (l Line) ModbusGap() time.Duration {
 
 func (l *Line) defaults(protocol string) error {
 	if l.Baud == 0 {
-		l.Baud = map[string]int{ProtocolModbus: 9600, ProtocolMBus: 2400}[protocol]
+		l.Baud = map[string]int{ProtocolModbus: 9600, ProtocolMBus: 2400, ProtocolCJT188: 2400}[protocol]
 	}
 	if l.DataBits == 0 {
 		l.DataBits = 8
@@ -52,7 +52,7 @@ func (l *Line) defaults(protocol string) error {
 		l.StopBits = 1
 	}
 	if l.Parity == "" {
-		l.Parity = map[string]string{ProtocolModbus: "N", ProtocolMBus: "E"}[protocol]
+		l.Parity = map[string]string{ProtocolModbus: "N", ProtocolMBus: "E", ProtocolCJT188: "E"}[protocol]
 	}
 	switch {
 	case l.Baud < 300 || l.Baud > 921600:

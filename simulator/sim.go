@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,14 +48,32 @@ func (m *simMeter) snapshot(now time.Time) water.Snapshot {
 	return m.model.Snapshot()
 }
 
+// setValve opens or closes the water model's valve at simulation time now.
+func (m *simMeter) setValve(now time.Time, closed bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if now.After(m.model.Now()) {
+		m.model.Advance(now)
+	}
+	m.model.SetValve(closed)
+}
+
 // PortInfo says where a bus can be reached; it is what `metersim --ports` writes.
 type PortInfo struct {
-	Protocol string   `json:"protocol"`
-	Device   string   `json:"device,omitempty"`
-	TCP      string   `json:"tcp,omitempty"`
-	Baud     int      `json:"baud"`
-	Parity   string   `json:"parity"`
-	Meters   []string `json:"meters"`
+	Protocol string      `json:"protocol"`
+	Device   string      `json:"device,omitempty"`
+	TCP      string      `json:"tcp,omitempty"`
+	Baud     int         `json:"baud"`
+	Parity   string      `json:"parity"`
+	Meters   []PortMeter `json:"meters"`
+}
+
+// PortMeter is one meter of a bus in the ports file: its id and the
+// address a master reaches it at (Modbus unit id or M-Bus primary address
+// in decimal; a CJ/T 188 address as its 14 label digits).
+type PortMeter struct {
+	ID      string `json:"id"`
+	Address string `json:"address"`
 }
 
 // Start opens every bus and starts answering. Stop it with Close.
@@ -122,6 +141,14 @@ func (s *Sim) newMeter(bc BusConfig, mc MeterConfig, profiles map[string]*modbus
 		if inner, err = newMBusMeter(mc, m.snapshot, s.start); err != nil {
 			return nil, fmt.Errorf("meter %s: %w", mc.ID, err)
 		}
+	case ProtocolCJT188:
+		cc, err := mc.cjtConfig()
+		if err != nil {
+			return nil, fmt.Errorf("meter %s: %w", mc.ID, err)
+		}
+		if inner, err = NewCJTMeter(cc, m.snapshot, m.setValve); err != nil {
+			return nil, fmt.Errorf("meter %s: %w", mc.ID, err)
+		}
 	}
 	m.resp = &faulty{inner: inner, f: mc.Faults, protocol: bc.Protocol, start: s.start,
 		rng: rand.New(rand.NewPCG(uint64(seed), 7))}
@@ -164,7 +191,11 @@ func (s *Sim) Ports() map[string]PortInfo {
 	for i, b := range s.buses {
 		pi := PortInfo{Protocol: b.Protocol, Device: b.Device(), TCP: b.TCPAddr(), Baud: b.Line.Baud, Parity: b.Line.Parity}
 		for _, mc := range s.cfg.Buses[i].Meters {
-			pi.Meters = append(pi.Meters, mc.ID)
+			addr := strconv.Itoa(mc.Address)
+			if b.Protocol == ProtocolCJT188 {
+				addr = mc.addressText
+			}
+			pi.Meters = append(pi.Meters, PortMeter{ID: mc.ID, Address: addr})
 		}
 		out[b.Name] = pi
 	}

@@ -31,6 +31,7 @@ type Meter struct {
 	use, back, leak float64 // m3/h of non-oscillating flow now
 	leaks, bursts   int
 	empty           int
+	valveClosed     bool // a meter's shut-off valve: nothing flows, whatever is drawn
 	surge           surge
 
 	// Registered (unquantised) and registered-without-surges accumulators, m3.
@@ -232,8 +233,8 @@ func (m *Meter) apply(b breakpoint) {
 
 // integrate registers the flow over [a, b) seconds.
 func (m *Meter) integrate(a, b float64) {
-	if b <= a || m.empty > 0 {
-		return // a drained pipe carries nothing
+	if b <= a || m.empty > 0 || m.valveClosed {
+		return // a drained or shut-off pipe carries nothing
 	}
 	hours := (b - a) / 3600
 	m.trueUse += (m.use + m.leak) * hours
@@ -280,7 +281,7 @@ func (m *Meter) register(q, hours float64) {
 
 // flowNow is the registered instantaneous flow, m3/h, signed.
 func (m *Meter) flowNow() float64 {
-	if m.empty > 0 {
+	if m.empty > 0 || m.valveClosed {
 		return 0
 	}
 	q := m.use + m.leak - m.back
@@ -334,6 +335,15 @@ func (m *Meter) Snapshot() Snapshot {
 	}
 	return s
 }
+
+// SetValve closes or opens the meter's shut-off valve from the time the
+// meter has been advanced to (Advance first): while it is closed no water
+// flows, neither use, leaks, backflow nor self-rotation (the column is
+// held still).
+func (m *Meter) SetValve(closed bool) { m.valveClosed = closed }
+
+// ValveClosed reports the valve's state.
+func (m *Meter) ValveClosed() bool { return m.valveClosed }
 
 // Truth is the ground truth since the start, cumulative, m3.
 type Truth struct {

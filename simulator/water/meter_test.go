@@ -145,3 +145,26 @@ func TestSurgesClusterAtNight(t *testing.T) {
 		t.Errorf("phantom by time of day: 00–05 h %.3f, 12 h %.3f, other 18 h %.3f m3", night, noon, rest)
 	}
 }
+
+// A closed valve stops every flow (use and a leak), and the meter registers
+// nothing while it is closed; opened again, water flows again.
+func TestValveStopsFlow(t *testing.T) {
+	cfg := Config{Profile: ProfileFlat, Persons: 4, UseScale: 3, Leaks: []Flow{{RateLH: 20}}}
+	m := mustNew(t, cfg, 3)
+	m.Advance(t0.Add(8 * time.Hour))
+	before := m.Snapshot().Forward
+	if before == 0 {
+		t.Fatal("nothing registered before the valve closed")
+	}
+	m.SetValve(true)
+	m.Advance(t0.Add(20 * time.Hour))
+	s := m.Snapshot()
+	if s.Forward != before || s.Flow != 0 || m.Truth().LeakVolume > 20.0/1000*8.01 {
+		t.Fatalf("closed valve: forward %.4f -> %.4f, flow %.4f, leak %.4f", before, s.Forward, s.Flow, m.Truth().LeakVolume)
+	}
+	m.SetValve(false)
+	m.Advance(t0.Add(24 * time.Hour))
+	if m.Snapshot().Forward <= before {
+		t.Fatal("opened valve: still nothing flows")
+	}
+}
