@@ -149,7 +149,8 @@ func TestModbusBusFaults(t *testing.T) {
 				lc = link.Config{TCP: port.TCP, Baud: 38400}
 			}
 			var meters []MeterConfig
-			for i, id := range port.Meters {
+			for i, pm := range port.Meters {
+				id := pm.ID
 				prof := map[string]string{"ok2": "dynaflox-ultrad", "ok3": "arad-octave"}[id]
 				if prof == "" {
 					prof = "tuf2000m"

@@ -47,9 +47,10 @@ const (
 	StatusLowBattery
 	StatusTamper
 	StatusMeterError
+	StatusValveClosed // the meter's shut-off valve is closed (CJ/T 188 status word)
 )
 
-var statusNames = [...]string{"reverse_flow", "leak", "burst", "empty_pipe", "low_battery", "tamper", "meter_error"}
+var statusNames = [...]string{"reverse_flow", "leak", "burst", "empty_pipe", "low_battery", "tamper", "meter_error", "valve_closed"}
 
 // Names lists the set bits in a fixed order, for JSON and logs.
 func (s Status) Names() []string {

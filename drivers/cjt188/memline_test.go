@@ -1,0 +1,54 @@
+package cjt188
+
+import (
+	"time"
+
+	"tidegate/drivers/link"
+)
+
+// memLine is a deterministic in-memory line: whatever the far end answers
+// to a write is waiting at once, and reading an empty line is an immediate
+// timeout. No wall clock is involved, so logic tests hold on a busy machine.
+type memLine struct {
+	cfg     link.Config
+	respond func(req []byte) []byte
+	in      []byte
+	late    []byte // arrives right after the next request (a slow meter's answer to the one before)
+	writes  [][]byte
+	chunk   int // bytes per read, to exercise framing across reads (default 5)
+	flushed int
+}
+
+func (l *memLine) Config() link.Config   { return l.cfg }
+func (l *memLine) WaitGap(time.Duration) {}
+func (l *memLine) Close() error          { return nil }
+
+func (l *memLine) Flush() (int, error) {
+	n := len(l.in)
+	l.flushed += n
+	l.in = nil
+	return n, nil
+}
+
+func (l *memLine) Write(b []byte) error {
+	l.writes = append(l.writes, append([]byte(nil), b...))
+	l.in = append(l.in, l.late...)
+	l.late = nil
+	if l.respond != nil {
+		l.in = append(l.in, l.respond(b)...)
+	}
+	return nil
+}
+
+func (l *memLine) ReadSome(buf []byte, _ time.Time) (int, error) {
+	if len(l.in) == 0 {
+		return 0, link.ErrTimeout
+	}
+	c := l.chunk
+	if c <= 0 {
+		c = 5
+	}
+	n := copy(buf[:min(len(buf), c)], l.in)
+	l.in = l.in[n:]
+	return n, nil
+}
