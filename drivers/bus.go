@@ -111,6 +111,12 @@ func newBus(cfg BusConfig, meters []MeterConfig, profiles map[string]*pmodbus.Pr
 		b.open = func() (poller, error) { return openModbus(cfg, profiles) }
 	case ProtoMBus:
 		b.open = func() (poller, error) { return openMBus(cfg) }
+	case ProtoCJT188:
+		pms, err := cjtMeters(cfg, meters)
+		if err != nil {
+			return nil, err
+		}
+		b.open = func() (poller, error) { return openCJT188(cfg, pms) }
 	}
 	now := b.now()
 	for _, m := range meters {
@@ -287,6 +293,7 @@ func (b *Bus) loop(ctx context.Context, p poller) error {
 			if err == nil {
 				b.deliver(ms, r, reading.KindReading)
 			}
+			b.passEvents(p)
 			req.reply <- readResult{r, err}
 			if lineFailed(err) {
 				return err
@@ -301,6 +308,7 @@ func (b *Bus) loop(ctx context.Context, p poller) error {
 			}
 			r, err := b.pollOnce(ctx, p, m, false)
 			b.schedule(m, due, billing, err)
+			b.passEvents(p)
 			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
@@ -323,6 +331,20 @@ func (b *Bus) loop(ctx context.Context, p poller) error {
 					b.sink.Reading(d, reading.KindBilling) // beside the billing read; not the meter's last reading
 				}
 			}
+		}
+	}
+}
+
+// passEvents sends what a poller noticed beside its readings (a CJ/T 188
+// meter clock drifting away).
+func (b *Bus) passEvents(p poller) {
+	if ep, ok := p.(eventPoller); ok {
+		for _, e := range ep.takeEvents() {
+			if e.Attrs == nil {
+				e.Attrs = map[string]string{}
+			}
+			e.Attrs["bus"] = b.cfg.Name
+			b.sink.Event(e)
 		}
 	}
 }

@@ -35,6 +35,12 @@ type duePoller interface {
 	due() (reading.Reading, bool)
 }
 
+// eventPoller is a poller that notices things worth an event beside its
+// readings; the bus sends them after each poll.
+type eventPoller interface {
+	takeEvents() []reading.Event
+}
+
 type modbusPoller struct {
 	c        *dmodbus.Client
 	profiles map[string]*pmodbus.Profile

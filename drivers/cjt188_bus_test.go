@@ -1,0 +1,112 @@
+package drivers
+
+import (
+	"context"
+	"math"
+	"testing"
+	"time"
+
+	"tidegate/drivers/link"
+	"tidegate/reading"
+)
+
+// TestCJT188Bus runs a CJ/T 188 bus of metersim meters through the
+// scheduler: meters in both DI orders and clock orders read what the
+// simulator holds; a garbling meter's failures are marked; a dead one goes
+// offline; the daily billing read delivers the settlement-day volume as
+// storage 1; a meter clock far off the gateway's sends one clock_drift event.
+func TestCJT188Bus(t *testing.T) {
+	sim := startSim(t, `
+seed: 5
+start: 2026-11-20T00:30:00Z   # the meters' clocks are days behind the gateway's
+buses:
+  - name: cj
+    protocol: cjt188
+    meters:
+      - {id: a, address: "78330011223344", preamble: 2, water: {profile: flat, persons: 4, use_scale: 20}}
+      - {id: b, address: "78330011223345", di_order: low-first, reply_di_order: high-first, clock_order: century-first, status_layout: mirrored, water: {profile: shop, use_scale: 20}}
+      - {id: crc, address: "78330011223346", faults: {crc: 0.7}}
+      - {id: dead, address: "78330011223347", faults: {dead: true}}
+`)
+	sink := newCollector()
+	pi := sim.Ports()["cj"]
+	iv := 300 * time.Millisecond
+	meters := []MeterConfig{
+		{ID: "a", Interval: iv, Billing: "00:05", CJT: CJTMeterConfig{Address: "78330011223344"}},
+		{ID: "b", Interval: iv, CJT: CJTMeterConfig{Address: "78330011223345", DIOrder: "low-first", ClockOrder: "century-first"}},
+		{ID: "crc", Interval: iv, CJT: CJTMeterConfig{Address: "78330011223346"}},
+		{ID: "dead", Interval: iv, CJT: CJTMeterConfig{Address: "78330011223347"}},
+	}
+	bus, err := NewBus(BusConfig{Name: "cj", Protocol: ProtoCJT188, Link: link.Config{Device: pi.Device, Baud: pi.Baud, Parity: pi.Parity},
+		Backoff: 200 * time.Millisecond, CJT: CJTBusConfig{Preamble: 3, Location: time.UTC}}, meters, nil, sink, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus.meters[0].billingNext = time.Now().Add(500 * time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); bus.Run(ctx) }()
+	defer func() {
+		if t.Failed() {
+			t.Logf("a %d b %d crc bad %d events %+v stats %+v", len(sink.good("a")), len(sink.good("b")), sink.bad("crc"), sink.events, bus.Stats())
+		}
+	}()
+	waitFor(t, func() bool {
+		sink.mu.Lock()
+		billing := sink.kinds[reading.KindBilling]
+		sink.mu.Unlock()
+		return len(sink.good("a")) >= 3 && len(sink.good("b")) >= 3 && sink.bad("crc") >= 1 && sink.hasEvent("dead", "meter_offline") &&
+			sink.hasEvent("a", "clock_drift") && billing >= 2
+	})
+	cancel()
+	<-done
+	for _, id := range []string{"a", "b"} {
+		rs := sink.good(id)
+		last := rs[len(rs)-1]
+		snap, _ := sim.Snapshot(id)
+		net := math.Floor((snap.Forward-snap.Reverse)*100+1e-6) / 100
+		if last.Forward > net+1e-9 || last.Forward < 0 || last.Has&reading.HasMeterTime == 0 || last.MeterTime.Year() != 2026 {
+			t.Fatalf("%s: %+v, simulator net %.6f", id, last, net)
+		}
+	}
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	drift, due := 0, 0
+	for _, e := range sink.events {
+		if e.Type == "clock_drift" && e.Meter == "a" {
+			drift++
+			if e.Attrs["bus"] != "cj" || e.Attrs["drift_s"] == "" {
+				t.Errorf("drift event %+v", e)
+			}
+		}
+	}
+	for _, r := range sink.readings["a"] {
+		if r.Storage == 1 {
+			due++
+			if r.Has&reading.HasForward == 0 || r.Quality != reading.QualityGood {
+				t.Errorf("settlement-day value %+v", r)
+			}
+		}
+	}
+	if drift != 1 || due != 1 {
+		t.Fatalf("%d clock_drift events and %d settlement values for a; want 1 each", drift, due)
+	}
+	if st := bus.Stats(); st.Timeouts == 0 || st.CRCErrors == 0 || st.Requests == 0 || st.Efficiency <= 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestCJT188BusConfigErrors(t *testing.T) {
+	for _, m := range []CJTMeterConfig{{Address: "7833001122334"}, {Address: "AAAAAAAAAAAAAA"}, {Address: "78330011223344", DIOrder: "x"}, {Address: "78330011223344", ClockOrder: "x"}} {
+		if _, err := NewBus(BusConfig{Name: "cj", Protocol: ProtoCJT188, Link: link.Config{Device: "/dev/null"}}, []MeterConfig{{ID: "m", CJT: m}}, nil, newCollector(), nil); err == nil {
+			t.Errorf("%+v accepted", m)
+		}
+	}
+	two := []MeterConfig{{ID: "m", CJT: CJTMeterConfig{Address: "78330011223344"}}, {ID: "n", CJT: CJTMeterConfig{Address: "78330011223344"}}}
+	if _, err := NewBus(BusConfig{Name: "cj", Protocol: ProtoCJT188, Link: link.Config{Device: "/dev/null"}}, two, nil, newCollector(), nil); err == nil {
+		t.Error("one address twice accepted")
+	}
+	if _, err := NewBus(BusConfig{Name: "cj", Protocol: ProtoCJT188, CJT: CJTBusConfig{Preamble: 5}}, nil, nil, newCollector(), nil); err == nil {
+		t.Error("preamble 5 accepted")
+	}
+}
