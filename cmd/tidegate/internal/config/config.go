@@ -57,6 +57,7 @@ const (
 	ProtoModbus    = "modbus"     // Modbus RTU, on a serial line or an RTU-over-TCP converter
 	ProtoModbusTCP = "modbus-tcp" // Modbus TCP (MBAP) to a gateway
 	ProtoMBus      = "mbus"       // wired M-Bus, serial or TCP converter
+	ProtoCJT188    = "cjt188"     // CJ/T 188 (Chinese water meters), M-Bus or RS-485 line, serial or TCP converter
 )
 
 // Bus is one serial line or one TCP converter; one request at a time.
@@ -72,6 +73,9 @@ type Bus struct {
 	Timeout  time.Duration `yaml:"timeout"` // answer timeout; 0 = protocol default from the baud rate
 	Retries  int           `yaml:"retries"`
 	RS485    bool          `yaml:"rs485"` // kernel RS-485 mode (TIOCSRS485)
+	// CJ/T 188 buses only (cjt188.go):
+	Preamble   *int          `yaml:"preamble"`    // FE wake-up bytes before each request, 0..4; nil = 2
+	ClockDrift time.Duration `yaml:"clock_drift"` // a meter clock this far off sends a clock_drift event; 0 = 5m
 }
 
 // Meter is one water meter on a bus.
@@ -85,6 +89,7 @@ type Meter struct {
 	Poll      Poll   `yaml:"poll"`
 	Billing   string `yaml:"billing_time"` // local HH:MM of the guaranteed daily read; "" = 00:05
 	Disabled  bool   `yaml:"disabled"`
+	CJT188    `yaml:",inline"`
 }
 
 // Poll is how often a meter is read.
@@ -184,14 +189,14 @@ func (c *Config) Defaults() {
 	for i := range c.Buses {
 		b := &c.Buses[i]
 		if b.Baud == 0 && b.Protocol != ProtoModbusTCP {
-			if b.Protocol == ProtoMBus {
+			if b.Protocol == ProtoMBus || b.Protocol == ProtoCJT188 {
 				b.Baud = 2400
 			} else {
 				b.Baud = 9600
 			}
 		}
 		if b.Parity == "" {
-			if b.Protocol == ProtoMBus {
+			if b.Protocol == ProtoMBus || b.Protocol == ProtoCJT188 {
 				b.Parity = "even"
 			} else {
 				b.Parity = "none"

@@ -97,14 +97,25 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			d.problems.at(n, path, "expected a mapping of keys")
 			return
 		}
-		fields := map[string]int{}
+		fields := map[string][]int{}
 		var known []string
 		for i := 0; i < t.NumField(); i++ {
 			tag := t.Field(i).Tag.Get("yaml")
+			if tag == ",inline" && t.Field(i).Type.Kind() == reflect.Struct {
+				// An inline struct's keys are the outer mapping's.
+				it := t.Field(i).Type
+				for j := 0; j < it.NumField(); j++ {
+					if tg := it.Field(j).Tag.Get("yaml"); tg != "" && tg != "-" {
+						fields[tg] = []int{i, j}
+						known = append(known, tg)
+					}
+				}
+				continue
+			}
 			if tag == "" || tag == "-" {
 				continue
 			}
-			fields[tag] = i
+			fields[tag] = []int{i}
 			known = append(known, tag)
 		}
 		seen := map[string]bool{}
@@ -121,7 +132,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 				continue
 			}
 			seen[k.Value] = true
-			d.decode(val, v.Field(idx), sub)
+			d.decode(val, v.FieldByIndex(idx), sub)
 		}
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
@@ -148,6 +159,11 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		v.SetBool(b)
 	case reflect.Int, reflect.Int64, reflect.Int32:
 		i, err := strconv.ParseInt(n.Value, 0, 64)
+		if err != nil && allDigits(n.Value) {
+			// Leading zeros are not octal here: a CJ/T 188 address is 14
+			// decimal digits as on the label (cjt188.go reads its text).
+			i, err = strconv.ParseInt(n.Value, 10, 64)
+		}
 		if n.Kind != yaml.ScalarNode || err != nil {
 			d.problems.at(n, path, "%q is not a whole number", n.Value)
 			return
@@ -163,6 +179,15 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	default:
 		d.problems.at(n, path, "unsupported value") // a programming error in Config, not the file
 	}
+}
+
+func allDigits(s string) bool {
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 func join(path, key string) string {

@@ -71,7 +71,8 @@ func (c *Config) validate(ps *Problems, nodes map[string]*yaml.Node) {
 				buses[b.Name] = b
 			}
 		}
-		oneOf(at, p+".protocol", b.Protocol, ProtoModbus, ProtoMBus, ProtoModbusTCP)
+		oneOf(at, p+".protocol", b.Protocol, ProtoModbus, ProtoMBus, ProtoModbusTCP, ProtoCJT188)
+		checkCJTBus(b, p, at, written)
 		switch {
 		case b.Device == "" && b.TCP == "":
 			at(p, "set device (a serial port such as /dev/ttyUSB0) or tcp (a converter's host:port)")
@@ -128,6 +129,7 @@ func (c *Config) validate(ps *Problems, nodes map[string]*yaml.Node) {
 			at(p+".bus", "no bus named %q; expected one of %s", m.Bus, strings.Join(busNames(c.Buses), ", "))
 			continue
 		}
+		checkCJTMeter(&c.Meters[i], b, p, at, written, nodes)
 		switch b.Protocol {
 		case ProtoModbus, ProtoModbusTCP:
 			lo, hi := 1, 247
@@ -164,6 +166,9 @@ func (c *Config) validate(ps *Problems, nodes map[string]*yaml.Node) {
 		}
 		if b.Protocol != "" && (m.Secondary != "" || written(p+".address")) {
 			key := m.Bus + "/" + strconv.Itoa(m.Address)
+			if b.Protocol == ProtoCJT188 {
+				key = m.Bus + "/c/" + c.Meters[i].AddressLabel
+			}
 			if m.Secondary != "" {
 				key = m.Bus + "/s/" + strings.ToUpper(m.Secondary)
 			}

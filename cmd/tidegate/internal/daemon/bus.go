@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -49,7 +50,7 @@ func parityLetter(p string) string {
 }
 
 // driverConfig turns the file's bus and meters into the drivers' terms.
-func driverConfig(b config.Bus, meters []config.Meter) (drivers.BusConfig, []drivers.MeterConfig) {
+func driverConfig(b config.Bus, meters []config.Meter, loc *time.Location) (drivers.BusConfig, []drivers.MeterConfig) {
 	bc := drivers.BusConfig{
 		Name: b.Name, Protocol: b.Protocol, Timeout: b.Timeout, Retries: b.Retries,
 		Link: link.Config{Device: b.Device, TCP: b.TCP, Baud: b.Baud, DataBits: b.DataBits, Parity: parityLetter(b.Parity), StopBits: b.StopBits, RS485: b.RS485},
@@ -60,7 +61,14 @@ func driverConfig(b config.Bus, meters []config.Meter) (drivers.BusConfig, []dri
 		if m.Poll.Totals > 0 && (iv == 0 || m.Poll.Totals < iv) {
 			iv = m.Poll.Totals
 		}
-		mcs = append(mcs, drivers.MeterConfig{ID: m.ID, Address: m.Address, Secondary: m.Secondary, Profile: m.Profile, Interval: iv, Billing: m.Billing})
+		mc := drivers.MeterConfig{ID: m.ID, Address: m.Address, Secondary: m.Secondary, Profile: m.Profile, Interval: iv, Billing: m.Billing}
+		if b.Protocol == config.ProtoCJT188 {
+			mc.CJT = cjtMeterConfig(m)
+		}
+		mcs = append(mcs, mc)
+	}
+	if b.Protocol == config.ProtoCJT188 {
+		bc.CJT = drivers.CJTBusConfig{Preamble: b.CJTPreamble(), DriftThreshold: b.ClockDrift, Location: loc}
 	}
 	return bc, mcs
 }
@@ -70,7 +78,7 @@ func (d *Daemon) startBus(cfg *config.Config, b config.Bus, meters []config.Mete
 	r := &busRun{cfg: b, meters: meters, done: make(chan struct{}), cancel: func() {}}
 	d.buses[b.Name] = r
 	log := d.log.WithField("bus", b.Name)
-	bc, mcs := driverConfig(b, meters)
+	bc, mcs := driverConfig(b, meters, cfg.FilterConfig().Location) // meter clocks keep the gateway's zone
 	bus, err := drivers.NewBus(bc, mcs, cfg.Profiles, sink{d}, logrus.NewEntry(d.log))
 	if err != nil {
 		r.err = err.Error()
@@ -123,4 +131,12 @@ func (r *busRun) readNow(ctx context.Context, meter string) (reading.Reading, er
 		return reading.Reading{}, ErrNoDrivers
 	}
 	return r.bus.ReadNow(ctx, meter)
+}
+
+// cjtMeterConfig is a CJ/T 188 meter in the drivers' terms; the file was
+// validated, so the status profile is known.
+func cjtMeterConfig(m config.Meter) drivers.CJTMeterConfig {
+	l, _ := config.StatusLayout(m.StatusProfile)
+	return drivers.CJTMeterConfig{Address: m.AddressLabel, MeterType: m.MeterType, DIOrder: m.DIOrder, ClockOrder: m.ClockOrder,
+		StatusLayout: l, SettlementDay: m.SettlementDay}
 }
