@@ -111,6 +111,11 @@ func newBus(cfg BusConfig, meters []MeterConfig, profiles map[string]*pmodbus.Pr
 		b.open = func() (poller, error) { return openModbus(cfg, profiles) }
 	case ProtoMBus:
 		b.open = func() (poller, error) { return openMBus(cfg) }
+		if mixed, err := mixedMeters(cfg, meters); err != nil {
+			return nil, err
+		} else if len(mixed) > 0 {
+			b.open = func() (poller, error) { return openMixed(cfg, mixed) }
+		}
 	case ProtoCJT188:
 		pms, err := cjtMeters(cfg, meters)
 		if err != nil {

@@ -110,3 +110,52 @@ func TestCJT188BusConfigErrors(t *testing.T) {
 		t.Error("preamble 5 accepted")
 	}
 }
+
+// TestMixedLine: one M-Bus line at 2400 8E1 carries an EN 13757 meter and
+// two CJ/T 188 meters; one bus reads all three, one request at a time.
+func TestMixedLine(t *testing.T) {
+	sim := startSim(t, `
+seed: 9
+buses:
+  - name: mix
+    protocol: mbus
+    meters:
+      - {id: kam, address: 1, model: flowiq, water: {profile: flat, persons: 4, use_scale: 20}}
+      - {id: cj1, protocol: cjt188, address: "78330011223344", preamble: 2, water: {profile: flat, use_scale: 20}}
+      - {id: cj2, protocol: cjt188, address: "78330011223345", di_order: low-first, water: {profile: shop, use_scale: 20}}
+`)
+	pi := sim.Ports()["mix"]
+	if len(pi.Meters) != 3 || pi.Meters[1].Address != "78330011223344" || pi.Meters[0].Address != "1" {
+		t.Fatalf("ports %+v", pi.Meters)
+	}
+	sink := newCollector()
+	iv := 200 * time.Millisecond
+	bus, err := NewBus(BusConfig{Name: "mix", Protocol: ProtoMBus, Link: link.Config{Device: pi.Device, Baud: pi.Baud, Parity: pi.Parity}, CJT: CJTBusConfig{Preamble: 2}},
+		[]MeterConfig{
+			{ID: "kam", Address: 1, Interval: iv},
+			{ID: "cj1", Protocol: ProtoCJT188, Interval: iv, CJT: CJTMeterConfig{Address: "78330011223344"}},
+			{ID: "cj2", Protocol: ProtoCJT188, Interval: iv, CJT: CJTMeterConfig{Address: "78330011223345", DIOrder: "low-first"}},
+		}, nil, sink, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); bus.Run(ctx) }()
+	waitFor(t, func() bool { return len(sink.good("kam")) >= 3 && len(sink.good("cj1")) >= 3 && len(sink.good("cj2")) >= 3 })
+	cancel()
+	<-done
+	for _, id := range []string{"kam", "cj1", "cj2"} {
+		rs := sink.good(id)
+		snap, _ := sim.Snapshot(id)
+		if last := rs[len(rs)-1]; last.Forward > snap.Forward+1e-9 || last.Forward < 0 {
+			t.Errorf("%s: %v, simulator %v", id, last.Forward, snap.Forward)
+		}
+	}
+	if st := bus.Stats(); st.PollsFailed > 2 {
+		t.Errorf("%d failed polls on a healthy mixed line: %+v", st.PollsFailed, st)
+	}
+	if _, err := NewBus(BusConfig{Name: "x", Protocol: ProtoMBus, Link: link.Config{Device: "/dev/null"}}, []MeterConfig{{ID: "m", Protocol: ProtoModbus}}, nil, sink, nil); err == nil {
+		t.Error("a Modbus meter accepted on an M-Bus line")
+	}
+}

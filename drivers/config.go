@@ -17,6 +17,10 @@ const (
 	ProtoCJT188    = "cjt188"     // CJ/T 188 on an M-Bus or RS-485 line or a TCP converter
 )
 
+// defaultDrift is how far a CJ/T 188 meter clock may be off the gateway's
+// before a clock_drift event.
+const defaultDrift = 5 * time.Minute
+
 // BusConfig is one line.
 type BusConfig struct {
 	Name     string
@@ -53,7 +57,10 @@ type MeterConfig struct {
 	Profile   string // Modbus profile name
 	Interval  time.Duration
 	Billing   string // local HH:MM of the guaranteed daily billing read; "" = none
-	CJT       CJTMeterConfig
+	// Protocol is the meter's own protocol on a mixed line: ProtoCJT188
+	// for a CJ/T 188 meter on an M-Bus bus; "" speaks the bus's.
+	Protocol string
+	CJT      CJTMeterConfig
 }
 
 // defaultTimeout is the answer timeout when none is configured. Modbus: the
@@ -92,9 +99,9 @@ func (c *BusConfig) check() error {
 		if c.CJT.Preamble < 0 || c.CJT.Preamble > 4 {
 			return fmt.Errorf("bus %s: preamble %d, want 0..4 FE bytes", c.Name, c.CJT.Preamble)
 		}
-		if c.CJT.DriftThreshold <= 0 {
-			c.CJT.DriftThreshold = 5 * time.Minute
-		}
+	}
+	if c.CJT.DriftThreshold <= 0 {
+		c.CJT.DriftThreshold = defaultDrift
 	}
 	if c.Timeout == 0 {
 		c.Timeout = defaultTimeout(*c)

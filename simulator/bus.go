@@ -1,6 +1,7 @@
 package simulator
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -42,6 +43,9 @@ type Bus struct {
 	Protocol   string
 	Line       Line
 	Turnaround time.Duration // meter response latency after a request is complete
+	// mixed: an M-Bus bus that also carries CJ/T 188 meters; requests of
+	// both are framed.
+	mixed bool
 
 	clock      func() time.Time
 	responders []Responder
@@ -191,6 +195,19 @@ func (b *Bus) serve(ctx context.Context, ep endpoint) {
 				}
 			}
 			last = now
+			if b.mixed && !discard {
+				if _, l, err := cjt188.Decode(frame); err == nil {
+					req := append([]byte(nil), frame[:l]...)
+					frame = frame[:0]
+					b.transact(ctx, ep, req, first)
+					continue
+				}
+				// A CJ/T 188 frame is not complete yet: M-Bus must not take
+				// its 68 for a long frame's start.
+				if i := bytes.IndexByte(frame, 0x68); i >= 0 && len(frame) > i+2 && frame[i+1] != frame[i+2] {
+					continue
+				}
+			}
 			if b.Protocol == ProtocolMBus && !discard {
 				if l := mbusFrameLen(frame); l > 0 && len(frame) >= l {
 					req := append([]byte(nil), frame[:l]...)

@@ -57,8 +57,11 @@ type MeterConfig struct {
 	Replay       string       `yaml:"replay"`       // M-Bus replay: hex file, relative to the config file
 	Water        water.Config `yaml:"water"`
 	Faults       MeterFaults  `yaml:"faults"`
-	CJT          CJTConfig    `yaml:",inline"`
-	line, col    int
+	// Protocol is cjt188 for a CJ/T 188 meter on an M-Bus bus (a mixed
+	// line); "" speaks the bus's protocol.
+	Protocol  string    `yaml:"protocol"`
+	CJT       CJTConfig `yaml:",inline"`
+	line, col int
 	// addressText is the address as written: a CJ/T 188 address is 14
 	// digits whose leading zeros matter (and YAML would read them as octal).
 	addressText string
@@ -185,7 +188,13 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 				bad(m.line, m.col, "%s.id: missing or used twice (%q)", mat, m.ID)
 			}
 			ids[m.ID] = true
-			if b.Protocol == ProtocolCJT188 {
+			switch {
+			case m.Protocol == "" || m.Protocol == b.Protocol:
+			case m.Protocol == ProtocolCJT188 && b.Protocol == ProtocolMBus:
+			default:
+				bad(m.line, m.col, "%s.protocol: %q on a %s bus; only cjt188 meters may share an mbus bus", mat, m.Protocol, b.Protocol)
+			}
+			if m.speaks(b.Protocol) == ProtocolCJT188 {
 				if _, err := m.cjtConfig(); err != nil {
 					bad(m.line, m.col, "%s: %v", mat, err)
 				} else if cjtAddrs[m.addressText] {
@@ -227,6 +236,14 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 		return nil, fmt.Errorf("%w:\n%s", ErrConfig, strings.Join(errs, "\n"))
 	}
 	return &c, nil
+}
+
+// speaks is the meter's protocol on a bus of protocol bus.
+func (m MeterConfig) speaks(bus string) string {
+	if m.Protocol != "" {
+		return m.Protocol
+	}
+	return bus
 }
 
 // CJTAddress is a CJ/T 188 meter's address as written in the file.

@@ -105,6 +105,9 @@ func Start(ctx context.Context, cfg *Config, log *logrus.Entry) (*Sim, error) {
 			rng: rand.New(rand.NewPCG(uint64(cfg.Seed), hash(bc.Name))),
 		}
 		for _, mc := range bc.Meters {
+			if mc.speaks(bc.Protocol) != bc.Protocol {
+				b.mixed = true
+			}
 			m, err := s.newMeter(bc, mc, profiles)
 			if err != nil {
 				s.Close()
@@ -130,7 +133,7 @@ func (s *Sim) newMeter(bc BusConfig, mc MeterConfig, profiles map[string]*modbus
 	}
 	m := &simMeter{ID: mc.ID, Bus: bc.Name, Address: mc.Address, model: model, clock: s.clock(bc.Speed)}
 	var inner Responder
-	switch bc.Protocol {
+	switch mc.speaks(bc.Protocol) {
 	case ProtocolModbus:
 		p := profiles[mc.Profile]
 		if p == nil {
@@ -192,7 +195,7 @@ func (s *Sim) Ports() map[string]PortInfo {
 		pi := PortInfo{Protocol: b.Protocol, Device: b.Device(), TCP: b.TCPAddr(), Baud: b.Line.Baud, Parity: b.Line.Parity}
 		for _, mc := range s.cfg.Buses[i].Meters {
 			addr := strconv.Itoa(mc.Address)
-			if b.Protocol == ProtocolCJT188 {
+			if mc.speaks(b.Protocol) == ProtocolCJT188 {
 				addr = mc.addressText
 			}
 			pi.Meters = append(pi.Meters, PortMeter{ID: mc.ID, Address: addr})

@@ -11,6 +11,9 @@ import (
 // CJT188 is what a CJ/T 188 meter has beyond the common keys; its address
 // is the 14 digits printed on it (A6..A0), in `address`.
 type CJT188 struct {
+	// Protocol is cjt188 for a CJ/T 188 meter on an mbus bus (a mixed
+	// line: both ride the M-Bus physical layer); "" speaks the bus's.
+	Protocol      string `yaml:"protocol"`
 	MeterType     string `yaml:"meter_type"`     // two hex digits; "" = 10 (cold water)
 	DIOrder       string `yaml:"di_order"`       // high-first (default, the 2004 order: 90 1F on the wire) or low-first (1F 90)
 	ClockOrder    string `yaml:"clock_order"`    // seconds-first, century-first; "" = whichever makes a valid time
@@ -46,10 +49,10 @@ func StatusLayout(profile string) (cjt188.Layout, bool) {
 }
 
 func checkCJTBus(b Bus, p string, at func(string, string, ...any), written func(string) bool) {
-	if b.Protocol != ProtoCJT188 {
+	if b.Protocol != ProtoCJT188 && b.Protocol != ProtoMBus { // an mbus bus may carry CJ/T 188 meters
 		for _, k := range []string{"preamble", "clock_drift"} {
 			if written(p + "." + k) {
-				at(p+"."+k, "applies only to cjt188 buses; bus %q is %s", b.Name, b.Protocol)
+				at(p+"."+k, "applies only to cjt188 and mbus buses; bus %q is %s", b.Name, b.Protocol)
 			}
 		}
 		return
@@ -62,9 +65,24 @@ func checkCJTBus(b Bus, p string, at func(string, string, ...any), written func(
 	}
 }
 
+// Speaks is the meter's protocol on bus b.
+func (m Meter) Speaks(b Bus) string {
+	if m.Protocol != "" {
+		return m.Protocol
+	}
+	return b.Protocol
+}
+
 func checkCJTMeter(m *Meter, b Bus, p string, at func(string, string, ...any), written func(string) bool, nodes map[string]*yaml.Node) {
 	keys := []string{"meter_type", "di_order", "clock_order", "status_profile", "settlement_day", "valve"}
-	if b.Protocol != ProtoCJT188 {
+	switch {
+	case m.Protocol == "" || m.Protocol == b.Protocol:
+	case m.Protocol == ProtoCJT188 && b.Protocol == ProtoMBus:
+	default:
+		at(p+".protocol", "%q cannot share bus %q (%s); only cjt188 meters may sit on an mbus bus", m.Protocol, m.Bus, b.Protocol)
+		return
+	}
+	if m.Speaks(b) != ProtoCJT188 {
 		for _, k := range keys {
 			if written(p + "." + k) {
 				at(p+"."+k, "applies only to CJ/T 188 meters; bus %q is %s", b.Name, b.Protocol)
@@ -82,7 +100,7 @@ func checkCJTMeter(m *Meter, b Bus, p string, at func(string, string, ...any), w
 		at(p+".address", "%q is not a CJ/T 188 address; expected the 14 digits printed on the meter (quote it to keep leading zeros visible)", m.AddressLabel)
 	}
 	if m.Secondary != "" {
-		at(p+".secondary", "secondary addresses exist only on M-Bus; bus %q is cjt188", m.Bus)
+		at(p+".secondary", "secondary addresses exist only on M-Bus; meter %q speaks cjt188", m.ID)
 	}
 	if m.Profile != "" {
 		at(p+".profile", "profile is a Modbus register map; a CJ/T 188 meter's status bits are chosen with status_profile")

@@ -15,6 +15,8 @@ meters:
   - {id: c1, bus: c, address: 78330011223344, di_order: low-first, clock_order: century-first, status_profile: cjt188-mirrored, settlement_day: 15, valve: true}
   - {id: c2, bus: c, address: 00000024170589}
   - {id: c3, bus: c, address: "00000000000012", meter_type: "11"}
+  - {id: c4, bus: b, protocol: cjt188, address: "78330011223399", di_order: low-first}
+  - {id: m5, bus: b, address: 5}
 mqtt:
   broker: tcp://127.0.0.1:1883
 `
@@ -38,6 +40,10 @@ func TestCJT188Config(t *testing.T) {
 	}
 	if l, _ := StatusLayout(m[1].StatusProfile); l != cjt188.CommonLayout {
 		t.Fatal("default layout is not the common one")
+	}
+	mb, _ := c.BusByName("b")
+	if m[3].Speaks(mb) != ProtoCJT188 || m[3].AddressLabel != "78330011223399" || m[4].Speaks(mb) != ProtoMBus {
+		t.Fatalf("mixed line: %+v", m[3])
 	}
 }
 
@@ -73,9 +79,14 @@ func TestCJT188ConfigProblems(t *testing.T) {
 			t.Errorf("%s: %v\nwant %q", tc.edit, err, tc.want)
 		}
 	}
+	// Only CJ/T 188 meters share an M-Bus line.
+	text0 := strings.Replace(cjtBase, "{id: m5, bus: b, address: 5}", "{id: m5, bus: b, address: 5, protocol: modbus}", 1)
+	if _, err := Parse("t.yaml", []byte(text0), nil); err == nil || !strings.Contains(err.Error(), "only cjt188 meters may sit on an mbus bus") {
+		t.Errorf("modbus meter on mbus: %v", err)
+	}
 	// CJ/T 188 keys on other buses are refused, and preamble on an M-Bus bus.
-	text := strings.Replace(cjtBase, "{name: b, protocol: mbus, device: /dev/ttyS1}", "{name: b, protocol: mbus, device: /dev/ttyS1, preamble: 2}", 1)
-	if _, err := Parse("t.yaml", []byte(text), nil); err == nil || !strings.Contains(err.Error(), "preamble: applies only to cjt188 buses") {
-		t.Errorf("preamble on mbus: %v", err)
+	text := strings.Replace(cjtBase, "buses:\n", "buses:\n  - {name: a, protocol: modbus, device: /dev/ttyS0, preamble: 2}\n", 1)
+	if _, err := Parse("t.yaml", []byte(text), nil); err == nil || !strings.Contains(err.Error(), "preamble: applies only to cjt188 and mbus buses") {
+		t.Errorf("preamble on modbus: %v", err)
 	}
 }

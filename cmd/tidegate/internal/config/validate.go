@@ -130,7 +130,7 @@ func (c *Config) validate(ps *Problems, nodes map[string]*yaml.Node) {
 			continue
 		}
 		checkCJTMeter(&c.Meters[i], b, p, at, written, nodes)
-		switch b.Protocol {
+		switch m.Speaks(b) {
 		case ProtoModbus, ProtoModbusTCP:
 			lo, hi := 1, 247
 			if b.Protocol == ProtoModbusTCP {
@@ -166,7 +166,7 @@ func (c *Config) validate(ps *Problems, nodes map[string]*yaml.Node) {
 		}
 		if b.Protocol != "" && (m.Secondary != "" || written(p+".address")) {
 			key := m.Bus + "/" + strconv.Itoa(m.Address)
-			if b.Protocol == ProtoCJT188 {
+			if m.Speaks(b) == ProtoCJT188 {
 				key = m.Bus + "/c/" + c.Meters[i].AddressLabel
 			}
 			if m.Secondary != "" {

@@ -62,12 +62,15 @@ func driverConfig(b config.Bus, meters []config.Meter, loc *time.Location) (driv
 			iv = m.Poll.Totals
 		}
 		mc := drivers.MeterConfig{ID: m.ID, Address: m.Address, Secondary: m.Secondary, Profile: m.Profile, Interval: iv, Billing: m.Billing}
-		if b.Protocol == config.ProtoCJT188 {
+		if m.Speaks(b) == config.ProtoCJT188 {
 			mc.CJT = cjtMeterConfig(m)
+			if b.Protocol != config.ProtoCJT188 {
+				mc.Protocol = drivers.ProtoCJT188 // a mixed line
+			}
 		}
 		mcs = append(mcs, mc)
 	}
-	if b.Protocol == config.ProtoCJT188 {
+	if b.Protocol == config.ProtoCJT188 || b.Protocol == config.ProtoMBus {
 		bc.CJT = drivers.CJTBusConfig{Preamble: b.CJTPreamble(), DriftThreshold: b.ClockDrift, Location: loc}
 	}
 	return bc, mcs
