@@ -20,9 +20,9 @@ type lineFlags struct {
 
 func (l *lineFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&l.port, "port", "", "serial device (e.g. /dev/ttyUSB0) or host:port of a converter")
-	fs.StringVar(&l.protocol, "protocol", "modbus", "modbus | mbus | modbus-tcp")
-	fs.IntVar(&l.baud, "baud", 0, "baud rate (default 9600 modbus, 2400 mbus)")
-	fs.StringVar(&l.parity, "parity", "", "none | even | odd (default none modbus, even mbus)")
+	fs.StringVar(&l.protocol, "protocol", "modbus", "modbus | mbus | modbus-tcp | cjt188")
+	fs.IntVar(&l.baud, "baud", 0, "baud rate (default 9600 modbus, 2400 mbus and cjt188)")
+	fs.StringVar(&l.parity, "parity", "", "none | even | odd (default none modbus, even mbus and cjt188)")
 	fs.DurationVar(&l.timeout, "timeout", 0, "answer timeout (default from the baud rate)")
 }
 
@@ -35,7 +35,7 @@ func (l *lineFlags) link() link.Config {
 	}
 	if c.Baud == 0 {
 		c.Baud = 9600
-		if l.protocol == "mbus" {
+		if l.protocol == "mbus" || l.protocol == "cjt188" {
 			c.Baud = 2400
 		}
 	}
@@ -48,7 +48,7 @@ func (l *lineFlags) link() link.Config {
 		c.Parity = "N"
 	default:
 		c.Parity = "N"
-		if l.protocol == "mbus" {
+		if l.protocol == "mbus" || l.protocol == "cjt188" {
 			c.Parity = "E"
 		}
 	}

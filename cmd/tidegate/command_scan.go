@@ -64,6 +64,9 @@ func runScan(ctx context.Context, e *env, args []string) error {
 	tty := isTTY(e.stderr)
 	var sc scanResult
 	start := time.Now()
+	if l.protocol == "cjt188" {
+		return scanCJT188(ctx, e, l, *appendTo)
+	}
 	var mc *dmbus.Client
 	switch l.protocol {
 	case "modbus", "modbus-tcp":
@@ -136,7 +139,7 @@ func runScan(ctx context.Context, e *env, args []string) error {
 			}
 		}
 	default:
-		return usageErrorf("--protocol %q: want modbus, modbus-tcp or mbus", l.protocol)
+		return usageErrorf("--protocol %q: want modbus, modbus-tcp, mbus or cjt188", l.protocol)
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "BUS\tADDRESS\tSECONDARY\tNOTE")
