@@ -77,12 +77,14 @@ type meterState struct {
 
 type readReq struct {
 	meter string
+	valve *valveOp // a valve command instead of a read
 	reply chan readResult
 }
 
 type readResult struct {
-	r   reading.Reading
-	err error
+	r     reading.Reading
+	valve ValveResult
+	err   error
 }
 
 // NewBus checks the configuration; Run starts polling.
@@ -294,12 +296,21 @@ func (b *Bus) loop(ctx context.Context, p poller) error {
 				req.reply <- readResult{err: fmt.Errorf("no meter %q on bus %s", req.meter, b.cfg.Name)}
 				continue
 			}
+			if req.valve != nil {
+				res, err := b.doValve(ctx, p, ms, *req.valve)
+				req.reply <- readResult{valve: res, err: err}
+				b.passEvents(p)
+				if lineFailed(err) {
+					return err
+				}
+				continue
+			}
 			r, err := b.pollOnce(ctx, p, ms, true)
 			if err == nil {
 				b.deliver(ms, r, reading.KindReading)
 			}
 			b.passEvents(p)
-			req.reply <- readResult{r, err}
+			req.reply <- readResult{r: r, err: err}
 			if lineFailed(err) {
 				return err
 			}

@@ -2,6 +2,7 @@ package drivers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -159,3 +160,21 @@ func (p *cjtPoller) counters() Counters {
 }
 
 func (p *cjtPoller) close() error { return p.c.Close() }
+
+// valve sends A017 to a CJ/T 188 meter.
+func (p *cjtPoller) valve(ctx context.Context, m *meterState, open bool) (string, error) {
+	pm, ok := p.meters[m.cfg.ID]
+	if !ok {
+		return "", fmt.Errorf("meter %s: not configured on this bus", m.cfg.ID)
+	}
+	st, ok, err := p.c.Valve(ctx, pm.Meter, open)
+	if err != nil {
+		return "", fmt.Errorf("meter %s: %w", m.cfg.ID, err)
+	}
+	if !ok {
+		return "", nil
+	}
+	return st.Valve(pm.Layout).String(), nil
+}
+
+func isRefusal(err error) bool { return errors.Is(err, dcjt.ErrRefused) }

@@ -2,6 +2,7 @@ package drivers
 
 import (
 	"context"
+	"errors"
 	"math"
 	"testing"
 	"time"
@@ -142,7 +143,9 @@ buses:
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); bus.Run(ctx) }()
-	waitFor(t, func() bool { return len(sink.good("kam")) >= 3 && len(sink.good("cj1")) >= 3 && len(sink.good("cj2")) >= 3 })
+	waitFor(t, func() bool {
+		return len(sink.good("kam")) >= 3 && len(sink.good("cj1")) >= 3 && len(sink.good("cj2")) >= 3
+	})
 	cancel()
 	<-done
 	for _, id := range []string{"kam", "cj1", "cj2"} {
@@ -157,5 +160,63 @@ buses:
 	}
 	if _, err := NewBus(BusConfig{Name: "x", Protocol: ProtoMBus, Link: link.Config{Device: "/dev/null"}}, []MeterConfig{{ID: "m", Protocol: ProtoModbus}}, nil, sink, nil); err == nil {
 		t.Error("a Modbus meter accepted on an M-Bus line")
+	}
+}
+
+// TestCJT188Valve: a valve command through the bus closes the simulated
+// meter's valve (its flow stops), the status read back shows it closed, and
+// a valve event carries the request id and the outcome. A meter without
+// valve: true is refused before anything is sent.
+func TestCJT188Valve(t *testing.T) {
+	sim := startSim(t, `
+buses:
+  - name: cj
+    protocol: cjt188
+    meters:
+      - {id: v, address: "78330011223344", valve: true, water: {profile: flat, persons: 4, use_scale: 30, leaks: [{rate_lh: 30}]}}
+      - {id: nv, address: "78330011223345"}
+`)
+	pi := sim.Ports()["cj"]
+	sink := newCollector()
+	bus, err := NewBus(BusConfig{Name: "cj", Protocol: ProtoCJT188, Link: link.Config{Device: pi.Device, Baud: pi.Baud, Parity: pi.Parity}},
+		[]MeterConfig{
+			{ID: "v", Interval: time.Hour, CJT: CJTMeterConfig{Address: "78330011223344", Valve: true}},
+			{ID: "nv", Interval: time.Hour, CJT: CJTMeterConfig{Address: "78330011223345"}},
+		}, nil, sink, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); bus.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer rcancel()
+	if _, err := bus.Valve(rctx, "nv", "r-0", false); !errors.Is(err, ErrValveNotEnabled) {
+		t.Fatalf("meter without valve: %v", err)
+	}
+	res, err := bus.Valve(rctx, "v", "r-1", false)
+	if err != nil || res.Outcome != ValveDone || res.Valve != "closed" || res.Reading.Status&reading.StatusValveClosed == 0 {
+		t.Fatalf("close: %+v %v", res, err)
+	}
+	before, _ := sim.Snapshot("v")
+	time.Sleep(100 * time.Millisecond)
+	if after, _ := sim.Snapshot("v"); after.Forward != before.Forward || after.Flow != 0 {
+		t.Fatalf("valve closed, flow goes on: %v -> %v (flow %v)", before.Forward, after.Forward, after.Flow)
+	}
+	res, err = bus.Valve(rctx, "v", "r-2", true)
+	if err != nil || res.Outcome != ValveDone || res.Valve != "open" {
+		t.Fatalf("open: %+v %v", res, err)
+	}
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	var evs []reading.Event
+	for _, e := range sink.events {
+		if e.Type == "valve" {
+			evs = append(evs, e)
+		}
+	}
+	if len(evs) != 2 || evs[0].Attrs["request"] != "r-1" || evs[0].Attrs["outcome"] != "done" || evs[0].Attrs["valve"] != "closed" || evs[1].Attrs["action"] != "open" {
+		t.Fatalf("valve events %+v", evs)
 	}
 }

@@ -46,7 +46,8 @@ type CJTMeterConfig struct {
 	DIOrder       string // high-first (default, the 2004 order: 90 1F) or low-first (1F 90)
 	ClockOrder    string // seconds-first, century-first or "" (either)
 	StatusLayout  cjt188.Layout
-	SettlementDay int // 1..28, 0 unknown: dates the settlement-day volume
+	SettlementDay int  // 1..28, 0 unknown: dates the settlement-day volume
+	Valve         bool // valve control allowed (opt-in): Bus.Valve refuses it otherwise
 }
 
 // MeterConfig is one meter on a bus.

@@ -92,3 +92,10 @@ func (p *mixedPoller) counters() Counters {
 }
 
 func (p *mixedPoller) close() error { return p.line.Close() }
+
+func (p *mixedPoller) valve(ctx context.Context, m *meterState, open bool) (string, error) {
+	if m.cfg.Protocol != ProtoCJT188 {
+		return "", fmt.Errorf("meter %s: %w", m.cfg.ID, ErrNoValveControl)
+	}
+	return p.cjt.valve(ctx, m, open)
+}

@@ -24,6 +24,15 @@ type CommandHandler interface {
 	SetInterval(ctx context.Context, meter string, every time.Duration) error
 }
 
+// ValveHandler is a CommandHandler that also serves "valve"
+// ({"id":..,"command":"valve","meter":..,"action":"open"|"close"}): the
+// daemon checks that the meter has valve control enabled. Who may send it
+// is decided by the broker's ACL on the command topic and the gateway's
+// client certificate.
+type ValveHandler interface {
+	Valve(ctx context.Context, request, meter, action string) (any, error)
+}
+
 // Command errors, sent back in the result's "error".
 var (
 	ErrCommandMalformed = errors.New("malformed command")
@@ -44,6 +53,7 @@ type commandRequest struct {
 	Command  string `json:"command"`
 	Meter    string `json:"meter"`
 	Interval string `json:"interval"`
+	Action   string `json:"action"` // valve: open or close
 }
 
 type commandResult struct {
@@ -115,15 +125,25 @@ func (u *Uplink) runCommand(req commandRequest) (any, error) {
 	switch req.Command {
 	case "ping":
 		return map[string]any{"gateway": u.cfg.Gateway, "time": time.Now().UTC(), "version": Version}, nil
-	case "read", "set_interval":
+	case "read", "set_interval", "valve":
 	default:
-		return nil, fmt.Errorf("%w: %q (want ping, read or set_interval)", ErrCommandUnknown, req.Command)
+		return nil, fmt.Errorf("%w: %q (want ping, read, set_interval or valve)", ErrCommandUnknown, req.Command)
 	}
 	if req.Meter == "" {
 		return nil, fmt.Errorf("%w: %s needs a meter", ErrCommandMalformed, req.Command)
 	}
 	if u.cmds == nil {
 		return nil, fmt.Errorf("%w: %s is not served by this gateway", ErrCommandUnknown, req.Command)
+	}
+	if req.Command == "valve" {
+		vh, ok := u.cmds.(ValveHandler)
+		if !ok {
+			return nil, fmt.Errorf("%w: valve is not served by this gateway", ErrCommandUnknown)
+		}
+		if req.Action != "open" && req.Action != "close" {
+			return nil, fmt.Errorf("%w: valve action %q, want open or close", ErrCommandMalformed, req.Action)
+		}
+		return vh.Valve(ctx, req.ID, req.Meter, req.Action)
 	}
 	if req.Command == "set_interval" {
 		d, err := time.ParseDuration(req.Interval)

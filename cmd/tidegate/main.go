@@ -51,6 +51,7 @@ func commands() map[string]command {
 		"scan":     {"find meters on a bus: scan --port P --protocol modbus|mbus --bus NAME [--secondary] [--append-config F]", runScan},
 		"read":     {"read one meter now: read METER | read --port P --address N --profile X [--raw START COUNT]", runRead},
 		"profiles": {"list the Modbus profiles (built in, /etc/tidegate/profiles, profile_dirs)", runProfiles},
+		"valve":    {"open or close a CJ/T 188 meter's valve through the daemon: valve METER open|close (meters with valve: true)", runValve},
 	}
 }
 

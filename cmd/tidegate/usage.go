@@ -39,6 +39,7 @@ func synopses() map[string]string {
 		"decode mbus": "tidegate decode mbus|cjt188 HEX|-\none M-Bus or CJ/T 188 frame as hex ('-' reads it from standard input), decoded to JSON",
 		"profiles":    "tidegate profiles [--config FILE] [--json]\nthe Modbus profiles a meter's profile: may name (built in, " + "/etc/tidegate/profiles, the config's profile_dirs)",
 		"version":     "tidegate version [--json]",
+		"valve":       "tidegate valve METER open|close [--json] [--config FILE | --socket FILE]\nCJ/T 188 meters with valve: true, through the running daemon: write, check, read the status back",
 	}
 }
 

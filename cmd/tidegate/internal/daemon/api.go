@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"tidegate/cmd/tidegate/internal/config"
+	"tidegate/drivers"
 )
 
 // ErrAlreadyRunning is returned when another daemon answers on the socket.
@@ -57,6 +58,22 @@ func (d *Daemon) handler() http.Handler {
 			writeJSON(w, http.StatusBadGateway, apiError{err.Error()})
 		default:
 			writeJSON(w, http.StatusOK, j)
+		}
+	})
+	mux.HandleFunc("POST /v1/valve", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+		defer cancel()
+		j, err := d.valve(ctx, q.Get("request"), q.Get("meter"), q.Get("action"))
+		switch {
+		case errors.Is(err, ErrUnknownMeter):
+			writeJSON(w, http.StatusNotFound, apiError{err.Error()})
+		case errors.Is(err, ErrBadValveAction), errors.Is(err, drivers.ErrValveNotEnabled):
+			writeJSON(w, http.StatusBadRequest, apiError{err.Error()})
+		case err != nil && j.Outcome == "":
+			writeJSON(w, http.StatusBadGateway, apiError{err.Error()})
+		default:
+			writeJSON(w, http.StatusOK, j) // a refused or failed write is a result, with its outcome
 		}
 	})
 	mux.HandleFunc("GET /v1/tail", d.serveTail)

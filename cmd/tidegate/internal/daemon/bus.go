@@ -141,5 +141,12 @@ func (r *busRun) readNow(ctx context.Context, meter string) (reading.Reading, er
 func cjtMeterConfig(m config.Meter) drivers.CJTMeterConfig {
 	l, _ := config.StatusLayout(m.StatusProfile)
 	return drivers.CJTMeterConfig{Address: m.AddressLabel, MeterType: m.MeterType, DIOrder: m.DIOrder, ClockOrder: m.ClockOrder,
-		StatusLayout: l, SettlementDay: m.SettlementDay}
+		StatusLayout: l, SettlementDay: m.SettlementDay, Valve: m.Valve}
+}
+
+func (r *busRun) valve(ctx context.Context, meter, request string, open bool) (drivers.ValveResult, error) {
+	if r.bus == nil {
+		return drivers.ValveResult{}, ErrNoDrivers
+	}
+	return r.bus.Valve(ctx, meter, request, open)
 }

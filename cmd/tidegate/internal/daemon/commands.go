@@ -40,3 +40,15 @@ func (c commands) SetInterval(_ context.Context, meter string, every time.Durati
 	}
 	return fmt.Errorf("%w (asked: %s every %s)", ErrIntervalRemote, meter, every)
 }
+
+// Valve opens or closes a CJ/T 188 meter's valve (downlink "valve"; also
+// the API's POST /v1/valve). Off unless the meter has valve: true; who may
+// send it is the broker's ACL on the command topic and the gateway's client
+// certificate.
+func (c commands) Valve(ctx context.Context, request, meter, action string) (any, error) {
+	res, err := c.d.valve(ctx, request, meter, action)
+	if res.Outcome == "" {
+		return nil, err
+	}
+	return res, err // a refused or failed write still reports what was read back
+}

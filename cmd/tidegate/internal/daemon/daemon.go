@@ -15,6 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"tidegate/cmd/tidegate/internal/config"
+	"tidegate/drivers"
 	"tidegate/reading"
 )
 
@@ -267,6 +268,51 @@ func (d *Daemon) readNow(ctx context.Context, meter string) (ReadingJSON, error)
 		return ReadingJSON{}, err
 	}
 	return FromReading("reading", &r), nil
+}
+
+// ValveJSON is a valve command's result for the API and the downlink.
+type ValveJSON struct {
+	Meter   string       `json:"meter"`
+	Request string       `json:"request,omitempty"`
+	Action  string       `json:"action"`
+	Outcome string       `json:"outcome"`
+	Valve   string       `json:"valve"` // as read back after the write
+	Error   string       `json:"error,omitempty"`
+	Reading *ReadingJSON `json:"reading,omitempty"` // the status read back
+}
+
+// ErrBadValveAction: the action is neither open nor close.
+var ErrBadValveAction = errors.New("valve action must be open or close")
+
+// valve sends a valve command to a meter's bus.
+func (d *Daemon) valve(ctx context.Context, request, meter, action string) (ValveJSON, error) {
+	if action != "open" && action != "close" {
+		return ValveJSON{}, fmt.Errorf("%w, not %q", ErrBadValveAction, action)
+	}
+	cfg := d.config()
+	m, ok := cfg.MeterByID(meter)
+	if !ok {
+		return ValveJSON{}, fmt.Errorf("%w: %q", ErrUnknownMeter, meter)
+	}
+	if !m.Valve {
+		return ValveJSON{}, fmt.Errorf("meter %s: %w", m.ID, drivers.ErrValveNotEnabled)
+	}
+	d.mu.Lock()
+	b := d.buses[m.Bus]
+	d.mu.Unlock()
+	if b == nil {
+		return ValveJSON{}, fmt.Errorf("bus %q of meter %q is not running", m.Bus, m.ID)
+	}
+	res, err := b.valve(ctx, m.ID, request, action == "open")
+	if res.Outcome == "" {
+		return ValveJSON{}, err
+	}
+	j := ValveJSON{Meter: m.ID, Request: request, Action: res.Action, Outcome: res.Outcome, Valve: res.Valve, Error: res.Error}
+	if res.Reading.Meter != "" {
+		r := FromReading("reading", &res.Reading)
+		j.Reading = &r
+	}
+	return j, err
 }
 
 // ErrUnknownMeter is returned for a meter id that is not in the running config.

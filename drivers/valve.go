@@ -1,0 +1,126 @@
+package drivers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"tidegate/reading"
+)
+
+// Valve errors.
+var (
+	// ErrValveNotEnabled: valve control is opt-in per meter (valve: true).
+	ErrValveNotEnabled = errors.New("valve control is not enabled for this meter (set valve: true in its config)")
+	// ErrNoValveControl: the meter's protocol has no valve write.
+	ErrNoValveControl = errors.New("this meter's protocol has no valve control")
+)
+
+// Valve outcomes, in ValveResult.Outcome and the valve event.
+const (
+	ValveDone     = "done"     // the meter accepted the write and the status read back shows the valve as asked
+	ValveMismatch = "mismatch" // accepted, but the status read back shows the valve otherwise (stuck, still moving)
+	ValveRefused  = "refused"  // the meter answered with its error bit
+	ValveFailed   = "failed"   // no answer, garbled answer, line trouble
+)
+
+type valveOp struct {
+	request string // the command's request id, carried into the event
+	open    bool
+}
+
+// ValveResult is what a valve command did.
+type ValveResult struct {
+	Meter   string
+	Request string
+	Action  string // open or close
+	Outcome string
+	Valve   string // the valve as read back afterwards: open, closed, abnormal, unknown
+	Error   string
+	Reading reading.Reading // the read-back; Quality error when it failed
+}
+
+// valvePoller is a poller whose meters may have a valve: it sends the
+// write and returns the valve state the meter answers with ("" if none).
+type valvePoller interface {
+	valve(ctx context.Context, m *meterState, open bool) (string, error)
+}
+
+// Valve opens or closes a meter's valve, between scheduled polls: the write
+// is sent, the meter's answer checked, the status read back (that reading
+// goes to the sink as usual), and a "valve" event with the request id and
+// the outcome goes to the sink. A meter without valve: true is refused
+// before anything is sent.
+func (b *Bus) Valve(ctx context.Context, meterID, requestID string, open bool) (ValveResult, error) {
+	ms := b.meter(meterID)
+	if ms == nil {
+		return ValveResult{}, fmt.Errorf("no meter %q on bus %s", meterID, b.cfg.Name)
+	}
+	if !ms.cfg.CJT.Valve {
+		return ValveResult{}, fmt.Errorf("meter %s: %w", meterID, ErrValveNotEnabled)
+	}
+	req := readReq{meter: meterID, valve: &valveOp{request: requestID, open: open}, reply: make(chan readResult, 1)}
+	select {
+	case b.reqs <- req:
+	case <-ctx.Done():
+		return ValveResult{}, fmt.Errorf("bus %s is busy or not open: %w", b.cfg.Name, ctx.Err())
+	}
+	select {
+	case res := <-req.reply:
+		return res.valve, res.err
+	case <-ctx.Done():
+		return ValveResult{}, ctx.Err()
+	}
+}
+
+// doValve runs on the bus goroutine.
+func (b *Bus) doValve(ctx context.Context, p poller, m *meterState, op valveOp) (ValveResult, error) {
+	res := ValveResult{Meter: m.cfg.ID, Request: op.request, Action: "close", Valve: "unknown"}
+	if op.open {
+		res.Action = "open"
+	}
+	vp, ok := p.(valvePoller)
+	if !ok {
+		return res, fmt.Errorf("meter %s: %w", m.cfg.ID, ErrNoValveControl)
+	}
+	_, err := vp.valve(ctx, m, op.open)
+	switch {
+	case err == nil:
+		res.Outcome = ValveDone
+	case isRefusal(err):
+		res.Outcome, res.Error = ValveRefused, err.Error()
+	default:
+		res.Outcome, res.Error = ValveFailed, err.Error()
+	}
+	if !lineFailed(err) && ctx.Err() == nil {
+		// Read the status back: what the meter says now, not what it said
+		// it would do.
+		r, perr := b.pollOnce(ctx, p, m, false)
+		res.Reading = r
+		if perr == nil {
+			b.deliver(m, r, reading.KindReading)
+			res.Valve = "open"
+			switch {
+			case r.Status&reading.StatusValveClosed != 0:
+				res.Valve = "closed"
+			case r.Status&reading.StatusMeterError != 0:
+				res.Valve = "abnormal"
+			}
+			if res.Outcome == ValveDone && res.Valve != map[bool]string{true: "open", false: "closed"}[op.open] {
+				res.Outcome = ValveMismatch
+			}
+		}
+	}
+	msg := fmt.Sprintf("valve %s: %s, valve %s", res.Action, res.Outcome, res.Valve)
+	if res.Error != "" {
+		msg += ": " + res.Error
+	}
+	b.sink.Event(reading.Event{Time: b.now(), Meter: m.cfg.ID, Type: "valve", Message: msg, Attrs: map[string]string{
+		"bus": b.cfg.Name, "request": op.request, "action": res.Action, "outcome": res.Outcome, "valve": res.Valve,
+	}})
+	b.log.WithField("meter", m.cfg.ID).WithField("request", op.request).Info(msg)
+	if res.Outcome == ValveFailed || res.Outcome == ValveRefused {
+		return res, err
+	}
+	return res, nil
+}
