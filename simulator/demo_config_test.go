@@ -29,6 +29,9 @@ func TestDemoConfig(t *testing.T) {
 		ports["mbus1"].Protocol != ProtocolMBus || len(ports["mbus1"].Meters) < 8 {
 		t.Fatalf("demo buses: %+v", ports)
 	}
+	if cj := ports["cjt1"]; cj.Protocol != ProtocolCJT188 || len(cj.Meters) < 4 || cj.Meters[0].Address != "78330011223301" {
+		t.Fatalf("demo CJ/T 188 bus: %+v", cj)
+	}
 	want, err := os.ReadFile("../configs/sim/replay-208.hex")
 	if err != nil {
 		t.Fatal(err)

@@ -42,7 +42,7 @@ func TestDemoConfig(t *testing.T) {
 	if get(doc, "mqtt", "broker") != "tcp://127.0.0.1:18830" || get(doc, "api", "socket") != filepath.Join(dir, "api.sock") || get(doc, "buffer", "path") != filepath.Join(dir, "buffer.db") {
 		t.Errorf("broker/socket/buffer not the run's own:\n%s", data)
 	}
-	if sum.gateway != "demo-gw" || sum.meters != len(child(doc, "meters").Content) || sum.buses != 2 || sum.prefix != get(doc, "mqtt", "topic_prefix") {
+	if sum.gateway != "demo-gw" || sum.meters != len(child(doc, "meters").Content) || sum.buses != 3 || sum.prefix != get(doc, "mqtt", "topic_prefix") {
 		t.Errorf("summary %+v does not match the config", sum)
 	}
 	if !strings.Contains(string(data), "#") {
