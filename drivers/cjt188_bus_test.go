@@ -169,11 +169,12 @@ buses:
 // valve: true is refused before anything is sent.
 func TestCJT188Valve(t *testing.T) {
 	sim := startSim(t, `
+speed: 600   # the 400 L/h leak registers 67 L a real second
 buses:
   - name: cj
     protocol: cjt188
     meters:
-      - {id: v, address: "78330011223344", valve: true, water: {profile: flat, persons: 4, use_scale: 30, leaks: [{rate_lh: 30}]}}
+      - {id: v, address: "78330011223344", valve: true, water: {profile: flat, persons: 4, use_scale: 30, leaks: [{rate_lh: 400}]}}
       - {id: nv, address: "78330011223345"}
 `)
 	pi := sim.Ports()["cj"]
@@ -195,12 +196,17 @@ buses:
 	if _, err := bus.Valve(rctx, "nv", "r-0", false); !errors.Is(err, ErrValveNotEnabled) {
 		t.Fatalf("meter without valve: %v", err)
 	}
+	open0, _ := sim.Snapshot("v")
+	time.Sleep(200 * time.Millisecond)
+	if open1, _ := sim.Snapshot("v"); open1.Forward <= open0.Forward {
+		t.Fatalf("the leak does not move the total while the valve is open: %v -> %v", open0.Forward, open1.Forward)
+	}
 	res, err := bus.Valve(rctx, "v", "r-1", false)
 	if err != nil || res.Outcome != ValveDone || res.Valve != "closed" || res.Reading.Status&reading.StatusValveClosed == 0 {
 		t.Fatalf("close: %+v %v", res, err)
 	}
 	before, _ := sim.Snapshot("v")
-	time.Sleep(100 * time.Millisecond)
+	time.Sleep(200 * time.Millisecond)
 	if after, _ := sim.Snapshot("v"); after.Forward != before.Forward || after.Flow != 0 {
 		t.Fatalf("valve closed, flow goes on: %v -> %v (flow %v)", before.Forward, after.Forward, after.Flow)
 	}

@@ -27,13 +27,14 @@ func cjtFrame(got []byte) (int, bool, error) {
 
 const cjtTestConfig = `
 seed: 5
+speed: 600
 buses:
   - name: cj
     protocol: cjt188
     turnaround: 5ms
     tcp: 127.0.0.1:0
     meters:
-      - {id: cj-1, address: "78330011223344", preamble: 3, valve: true, water: {profile: flat, persons: 4, use_scale: 4}}
+      - {id: cj-1, address: "78330011223344", preamble: 3, valve: true, water: {profile: flat, persons: 4, use_scale: 4, leaks: [{rate_lh: 400}]}}
       - {id: cj-2, address: 00000024170567, di_order: low-first, reply_di_order: high-first, clock_order: century-first, status_layout: mirrored, total: forward, water: {profile: vacant}}
       - {id: cj-3, address: 78330000000003, clock_order: none, faults: {trailing: 1}}
       - {id: cj-4, address: 78330000000004, faults: {garbage: 1}}
@@ -158,7 +159,7 @@ func TestCJTMetersThroughPTY(t *testing.T) {
 		t.Fatalf("valve reply % X", got)
 	}
 	closedAt, _ := s.Snapshot("cj-1")
-	time.Sleep(50 * time.Millisecond)
+	time.Sleep(200 * time.Millisecond)
 	if later, _ := s.Snapshot("cj-1"); later.Forward != closedAt.Forward || later.Flow != 0 {
 		t.Fatalf("closed valve: forward %v -> %v, flow %v", closedAt.Forward, later.Forward, later.Flow)
 	}
