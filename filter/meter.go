@@ -83,8 +83,29 @@ func (m *meter) arrive(r reading.Reading, c *Config, prior float64, out *Output)
 	}
 	// Reverse registered, or water moving backwards at the poll (the meter's
 	// instantaneous flow): a surge is under way, or a backflow.
-	if it.dR > 0 || r.Has&reading.HasFlow != 0 && r.Flow < 0 {
+	surging := it.dR > 0 || r.Has&reading.HasFlow != 0 && r.Flow < 0
+	if surging && !single(r) {
 		m.lastRevT = t
+	}
+	if single(r) {
+		// One total (CJ/T 188): no ratio can be learned from it. A step
+		// back is water that went back through the meter, so it pairs
+		// one for one with the forward it cancels; what the total never
+		// showed coming back is not removed. Only a step back makes
+		// forward wait in the credit (a forward-only total never steps
+		// back: its surges are flagged, nothing is held). Surge activity
+		// is flagged even where nothing can be shown phantom.
+		if it.dR > 0 {
+			m.lastRevT = t
+		}
+		if surging {
+			it.flags |= reading.FlagSelfRotation
+		}
+		it.ratio = 1
+		m.pair(&it)
+		m.pending = append(m.pending, it)
+		m.release(it.t-int64(c.Window), c, out)
+		return
 	}
 	if m.learn.observe(it.start, it.t, it.dF, it.dR, m.res) || !m.learned {
 		// A ratio once learned (or restored) stays until the learner
@@ -106,6 +127,10 @@ func (m *meter) deltas(it *item, r reading.Reading, c *Config, out *Output) {
 	dR, okR := 0.0, true
 	if r.Has&reading.HasReverse != 0 {
 		dR, okR = step(m.lastR, r.Reverse)
+	} else if drop := m.lastF - r.Forward; !okF && drop <= singleMaxDrop {
+		// One total that nets reverse flow out: a small step back is
+		// reverse registration (self-rotation, or a backflow), not a reset.
+		dF, dR, okF = 0, drop, true
 	}
 	if !okF || !okR {
 		it.flags |= reading.FlagMeterFault
@@ -141,6 +166,16 @@ func (m *meter) deltas(it *item, r reading.Reading, c *Config, out *Output) {
 	if r.Has&reading.HasReverse != 0 {
 		m.lastR = r.Reverse
 	}
+}
+
+// singleMaxDrop is the largest step back of a single total taken for
+// reverse flow: a surge nets out a few litres a poll, a backflow tens; a
+// meter reset or replacement drops by more.
+const singleMaxDrop = 0.2 // m3
+
+// single reports a meter with one cumulative total and no reverse register.
+func single(r reading.Reading) bool {
+	return r.Has&reading.HasForward != 0 && r.Has&reading.HasReverse == 0
 }
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }

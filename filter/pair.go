@@ -15,7 +15,7 @@ package filter
 const pairSpan = int64(3 * 60e9)
 
 func (m *meter) pair(it *item) {
-	rev := it.dR / m.ratio
+	rev := it.dR / it.ratio
 	p := min(it.dF, rev)
 	it.pf = p
 	it.uf, it.ur = it.dF-p, rev-p

@@ -80,7 +80,14 @@ func (m *meter) finish(it *item, c *Config, out *Output, last bool) {
 		}
 	}
 	m.day.roll(it.t, m, c, out)
-	if m.leak.observe(it.start, it.t, cons, it.dF, m.res, it.r.Flow, it.r.Has&reading.HasFlow != 0, &m.day, c) {
+	leakCons, leakF := cons, it.dF
+	if single(it.r) && it.r.Has&reading.HasFlow == 0 && f.Flags&reading.FlagSelfRotation != 0 {
+		// One total and no flow reading: a night of surges leaves forward
+		// residue in every hour, like a leak. Such intervals are no leak
+		// evidence.
+		leakCons, leakF = 0, 0
+	}
+	if m.leak.observe(it.start, it.t, leakCons, leakF, m.res, it.r.Flow, it.r.Has&reading.HasFlow != 0, &m.day, c) {
 		out.Events = append(out.Events, reading.Event{Time: it.r.Received, Meter: m.id, Type: "leak",
 			Message: "flow all night with no quiet hour"})
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -134,5 +135,33 @@ func TestFilterGolden(t *testing.T) {
 		if code != exitOK || out != string(want) {
 			t.Errorf("%s: exit %d %s\ngot:\n%s\nwant:\n%s", dir, code, errOut, out, want)
 		}
+	}
+}
+
+// TestFilterCommandSingleTotal: an empty reverse_m3 is a meter with one
+// total (CJ/T 188). A small step back is the total netting out reverse
+// flow, paired with the forward it cancels; it is no reset.
+func TestFilterCommandSingleTotal(t *testing.T) {
+	in := samplesHeader + "\n" +
+		"2026-03-02T03:00:00Z,c,10.000,,\n" +
+		"2026-03-02T03:01:00Z,c,10.004,,\n" +
+		"2026-03-02T03:02:00Z,c,10.001,,-0.1\n" +
+		"2026-03-02T03:03:00Z,c,10.051,,\n"
+	code, out, errOut := runCmd(t, in, "filter")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if strings.Contains(out, "meter_fault") {
+		t.Fatalf("a 3 L step back of a single total taken for a reset:\n%s", out)
+	}
+	var cons float64
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
+		var c float64
+		fmt.Sscanf(strings.Split(l, ",")[2], "%f", &c)
+		cons += c
+	}
+	// 4 L up, 3 back (phantom), 50 L of use: 51 L of the total, 3 L of it phantom.
+	if cons < 0.050-1e-9 || cons > 0.051+1e-9 || !strings.Contains(out, "self_rotation") {
+		t.Fatalf("consumption %.4f m3 (want 0.050..0.051):\n%s", cons, out)
 	}
 }

@@ -22,7 +22,8 @@ const (
 var ErrSampleRow = errors.New("bad samples row")
 
 // parseSampleRow decodes one samples.csv row (without its newline) into a
-// reading. An empty flow means the meter reported none.
+// reading. An empty flow means the meter reported none; an empty reverse,
+// a meter with one total and no reverse register (CJ/T 188).
 func parseSampleRow(line []byte) (reading.Reading, error) {
 	var f [5][]byte
 	n := 0
@@ -51,7 +52,10 @@ func parseSampleRow(line []byte) (reading.Reading, error) {
 	names := [3]string{"forward_m3", "reverse_m3", "flow_m3h"}
 	for i := range vals {
 		s := f[2+i]
-		if i == 2 && len(s) == 0 {
+		if i >= 1 && len(s) == 0 {
+			if i == 1 {
+				r.Has &^= reading.HasReverse
+			}
 			continue
 		}
 		v, err := strconv.ParseFloat(string(s), 64)
