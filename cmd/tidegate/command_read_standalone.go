@@ -20,13 +20,15 @@ type standaloneRead struct {
 	secondary string
 	function  int
 	address   int
+	addrText  string // --address as written: a CJ/T 188 address is 14 digits with leading zeros
 	rawCount  int
 	as        string
 }
 
 func (s *standaloneRead) flags(fs *flag.FlagSet) {
 	s.line.register(fs)
-	fs.IntVar(&s.address, "address", 1, "Modbus unit id or M-Bus primary address")
+	s.address = 1
+	fs.Var(addressFlag{&s.address, &s.addrText}, "address", "Modbus unit id, M-Bus primary address, or a CJ/T 188 meter's 14 digits")
 	fs.StringVar(&s.secondary, "secondary", "", "M-Bus secondary address instead of --address")
 	fs.StringVar(&s.profile, "profile", "", "Modbus profile (register map) name or file")
 	fs.IntVar(&s.function, "function", 3, "--raw: Modbus function, 3 (holding) or 4 (input registers)")
@@ -44,6 +46,8 @@ func (s *standaloneRead) run(ctx context.Context, e *env, args []string, asJSON 
 		timeout = time.Second
 	}
 	switch s.line.protocol {
+	case "cjt188":
+		return s.runCJT188(ctx, e, asJSON)
 	case "mbus":
 		c, err := dmbus.Open(lc, dmbus.Options{Timeout: s.line.timeout})
 		if err != nil {
@@ -57,7 +61,7 @@ func (s *standaloneRead) run(ctx context.Context, e *env, args []string, asJSON 
 		return printReading(e.stdout, daemon.FromReading("reading", &r), asJSON)
 	case "modbus", "modbus-tcp":
 	default:
-		return usageErrorf("--protocol %q: want modbus, modbus-tcp or mbus", s.line.protocol)
+		return usageErrorf("--protocol %q: want modbus, modbus-tcp, mbus or cjt188", s.line.protocol)
 	}
 	if s.address < 1 || s.address > 247 {
 		return usageErrorf("--address %d is out of range 1..247 for modbus", s.address)

@@ -42,3 +42,15 @@ func TestScanCJT188(t *testing.T) {
 		t.Fatalf("no meter: exit %d\n%s", code, out)
 	}
 }
+
+func TestReadCJT188Standalone(t *testing.T) {
+	dev := startCJTSim(t, `      - {id: a, address: "00000024170567", di_order: low-first, water: {profile: flat}}
+`)
+	code, out, errOut := runCmd(t, "", "read", "--port", dev, "--protocol", "cjt188", "--address", "00000024170567", "--json")
+	if code != exitOK || !strings.Contains(out, `"forward_m3"`) || !strings.Contains(out, `"meter_time"`) {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	if code, _, errOut := runCmd(t, "", "read", "--port", dev, "--protocol", "cjt188", "--address", "12"); code != exitUsage || !strings.Contains(errOut, "14 digits") {
+		t.Fatalf("short address: exit %d %s", code, errOut)
+	}
+}
