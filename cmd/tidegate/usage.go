@@ -24,8 +24,10 @@ func synopses() map[string]string {
 		"read": "tidegate read METER [--json]                      (through the running daemon)\n" +
 			"       tidegate read --port DEV --address N --profile NAME [--json]    (stand-alone, Modbus)\n" +
 			"       tidegate read --port DEV --protocol mbus --address N [--json]     (stand-alone, M-Bus)\n" +
+			"       tidegate read --port DEV --protocol cjt188 --address 78330011223344 [--json]  (stand-alone, CJ/T 188: the label's 14 digits)\n" +
 			"       tidegate read --port DEV --address N --raw START COUNT [--as TYPE[:ORDER]] [--json]  (an unknown Modbus meter)",
-		"scan":           "tidegate scan --port DEV|HOST:PORT --protocol modbus|mbus --bus NAME [--secondary] [--from N] [--to N] [--append-config FILE]",
+		"scan": "tidegate scan --port DEV|HOST:PORT --protocol modbus|mbus|cjt188 --bus NAME [--secondary] [--from N] [--to N] [--append-config FILE]\n" +
+			"cjt188: the broadcast read-address; one meter is found with its address, several answering at once are reported as such",
 		"buffer stats":   "tidegate buffer stats [--json] [--path FILE | --config FILE]",
 		"buffer export":  "tidegate buffer export [--from N] [--to N] [--path FILE | --config FILE]",
 		"buffer compact": "tidegate buffer compact [--path FILE | --config FILE]",
