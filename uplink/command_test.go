@@ -43,6 +43,16 @@ func (m *meters) SetInterval(_ context.Context, id string, d time.Duration) erro
 	return nil
 }
 
+// Valve makes meters a ValveHandler: the request id comes through.
+func (m *meters) Valve(_ context.Context, request, id, action string) (any, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.intervals[id]; !ok {
+		return nil, fmt.Errorf("%w: %s", errNoMeter, id)
+	}
+	return map[string]string{"request": request, "meter": id, "action": action, "outcome": "done"}, nil
+}
+
 func startCommands(t *testing.T, enabled bool) (*meters, func(topic, payload, resultID string) (map[string]any, bool)) {
 	br := startMochi(t)
 	sub := subscribe(t, br.URL(), "test")
@@ -104,6 +114,9 @@ func TestCommands(t *testing.T) {
 		{"read without meter", "read", `{"id":"r5","command":"read"}`, "r5", false, "needs a meter"},
 		{"set_interval", "set_interval", `{"id":"r6","command":"set_interval","meter":"m-001","interval":"30s"}`, "r6", true, `"interval":"30s"`},
 		{"set_interval bad", "set_interval", `{"id":"r7","command":"set_interval","meter":"m-001","interval":"soon"}`, "r7", false, "positive duration"},
+		{"valve", "valve", `{"id":"v1","command":"valve","meter":"m-001","action":"close"}`, "v1", true, `"request":"v1"`},
+		{"valve bad action", "valve", `{"id":"v2","command":"valve","meter":"m-001","action":"wiggle"}`, "v2", false, "want open or close"},
+		{"valve unknown meter", "valve", `{"id":"v3","command":"valve","meter":"m-999","action":"open"}`, "v3", false, "no such meter"},
 		{"unknown command", "reboot", `{"id":"r8","command":"reboot"}`, "r8", false, "unknown command"},
 		{"topic mismatch", "ping", `{"id":"r9","command":"read"}`, "r9", false, "sent on topic"},
 		{"not JSON", "ping", `{"id":"r10",`, "_", false, "malformed"},
