@@ -140,6 +140,15 @@ func TestE2ECJT188Chain(t *testing.T) {
 			t.Fatalf("valve closed at %v m3, the total still moves: %v", closed, v[n:])
 		}
 	}
+	// The technician's verb through the control socket opens it again.
+	socket := filepath.Join(dir, "api.sock")
+	code, out, errOut := runCmd(t, "", "valve", "--socket", socket, "cj-1", "open")
+	if code != exitOK || !strings.Contains(out, "valve open done; valve now open") {
+		t.Fatalf("tidegate valve cj-1 open: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, _, errOut := runCmd(t, "", "valve", "--socket", socket, "cj-2", "close"); code == exitOK || !strings.Contains(errOut, "valve control is not enabled") {
+		t.Fatalf("tidegate valve cj-2 close: exit %d %s", code, errOut)
+	}
 	// A meter without valve: true is refused.
 	br.srv.Publish("e2e/v1/gw-e2e/cmd/valve", []byte(`{"id":"v-2","command":"valve","meter":"cj-2","action":"close"}`), false, 1)
 	eventually(t, 20*time.Second, "the refusal for a meter without valve control", func() bool {
