@@ -52,13 +52,15 @@ buses:
 			t.Logf("a %d b %d crc bad %d events %+v stats %+v", len(sink.good("a")), len(sink.good("b")), sink.bad("crc"), sink.events, bus.Stats())
 		}
 	}()
-	waitFor(t, func() bool {
+	t0 := time.Now()
+	waitLong(t, func() bool {
 		sink.mu.Lock()
 		billing := sink.kinds[reading.KindBilling]
 		sink.mu.Unlock()
 		return len(sink.good("a")) >= 3 && len(sink.good("b")) >= 3 && sink.bad("crc") >= 1 && sink.hasEvent("dead", "meter_offline") &&
 			sink.hasEvent("a", "clock_drift") && billing >= 2
 	})
+	t.Logf("all seen after %v", time.Since(t0))
 	cancel()
 	<-done
 	for _, id := range []string{"a", "b"} {
@@ -131,7 +133,8 @@ buses:
 	}
 	sink := newCollector()
 	iv := 200 * time.Millisecond
-	bus, err := NewBus(BusConfig{Name: "mix", Protocol: ProtoMBus, Link: link.Config{Device: pi.Device, Baud: pi.Baud, Parity: pi.Parity}, CJT: CJTBusConfig{Preamble: 2}},
+	bus, err := NewBus(BusConfig{Name: "mix", Protocol: ProtoMBus, Link: link.Config{Device: pi.Device, Baud: pi.Baud, Parity: pi.Parity}, CJT: CJTBusConfig{Preamble: 2},
+		Timeout: time.Second}, // healthy meters must not time out on a loaded machine: the test counts failures
 		[]MeterConfig{
 			{ID: "kam", Address: 1, Interval: iv},
 			{ID: "cj1", Protocol: ProtoCJT188, Interval: iv, CJT: CJTMeterConfig{Address: "78330011223344"}},
@@ -179,7 +182,7 @@ buses:
 `)
 	pi := sim.Ports()["cj"]
 	sink := newCollector()
-	bus, err := NewBus(BusConfig{Name: "cj", Protocol: ProtoCJT188, Link: link.Config{Device: pi.Device, Baud: pi.Baud, Parity: pi.Parity}},
+	bus, err := NewBus(BusConfig{Name: "cj", Protocol: ProtoCJT188, Link: link.Config{Device: pi.Device, Baud: pi.Baud, Parity: pi.Parity}, Timeout: time.Second},
 		[]MeterConfig{
 			{ID: "v", Interval: time.Hour, CJT: CJTMeterConfig{Address: "78330011223344", Valve: true}},
 			{ID: "nv", Interval: time.Hour, CJT: CJTMeterConfig{Address: "78330011223345"}},
@@ -224,5 +227,18 @@ buses:
 	}
 	if len(evs) != 2 || evs[0].Attrs["request"] != "r-1" || evs[0].Attrs["outcome"] != "done" || evs[0].Attrs["valve"] != "closed" || evs[1].Attrs["action"] != "open" {
 		t.Fatalf("valve events %+v", evs)
+	}
+}
+
+// waitLong is waitFor with room for a loaded machine: a CJ/T 188 bus at
+// 2400 baud with a dead meter spends most of a second on each of its polls.
+func waitLong(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 60 s")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

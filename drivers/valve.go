@@ -83,7 +83,15 @@ func (b *Bus) doValve(ctx context.Context, p poller, m *meterState, op valveOp) 
 	if !ok {
 		return res, fmt.Errorf("meter %s: %w", m.cfg.ID, ErrNoValveControl)
 	}
-	_, err := vp.valve(ctx, m, op.open)
+	// The write is idempotent (closed is closed), so a lost or garbled
+	// answer is retried like a poll; a refusal is final.
+	var err error
+	for attempt := 0; attempt <= max(b.cfg.Retries, 0); attempt++ {
+		_, err = vp.valve(ctx, m, op.open)
+		if err == nil || isRefusal(err) || lineFailed(err) || ctx.Err() != nil {
+			break
+		}
+	}
 	switch {
 	case err == nil:
 		res.Outcome = ValveDone

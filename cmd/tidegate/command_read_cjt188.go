@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"strconv"
+	"time"
 
 	"tidegate/cmd/tidegate/internal/daemon"
 	dcjt "tidegate/drivers/cjt188"
@@ -39,7 +40,11 @@ func (s *standaloneRead) runCJT188(ctx context.Context, e *env, asJSON bool) err
 	if err != nil || a.IsBroadcast() {
 		return usageErrorf("--address: the meter's 14 digits as printed on it (e.g. 78330011223344) for cjt188")
 	}
-	c, err := dcjt.Open(s.line.link(), dcjt.Options{Timeout: s.line.timeout, Preamble: 2}, nil)
+	timeout := s.line.timeout
+	if timeout == 0 {
+		timeout = time.Second // as for a stand-alone Modbus read
+	}
+	c, err := dcjt.Open(s.line.link(), dcjt.Options{Timeout: timeout, Preamble: 2}, nil)
 	if err != nil {
 		return err
 	}

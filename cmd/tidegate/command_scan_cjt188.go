@@ -19,7 +19,11 @@ func scanCJT188(ctx context.Context, e *env, l lineFlags, appendTo string) error
 		return usageErrorf("--append-config: not for cjt188; add the address printed on the meter (see the scan's output) to the config by hand")
 	}
 	start := time.Now()
-	c, err := dcjt.Open(l.link(), dcjt.Options{Timeout: l.timeout, Preamble: 4}, nil)
+	timeout := l.timeout
+	if timeout == 0 {
+		timeout = time.Second // a technician waits a second; a slow meter is not missed
+	}
+	c, err := dcjt.Open(l.link(), dcjt.Options{Timeout: timeout, Preamble: 4}, nil)
 	if err != nil {
 		return err
 	}

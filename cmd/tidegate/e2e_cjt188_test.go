@@ -33,8 +33,10 @@ func TestE2ECJT188Chain(t *testing.T) {
       - {id: k1, address: 3, model: flowiq, water: {profile: flat}}
       - {id: cj-3, protocol: cjt188, address: "78330000000003", water: {profile: shop, use_scale: 20}}
 `)
-	buses := "  - {name: cj, protocol: cjt188, device: " + ports["cj"] + ", preamble: 3}\n" +
-		"  - {name: mix, protocol: mbus, device: " + ports["mix"] + "}\n"
+	// Answer timeouts of a second: metersim's answers must not miss the
+	// default (a third of a second at 2400 baud) on a loaded test machine.
+	buses := "  - {name: cj, protocol: cjt188, device: " + ports["cj"] + ", preamble: 3, timeout: 1s}\n" +
+		"  - {name: mix, protocol: mbus, device: " + ports["mix"] + ", timeout: 1s}\n"
 	meters := "  - {id: cj-1, bus: cj, address: \"78330011223344\", valve: true, poll: {flow: 1s, totals: 1s}}\n" +
 		"  - {id: cj-2, bus: cj, address: 00000024170567, di_order: low-first, clock_order: century-first, poll: {flow: 1s, totals: 1s}}\n" +
 		"  - {id: k1, bus: mix, address: 3, poll: {flow: 1s, totals: 1s}}\n" +

@@ -43,7 +43,8 @@ buses:
 `)
 	pi := s.Ports()["cj"]
 	for _, via := range []link.Config{{Device: pi.Device, Baud: 2400, Parity: "E"}, {TCP: pi.TCP, Baud: 2400, Parity: "E"}} {
-		c, err := Open(via, Options{Preamble: 4}, time.Local)
+		// A second to answer: metersim must not miss the default on a loaded machine.
+		c, err := Open(via, Options{Preamble: 4, Timeout: time.Second}, time.Local)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -76,7 +77,7 @@ buses:
 	}
 
 	// The valve through the pty stops the simulated flow.
-	c, err := Open(link.Config{Device: pi.Device, Baud: 2400, Parity: "E"}, Options{}, time.Local)
+	c, err := Open(link.Config{Device: pi.Device, Baud: 2400, Parity: "E"}, Options{Timeout: time.Second}, time.Local)
 	if err != nil {
 		t.Fatal(err)
 	}
