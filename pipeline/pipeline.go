@@ -28,9 +28,10 @@ import (
 
 // Store is the buffer as the pipeline uses it.
 type Store interface {
-	AppendWithState(ctx context.Context, states []buffer.State, recs ...reading.Record) ([]uint64, error)
+	AppendWithJournal(ctx context.Context, states []buffer.State, j buffer.Journal, recs ...reading.Record) ([]uint64, error)
 	State(key string) ([]byte, error)
 	States(prefix string) ([]buffer.State, error)
+	JournalEntries() ([][]byte, error)
 }
 
 // Defaults of Options.
