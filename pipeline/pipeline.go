@@ -40,7 +40,7 @@ const (
 	DefaultMaxBatch   = 2048
 	DefaultQueue      = 4096
 	DefaultRetryMax   = 100_000
-	DefaultCheckpoint = 2048
+	DefaultCheckpoint = 8192
 )
 
 // ErrClosed is returned by Close when called twice, and counts records that
