@@ -56,6 +56,9 @@ func (b *Buffer) JournalEntries() ([][]byte, error) {
 	err := b.dbh().View(func(tx *bolt.Tx) error {
 		for _, k := range b.journalKeys() {
 			v := tx.Bucket(bucketRecords).Get(k)
+			if v == nil {
+				continue // dropped by a commit since the keys were taken
+			}
 			if len(v) < len(journalMagic) || !bytes.Equal(v[:2], journalMagic[:]) {
 				return fmt.Errorf("%w: journal entry %x", ErrCorrupt, k)
 			}

@@ -166,7 +166,7 @@ func (o *owner) seen(rec reading.Record) {
 }
 
 // flush commits the batch and, beside it, the filter's journal or a
-// checkpoint of its states (journal.go) in one AppendWithState: after a
+// checkpoint of its states (journal.go) in one AppendWithJournal: after a
 // crash the filter resumes exactly where its records end, neither
 // re-emitting an interval under a new seq nor losing one. A failed append
 // keeps everything for the next try.

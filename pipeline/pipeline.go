@@ -1,7 +1,7 @@
 // Package pipeline is the filter → buffer leg of tidegate's data flow, with
 // one owner: a single goroutine takes what the buses deliver, runs it
 // through the self-rotation filter and hands the buffer batches, each one
-// AppendWithState carrying the batch's records and the filter states of the
+// AppendWithJournal carrying the batch's records and the filter states of the
 // meters it touched. Nothing else touches the filter or the queue, so no
 // lock is held across a send, there is never a second consumer, and a
 // meter's filter state is on disk exactly as far as its records are.
@@ -96,8 +96,8 @@ type Stats struct {
 	Ingested   uint64 // records the buses handed over
 	Unqueued   uint64 // handed over after Close began: not stored
 	Stored     uint64 // records the buffer took
-	Commits    uint64 // AppendWithState calls that succeeded
-	AppendErrs uint64 // AppendWithState calls that failed (their records were kept for retry)
+	Commits    uint64 // AppendWithJournal calls that succeeded
+	AppendErrs uint64 // AppendWithJournal calls that failed (their records were kept for retry)
 	Retried    uint64 // records stored by a retry after a failed append
 	Dropped    uint64 // records given up because the retry queue was full
 	Pending    uint64 // records held in memory now, waiting for a commit
