@@ -48,6 +48,8 @@ type Buffer struct {
 	recovered *Recovery
 	emptied   *Recovery // the file was there but empty
 	minSeq    uint64    // a replaced file's last seq: the new one numbers above it
+	jkeys     [][]byte  // the journal's keys in the records bucket, oldest first (journal.go)
+	jnext     uint64    // counter of the next journal key
 }
 
 // Open opens or creates the buffer at path. A file locked by another
@@ -131,7 +133,7 @@ func (b *Buffer) init() error {
 		if err := b.bounds(meta); err != nil {
 			return err
 		}
-		bad, err := recount(tx, &c, fresh)
+		bad, jkeys, err := recount(tx, &c, fresh)
 		if err != nil {
 			return err
 		}
@@ -181,6 +183,10 @@ func (b *Buffer) init() error {
 			return err
 		}
 		b.ctr = c
+		b.jkeys, b.jnext = jkeys, 0
+		if n := len(jkeys); n > 0 {
+			b.jnext = binary.BigEndian.Uint64(jkeys[n-1][8:]) + 1
+		}
 		b.cursor = cursorTx(tx, &c)
 		return meta.Put(keyClean, []byte{0})
 	})

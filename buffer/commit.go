@@ -28,6 +28,7 @@ type op struct {
 	seqs   []uint64 // opAppend: assigned; opAck: to delete
 	upTo   uint64
 	states []State // opAppend: side-state written in the same transaction
+	jour   Journal // opAppend: journal change in the same transaction (journal.go)
 	err    error
 	done   chan struct{}
 }
@@ -58,7 +59,11 @@ type State struct {
 // filter's held-back intervals) is on disk exactly as far as its records
 // are, whenever the process dies.
 func (b *Buffer) AppendWithState(ctx context.Context, states []State, recs ...reading.Record) ([]uint64, error) {
-	if len(recs) == 0 && len(states) == 0 {
+	return b.appendOp(ctx, states, Journal{}, recs)
+}
+
+func (b *Buffer) appendOp(ctx context.Context, states []State, j Journal, recs []reading.Record) ([]uint64, error) {
+	if len(recs) == 0 && len(states) == 0 && len(j.Entry) == 0 && !j.Drop {
 		return nil, nil
 	}
 	for _, st := range states {
@@ -67,6 +72,10 @@ func (b *Buffer) AppendWithState(ctx context.Context, states []State, recs ...re
 		}
 	}
 	o := &op{kind: opAppend, vals: make([][]byte, len(recs))}
+	if len(j.Entry) > 0 {
+		j.Entry = append([]byte(nil), j.Entry...)
+	}
+	o.jour = j
 	for _, st := range states {
 		v := st.Value
 		if v != nil {
@@ -241,9 +250,12 @@ func (b *Buffer) apply(batch []*op) (err error) {
 	var cursor uint64
 	var evicted []Range
 	added := false
+	var jkeys [][]byte
+	var jnext uint64
 	err = b.update(func(tx *bolt.Tx) error {
 		b.mu.Lock()
 		c = b.ctr
+		jkeys, jnext = append(jkeys[:0], b.jkeys...), b.jnext
 		b.mu.Unlock()
 		recs := tx.Bucket(bucketRecords)
 		// Keys only ever grow: full pages waste nothing.
@@ -276,6 +288,10 @@ func (b *Buffer) apply(batch []*op) (err error) {
 				}
 				if len(o.states) > 0 {
 					st := tx.Bucket(bucketState)
+					// Side state grows at its end (the filter's journal):
+					// full leaves split less often, and a split rewrites
+					// the bucket's branch too.
+					st.FillPercent = 1.0
 					for _, kv := range o.states {
 						var err error
 						if kv.Value == nil {
@@ -287,6 +303,9 @@ func (b *Buffer) apply(batch []*op) (err error) {
 							return err
 						}
 					}
+				}
+				if err := journalTx(recs, &c, o.jour, &jkeys, &jnext); err != nil {
+					return err
 				}
 				added = added || len(o.vals) > 0
 			case opAck:
@@ -310,6 +329,10 @@ func (b *Buffer) apply(batch []*op) (err error) {
 				}
 				cur := recs.Cursor()
 				for k, v := cur.First(); k != nil && keySeq(k) <= o.upTo; {
+					if isJournalKey(k) {
+						k, v = cur.Next()
+						continue
+					}
 					var kk [8]byte
 					copy(kk[:], k)
 					kind, size := recordKind(v), len(v)
@@ -344,6 +367,7 @@ func (b *Buffer) apply(batch []*op) (err error) {
 	b.mu.Lock()
 	b.ctr = c
 	b.cursor = cursor
+	b.jkeys, b.jnext = jkeys, jnext
 	b.mu.Unlock()
 	if added {
 		select {
@@ -391,8 +415,11 @@ func appendEventTx(tx *bolt.Tx, c *counters, ev *reading.Event) error {
 // cursorTx: everything before the oldest record held has been acknowledged
 // or evicted.
 func cursorTx(tx *bolt.Tx, c *counters) uint64 {
-	if k, _ := tx.Bucket(bucketRecords).Cursor().First(); k != nil {
-		return keySeq(k) - 1
+	cur := tx.Bucket(bucketRecords).Cursor()
+	for k, _ := cur.First(); k != nil; k, _ = cur.Next() {
+		if !isJournalKey(k) {
+			return keySeq(k) - 1
+		}
 	}
 	return c.LastSeq
 }

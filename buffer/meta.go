@@ -180,12 +180,16 @@ func keySeq(k []byte) uint64 {
 // collide with it or the cursor would take it for the newest record): that
 // record is removed and its key returned, so the cost is that one record.
 // The counters are set to what the records say.
-func recount(tx *bolt.Tx, c *counters, fresh bool) (bad [][]byte, err error) {
+func recount(tx *bolt.Tx, c *counters, fresh bool) (bad, journal [][]byte, err error) {
 	recs, urgent := tx.Bucket(bucketRecords), tx.Bucket(bucketUrgent)
 	var n counters
 	var prev uint64
 	cur := recs.Cursor()
 	for k, v := cur.First(); k != nil; k, v = cur.Next() {
+		if isJournalKey(k) && bytes.HasPrefix(v, journalMagic[:]) {
+			journal = append(journal, append([]byte(nil), k...))
+			continue
+		}
 		s := keySeq(k)
 		if len(k) != 8 || s <= prev || (!fresh && s > c.LastSeq) {
 			bad = append(bad, append([]byte(nil), k...))
@@ -200,7 +204,7 @@ func recount(tx *bolt.Tx, c *counters, fresh bool) (bad [][]byte, err error) {
 		for ck, _ := cur.First(); ck != nil; ck, _ = cur.Next() {
 			if bytes.Equal(ck, k) {
 				if err := cur.Delete(); err != nil {
-					return nil, err
+					return nil, nil, err
 				}
 				break
 			}
@@ -218,7 +222,7 @@ func recount(tx *bolt.Tx, c *counters, fresh bool) (bad [][]byte, err error) {
 		for ck, _ := uc.First(); ck != nil; ck, _ = uc.Next() {
 			if bytes.Equal(ck, k) {
 				if err := uc.Delete(); err != nil {
-					return nil, err
+					return nil, nil, err
 				}
 				break
 			}
@@ -228,5 +232,5 @@ func recount(tx *bolt.Tx, c *counters, fresh bool) (bad [][]byte, err error) {
 		c.LastSeq = max(c.LastSeq, prev)
 	}
 	c.Count, c.Bytes, c.ByKind = n.Count, n.Bytes, n.ByKind
-	return bad, nil
+	return bad, journal, nil
 }

@@ -75,11 +75,19 @@ func (b *Buffer) times(db *bolt.DB, s *Stats) (err error) {
 	defer guard(&err)
 	return db.View(func(tx *bolt.Tx) error {
 		cur := tx.Bucket(bucketRecords).Cursor()
-		if k, v := cur.First(); k != nil {
+		k, v := cur.First()
+		for k != nil && isJournalKey(k) {
+			k, v = cur.Next()
+		}
+		if k != nil {
 			s.FirstSeq = keySeq(k)
 			s.Oldest = recordTime(decodeOrReport(s.FirstSeq, v))
 		}
-		if k, v := cur.Last(); k != nil {
+		k, v = cur.Last()
+		for k != nil && isJournalKey(k) {
+			k, v = cur.Prev()
+		}
+		if k != nil {
 			s.Newest = recordTime(decodeOrReport(keySeq(k), v))
 		}
 		return nil

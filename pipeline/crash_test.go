@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -40,7 +41,8 @@ func crashChild(path string) {
 			start = max(start, pollIndex(r.Reading.Received)+1000)
 		}
 	}
-	p := New(buf, Options{Filter: filter.New(filter.Config{}), Meters: crashMeters, Latency: 5 * time.Millisecond, Log: quietLog()})
+	ckpt, _ := strconv.Atoi(os.Getenv(crashCkptEnv))
+	p := New(buf, Options{Filter: filter.New(filter.Config{}), Meters: crashMeters, Latency: 5 * time.Millisecond, CheckpointEvery: ckpt, Log: quietLog()})
 	fmt.Println("ready")
 	for i := start; ; i++ {
 		for _, m := range crashMeters {
@@ -62,7 +64,16 @@ func pollIndex(t time.Time) int {
 // interval a meter's records carry starts where the one before it ended:
 // none emitted twice (an overlap), none lost (a gap), across four kills
 // and the final flush.
-func TestCrashFilterResumesWhereRecordsEnd(t *testing.T) {
+func TestCrashFilterResumesWhereRecordsEnd(t *testing.T) { crashResumes(t, 0) }
+
+// The same with a checkpoint every 30 polls: most kills land between a
+// checkpoint that dropped the journal and the entries after it.
+func TestCrashFilterResumesFrequentCheckpoints(t *testing.T) { crashResumes(t, 30) }
+
+// crashChildEnv's child takes its CheckpointEvery from crashCkptEnv.
+const crashCkptEnv = "TIDEGATE_PIPELINE_CRASH_CKPT"
+
+func crashResumes(t *testing.T, ckpt int) {
 	if testing.Short() {
 		t.Skip("crash test: re-runs the test binary and kills it")
 	}
@@ -70,7 +81,7 @@ func TestCrashFilterResumesWhereRecordsEnd(t *testing.T) {
 	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
 	for run := 0; run < 4; run++ {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), crashChildEnv+"="+path)
+		cmd.Env = append(os.Environ(), crashChildEnv+"="+path, crashCkptEnv+"="+strconv.Itoa(ckpt))
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)

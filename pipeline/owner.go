@@ -19,12 +19,16 @@ type owner struct {
 	out   filter.Output
 	batch []reading.Record // waiting for the next commit, oldest first (a failed batch stays at its head)
 
-	// The filter journal (journal.go): entries [logFirst, logDone) are on
-	// disk, logq holds [logDone, logNext) for the next commit.
-	logFirst, logDone, logNext uint64
-	logq                       []buffer.State
-	touched                    map[string]struct{} // meters pushed since the last checkpoint
-	ckptNow                    bool                // the next commit is a checkpoint
+	// The filter journal (journal.go): logq holds the polls for the next
+	// commit's entry, logN counts the polls journalled since the last
+	// checkpoint (on disk and in logq). oldLog are entries in the layout
+	// before the buffer's journal, deleted by the next checkpoint.
+	logq    []byte
+	logPoll int
+	logN    int
+	oldLog  []string
+	touched map[string]struct{} // meters pushed since the last checkpoint
+	ckptNow bool                // the next commit is a checkpoint
 
 	failedFor int       // records of batch that were there when an append failed
 	failing   bool      // the last append failed
@@ -74,7 +78,7 @@ func (o *owner) run() {
 	}
 }
 
-func (o *owner) waiting() bool { return len(o.batch) > 0 || len(o.logq) > 0 || o.ckptNow }
+func (o *owner) waiting() bool { return len(o.batch) > 0 || o.logPoll > 0 || o.ckptNow }
 
 // finish takes what is still queued (Close has been called: whatever a bus
 // sends from now on is counted in Unqueued, not queued), releases what the
@@ -162,7 +166,7 @@ func (o *owner) seen(rec reading.Record) {
 }
 
 // flush commits the batch and, beside it, the filter's journal or a
-// checkpoint of its states (journal.go) in one AppendWithState: after a
+// checkpoint of its states (journal.go) in one AppendWithJournal: after a
 // crash the filter resumes exactly where its records end, neither
 // re-emitting an interval under a new seq nor losing one. A failed append
 // keeps everything for the next try.
@@ -171,15 +175,15 @@ func (o *owner) flush() error {
 		return nil
 	}
 	p := o.p
-	states, ckpt := o.sideState()
+	states, jour, ckpt := o.sideState()
 	// No deadline: an append that timed out might still be committed, and
 	// retrying it would store its records twice under new seqs. A disk that
 	// hangs holds the owner; the queue in front of it then holds the buses,
 	// and Close gives up waiting at its own deadline.
-	seqs, err := p.store.AppendWithState(context.Background(), states, o.batch...)
+	seqs, err := p.store.AppendWithJournal(context.Background(), states, jour, o.batch...)
 	if errors.Is(err, buffer.ErrInvalidRecord) {
 		o.dropInvalid()
-		seqs, err = p.store.AppendWithState(context.Background(), states, o.batch...)
+		seqs, err = p.store.AppendWithJournal(context.Background(), states, jour, o.batch...)
 	}
 	if err != nil {
 		o.failed(err)

@@ -1,7 +1,7 @@
 // Package pipeline is the filter → buffer leg of tidegate's data flow, with
 // one owner: a single goroutine takes what the buses deliver, runs it
 // through the self-rotation filter and hands the buffer batches, each one
-// AppendWithState carrying the batch's records and the filter states of the
+// AppendWithJournal carrying the batch's records and the filter states of the
 // meters it touched. Nothing else touches the filter or the queue, so no
 // lock is held across a send, there is never a second consumer, and a
 // meter's filter state is on disk exactly as far as its records are.
@@ -28,9 +28,10 @@ import (
 
 // Store is the buffer as the pipeline uses it.
 type Store interface {
-	AppendWithState(ctx context.Context, states []buffer.State, recs ...reading.Record) ([]uint64, error)
+	AppendWithJournal(ctx context.Context, states []buffer.State, j buffer.Journal, recs ...reading.Record) ([]uint64, error)
 	State(key string) ([]byte, error)
 	States(prefix string) ([]buffer.State, error)
+	JournalEntries() ([][]byte, error)
 }
 
 // Defaults of Options.
@@ -39,7 +40,7 @@ const (
 	DefaultMaxBatch   = 2048
 	DefaultQueue      = 4096
 	DefaultRetryMax   = 100_000
-	DefaultCheckpoint = 2048
+	DefaultCheckpoint = 8192
 )
 
 // ErrClosed is returned by Close when called twice, and counts records that
@@ -95,8 +96,8 @@ type Stats struct {
 	Ingested   uint64 // records the buses handed over
 	Unqueued   uint64 // handed over after Close began: not stored
 	Stored     uint64 // records the buffer took
-	Commits    uint64 // AppendWithState calls that succeeded
-	AppendErrs uint64 // AppendWithState calls that failed (their records were kept for retry)
+	Commits    uint64 // AppendWithJournal calls that succeeded
+	AppendErrs uint64 // AppendWithJournal calls that failed (their records were kept for retry)
 	Retried    uint64 // records stored by a retry after a failed append
 	Dropped    uint64 // records given up because the retry queue was full
 	Pending    uint64 // records held in memory now, waiting for a commit

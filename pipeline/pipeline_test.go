@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -104,20 +105,23 @@ type countingStore struct {
 	calls, full, journal, recs atomic.Int64
 }
 
-func (c *countingStore) AppendWithState(ctx context.Context, st []buffer.State, recs ...reading.Record) ([]uint64, error) {
+func (c *countingStore) AppendWithJournal(ctx context.Context, st []buffer.State, j buffer.Journal, recs ...reading.Record) ([]uint64, error) {
 	c.calls.Add(1)
 	for _, s := range st {
-		switch {
-		case strings.HasPrefix(s.Key, journalPrefix):
-			if s.Value != nil {
-				c.journal.Add(1)
-			}
-		default:
+		if !strings.HasPrefix(s.Key, journalPrefix) {
 			c.full.Add(1)
 		}
 	}
+	for e := j.Entry; len(e) > 0; {
+		n, k := binary.Uvarint(e)
+		if k <= 0 || uint64(len(e)-k) < n {
+			break
+		}
+		c.journal.Add(1)
+		e = e[k+int(n):]
+	}
 	c.recs.Add(int64(len(recs)))
-	return c.Store.AppendWithState(ctx, st, recs...)
+	return c.Store.AppendWithJournal(ctx, st, j, recs...)
 }
 
 // What arrives within the latency is one commit carrying the polls the
@@ -192,12 +196,12 @@ type faultyStore struct {
 
 var errDisk = errors.New("injected disk failure")
 
-func (f *faultyStore) AppendWithState(ctx context.Context, st []buffer.State, recs ...reading.Record) ([]uint64, error) {
+func (f *faultyStore) AppendWithJournal(ctx context.Context, st []buffer.State, j buffer.Journal, recs ...reading.Record) ([]uint64, error) {
 	time.Sleep(f.delay)
 	if f.n.Add(1)%2 == 1 {
 		return nil, errDisk
 	}
-	return f.Store.AppendWithState(ctx, st, recs...)
+	return f.Store.AppendWithJournal(ctx, st, j, recs...)
 }
 
 // A slow disk whose appends fail half the time, a full queue and several
