@@ -161,8 +161,9 @@ func runDaemonBench(b *testing.B, bin, profiles, proto, where string, n int, d t
 			<-done
 		}
 	}()
+	client := &http.Client{Timeout: 5 * time.Second}
 	answers := func() float64 {
-		resp, err := http.Get("http://" + metrics + "/metrics")
+		resp, err := client.Get("http://" + metrics + "/metrics")
 		if err != nil {
 			return -1
 		}
