@@ -33,7 +33,7 @@ var (
 )
 
 // buildBinaries builds tidegate and metersim once per test binary run.
-func buildBinaries(t *testing.T) string {
+func buildBinaries(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		binDir, buildErr = os.MkdirTemp("", "tidegate-e2e-bin-")
@@ -74,7 +74,7 @@ type brokerMsg struct {
 	payload string
 }
 
-func startTestBroker(t *testing.T) *testBroker {
+func startTestBroker(t testing.TB) *testBroker {
 	t.Helper()
 	srv := mqtt.New(&mqtt.Options{InlineClient: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err := srv.AddHook(new(allowAllHook), nil); err != nil {
