@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // cutProxy is the #563 test's proxy: it reads MQTT packets in both
@@ -24,6 +25,10 @@ type cutProxy struct {
 	swallow   atomic.Bool
 	cutAt     atomic.Int64 // cut the connection that swallows its cutAt-th PUBACK, once; 0: never
 	swallowed atomic.Int64 // PUBACKs swallowed, all connections
+	// connackDelay holds the broker's CONNACK to the first connection back
+	// this long: a slow broker, and the window in which a client that
+	// publishes while still connecting meets paho's store reset.
+	connackDelay atomic.Int64
 
 	mu    sync.Mutex
 	conns []*proxyConn // every connection accepted, in order
@@ -91,6 +96,7 @@ func (p *cutProxy) accept() {
 		c := &proxyConn{down: down, up: up}
 		p.mu.Lock()
 		p.conns = append(p.conns, c)
+		first := len(p.conns) == 1
 		p.mu.Unlock()
 		p.wg.Add(2)
 		go func() {
@@ -110,6 +116,9 @@ func (p *cutProxy) accept() {
 		go func() {
 			defer p.wg.Done()
 			_ = copyPackets(down, up, func(hdr byte) bool {
+				if d := p.connackDelay.Load(); hdr>>4 == 2 && first && d > 0 {
+					time.Sleep(time.Duration(d))
+				}
 				if hdr>>4 != 4 || !p.swallow.Load() { // not a PUBACK, or let through
 					return true
 				}

@@ -33,13 +33,19 @@ type cursors struct {
 // settles them strictly in publish order (so acks and resends keep the
 // gateway's order), and on any doubt about a PUBACK sends everything
 // unacknowledged again from the buffer.
-func (u *Uplink) pump(ctx context.Context, c paho.Client) error {
+//
+// client gives the connection to publish on: the protected uplink makes a
+// fresh paho client for every connection (session.go), so a Publish still
+// queued inside the client of a lost connection can never go out on the
+// next one ahead of the window sent again.
+func (u *Uplink) pump(ctx context.Context, client func() paho.Client) error {
 	var (
 		cur      cursors
 		window   []*message
 		epoch    uint64
 		notify   = u.q.Notify()
 		failures int
+		c        = client()
 	)
 	acks := newAcker(u.q)
 	defer acks.close()
@@ -69,10 +75,11 @@ func (u *Uplink) pump(ctx context.Context, c paho.Client) error {
 		if e := u.epoch.Load(); e != epoch && !u.naiveClient {
 			reset()
 			epoch = e
+			c = client() // stored before the epoch moved: this connection's or a newer one's
 		}
 
 		var wakeAt time.Time
-		for len(window) < u.cfg.MaxInflight {
+		for c != nil && len(window) < u.cfg.MaxInflight {
 			m, at, err := u.next(&cur)
 			if err != nil {
 				return err

@@ -55,7 +55,9 @@ type Uplink struct {
 	ran       atomic.Bool
 	epoch     atomic.Uint64
 	connected atomic.Bool
-	stopping  atomic.Bool // Run is publishing its own "offline": not a stale will to answer
+	client    atomic.Pointer[paho.Client] // the connected (or last connected) client
+	lost      chan struct{}               // a connection was lost (session.go)
+	stopping  atomic.Bool                 // Run is publishing its own "offline": not a stale will to answer
 	wake      chan struct{}
 
 	// Test-only switches that take the #563 protection apart, to show that
@@ -102,7 +104,7 @@ func New(cfg Config, q Queue, log *logrus.Entry) (*Uplink, error) {
 		l.SetLevel(logrus.WarnLevel)
 		log = logrus.NewEntry(l)
 	}
-	u := &Uplink{cfg: cfg, q: q, t: newTopics(cfg.TopicPrefix, cfg.Gateway), wake: make(chan struct{}, 1), cmdSem: make(chan struct{}, maxCommands)}
+	u := &Uplink{cfg: cfg, q: q, t: newTopics(cfg.TopicPrefix, cfg.Gateway), wake: make(chan struct{}, 1), lost: make(chan struct{}, 1), cmdSem: make(chan struct{}, maxCommands)}
 	u.log = log.WithFields(logrus.Fields{"component": "uplink", "gateway": cfg.Gateway})
 	var useTLS bool
 	u.broker, useTLS, _ = cfg.brokerURL()
@@ -177,6 +179,9 @@ func (u *Uplink) store() paho.Store {
 	return discardStore{}
 }
 
+// options are a paho client's. The protected uplink's client is for one
+// connection (no reconnect, no retry: session.go makes the next client);
+// the naive client of the #563 test reconnects and retries on its own.
 func (u *Uplink) options() *paho.ClientOptions {
 	o := paho.NewClientOptions().
 		AddBroker(u.broker.String()).
@@ -184,8 +189,8 @@ func (u *Uplink) options() *paho.ClientOptions {
 		SetCleanSession(true). // bbolt is the durable queue, not paho's stores
 		SetStore(u.store()).
 		SetOrderMatters(false). // handlers must never block the client (#474, #509)
-		SetAutoReconnect(true).
-		SetConnectRetry(true).
+		SetAutoReconnect(u.naiveClient).
+		SetConnectRetry(u.naiveClient).
 		SetConnectRetryInterval(time.Second).
 		SetMaxReconnectInterval(u.cfg.ReconnectMax).
 		SetKeepAlive(u.cfg.KeepAlive).
@@ -202,6 +207,7 @@ func (u *Uplink) options() *paho.ClientOptions {
 		o.SetPassword(u.password)
 	}
 	o.SetOnConnectHandler(func(c paho.Client) {
+		u.client.Store(&c) // before the epoch moves: the pump takes the client when it sees a new epoch
 		u.epoch.Add(1)
 		u.connected.Store(true)
 		u.count(func(s *Stats) { s.Connects++ })
@@ -219,6 +225,7 @@ func (u *Uplink) options() *paho.ClientOptions {
 		}
 		u.log.WithError(err).Warn("uplink connection lost")
 		u.signal()
+		u.signalLost()
 	})
 	o.SetReconnectingHandler(func(_ paho.Client, opts *paho.ClientOptions) {
 		u.epoch.Add(1)
@@ -263,10 +270,18 @@ func (u *Uplink) Run(ctx context.Context) error {
 	if u.ran.Swap(true) {
 		return ErrRunTwice
 	}
-	c := paho.NewClient(u.options())
-	c.Connect() // ConnectRetry: completes when first connected; failures are reported by the notification handler
-	err := u.pump(ctx, c)
+	var err error
+	if u.naiveClient {
+		err = u.runNaive(ctx)
+	} else {
+		err = u.runSessions(ctx)
+	}
 	u.stopping.Store(true)
+	c := u.currentClient()
+	if c == nil {
+		u.connected.Store(false)
+		return err
+	}
 	if c.IsConnectionOpen() {
 		tok := c.Publish(u.t.status, 1, true, u.statusPayload("offline"))
 		tok.WaitTimeout(2 * time.Second)
