@@ -89,7 +89,7 @@ func (c *Client) poll(ctx context.Context, m Meter, raw bool) (Result, error) {
 			// Reset the selected meter's link layer. A silent meter is
 			// not asked twice in one poll: one timeout per poll at most.
 			c.inited[m.ID] = true
-			switch r, err := c.selectPattern(ctx, p, true); {
+			switch r, _, err := c.selectPattern(ctx, p, true, 0); {
 			case err != nil:
 				return Result{}, err
 			case r == ProbeNone:

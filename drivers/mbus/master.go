@@ -46,6 +46,16 @@ type Counters struct {
 	Echoes       atomic.Int64 // request echoes dropped
 	Stray        atomic.Int64 // bytes dropped while looking for an answer
 	Selects      atomic.Int64 // secondary selections sent
+	// Late counts probes that drew nothing in their window but whose
+	// answer came during the drain after it: the line is slower than the
+	// window allows.
+	Late atomic.Int64
+	// Retries counts scan selections repeated with a longer window after
+	// a late answer.
+	Retries atomic.Int64
+	// Phantoms counts ids a scan read from a telegram that an exact
+	// selection of that id then did not confirm (merged answers).
+	Phantoms atomic.Int64
 }
 
 // Telegram is one answer (RSP_UD) of a meter.
@@ -128,7 +138,7 @@ func (m *Master) send(req []byte) error {
 	m.c.Requests.Add(1)
 	if m.drain {
 		m.drain = false
-		if err := m.drainLate(); err != nil {
+		if _, err := m.drainLate(); err != nil {
 			return err
 		}
 	}
@@ -177,19 +187,21 @@ func (m *Master) send(req []byte) error {
 func (m *Master) wire(n int) time.Duration { return time.Duration(n) * m.line.Config().CharTime() }
 
 // drainLate reads and drops whatever arrives until the line has been quiet
-// for the guard time.
-func (m *Master) drainLate() error {
+// for the guard time, and says how many bytes it dropped.
+func (m *Master) drainLate() (int, error) {
+	total := 0
 	for {
 		n, err := m.line.ReadSome(m.rd[:], time.Now().Add(m.guard))
 		m.c.Stray.Add(int64(n))
+		total += n
 		if err != nil {
 			if errors.Is(err, link.ErrTimeout) {
-				return nil
+				return total, nil
 			}
-			return fmt.Errorf("drain: %w", err)
+			return total, fmt.Errorf("drain: %w", err)
 		}
 		if n == 0 {
-			return nil
+			return total, nil
 		}
 	}
 }
@@ -288,8 +300,8 @@ func (m *Master) receiveFrame(req []byte) (pmbus.Frame, []byte, error) {
 // it after the idle time rather than the guard time: a read that selects
 // a configured meter need not wait out the window for a second one (a
 // duplicate address then shows as a failed read instead of a collision).
-func (m *Master) collect(req []byte, quick bool) []byte {
-	deadline := time.Now().Add(m.wire(len(req)) + m.opt.Timeout)
+func (m *Master) collect(req []byte, quick bool, window time.Duration) []byte {
+	deadline := time.Now().Add(m.wire(len(req)) + window)
 	for {
 		d := deadline
 		if len(m.buf) > 0 {
@@ -412,7 +424,7 @@ func (m *Master) ReadSecondary(ctx context.Context, s Secondary) ([]Telegram, er
 
 // readSelected selects by p and reads the one meter that answered.
 func (m *Master) readSelected(ctx context.Context, p Pattern, s Secondary) ([]Telegram, error) {
-	switch r, err := m.selectPattern(ctx, p, true); {
+	switch r, _, err := m.selectPattern(ctx, p, true, 0); {
 	case err != nil:
 		return nil, err
 	case r == ProbeNone:
@@ -467,27 +479,30 @@ func (p Probe) String() string {
 // Select sends SND_UD with CI 52 to address 253. Every meter matching p
 // answers E5 and is selected; the others deselect.
 func (m *Master) Select(ctx context.Context, p Pattern) (Probe, error) {
-	return m.selectPattern(ctx, p, false)
+	r, _, err := m.selectPattern(ctx, p, false, 0)
+	return r, err
 }
 
 // selectPattern is Select; quick for a read, which need not wait out the
-// answer window after a lone E5.
-func (m *Master) selectPattern(ctx context.Context, p Pattern, quick bool) (Probe, error) {
+// answer window after a lone E5; window overrides the answer timeout when
+// longer. late: nothing came in the window, but something came during
+// the drain after it.
+func (m *Master) selectPattern(ctx context.Context, p Pattern, quick bool, window time.Duration) (Probe, bool, error) {
 	if err := ctx.Err(); err != nil {
-		return ProbeNone, err
+		return ProbeNone, false, err
 	}
 	data := p.Bytes()
 	req, err := pmbus.Encode(pmbus.Frame{Kind: pmbus.KindLong, C: pmbus.CField(pmbus.CSndUd), Address: pmbus.AddrNetworkLayer, CI: 0x52, Data: data[:]})
 	if err != nil {
-		return ProbeNone, err
+		return ProbeNone, false, err
 	}
 	m.c.Selects.Add(1)
-	r, err := m.probe(req, quick)
+	r, late, err := m.probe(req, quick, window)
 	m.selected = meterKey{}
 	if r == ProbeOne {
 		m.selected = patternKey(p)
 	}
-	return r, err
+	return r, late, err
 }
 
 // Ping sends SND_NKE to a primary address and classifies the answer.
@@ -496,27 +511,42 @@ func (m *Master) Ping(ctx context.Context, addr byte) (Probe, error) {
 		return ProbeNone, err
 	}
 	m.resetFCB(addr)
-	return m.probe(pmbus.ShortFrame(pmbus.CSndNke, addr), false)
+	r, _, err := m.probe(pmbus.ShortFrame(pmbus.CSndNke, addr), false, 0)
+	return r, err
 }
 
-func (m *Master) probe(req []byte, quick bool) (Probe, error) {
+// probe sends req and classifies what answers it within window (the
+// answer timeout when shorter). A probe that drew nothing is followed by
+// a drain for the guard time, as a failed transaction is: an E5 that
+// comes after the window belongs to this probe, and taken for the next
+// one's it would credit the wrong address or pattern. late reports such
+// an answer, so a caller can ask again with more time.
+func (m *Master) probe(req []byte, quick bool, window time.Duration) (Probe, bool, error) {
 	if err := m.send(req); err != nil {
 		if errors.Is(err, ErrEcho) {
-			return ProbeCollision, nil
+			return ProbeCollision, false, nil
 		}
-		return ProbeNone, err
+		return ProbeNone, false, err
 	}
-	all := m.collect(req, quick)
+	all := m.collect(req, quick, max(window, m.opt.Timeout))
 	got := stripEchoes(all, req)
 	m.c.Echoes.Add(int64((len(all) - len(got)) / len(req)))
 	switch {
 	case len(got) == 0:
-		return ProbeNone, nil
+		n, err := m.drainLate()
+		if err != nil {
+			return ProbeNone, false, err
+		}
+		late := n > 0
+		if late {
+			m.c.Late.Add(1)
+		}
+		return ProbeNone, late, nil
 	case len(got) == 1 && got[0] == pmbus.Ack:
-		return ProbeOne, nil
+		return ProbeOne, false, nil
 	}
 	m.c.Collisions.Add(1)
-	return ProbeCollision, nil
+	return ProbeCollision, false, nil
 }
 
 // scanned is what scanFrame found in a buffer.

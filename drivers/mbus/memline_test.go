@@ -16,6 +16,9 @@ import (
 type event struct {
 	data    []byte
 	silence bool
+	// late: the bytes come after the window of the request they answer,
+	// while the master is past its Flush: only a read meets them.
+	late bool
 }
 
 func got(b ...byte) event { return event{data: b} }
@@ -70,10 +73,11 @@ func (l *memLine) WaitGap(gap time.Duration) {
 	l.pending = append([]event{{data: joined}}, l.pending[i:]...)
 }
 
-// Flush drops the bytes that have arrived: those before the next silence.
+// Flush drops the bytes that have arrived: those before the next silence
+// or late event.
 func (l *memLine) Flush() (int, error) {
 	n := 0
-	for len(l.pending) > 0 && !l.pending[0].silence {
+	for len(l.pending) > 0 && !l.pending[0].silence && !l.pending[0].late {
 		n += len(l.pending[0].data)
 		l.pending = l.pending[1:]
 	}

@@ -21,7 +21,20 @@ type ScanProgress struct {
 	// split them (identical addresses, or meters taking wildcards only per
 	// field); they cannot be read by secondary address.
 	Unresolved bool
+	// Retried: Pattern drew nothing in the answer window but an answer
+	// came just after it, so it was selected once more with a longer
+	// window; Result is what that second selection drew.
+	Retried bool
+	// Rejected: a telegram read after a lone E5 named this meter, but it
+	// is not listed: an exact selection of it drew no E5 (the telegram was
+	// two meters' answers merged), or its id is outside Pattern. The
+	// search goes on below Pattern as for a collision.
+	Rejected *Secondary
 }
+
+// slowWindow is how much longer than the answer timeout a selection is
+// given the second time, after its answer came late the first time.
+const slowWindow = 3
 
 // ErrScanIncomplete: a scan stopped before it covered its whole range; the
 // *ScanError that wraps it names what was not covered, and what was found
@@ -131,16 +144,38 @@ func (s *secondaryScan) giveUp(p Pattern) {
 	}
 }
 
+// selectOnce selects p; when nothing answered in the window but an answer
+// came during the drain after it (a slow meter, a loaded converter), the
+// silence is not taken for an empty subtree: p is selected once more with
+// a longer window. probes counts both selections.
+func (s *secondaryScan) selectOnce(ctx context.Context, p Pattern) (Probe, bool, error) {
+	r, late, err := s.m.selectPattern(ctx, p, false, 0)
+	if err != nil {
+		return r, false, err
+	}
+	s.probes++
+	if r != ProbeNone || !late {
+		return r, false, nil
+	}
+	s.m.c.Retries.Add(1)
+	r, _, err = s.m.selectPattern(ctx, p, false, slowWindow*s.m.opt.Timeout)
+	if err != nil {
+		return r, true, err
+	}
+	s.probes++
+	return r, true, nil
+}
+
 func (s *secondaryScan) search(ctx context.Context, p Pattern, pos int) error {
-	r, err := s.m.Select(ctx, p)
+	r, retried, err := s.selectOnce(ctx, p)
 	if err != nil {
 		s.left = append(s.left, p)
 		return err
 	}
-	s.probes++
 	var meter Secondary
+	var rejected *Secondary
 	if r == ProbeOne {
-		meter, r, err = s.identify(ctx, p)
+		meter, rejected, r, err = s.identify(ctx, p)
 		if err != nil {
 			s.left = append(s.left, p)
 			return err
@@ -148,7 +183,7 @@ func (s *secondaryScan) search(ctx context.Context, p Pattern, pos int) error {
 	}
 	s.lastResult = r
 	if s.progress != nil {
-		s.progress(ScanProgress{Probes: s.probes, Found: len(s.found), Pattern: p.String(), Result: r, Meter: meter, Elapsed: time.Since(s.start)})
+		s.progress(ScanProgress{Probes: s.probes, Found: len(s.found), Pattern: p.String(), Result: r, Meter: meter, Retried: retried, Rejected: rejected, Elapsed: time.Since(s.start)})
 	}
 	if r != ProbeCollision {
 		return nil
@@ -201,11 +236,16 @@ func (s *secondaryScan) search(ctx context.Context, p Pattern, pos int) error {
 // identify reads the selected meter's header. Two meters' E5s sent at once
 // AND together into one E5 on RS-485, so a lone E5 can hide a collision:
 // a garbled answer to the read proves one and the search descends at once;
-// only silence is worth asking again.
-func (s *secondaryScan) identify(ctx context.Context, p Pattern) (Secondary, Probe, error) {
+// only silence is worth asking again. Their two answers to the read AND
+// together too, and about one time in 256 the merged frame's checksum
+// holds: its header then names a meter that is not there (54851302 and
+// 54985560 read as 54801100). So an id is listed only once an exact
+// selection of it has drawn an E5; rejected is the id a telegram named
+// that did not pass, and the search then descends as for a collision.
+func (s *secondaryScan) identify(ctx context.Context, p Pattern) (sec Secondary, rejected *Secondary, r Probe, err error) {
 	for range 2 {
 		if err := ctx.Err(); err != nil {
-			return Secondary{}, ProbeNone, err
+			return Secondary{}, nil, ProbeNone, err
 		}
 		t, err := s.m.request(0xFD)
 		if err != nil {
@@ -213,19 +253,36 @@ func (s *secondaryScan) identify(ctx context.Context, p Pattern) (Secondary, Pro
 				continue
 			}
 			if !isMeterError(err) {
-				return Secondary{}, ProbeNone, err
+				return Secondary{}, nil, ProbeNone, err
 			}
-			return Secondary{}, ProbeCollision, nil
+			return Secondary{}, nil, ProbeCollision, nil
 		}
 		sec, ok := headerSecondary(t.CI, t.Data)
-		if !ok || !p.Matches(sec) {
-			return Secondary{}, ProbeCollision, nil
+		if !ok {
+			return Secondary{}, nil, ProbeCollision, nil
+		}
+		if !p.Matches(sec) {
+			s.m.c.WrongAddress.Add(1)
+			return Secondary{}, &sec, ProbeCollision, nil
+		}
+		if exact := sec.Pattern(); exact != p && !s.seen[sec] {
+			r, _, err := s.selectOnce(ctx, exact)
+			if err != nil {
+				return Secondary{}, nil, ProbeNone, err
+			}
+			if r != ProbeOne {
+				// Silence: no such meter. A collision: the exact
+				// address is answered by several, or the line garbled
+				// the E5; either way the search below p decides.
+				s.m.c.Phantoms.Add(1)
+				return Secondary{}, &sec, ProbeCollision, nil
+			}
 		}
 		if !s.seen[sec] {
 			s.seen[sec] = true
 			s.found = append(s.found, sec)
 		}
-		return sec, ProbeOne, nil
+		return sec, nil, ProbeOne, nil
 	}
-	return Secondary{}, ProbeCollision, nil
+	return Secondary{}, nil, ProbeCollision, nil
 }
