@@ -100,14 +100,26 @@ func runScan(ctx context.Context, e *env, args []string) error {
 		if *secondary {
 			pr := newProgress(e.stderr, tty, "m-bus secondary scan")
 			last := ""
+			var notes []string
 			secs, err := dmbus.ScanSecondary(ctx, c.Master, func(p dmbus.ScanProgress) {
 				last = p.Pattern
 				pr.update(patternProgress(p.Pattern), 100, p.Found)
+				switch {
+				case p.Rejected != nil:
+					notes = append(notes, fmt.Sprintf("pattern %s: a telegram named %08d, which an exact selection did not confirm (merged answers): not listed, searched below", p.Pattern, p.Rejected.ID))
+				case p.Retried:
+					notes = append(notes, fmt.Sprintf("pattern %s answered late: selected again with a longer window (%s)", p.Pattern, p.Result))
+				case p.Unresolved:
+					notes = append(notes, fmt.Sprintf("pattern %s: several meters answer and no selection splits them: not listed", p.Pattern))
+				}
 			})
 			if err == nil {
 				pr.update(100, 100, len(secs))
 			}
 			pr.finish()
+			for _, n := range notes {
+				fmt.Fprintln(e.stderr, "note:", n)
+			}
 			for _, s := range secs {
 				sc.found = append(sc.found, foundMeter{Bus: *bus, Address: -1, Secondary: fmt.Sprintf("%08d", s.ID),
 					Note: fmt.Sprintf("%s version %d medium 0x%02X", s.ManufacturerCode(), s.Version, s.Medium)})

@@ -510,9 +510,18 @@ func (m *Master) Ping(ctx context.Context, addr byte) (Probe, error) {
 	if err := ctx.Err(); err != nil {
 		return ProbeNone, err
 	}
-	m.resetFCB(addr)
-	r, _, err := m.probe(pmbus.ShortFrame(pmbus.CSndNke, addr), false, 0)
+	r, _, err := m.ping(ctx, addr, 0)
 	return r, err
+}
+
+// ping is Ping with an answer window (the answer timeout when shorter);
+// late as for selectPattern.
+func (m *Master) ping(ctx context.Context, addr byte, window time.Duration) (Probe, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return ProbeNone, false, err
+	}
+	m.resetFCB(addr)
+	return m.probe(pmbus.ShortFrame(pmbus.CSndNke, addr), false, window)
 }
 
 // probe sends req and classifies what answers it within window (the

@@ -89,7 +89,13 @@ func ScanPrimary(ctx context.Context, m *Master, from, to int, progress func(Sca
 	start := time.Now()
 	var out []PrimaryResult
 	for a := from; a <= to; a++ {
-		r, err := m.Ping(ctx, byte(a))
+		r, late, err := m.ping(ctx, byte(a), 0)
+		if err == nil && late {
+			// The answer came after the window (drained, not taken for
+			// the next address's): ask once more with a longer one.
+			m.c.Retries.Add(1)
+			r, _, err = m.ping(ctx, byte(a), slowWindow*m.opt.Timeout)
+		}
 		if err != nil {
 			return out, &ScanError{Err: err, From: a, To: to}
 		}

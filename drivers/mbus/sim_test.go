@@ -195,8 +195,14 @@ func BenchmarkSecondaryScan(b *testing.B) {
 			}
 			b.Fatalf("found %d of %d meters", hit, len(want))
 		}
+		if len(found) != hit {
+			b.Fatalf("listed %d ids, %d of them meters: %v", len(found), hit, found)
+		}
 		sel := m.Counters().Selects.Load()
 		b.ReportMetric(float64(sel), "selects")
+		b.ReportMetric(float64(m.Counters().Late.Load()), "late")
+		b.ReportMetric(float64(m.Counters().Retries.Load()), "retries")
+		b.ReportMetric(float64(m.Counters().Phantoms.Load()), "phantoms")
 		b.ReportMetric(el.Seconds(), "scan_s")
 		b.ReportMetric(float64(sel)/float64(len(want)), "ratio_to_bound")
 	}
