@@ -33,12 +33,20 @@ func TestE2ECJT188Chain(t *testing.T) {
       - {id: k1, address: 3, model: flowiq, water: {profile: flat}}
       - {id: cj-3, protocol: cjt188, address: "78330000000003", water: {profile: shop, use_scale: 20}}
 `)
+	// cj-2's daily billing read comes in the next minute but one (never
+	// less than 10 s away, so the daemon is up for it): it carries the
+	// settlement-day volume as storage 1 beside the current total.
+	at := time.Now().Add(time.Minute)
+	if at.Second() > 50 {
+		at = at.Add(time.Minute)
+	}
+	billing := at.Format("15:04")
 	// Answer timeouts of a second: metersim's answers must not miss the
 	// default (a third of a second at 2400 baud) on a loaded test machine.
 	buses := "  - {name: cj, protocol: cjt188, device: " + ports["cj"] + ", preamble: 3, timeout: 1s}\n" +
 		"  - {name: mix, protocol: mbus, device: " + ports["mix"] + ", timeout: 1s}\n"
 	meters := "  - {id: cj-1, bus: cj, address: \"78330011223344\", valve: true, poll: {flow: 1s, totals: 1s}}\n" +
-		"  - {id: cj-2, bus: cj, address: 00000024170567, di_order: low-first, clock_order: century-first, poll: {flow: 1s, totals: 1s}}\n" +
+		"  - {id: cj-2, bus: cj, address: 00000024170567, di_order: low-first, clock_order: century-first, poll: {flow: 1s, totals: 1s}, billing_time: \"" + billing + "\"}\n" +
 		"  - {id: k1, bus: mix, address: 3, poll: {flow: 1s, totals: 1s}}\n" +
 		"  - {id: cj-3, bus: mix, protocol: cjt188, address: \"78330000000003\", poll: {flow: 1s, totals: 1s}}\n"
 	text := strings.Replace(e2eConfig(dir, br.addr, buses, meters), "topic_prefix: e2e,", "topic_prefix: e2e, commands: true,", 1)
@@ -54,6 +62,8 @@ func TestE2ECJT188Chain(t *testing.T) {
 		Quality string            `json:"quality"`
 		Status  []string          `json:"status"`
 		Type    string            `json:"type"`
+		Kind    string            `json:"kind"`
+		Storage int               `json:"storage"`
 		Attrs   map[string]string `json:"attrs"`
 	}
 	collect := func(suffix string) []rec {
@@ -151,6 +161,16 @@ func TestE2ECJT188Chain(t *testing.T) {
 	if code, _, errOut := runCmd(t, "", "valve", "--socket", socket, "cj-2", "close"); code == exitOK || !strings.Contains(errOut, "valve control is not enabled") {
 		t.Fatalf("tidegate valve cj-2 close: exit %d %s", code, errOut)
 	}
+	eventually(t, 150*time.Second, "cj-2's billing read at "+billing+" with its settlement-day volume (storage 1)", func() bool {
+		var current, settlement bool
+		for _, r := range collect("/readings") {
+			if r.Meter == "cj-2" && r.Kind == "billing" && r.Forward != nil {
+				current = current || r.Storage == 0
+				settlement = settlement || r.Storage == 1
+			}
+		}
+		return current && settlement
+	})
 	// A meter without valve: true is refused.
 	br.srv.Publish("e2e/v1/gw-e2e/cmd/valve", []byte(`{"id":"v-2","command":"valve","meter":"cj-2","action":"close"}`), false, 1)
 	eventually(t, 20*time.Second, "the refusal for a meter without valve control", func() bool {
