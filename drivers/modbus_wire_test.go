@@ -35,35 +35,34 @@ func echoProxy(t *testing.T, target string) string {
 				continue
 			}
 			var mu sync.Mutex // echo and answers share the master's side
+			toMaster := func(b []byte) {
+				mu.Lock()
+				c.Write(b)
+				mu.Unlock()
+			}
+			// copyFrom forwards what src sends to each of to, until src ends.
+			copyFrom := func(src net.Conn, to ...func([]byte)) {
+				buf := make([]byte, 256)
+				for {
+					n, err := src.Read(buf)
+					if err != nil {
+						return
+					}
+					for _, w := range to {
+						w(buf[:n])
+					}
+				}
+			}
 			wg.Add(2)
-			go func() {
+			go func() { // the master's requests: echoed back, and on to the bus
 				defer wg.Done()
 				defer s.Close()
-				buf := make([]byte, 256)
-				for {
-					n, err := c.Read(buf)
-					if err != nil {
-						return
-					}
-					mu.Lock()
-					c.Write(buf[:n])
-					mu.Unlock()
-					s.Write(buf[:n])
-				}
+				copyFrom(c, toMaster, func(b []byte) { s.Write(b) })
 			}()
-			go func() {
+			go func() { // the bus's answers
 				defer wg.Done()
 				defer c.Close()
-				buf := make([]byte, 256)
-				for {
-					n, err := s.Read(buf)
-					if err != nil {
-						return
-					}
-					mu.Lock()
-					c.Write(buf[:n])
-					mu.Unlock()
-				}
+				copyFrom(s, toMaster)
 			}()
 		}
 	}()
