@@ -115,10 +115,10 @@ buses:
 // lateSim: meter "late" answers at random past the master's timeout, so
 // that its answer straddles it (starts before, ends after); "ok" is its
 // healthy neighbour. Timing at 9600 baud: a 17-register answer is 39 bytes,
-// 41 ms, and takes 58 ms from the request's first byte; the master waits
+// 41 ms, and takes 54 ms from the request's first byte; the master waits
 // 200 ms from the end of its request (margin for a loaded machine); the late
-// answer starts 4 ms (silence) + 5 ms (turnaround) + 160 ms after it, so it
-// is half in when the master gives up.
+// answer starts 5 ms (turnaround) + 160 ms after it, so it is still coming
+// in when the master gives up.
 const lateSim = `
 profiles: profiles
 buses:

@@ -15,6 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"tidegate/protocol/cjt188"
+	"tidegate/protocol/modbus"
 )
 
 // Bus protocols.
@@ -158,8 +159,9 @@ func (b *Bus) close() {
 }
 
 // serve reads requests from one endpoint until ctx ends or it closes. A
-// Modbus request is complete after 3.5 characters of silence; an M-Bus
-// request when its length says so.
+// Modbus request is complete when its function code's length is in (or,
+// for a function of unknown length, after 3.5 characters of silence); an
+// M-Bus request when its length says so.
 func (b *Bus) serve(ctx context.Context, ep endpoint) {
 	buf := make([]byte, 256)
 	var frame []byte
@@ -199,7 +201,7 @@ func (b *Bus) serve(ctx context.Context, ep endpoint) {
 				if _, l, err := cjt188.Decode(frame); err == nil {
 					req := append([]byte(nil), frame[:l]...)
 					frame = frame[:0]
-					b.transact(ctx, ep, req, first)
+					b.transact(ctx, ep, req, first, false)
 					continue
 				}
 				// A CJ/T 188 frame is not complete yet: M-Bus must not take
@@ -208,11 +210,23 @@ func (b *Bus) serve(ctx context.Context, ep endpoint) {
 					continue
 				}
 			}
+			if b.Protocol == ProtocolModbus && !discard {
+				// A slave that frames by function code (libmodbus, most meter
+				// firmware) answers once the request's last byte is in; an
+				// unknown function or a bad CRC waits for the silence.
+				if l := modbus.RequestLength(frame); l > 0 && len(frame) >= l && modbus.CheckCRC(frame[:l]) {
+					req := append([]byte(nil), frame[:l]...)
+					// What follows it is noise, dropped at the next silence.
+					frame = append(frame[:0], frame[l:]...)
+					b.transact(ctx, ep, req, first, false)
+					continue
+				}
+			}
 			if b.Protocol == ProtocolMBus && !discard {
 				if l := mbusFrameLen(frame); l > 0 && len(frame) >= l {
 					req := append([]byte(nil), frame[:l]...)
 					frame = frame[:0]
-					b.transact(ctx, ep, req, first)
+					b.transact(ctx, ep, req, first, false)
 				}
 			}
 			if b.Protocol == ProtocolCJT188 && !discard {
@@ -221,7 +235,7 @@ func (b *Bus) serve(ctx context.Context, ep endpoint) {
 				if _, l, err := cjt188.Decode(frame); err == nil {
 					req := append([]byte(nil), frame[:l]...)
 					frame = frame[:0]
-					b.transact(ctx, ep, req, first)
+					b.transact(ctx, ep, req, first, false)
 				}
 			}
 			continue
@@ -243,7 +257,7 @@ func (b *Bus) serve(ctx context.Context, ep endpoint) {
 			req := append([]byte(nil), frame...)
 			frame = frame[:0]
 			if b.Protocol == ProtocolModbus {
-				b.transact(ctx, ep, req, first)
+				b.transact(ctx, ep, req, first, true)
 			}
 			// An incomplete M-Bus frame followed by silence is line noise: dropped.
 		}
@@ -269,11 +283,12 @@ func mbusFrameLen(f []byte) int {
 
 // transact lets every meter see the request and schedules the reply, if
 // any. A real line carries the request for its wire time, so the reply can
-// start no earlier than the end of that plus the silence and the meter's
-// turnaround. The reply is sent from its own goroutine: a late meter does
+// start no earlier than the end of that plus the meter's turnaround, and
+// for a request framed by silence (bySilence) the 3.5 characters the meter
+// waited to know it was complete. The reply is sent from its own goroutine: a late meter does
 // not stop the line from hearing the master's next request (which then
 // collides with the late answer, as it would on RS-485).
-func (b *Bus) transact(ctx context.Context, ep endpoint, req []byte, first time.Time) {
+func (b *Bus) transact(ctx context.Context, ep endpoint, req []byte, first time.Time, bySilence bool) {
 	b.mu.Lock()
 	b.stats.requests.Add(1)
 	now := b.clock()
@@ -313,7 +328,7 @@ func (b *Bus) transact(ctx context.Context, ep endpoint, req []byte, first time.
 		}
 	}
 	wireEnd := first.Add(b.Line.WireTime(len(req)))
-	if b.Protocol == ProtocolModbus {
+	if bySilence {
 		wireEnd = wireEnd.Add(b.Line.ModbusGap())
 	}
 	startAt := wireEnd.Add(b.Turnaround + extra)

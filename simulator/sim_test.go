@@ -212,13 +212,13 @@ func TestModbusOverTCP(t *testing.T) {
 }
 
 // TestLineTiming: an answer can never beat the wire. 20 registers at
-// 9600 8N1: request 8 bytes, 3.5-character gap, turnaround, answer 45 bytes.
+// 9600 8N1: request 8 bytes, turnaround, answer 45 bytes.
 func TestLineTiming(t *testing.T) {
 	s := startTestSim(t, testConfig)
 	port := openPort(t, s.Ports()["rtu"].Device, 9600)
 	line := Line{Baud: 9600, DataBits: 8, Parity: "N", StopBits: 1}
 	req := modbus.Request{Slave: 1, Function: 3, Address: 0, Quantity: 20}.Encode()
-	limit := line.WireTime(len(req)) + line.ModbusGap() + 5*time.Millisecond + line.WireTime(5+40)
+	limit := line.WireTime(len(req)) + 5*time.Millisecond + line.WireTime(5+40)
 	for range 5 {
 		t0 := time.Now()
 		resp, err := transact(port, req, 45, time.Second)
@@ -232,12 +232,29 @@ func TestLineTiming(t *testing.T) {
 	}
 }
 
+// TestRequestFramedByLength: a slave takes an FC03 request as complete when
+// its 8 bytes are in, as libmodbus and meter firmware do, not 3.5 characters
+// later. A stray byte written with it in one write proves it: framed by
+// silence, the 9 bytes fail their CRC and nobody answers.
+func TestRequestFramedByLength(t *testing.T) {
+	s := startTestSim(t, testConfig)
+	port := openPort(t, s.Ports()["rtu"].Device, 9600)
+	req := modbus.Request{Slave: 1, Function: 3, Address: 0, Quantity: 2}.Encode()
+	resp, err := transact(port, append(req, 0x00), 9, 2*time.Second)
+	if err != nil || len(resp) != 9 {
+		t.Fatalf("no answer to a request followed by a stray byte: %v (% X)", err, resp)
+	}
+	if _, err := modbus.ParseReadResponse(resp, 1, 3, 2); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func BenchmarkLineTiming(b *testing.B) {
 	s := startTestSim(b, testConfig)
 	port := openPort(b, s.Ports()["rtu"].Device, 9600)
 	line := Line{Baud: 9600, DataBits: 8, Parity: "N", StopBits: 1}
 	req := modbus.Request{Slave: 1, Function: 3, Address: 0, Quantity: 20}.Encode()
-	limit := line.WireTime(len(req)) + line.ModbusGap() + 5*time.Millisecond + line.WireTime(45)
+	limit := line.WireTime(len(req)) + 5*time.Millisecond + line.WireTime(45)
 	t0 := time.Now()
 	for b.Loop() {
 		if _, err := transact(port, req, 45, time.Second); err != nil {

@@ -138,6 +138,27 @@ func ExceptionResponse(slave, function, code byte) []byte {
 	return AppendCRC([]byte{slave, function | 0x80, code})
 }
 
+// RequestLength is the length of the request that begins buf, as a slave
+// that frames by function code sees it (libmodbus and most meter firmware
+// do, rather than waiting 3.5 characters of silence): 0 while buf is too
+// short to tell, -1 for a function whose length this package does not know
+// (framed by silence instead).
+func RequestLength(buf []byte) int {
+	if len(buf) < 2 {
+		return 0
+	}
+	switch buf[1] {
+	case FuncReadHoldingRegisters, FuncReadInputRegisters, FuncWriteSingleRegister:
+		return 8
+	case FuncWriteMultipleRegisters:
+		if len(buf) < 7 {
+			return 0
+		}
+		return 9 + int(buf[6])
+	}
+	return -1
+}
+
 // ResponseLength is the length of a normal answer to req (a request frame or
 // its PDU-prefixed form starting with slave and function), so a master can
 // stop reading as soon as the whole answer is in. An exception answer is

@@ -86,6 +86,26 @@ func TestResponses(t *testing.T) {
 	}
 }
 
+func TestRequestLength(t *testing.T) {
+	for _, c := range []struct {
+		buf  []byte
+		want int
+	}{
+		{nil, 0},
+		{[]byte{1}, 0},
+		{[]byte{1, 3}, 8},
+		{[]byte{1, 4, 0, 0}, 8},
+		{[]byte{1, 6}, 8},
+		{[]byte{1, 16, 0, 1, 0, 2}, 0},
+		{Request{Slave: 9, Function: FuncWriteMultipleRegisters, Address: 100, Quantity: 2, Values: []uint16{1, 2}}.Encode(), 13},
+		{[]byte{1, 0x2B, 0x0E, 1, 0}, -1},
+	} {
+		if got := RequestLength(c.buf); got != c.want {
+			t.Errorf("RequestLength(% X) = %d, want %d", c.buf, got, c.want)
+		}
+	}
+}
+
 func FuzzParseRequest(f *testing.F) {
 	f.Add([]byte{0x01, 0x03, 0x00, 0x00, 0x00, 0x0A, 0xC5, 0xCD})
 	f.Add(Request{Slave: 9, Function: FuncWriteMultipleRegisters, Address: 100, Quantity: 2, Values: []uint16{1, 2}}.Encode())
@@ -98,6 +118,16 @@ func FuzzParseRequest(f *testing.F) {
 		// Whatever parses must re-encode to the same frame.
 		if got := r.Encode(); string(got) != string(frame) {
 			t.Fatalf("round trip: % X -> %+v -> % X", frame, r, got)
+		}
+		// A slave framing by length takes exactly this frame: every prefix
+		// either cannot tell yet or already knows the whole length.
+		if n := RequestLength(frame); n != len(frame) {
+			t.Fatalf("RequestLength(% X) = %d, want %d", frame, n, len(frame))
+		}
+		for i := range frame {
+			if n := RequestLength(frame[:i]); n != 0 && n != len(frame) {
+				t.Fatalf("RequestLength of a %d-byte prefix of % X = %d", i, frame, n)
+			}
 		}
 	})
 }
