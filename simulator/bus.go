@@ -38,12 +38,20 @@ type BusStats struct {
 	WrongBaud  int64 // replies garbled because the gateway's pty was at another baud
 }
 
+// How a Modbus slave tells a request is complete (BusConfig.Framing).
+const (
+	FramingLength  = "length"
+	FramingSilence = "silence"
+)
+
 // Bus is one simulated RS-485 line with its meters.
 type Bus struct {
 	Name       string
 	Protocol   string
 	Line       Line
 	Turnaround time.Duration // meter response latency after a request is complete
+	// Framing: FramingLength ("" too) or FramingSilence, for Modbus.
+	Framing string
 	// mixed: an M-Bus bus that also carries CJ/T 188 meters; requests of
 	// both are framed.
 	mixed bool
@@ -210,7 +218,7 @@ func (b *Bus) serve(ctx context.Context, ep endpoint) {
 					continue
 				}
 			}
-			if b.Protocol == ProtocolModbus && !discard {
+			if b.Protocol == ProtocolModbus && b.Framing != FramingSilence && !discard {
 				// A slave that frames by function code (libmodbus, most meter
 				// firmware) answers once the request's last byte is in; an
 				// unknown function or a bad CRC waits for the silence.

@@ -38,12 +38,17 @@ type BusConfig struct {
 	Parity     string         `yaml:"parity"`
 	StopBits   int            `yaml:"stop_bits"`
 	Turnaround water.Duration `yaml:"turnaround"` // meter response latency (default 10ms)
-	Speed      float64        `yaml:"speed"`      // this bus's simulation seconds per real second (default: the config's)
-	PTY        *bool          `yaml:"pty"`        // default true
-	TCP        string         `yaml:"tcp"`        // listen address for a TCP converter, e.g. 127.0.0.1:0
-	Faults     BusFaults      `yaml:"faults"`
-	Meters     []MeterConfig  `yaml:"meters"`
-	line, col  int
+	// Framing is how a Modbus slave knows a request is complete: "length"
+	// (default: by its function code, as libmodbus and much meter firmware
+	// do) or "silence" (3.5 characters of it, as FreeModbus does; the
+	// answer then starts that much later).
+	Framing   string        `yaml:"framing"`
+	Speed     float64       `yaml:"speed"` // this bus's simulation seconds per real second (default: the config's)
+	PTY       *bool         `yaml:"pty"`   // default true
+	TCP       string        `yaml:"tcp"`   // listen address for a TCP converter, e.g. 127.0.0.1:0
+	Faults    BusFaults     `yaml:"faults"`
+	Meters    []MeterConfig `yaml:"meters"`
+	line, col int
 }
 
 // MeterConfig is one simulated meter.
@@ -171,6 +176,14 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 		}
 		if b.Turnaround == 0 {
 			b.Turnaround = water.Duration(10 * time.Millisecond)
+		}
+		switch b.Framing {
+		case "", FramingLength, FramingSilence:
+			if b.Framing != "" && b.Protocol != ProtocolModbus {
+				bad(b.line, b.col, "%s.framing: only a Modbus bus has a choice (M-Bus and CJ/T 188 frames carry their length)", at)
+			}
+		default:
+			bad(b.line, b.col, "%s.framing: %q, want length or silence", at, b.Framing)
 		}
 		if b.PTY == nil {
 			t := true

@@ -99,7 +99,7 @@ func Start(ctx context.Context, cfg *Config, log *logrus.Entry) (*Sim, error) {
 	ctx, s.cancel = context.WithCancel(ctx)
 	for _, bc := range cfg.Buses {
 		b := &Bus{
-			Name: bc.Name, Protocol: bc.Protocol, Turnaround: time.Duration(bc.Turnaround),
+			Name: bc.Name, Protocol: bc.Protocol, Turnaround: time.Duration(bc.Turnaround), Framing: bc.Framing,
 			Line:  Line{Baud: bc.Baud, DataBits: bc.DataBits, Parity: bc.Parity, StopBits: bc.StopBits},
 			clock: s.clock(bc.Speed), faults: bc.Faults, log: log.WithField("bus", bc.Name),
 			rng: rand.New(rand.NewPCG(uint64(cfg.Seed), hash(bc.Name))),

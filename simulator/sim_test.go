@@ -249,6 +249,36 @@ func TestRequestFramedByLength(t *testing.T) {
 	}
 }
 
+// TestRequestFramedBySilence: a bus with framing: silence is a FreeModbus
+// slave: the same request with a stray byte after it is one 9-byte frame
+// with a bad CRC, never answered; alone it is answered no earlier than the
+// wire, the 3.5 characters of silence and the turnaround allow.
+func TestRequestFramedBySilence(t *testing.T) {
+	s := startTestSim(t, strings.Replace(testConfig, "    turnaround: 5ms\n", "    turnaround: 5ms\n    framing: silence\n", 1))
+	port := openPort(t, s.Ports()["rtu"].Device, 9600)
+	line := Line{Baud: 9600, DataBits: 8, Parity: "N", StopBits: 1}
+	req := modbus.Request{Slave: 1, Function: 3, Address: 0, Quantity: 2}.Encode()
+	if resp, err := transact(port, append(req, 0x00), 9, 500*time.Millisecond); err == nil || len(resp) > 0 {
+		t.Fatalf("a silence-framing slave answered a garbled frame: % X (%v)", resp, err)
+	}
+	limit := line.WireTime(len(req)) + line.ModbusGap() + 5*time.Millisecond + line.WireTime(9)
+	t0 := time.Now()
+	resp, err := transact(port, req, 9, 2*time.Second)
+	if err != nil || len(resp) != 9 {
+		t.Fatalf("no answer: %v (% X)", err, resp)
+	}
+	if el := time.Since(t0); el < limit {
+		t.Errorf("answered in %v, before the silence that frames the request (%v)", el, limit)
+	}
+}
+
+func TestFramingConfig(t *testing.T) {
+	bad := strings.Replace(testConfig, "    turnaround: 5ms\n", "    turnaround: 5ms\n    framing: timer\n", 1)
+	if _, err := ParseConfig("sim.yaml", []byte(bad)); err == nil || !strings.Contains(err.Error(), `framing: "timer"`) {
+		t.Errorf("framing: timer accepted or unclear: %v", err)
+	}
+}
+
 func BenchmarkLineTiming(b *testing.B) {
 	s := startTestSim(b, testConfig)
 	port := openPort(b, s.Ports()["rtu"].Device, 9600)
