@@ -8,8 +8,9 @@ import (
 	"net/url"
 	"strings"
 	"text/tabwriter"
+	"time"
 
-	"tidegate/cmd/tidegate/internal/daemon"
+	"tidegate/reading"
 )
 
 // runRead reads one meter now: through the running daemon (tidegate read
@@ -37,18 +38,26 @@ func runRead(ctx context.Context, e *env, args []string) error {
 	if len(pos) != 1 {
 		return usageErrorf("expected one METER id (or --port, --address and --profile for a stand-alone read)")
 	}
-	var j daemon.ReadingJSON
+	var j reading.RecordJSON
 	if err := newAPIClient(socket()).getJSON(ctx, "POST", "/v1/read?meter="+url.QueryEscape(pos[0]), &j); err != nil {
 		return err
 	}
 	return printReading(e.stdout, j, *asJSON)
 }
 
-func printReading(w io.Writer, j daemon.ReadingJSON, asJSON bool) error {
+// liveRecord is a reading read stand-alone in the record's one encoding, as
+// the daemon's /v1/read answers: never stored, so without seq and id.
+func liveRecord(r *reading.Reading) reading.RecordJSON {
+	return reading.ToJSON("", reading.Record{Kind: reading.KindReading, Reading: r})
+}
+
+// printReading shows one record: with --json as one line in the record's
+// one encoding (what the uplink sends, `tail --json` prints and `buffer
+// export` writes), else as a table rendered from that same value, so the
+// two never disagree on a value or its rounding.
+func printReading(w io.Writer, j reading.RecordJSON, asJSON bool) error {
 	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(j)
+		return json.NewEncoder(w).Encode(j)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, v) }
@@ -57,11 +66,14 @@ func printReading(w io.Writer, j daemon.ReadingJSON, asJSON bool) error {
 			row(k, fmt.Sprintf("%.4f %s", *v, unit))
 		}
 	}
-	row("meter", j.Meter)
-	row("time", j.Time.Local().Format("2006-01-02 15:04:05"))
-	if !j.MeterTime.IsZero() {
-		row("meter time", j.MeterTime.Local().Format("2006-01-02 15:04:05"))
+	when := func(k string, t *time.Time) {
+		if t != nil {
+			row(k, t.Local().Format("2006-01-02 15:04:05"))
+		}
 	}
+	row("meter", j.Meter)
+	when("time", j.GatewayTime)
+	when("meter time", j.MeterTime)
 	row("quality", j.Quality)
 	if j.Error != "" {
 		row("error", j.Error)
@@ -71,8 +83,8 @@ func printReading(w io.Writer, j daemon.ReadingJSON, asJSON bool) error {
 	num("net", j.Net, "m3")
 	num("flow", j.Flow, "m3/h")
 	num("temperature", j.Temperature, "°C")
-	if j.BatteryMV != 0 {
-		row("battery", fmt.Sprintf("%d mV", j.BatteryMV))
+	if j.BatteryMV != nil {
+		row("battery", fmt.Sprintf("%d mV", *j.BatteryMV))
 	}
 	if len(j.Status) > 0 {
 		row("status", strings.Join(j.Status, ", "))

@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"time"
 
-	"tidegate/cmd/tidegate/internal/daemon"
 	dcjt "tidegate/drivers/cjt188"
 	"tidegate/protocol/cjt188"
 )
@@ -54,7 +53,7 @@ func (s *standaloneRead) runCJT188(ctx context.Context, e *env, asJSON bool) err
 	for _, o := range []cjt188.DIOrder{cjt188.HighFirst, cjt188.LowFirst} {
 		res, err := c.Poll(ctx, dcjt.PollMeter{Meter: dcjt.Meter{ID: "meter", Address: a, Order: o}}, true)
 		if err == nil {
-			return printReading(e.stdout, daemon.FromReading("reading", &res.Reading), asJSON)
+			return printReading(e.stdout, liveRecord(&res.Reading), asJSON)
 		}
 		last = err
 	}

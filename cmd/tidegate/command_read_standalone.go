@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"time"
 
-	"tidegate/cmd/tidegate/internal/daemon"
 	dmbus "tidegate/drivers/mbus"
 	dmodbus "tidegate/drivers/modbus"
 	pmodbus "tidegate/protocol/modbus"
@@ -58,7 +57,7 @@ func (s *standaloneRead) run(ctx context.Context, e *env, args []string, asJSON 
 		if err != nil {
 			return err
 		}
-		return printReading(e.stdout, daemon.FromReading("reading", &r), asJSON)
+		return printReading(e.stdout, liveRecord(&r), asJSON)
 	case "modbus", "modbus-tcp":
 	default:
 		return usageErrorf("--protocol %q: want modbus, modbus-tcp, mbus or cjt188", s.line.protocol)
@@ -103,7 +102,7 @@ func (s *standaloneRead) run(ctx context.Context, e *env, args []string, asJSON 
 		return err
 	}
 	p.MarkImplausible(&r)
-	return printReading(e.stdout, daemon.FromReading("reading", &r), asJSON)
+	return printReading(e.stdout, liveRecord(&r), asJSON)
 }
 
 // meterID names the meter in errors and output: the drivers write

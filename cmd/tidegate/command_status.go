@@ -103,7 +103,9 @@ func writeStatus(w io.Writer, s daemon.Status, c func(string) string, now time.T
 	for _, m := range s.Meters {
 		last, fwd, flow, q, flags := "-", "-", "-", "-", ""
 		if l := m.Last; l != nil {
-			last = now.Sub(l.Time).Round(time.Second).String() + " ago"
+			if l.GatewayTime != nil {
+				last = now.Sub(*l.GatewayTime).Round(time.Second).String() + " ago"
+			}
 			if l.Forward != nil {
 				fwd = fmt.Sprintf("%.3f", *l.Forward)
 			}
@@ -111,7 +113,11 @@ func writeStatus(w io.Writer, s daemon.Status, c func(string) string, now time.T
 				flow = fmt.Sprintf("%.3f", *l.Flow)
 			}
 			q = l.Quality
-			flags = strings.Join(append(append([]string{}, l.Status...), l.Flags...), ",")
+			fl := append([]string{}, l.Status...)
+			if l.Filter != nil {
+				fl = append(fl, l.Filter.Flags...)
+			}
+			flags = strings.Join(fl, ",")
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\t\n", m.ID, m.Bus, m.State, last, fwd, flow, q, flags)
 	}

@@ -16,11 +16,13 @@ import (
 
 func fp(v float64) *float64 { return &v }
 
+func tp(t time.Time) *time.Time { return &t }
+
 func TestWriteStatus(t *testing.T) {
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	s := daemon.Status{Gateway: "gw-9", Version: "v1", UptimeS: 3725, ConfigHash: "abc", Stages: []string{"drivers", "buffer"},
 		Buses:  []daemon.BusStatus{{Name: "rs485-1", Protocol: "modbus", Port: "/dev/ttyUSB0", State: "running", Requests: 100, Timeouts: 3, Efficiency: 0.97}},
-		Meters: []daemon.MeterStatus{{ID: "flat-01", Bus: "rs485-1", State: "online", Last: &daemon.ReadingJSON{Time: now.Add(-7 * time.Second), Forward: fp(12.3456), Quality: "good", Flags: []string{"leak"}}}, {ID: "flat-02", Bus: "rs485-1", State: "offline"}},
+		Meters: []daemon.MeterStatus{{ID: "flat-01", Bus: "rs485-1", State: "online", Last: &reading.RecordJSON{GatewayTime: tp(now.Add(-7 * time.Second)), Forward: fp(12.3456), Quality: "good", Filter: &reading.FilterJSON{Flags: []string{"leak"}}}}, {ID: "flat-02", Bus: "rs485-1", State: "offline"}},
 		Buffer: daemon.BufferStatus{Wired: true, Depth: 42, OldestAgeS: 61, Bytes: 3 << 20},
 		Broker: daemon.BrokerStatus{Wired: true, URL: "tls://b:8883", Connected: true}}
 	for _, colour := range []bool{false, true} {

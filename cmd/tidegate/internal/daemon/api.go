@@ -15,6 +15,7 @@ import (
 
 	"tidegate/cmd/tidegate/internal/config"
 	"tidegate/drivers"
+	"tidegate/reading"
 )
 
 // ErrAlreadyRunning is returned when another daemon answers on the socket.
@@ -35,7 +36,7 @@ func (d *Daemon) handler() http.Handler {
 	})
 	mux.HandleFunc("GET /v1/readings", func(w http.ResponseWriter, r *http.Request) {
 		meter := r.URL.Query().Get("meter")
-		out := []ReadingJSON{}
+		out := []reading.RecordJSON{}
 		for _, m := range d.config().Meters {
 			if meter != "" && m.ID != meter && m.Number != meter {
 				continue

@@ -251,34 +251,42 @@ func (d *Daemon) status() Status {
 }
 
 // readNow polls one meter at once on its bus, between scheduled requests.
-func (d *Daemon) readNow(ctx context.Context, meter string) (ReadingJSON, error) {
+// The answer is in the record's one encoding, as the downlink's read command
+// answers: not stored, so without seq and id.
+func (d *Daemon) readNow(ctx context.Context, meter string) (reading.RecordJSON, error) {
 	cfg := d.config()
 	m, ok := cfg.MeterByID(meter)
 	if !ok {
-		return ReadingJSON{}, fmt.Errorf("%w: %q", ErrUnknownMeter, meter)
+		return reading.RecordJSON{}, fmt.Errorf("%w: %q", ErrUnknownMeter, meter)
 	}
 	d.mu.Lock()
 	b := d.buses[m.Bus]
 	d.mu.Unlock()
 	if b == nil {
-		return ReadingJSON{}, fmt.Errorf("bus %q of meter %q is not running", m.Bus, m.ID)
+		return reading.RecordJSON{}, fmt.Errorf("bus %q of meter %q is not running", m.Bus, m.ID)
 	}
 	r, err := b.readNow(ctx, m.ID)
 	if err != nil {
-		return ReadingJSON{}, err
+		return reading.RecordJSON{}, err
 	}
-	return FromReading("reading", &r), nil
+	return liveRecord(&r), nil
+}
+
+// liveRecord encodes a reading read on demand: a reading record that was
+// never stored, so it has no seq and no id.
+func liveRecord(r *reading.Reading) reading.RecordJSON {
+	return reading.ToJSON("", reading.Record{Kind: reading.KindReading, Reading: r})
 }
 
 // ValveJSON is a valve command's result for the API and the downlink.
 type ValveJSON struct {
-	Meter   string       `json:"meter"`
-	Request string       `json:"request,omitempty"`
-	Action  string       `json:"action"`
-	Outcome string       `json:"outcome"`
-	Valve   string       `json:"valve"` // as read back after the write
-	Error   string       `json:"error,omitempty"`
-	Reading *ReadingJSON `json:"reading,omitempty"` // the status read back
+	Meter   string              `json:"meter"`
+	Request string              `json:"request,omitempty"`
+	Action  string              `json:"action"`
+	Outcome string              `json:"outcome"`
+	Valve   string              `json:"valve"` // as read back after the write
+	Error   string              `json:"error,omitempty"`
+	Reading *reading.RecordJSON `json:"reading,omitempty"` // the status read back, in the record's one encoding
 }
 
 // ErrBadValveAction: the action is neither open nor close.
@@ -309,7 +317,7 @@ func (d *Daemon) valve(ctx context.Context, request, meter, action string) (Valv
 	}
 	j := ValveJSON{Meter: m.ID, Request: request, Action: res.Action, Outcome: res.Outcome, Valve: res.Valve, Error: res.Error}
 	if res.Reading.Meter != "" {
-		r := FromReading("reading", &res.Reading)
+		r := liveRecord(&res.Reading)
 		j.Reading = &r
 	}
 	return j, err

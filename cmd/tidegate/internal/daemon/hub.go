@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"sync"
+	"time"
 
 	"tidegate/reading"
 )
@@ -12,7 +13,7 @@ import (
 // buffer is for keeps.
 type hub struct {
 	mu      sync.Mutex
-	last    map[string]ReadingJSON
+	last    map[string]lastReading
 	state   map[string]string
 	subs    map[chan reading.RecordJSON]string // channel → meter filter ("" = all)
 	gateway string                             // for the records' ids
@@ -21,41 +22,58 @@ type hub struct {
 }
 
 func newHub() *hub {
-	return &hub{last: map[string]ReadingJSON{}, state: map[string]string{}, subs: map[chan reading.RecordJSON]string{}}
+	return &hub{last: map[string]lastReading{}, state: map[string]string{}, subs: map[chan reading.RecordJSON]string{}}
+}
+
+// lastReading is a meter's last reading in the record's one encoding, with
+// the gateway time it was taken at to order it against the next.
+type lastReading struct {
+	at  time.Time
+	rec reading.RecordJSON
 }
 
 // publish takes a record the pipeline saw: a poll as it arrived, or a record
 // as it was stored. Followers get it in the record's one encoding
-// (reading.RecordJSON, as the uplink sends it).
+// (reading.RecordJSON, as the uplink sends it), and so do /v1/readings and
+// /v1/status as the meter's last reading.
 func (h *hub) publish(rec reading.Record) {
-	j, ok := FromRecord(rec)
-	if !ok {
+	meter := ""
+	switch {
+	case rec.Reading != nil:
+		meter = rec.Reading.Meter
+	case rec.Event != nil:
+		meter = rec.Event.Meter
+	case rec.Summary != nil:
+		meter = rec.Summary.Meter
+	default:
 		return
 	}
 	out := reading.ToJSON(h.gateway, rec)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.seen++
-	switch j.Kind {
-	case "reading", "billing":
+	switch {
+	case rec.Reading != nil:
 		// A reading the filter held back arrives after newer raw polls: it
-		// must not replace them as the meter's last reading.
-		if prev, ok := h.last[j.Meter]; !ok || !j.Time.Before(prev.Time) {
-			h.last[j.Meter] = j
+		// must not replace them as the meter's last reading. The same
+		// reading stored (seq set) replaces its raw poll.
+		at := rec.Reading.Received
+		if prev, ok := h.last[meter]; !ok || !at.Before(prev.at) {
+			h.last[meter] = lastReading{at: at, rec: out}
 		}
-		if j.Quality == "good" {
-			h.state[j.Meter] = "online"
+		if rec.Reading.Quality == reading.QualityGood {
+			h.state[meter] = "online"
 		}
-	case "event":
-		switch j.Event {
+	case rec.Event != nil:
+		switch rec.Event.Type {
 		case "meter_offline":
-			h.state[j.Meter] = "offline"
+			h.state[meter] = "offline"
 		case "meter_online":
-			h.state[j.Meter] = "online"
+			h.state[meter] = "online"
 		}
 	}
-	for ch, meter := range h.subs {
-		if meter != "" && meter != j.Meter {
+	for ch, m := range h.subs {
+		if m != "" && m != meter {
 			continue
 		}
 		select {
@@ -78,11 +96,11 @@ func (h *hub) subscribe(meter string) (<-chan reading.RecordJSON, func()) {
 	}
 }
 
-func (h *hub) lastOf(meter string) (ReadingJSON, bool) {
+func (h *hub) lastOf(meter string) (reading.RecordJSON, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	j, ok := h.last[meter]
-	return j, ok
+	l, ok := h.last[meter]
+	return l.rec, ok
 }
 
 func (h *hub) stateOf(meter string) string {

@@ -98,8 +98,8 @@ func writeMetrics(w io.Writer, s Status, h *hub) {
 		m.sample("tidegate_meter_online", "gauge", "1 when the meter answered its last poll.", b2f(mt.State == "online"), "meter", mt.ID, "bus", mt.Bus)
 	}
 	for _, mt := range s.Meters {
-		if mt.Last != nil && !mt.Last.Time.IsZero() {
-			m.sample("tidegate_meter_last_reading_timestamp_seconds", "gauge", "Gateway time of the meter's last reading.", float64(mt.Last.Time.UnixMilli())/1000, "meter", mt.ID)
+		if mt.Last != nil && mt.Last.GatewayTime != nil {
+			m.sample("tidegate_meter_last_reading_timestamp_seconds", "gauge", "Gateway time of the meter's last reading.", float64(mt.Last.GatewayTime.UnixMilli())/1000, "meter", mt.ID)
 		}
 	}
 	for _, mt := range s.Meters {
