@@ -18,7 +18,7 @@ import (
 func runRead(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet("read", e)
 	socket := socketFlags(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
+	asJSON := fs.Bool("json", false, "print the record as one JSON line, as the uplink sends it (--raw: the registers)")
 	var so standaloneRead
 	so.flags(fs)
 	pos, err := parseInterspersed(fs, args)
