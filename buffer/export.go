@@ -12,7 +12,12 @@ import (
 // order, in the record's one encoding (reading.RecordJSON, as the uplink
 // sends it, without the gateway's id); to == 0 means up to the last.
 // Acknowledged records are gone and are not exported.
-func (b *Buffer) Export(w io.Writer, from, to uint64) error {
+func (b *Buffer) Export(w io.Writer, from, to uint64) error { return b.ExportAs(w, "", from, to) }
+
+// ExportAs is Export with each record's id as gateway gives it: byte for
+// byte what the uplink sends. The file does not know its gateway; the
+// caller must (a file copied from another box carries that box's seqs).
+func (b *Buffer) ExportAs(w io.Writer, gateway string, from, to uint64) error {
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
 	after := uint64(0)
@@ -31,7 +36,7 @@ func (b *Buffer) Export(w io.Writer, from, to uint64) error {
 			if to != 0 && r.Seq > to {
 				return bw.Flush()
 			}
-			if err := enc.Encode(reading.ToJSON("", r)); err != nil {
+			if err := enc.Encode(reading.ToJSON(gateway, r)); err != nil {
 				return err
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -42,6 +43,9 @@ func runBuffer(ctx context.Context, e *env, args []string) error {
 type bufferTarget struct {
 	path string
 	opt  buffer.Options
+	// gateway is the config's gateway.id when the file is that config's
+	// buffer.path: only then are its seqs that gateway's.
+	gateway string
 }
 
 func bufferFlags(fs *flag.FlagSet) (path, cfg *string) {
@@ -64,13 +68,22 @@ func resolveBuffer(e *env, path, cfg string) (bufferTarget, error) {
 	default:
 		t.path = defaultBufferPath
 	}
-	if path != "" {
-		t.path = path
+	if err == nil {
+		t.gateway = c.Gateway.ID
+	}
+	if path != "" && (err != nil || !samePath(path, t.path)) {
+		t.path, t.gateway = path, ""
 	}
 	if _, err := os.Stat(t.path); err != nil {
 		return t, fmt.Errorf("no buffer file at %s (give --path FILE or --config FILE): %w", t.path, err)
 	}
 	return t, nil
+}
+
+func samePath(a, b string) bool {
+	a, errA := filepath.Abs(a)
+	b, errB := filepath.Abs(b)
+	return errA == nil && errB == nil && a == b
 }
 
 func stderrLogger(e *env) *logrus.Logger {
@@ -190,18 +203,26 @@ func mib(n int64) string {
 
 func runBufferExport(e *env, args []string) error {
 	var from, to *uint64
-	b, err := openBuffer(e, args, "export", func(fs *flag.FlagSet) {
+	var gateway *string
+	t, err := bufferArgs(e, args, "export", func(fs *flag.FlagSet) {
 		from = fs.Uint64("from", 0, "first sequence number (default: the oldest held)")
 		to = fs.Uint64("to", 0, "last sequence number (default: the newest)")
+		gateway = fs.String("gateway", "", "gateway id for the records' ids, as the uplink sends them (default: the config's gateway.id when the file is its buffer.path; else no id)")
 	})
 	if err != nil {
 		return err
 	}
 	if *to != 0 && *to < *from {
-		b.Close()
 		return usageErrorf("--to %d is before --from %d", *to, *from)
 	}
-	err = b.Export(e.stdout, *from, *to)
+	if *gateway != "" {
+		t.gateway = *gateway
+	}
+	b, err := buffer.Open(t.path, t.opt)
+	if err != nil {
+		return explain(t.path, err)
+	}
+	err = b.ExportAs(e.stdout, t.gateway, *from, *to)
 	if cerr := b.Close(); err == nil {
 		err = cerr
 	}

@@ -97,6 +97,22 @@ func TestBufferCommand(t *testing.T) {
 	if sc.MaxBytes != s.MaxBytes || sc.MaxRecords != s.MaxRecords || sc.MaxSize != s.MaxSize || s.MaxBytes != buffer.DefaultMaxBytes {
 		t.Errorf("bounds by --path %d/%d/%d, by --config %d/%d/%d", s.MaxRecords, s.MaxBytes, s.MaxSize, sc.MaxRecords, sc.MaxBytes, sc.MaxSize)
 	}
+	// The file does not know its gateway: the config whose buffer it is
+	// does, or --gateway; then the lines carry the uplink's ids. A file
+	// named by --path alone (perhaps copied from another box) gets none.
+	for _, c := range []struct {
+		args []string
+		id   string
+	}{
+		{[]string{"--config", cfg}, `"id":"gw:1"`},
+		{[]string{"--path", path, "--gateway", "gw-7"}, `"id":"gw-7:1"`},
+		{[]string{"--path", path}, ""},
+	} {
+		code, out, errOut := runCmd(t, "", append([]string{"buffer", "export", "--from", "1", "--to", "1"}, c.args...)...)
+		if code != exitOK || (c.id == "") == strings.Contains(out, `"id":`) || !strings.Contains(out, c.id) {
+			t.Errorf("export %v: exit %d, want %s:\n%s%s", c.args, code, c.id, out, errOut)
+		}
+	}
 }
 
 func TestBufferCommandLockedByDaemon(t *testing.T) {

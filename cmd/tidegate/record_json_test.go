@@ -21,10 +21,10 @@ import (
 )
 
 // TestOneRecordEncoding: one record, taken by a real daemon from a simulated
-// CJ/T 188 meter, leaves by four ways — the uplink's readings batch at a real
-// broker, `tidegate tail --json`, GET /v1/readings and GET /v1/status's
-// "last" — as the same JSON object, byte for byte once whitespace is
-// compacted. A live read (`tidegate read --json`, and the downlink's read
+// CJ/T 188 meter, leaves by five ways — the uplink's readings batch at a
+// real broker, `tidegate tail --json`, GET /v1/readings, GET /v1/status's
+// "last" and, once the daemon stopped, `tidegate buffer export` — as the
+// same JSON object, byte for byte once whitespace is compacted. A live read (`tidegate read --json`, and the downlink's read
 // command) has the same keys but seq and id, which only a stored record
 // has. No zero time and no CamelCase key anywhere. (Before: the control API
 // and `read --json` had a shape of their own: "time" for gateway_time, the
@@ -62,7 +62,9 @@ buses:
 	// filter holds the stored ones back).
 	text = strings.Replace(text, "filter: {window: 2s}", "filter: {enabled: false}", 1)
 	text = strings.Replace(text, "buffer: {path: ", "buffer: {commit_latency: 100ms, path: ", 1)
-	text = strings.Replace(text, "topic_prefix: e2e,", "topic_prefix: e2e, commands: true,", 1)
+	// Acks by the receiver, which sends none here: what was sent stays in
+	// the buffer for `buffer export`.
+	text = strings.Replace(text, "topic_prefix: e2e,", "topic_prefix: e2e, commands: true, ack: application,", 1)
 	cfgPath := filepath.Join(dir, "tidegate.yaml")
 	if err := os.WriteFile(cfgPath, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
@@ -76,13 +78,14 @@ buses:
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx, nil) }()
-	defer func() {
+	stopDaemon := sync.OnceFunc(func() {
 		cancel()
 		<-done
 		if t.Failed() {
 			t.Logf("daemon log:\n%s", tailLines(logs.String(), 30))
 		}
-	}()
+	})
+	defer stopDaemon()
 	eventually(t, 10*time.Second, "the daemon answers on its socket", func() bool {
 		_, err := status(t, sock)
 		return err == nil
@@ -207,6 +210,13 @@ buses:
 	}
 
 	endTail()
+	// The file, once the daemon has let go of it, exports the same record.
+	stopDaemon()
+	seq := strings.TrimPrefix(idOf(t, []byte(fromUplink)), "gw-e2e:")
+	code, exported, errOut := runCmd(t, "", "buffer", "export", "--config", cfgPath, "--from", seq, "--to", seq)
+	if code != exitOK || strings.TrimSuffix(exported, "\n") != fromUplink {
+		t.Errorf("buffer export: exit %d\n got %s\nwant %s\n%s", code, exported, fromUplink, errOut)
+	}
 	for _, s := range append([]string{fromUplink, out, downlink}, strings.Split(strings.TrimSpace(tailOut.String()), "\n")...) {
 		checkSnakeNoZeroTime(t, s)
 	}

@@ -29,7 +29,7 @@ func synopses() map[string]string {
 		"scan": "tidegate scan --port DEV|HOST:PORT --protocol modbus|mbus|cjt188 --bus NAME [--secondary] [--from N] [--to N] [--append-config FILE]\n" +
 			"cjt188: the broadcast read-address; one meter is found with its address, several answering at once are reported as such",
 		"buffer stats":   "tidegate buffer stats [--json] [--path FILE | --config FILE]",
-		"buffer export":  "tidegate buffer export [--from N] [--to N] [--path FILE | --config FILE]",
+		"buffer export":  "tidegate buffer export [--from N] [--to N] [--gateway ID] [--path FILE | --config FILE]",
 		"buffer compact": "tidegate buffer compact [--path FILE | --config FILE]",
 		"filter": "tidegate filter [--config FILE] < samples.csv > filtered.csv\n" +
 			"input columns:  " + samplesHeader + "\n" +
