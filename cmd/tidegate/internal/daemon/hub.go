@@ -37,18 +37,11 @@ type lastReading struct {
 // (reading.RecordJSON, as the uplink sends it), and so do /v1/readings and
 // /v1/status as the meter's last reading.
 func (h *hub) publish(rec reading.Record) {
-	meter := ""
-	switch {
-	case rec.Reading != nil:
-		meter = rec.Reading.Meter
-	case rec.Event != nil:
-		meter = rec.Event.Meter
-	case rec.Summary != nil:
-		meter = rec.Summary.Meter
-	default:
+	if rec.Reading == nil && rec.Event == nil && rec.Summary == nil {
 		return
 	}
 	out := reading.ToJSON(h.gateway, rec)
+	meter := out.Meter
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.seen++
