@@ -34,23 +34,28 @@ type owner struct {
 	failing   bool      // the last append failed
 	lastLog   time.Time // of an append failure, so a dead disk logs once a minute, not once a second
 	quiet     uint64    // failures since lastLog
-	polls     int       // since the last commit, for Options.cutEvery
 }
 
 func (o *owner) run() {
 	p := o.p
 	defer close(p.done)
-	var timer *time.Timer
+	after := p.opt.after
+	if after == nil {
+		after = func(d time.Duration) (<-chan time.Time, func() bool) {
+			t := time.NewTimer(d)
+			return t.C, t.Stop
+		}
+	}
+	var stop func() bool
 	var tick <-chan time.Time
 	arm := func() {
 		if tick == nil && o.waiting() {
-			timer = time.NewTimer(p.opt.Latency)
-			tick = timer.C
+			tick, stop = after(p.opt.Latency)
 		}
 	}
 	disarm := func() {
-		if timer != nil {
-			timer.Stop()
+		if tick != nil {
+			stop()
 		}
 		tick = nil
 	}
@@ -58,8 +63,7 @@ func (o *owner) run() {
 		select {
 		case rec := <-p.in:
 			o.take(rec)
-			o.polls++
-			if (len(o.batch) >= p.opt.MaxBatch || p.opt.cutEvery > 0 && o.polls >= p.opt.cutEvery) && !o.failing {
+			if len(o.batch) >= p.opt.MaxBatch && !o.failing {
 				disarm()
 				o.flush()
 			}
@@ -205,7 +209,6 @@ func (o *owner) flush() error {
 	clear(o.batch)
 	o.batch = o.batch[:0]
 	o.committed(ckpt)
-	o.polls = 0
 	p.pending.Store(0)
 	return nil
 }

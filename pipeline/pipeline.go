@@ -83,9 +83,9 @@ type Options struct {
 	Seen func(reading.Record)
 	Log  logrus.FieldLogger
 
-	// cutEvery, for benchmarks: commit after this many polls, as the
-	// latency would at a given poll rate, without waiting for the clock.
-	cutEvery int
+	// after, for benchmarks: the commit timer (nil: time.NewTimer), so a
+	// benchmark can run the owner's own batching on a virtual clock.
+	after func(time.Duration) (c <-chan time.Time, stop func() bool)
 	// fullStates, for benchmarks: every commit carries the full states of
 	// the meters it touched, as the pipeline did before the journal.
 	fullStates bool
