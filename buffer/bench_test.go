@@ -82,7 +82,7 @@ func rssBytes() int64 {
 func benchBuffer(b *testing.B) (*Buffer, string) {
 	b.Helper()
 	dir := b.TempDir()
-	buf := openTest(b, filepath.Join(dir, "buffer.db"), Options{MaxRecords: 1 << 40, MaxBytes: 1 << 40, MaxSize: -1})
+	buf := openTest(b, filepath.Join(dir, "buffer.db"), Options{MaxRecords: 1 << 40, MaxBytes: 1 << 40, MaxSize: -1, hotSpan: DefaultHotSpan})
 	b.Cleanup(func() { buf.Close() })
 	return buf, dir
 }
@@ -256,7 +256,7 @@ func BenchmarkHold1M(b *testing.B) {
 	b.ReportMetric(total/el/ref, "fill_per_disk_fsync")
 	buf.Close()
 	start = time.Now()
-	buf2 := openTest(b, filepath.Join(dir, "buffer.db"), Options{MaxRecords: 1 << 40, MaxBytes: 1 << 40, MaxSize: -1})
+	buf2 := openTest(b, filepath.Join(dir, "buffer.db"), Options{MaxRecords: 1 << 40, MaxBytes: 1 << 40, MaxSize: -1, hotSpan: DefaultHotSpan})
 	b.ReportMetric(time.Since(start).Seconds(), "reopen_s")
 	buf2.Close()
 }

@@ -50,6 +50,7 @@ type Buffer struct {
 	minSeq    uint64    // a replaced file's last seq: the new one numbers above it
 	jkeys     [][]byte  // the journal's keys in the records bucket, oldest first (journal.go)
 	jnext     uint64    // counter of the next journal key
+	hotFrom   uint64    // seqs from here on are in "records", older ones may be in the backlog (backlog.go)
 }
 
 // Open opens or creates the buffer at path. A file locked by another
@@ -110,7 +111,7 @@ func Open(path string, opt Options) (*Buffer, error) {
 // so that a crash from here on is seen at the next Open.
 func (b *Buffer) init() error {
 	return b.update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketRecords, bucketUrgent, bucketMeta, bucketState} {
+		for _, name := range [][]byte{bucketRecords, bucketBacklog, bucketUrgent, bucketMeta, bucketState} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -188,6 +189,14 @@ func (b *Buffer) init() error {
 			b.jnext = binary.BigEndian.Uint64(jkeys[n-1][8:]) + 1
 		}
 		b.cursor = cursorTx(tx, &c)
+		b.hotFrom = c.LastSeq + 1
+		cur := tx.Bucket(bucketRecords).Cursor()
+		for k, _ := cur.First(); k != nil; k, _ = cur.Next() {
+			if !isJournalKey(k) {
+				b.hotFrom = keySeq(k)
+				break
+			}
+		}
 		return meta.Put(keyClean, []byte{0})
 	})
 }

@@ -251,15 +251,21 @@ func (b *Buffer) apply(batch []*op) (err error) {
 	var evicted []Range
 	added := false
 	var jkeys [][]byte
-	var jnext uint64
+	var jnext, hotFrom uint64
 	err = b.update(func(tx *bolt.Tx) error {
 		b.mu.Lock()
 		c = b.ctr
-		jkeys, jnext = append(jkeys[:0], b.jkeys...), b.jnext
+		jkeys, jnext, hotFrom = append(jkeys[:0], b.jkeys...), b.jnext, b.hotFrom
 		b.mu.Unlock()
-		recs := tx.Bucket(bucketRecords)
+		recs := records(tx)
 		// Keys only ever grow: full pages waste nothing.
-		recs.FillPercent = 1.0
+		recs.hot.FillPercent = 1.0
+		if c.LastSeq >= hotFrom+uint64(b.opt.hotSpan) {
+			if err := moveToBacklog(recs, c.LastSeq+1); err != nil {
+				return err
+			}
+			hotFrom = c.LastSeq + 1
+		}
 		urgent := tx.Bucket(bucketUrgent)
 		urgent.FillPercent = 1.0
 		firstNew := c.LastSeq + 1
@@ -304,7 +310,7 @@ func (b *Buffer) apply(batch []*op) (err error) {
 						}
 					}
 				}
-				if err := journalTx(recs, &c, o.jour, &jkeys, &jnext); err != nil {
+				if err := journalTx(recs.hot, &c, o.jour, &jkeys, &jnext); err != nil {
 					return err
 				}
 				added = added || len(o.vals) > 0
@@ -367,7 +373,7 @@ func (b *Buffer) apply(batch []*op) (err error) {
 	b.mu.Lock()
 	b.ctr = c
 	b.cursor = cursor
-	b.jkeys, b.jnext = jkeys, jnext
+	b.jkeys, b.jnext, b.hotFrom = jkeys, jnext, hotFrom
 	b.mu.Unlock()
 	if added {
 		select {
@@ -379,7 +385,7 @@ func (b *Buffer) apply(batch []*op) (err error) {
 }
 
 // deleteRecord removes one record (by key, not through a cursor).
-func deleteRecord(recs, urgent *bolt.Bucket, c *counters, k, v []byte) error {
+func deleteRecord(recs recTree, urgent *bolt.Bucket, c *counters, k, v []byte) error {
 	kind, size := recordKind(v), len(v)
 	if err := recs.Delete(k); err != nil {
 		return err
@@ -415,7 +421,7 @@ func appendEventTx(tx *bolt.Tx, c *counters, ev *reading.Event) error {
 // cursorTx: everything before the oldest record held has been acknowledged
 // or evicted.
 func cursorTx(tx *bolt.Tx, c *counters) uint64 {
-	cur := tx.Bucket(bucketRecords).Cursor()
+	cur := records(tx).Cursor()
 	for k, _ := cur.First(); k != nil; k, _ = cur.Next() {
 		if !isJournalKey(k) {
 			return keySeq(k) - 1

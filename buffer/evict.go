@@ -23,7 +23,8 @@ var evictOrder = [...]reading.Kind{reading.KindReading, reading.KindSummary, rea
 const rangesPerEvent = 200
 
 type evictor struct {
-	recs, urgent *bolt.Bucket
+	recs         recTree
+	urgent       *bolt.Bucket
 	c            *counters
 	below        uint64 // records from here on were appended by this commit and are never evicted by it
 	maxRecords   uint64
@@ -37,7 +38,7 @@ func (e *evictor) need() bool {
 }
 
 // drop deletes the record under cur and returns the next one.
-func (e *evictor) drop(cur *bolt.Cursor, k, v []byte) ([]byte, []byte) {
+func (e *evictor) drop(cur *recCursor, k, v []byte) ([]byte, []byte) {
 	var kk [8]byte
 	copy(kk[:], k)
 	seq, kind, size := keySeq(k), recordKind(v), len(v)
@@ -142,7 +143,7 @@ func (e *evictor) oldest() {
 // the same transaction, so the receiver learns of a gap in the same breath
 // as it could see it.
 func (b *Buffer) evictTx(tx *bolt.Tx, c *counters, below uint64, forSpace uint64) ([]Range, error) {
-	e := &evictor{recs: tx.Bucket(bucketRecords), urgent: tx.Bucket(bucketUrgent), c: c, below: below}
+	e := &evictor{recs: records(tx), urgent: tx.Bucket(bucketUrgent), c: c, below: below}
 	reason := ""
 	switch {
 	case forSpace > 0:

@@ -55,7 +55,7 @@ func (b *Buffer) JournalEntries() ([][]byte, error) {
 	var out [][]byte
 	err := b.dbh().View(func(tx *bolt.Tx) error {
 		for _, k := range b.journalKeys() {
-			v := tx.Bucket(bucketRecords).Get(k)
+			v := tx.Bucket(bucketRecords).Get(k) // the journal is never moved to the backlog
 			if v == nil {
 				continue // dropped by a commit since the keys were taken
 			}

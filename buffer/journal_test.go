@@ -94,7 +94,7 @@ func TestJournalBesideRecords(t *testing.T) {
 // cost about two pages more (the state bucket's leaf and branch).
 func TestJournalCostsNoPage(t *testing.T) {
 	pages := func(journal bool) float64 {
-		b := openTest(t, filepath.Join(t.TempDir(), "buf.db"), Options{})
+		b := openTest(t, filepath.Join(t.TempDir(), "buf.db"), Options{hotSpan: DefaultHotSpan})
 		defer b.Close()
 		ctx := context.Background()
 		// Side state big enough to need a branch, as the filter's does.

@@ -181,7 +181,7 @@ func keySeq(k []byte) uint64 {
 // record is removed and its key returned, so the cost is that one record.
 // The counters are set to what the records say.
 func recount(tx *bolt.Tx, c *counters, fresh bool) (bad, journal [][]byte, err error) {
-	recs, urgent := tx.Bucket(bucketRecords), tx.Bucket(bucketUrgent)
+	recs, urgent := records(tx), tx.Bucket(bucketUrgent)
 	var n counters
 	var prev uint64
 	cur := recs.Cursor()

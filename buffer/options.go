@@ -57,6 +57,10 @@ type Options struct {
 	// 1970), so that a gateway whose file was lost never reuses a seq. Nil
 	// means time.Now; a test may start at 1 with time.UnixMicro(0).
 	Clock func() time.Time
+	// hotSpan: seqs "records" takes before they move to the backlog
+	// (backlog.go); zero means DefaultHotSpan. Small in tests, so that
+	// every path meets records in both buckets.
+	hotSpan int
 	// inspect: an inspection tool (NoRecover) that gave no bounds: Stats
 	// shows the bounds the daemon opened the file with.
 	inspect bool
@@ -106,6 +110,9 @@ func (o Options) withDefaultsFor(intBits int) Options {
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = DefaultMaxBatch
+	}
+	if o.hotSpan <= 0 {
+		o.hotSpan = DefaultHotSpan
 	}
 	if o.Clock == nil {
 		o.Clock = time.Now

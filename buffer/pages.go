@@ -13,12 +13,14 @@ type Pages struct {
 	PageSize int
 	Commits  uint64 // committer transactions since Open
 	Writes   int64  // page writes since Open (meta pages included; a multi-page node counts once)
-	// The records bucket (records and journal entries).
-	Depth       int // levels of the records tree
-	LeafPages   int
-	BranchPages int
-	LeafInuse   int // bytes of the leaf pages in use (LeafInuse / (LeafPages*PageSize) is their fill)
-	Journal     int // journal entries held
+	// The newest records and the journal ("records", the tree a commit
+	// appends to), and the older records ("backlog"): see backlog.go.
+	Depth        int // levels of the tree a commit appends to
+	BacklogDepth int
+	LeafPages    int // of both
+	BranchPages  int
+	LeafInuse    int // bytes of the leaf pages in use (LeafInuse / (LeafPages*PageSize) is their fill)
+	Journal      int // journal entries held
 }
 
 // Pages walks the records tree (a full walk: a diagnostic, not for a hot path).
@@ -36,7 +38,13 @@ func (b *Buffer) Pages() (p Pages, err error) {
 	defer guard(&err)
 	err = db.View(func(tx *bolt.Tx) error {
 		s := tx.Bucket(bucketRecords).Stats()
-		p.Depth, p.LeafPages, p.BranchPages, p.LeafInuse = s.Depth, s.LeafPageN, s.BranchPageN, s.LeafInuse
+		p.Depth = s.Depth
+		if old := tx.Bucket(bucketBacklog); old != nil {
+			o := old.Stats()
+			p.BacklogDepth = o.Depth
+			s.Add(o)
+		}
+		p.LeafPages, p.BranchPages, p.LeafInuse = s.LeafPageN, s.BranchPageN, s.LeafInuse
 		return nil
 	})
 	return p, err

@@ -55,8 +55,11 @@ func (b *Buffer) readOn(db *bolt.DB, after uint64, max int, urgentOnly bool) (_ 
 	}
 	var out []reading.Record
 	err = db.View(func(tx *bolt.Tx) error {
-		recs := tx.Bucket(bucketRecords)
-		var cur *bolt.Cursor
+		recs := records(tx)
+		var cur interface {
+			Seek([]byte) ([]byte, []byte)
+			Next() ([]byte, []byte)
+		}
 		if urgentOnly {
 			cur = tx.Bucket(bucketUrgent).Cursor()
 		} else {

@@ -68,7 +68,7 @@ func copyReadable(src, dst string, opt Options) (kept, lost uint64, err error) {
 	meta := map[string][]byte{}
 	state := map[string][]byte{}
 	err = db.Update(func(w *bolt.Tx) error {
-		for _, name := range [][]byte{bucketRecords, bucketUrgent, bucketMeta, bucketState} {
+		for _, name := range [][]byte{bucketRecords, bucketBacklog, bucketUrgent, bucketMeta, bucketState} {
 			if _, err := w.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -190,11 +190,10 @@ func readRun(db *bolt.DB, from uint64, n int, fn func(k, v []byte) bool) (last u
 		}
 	}()
 	err := db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketRecords)
-		if b == nil {
+		if tx.Bucket(bucketRecords) == nil {
 			return nil
 		}
-		cur := b.Cursor()
+		cur := records(tx).Cursor()
 		var prev uint64
 		for k, v := cur.Seek(seqKey(from)); k != nil && n > 0; k, v = cur.Next() {
 			s := keySeq(k)

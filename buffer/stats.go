@@ -74,7 +74,7 @@ func (b *Buffer) times(db *bolt.DB, s *Stats) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer guard(&err)
 	return db.View(func(tx *bolt.Tx) error {
-		cur := tx.Bucket(bucketRecords).Cursor()
+		cur := records(tx).Cursor()
 		k, v := cur.First()
 		for k != nil && isJournalKey(k) {
 			k, v = cur.Next()

@@ -149,6 +149,7 @@ func BenchmarkFlashPerReading(b *testing.B) {
 			b.ReportMetric(float64(pg1.Writes-pg0.Writes)/float64(pg1.Commits-pg0.Commits), "pages/commit")
 			b.ReportMetric(float64(bs.Depth), "held")
 			b.ReportMetric(float64(pg1.Depth), "levels")
+			b.ReportMetric(float64(pg1.BacklogDepth), "backlog_levels")
 			b.ReportMetric(float64(pg1.LeafInuse)/float64(pg1.LeafPages*pg1.PageSize), "leaf_fill")
 			p.Close(context.Background())
 		})

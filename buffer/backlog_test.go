@@ -1,0 +1,71 @@
+package buffer
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"tidegate/reading"
+)
+
+// A broker outage of hours, committed as the pipeline does (five records
+// and a journal entry a commit, nothing acknowledged): the tree a commit
+// appends to stays at two levels, so a commit rewrites four pages (its
+// leaf, the branch, the top-level bucket page, a meta page) whatever the
+// backlog. In one bucket the tree is three levels deep past ~8,000
+// records, a page more every commit.
+func TestBacklogKeepsCommitsShallow(t *testing.T) {
+	run := func(span int) (pages float64, levels, backlog int, n int) {
+		b := openTest(t, filepath.Join(t.TempDir(), "buf.db"), Options{hotSpan: span})
+		defer b.Close()
+		ctx := context.Background()
+		entry := make([]byte, 100)
+		step := func(i int) {
+			recs := make([]reading.Record, 5)
+			for j := range recs {
+				recs[j] = readingRec("m", 5*i+j)
+			}
+			if _, err := b.AppendWithJournal(ctx, nil, Journal{Entry: entry, Drop: i%1600 == 0}, recs...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		const commits = 4000 // 20,000 records
+		for i := 0; i < commits-500; i++ {
+			step(i)
+		}
+		p0, err := b.Pages()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := commits - 500; i < commits; i++ {
+			step(i)
+		}
+		p1, err := b.Pages()
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, err := b.Read(0, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range recs {
+			if i > 0 && r.Seq != recs[i-1].Seq+1 {
+				t.Fatalf("seq %d after %d", r.Seq, recs[i-1].Seq)
+			}
+		}
+		return float64(p1.Writes-p0.Writes) / float64(p1.Commits-p0.Commits), p1.Depth, p1.BacklogDepth, len(recs)
+	}
+	pages, levels, backlog, n := run(DefaultHotSpan)
+	onePages, oneLevels, _, oneN := run(1 << 62)
+	t.Logf("%d records held: %.2f pages a commit, appended to a tree of %d levels (backlog %d); one bucket: %.2f pages, %d levels",
+		n, pages, levels, backlog, onePages, oneLevels)
+	if n != 20000 || oneN != n {
+		t.Fatalf("%d and %d records held, want 20000", n, oneN)
+	}
+	if levels > 2 || pages > 4.5 {
+		t.Fatalf("with the backlog: %.2f pages a commit, a tree of %d levels; want at most 4.5 and 2", pages, levels)
+	}
+	if oneLevels < 3 || onePages < pages+0.7 {
+		t.Fatalf("one bucket: %.2f pages a commit at %d levels; the backlog should save about a page (it wrote %.2f)", onePages, oneLevels, pages)
+	}
+}
