@@ -23,14 +23,14 @@ var evictOrder = [...]reading.Kind{reading.KindReading, reading.KindSummary, rea
 const rangesPerEvent = 200
 
 type evictor struct {
-	recs         recTree
-	urgent       *bolt.Bucket
-	c            *counters
-	below        uint64 // records from here on were appended by this commit and are never evicted by it
-	maxRecords   uint64
-	maxBytes     uint64
-	ranges       []Range
-	err          error
+	recs       recTree
+	urgent     *bolt.Bucket
+	c          *counters
+	below      uint64 // records from here on were appended by this commit and are never evicted by it
+	maxRecords uint64
+	maxBytes   uint64
+	ranges     []Range
+	err        error
 }
 
 func (e *evictor) need() bool {
