@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"encoding/binary"
 	"sort"
 
 	"github.com/sirupsen/logrus"
@@ -16,7 +15,7 @@ import (
 // are ~57 KB). Writing the states of the meters a batch touched with every
 // batch would rewrite all of them each second. Instead each commit carries,
 // beside its records, one buffer journal entry with the polls the filter
-// took since the last commit (~70 bytes each); every CheckpointEvery polls
+// took since the last commit (~13 bytes each, pollcodec.go); every CheckpointEvery polls
 // a commit carries the full states of the meters touched since the last
 // checkpoint and drops the journal. The buffer keeps the journal in the
 // records' own leaf (buffer/journal.go), so an entry costs no page of its
@@ -27,7 +26,9 @@ import (
 // exactly as far as its records, as if each commit had carried the states.
 //
 //	state filter/<meter>    full state (filter.State), as of the last checkpoint
-//	journal entry            uvarint length + buffer.Encode of a reading record, per poll
+//	journal entry            the commit's polls, each coded against its meter's
+//	                         previous one (pollcodec.go); before, uvarint length +
+//	                         buffer.Encode of a reading record, per poll: still read
 //	state filterlog/<hex>    one poll, the layout before the buffer's journal:
 //	                         replayed first, deleted by the next checkpoint
 const journalPrefix = "filterlog/"
@@ -46,48 +47,47 @@ func (o *owner) restore() {
 			p.log.WithFields(logrus.Fields{"meter": m, "error": err}).Warn("filter state not restored; learning afresh")
 		}
 	}
-	var polls [][]byte
+	var discard filter.Output
+	replayed, polls := 0, 0
+	push := func(r reading.Reading) {
+		polls++
+		if len(want) > 0 && !want[r.Meter] {
+			return
+		}
+		discard.Reset()
+		o.filt.PushTo(&discard, r)
+		o.touched[r.Meter] = struct{}{}
+		replayed++
+	}
 	old, err := p.store.States(journalPrefix)
 	if err != nil {
 		p.log.WithError(err).Warn("filter journal (old layout) not read; the filter resumes from its last checkpoint")
 	}
 	for _, e := range old {
 		o.oldLog = append(o.oldLog, e.Key)
-		polls = append(polls, e.Value)
+		rec, err := buffer.Decode(e.Value)
+		if err != nil || rec.Reading == nil {
+			p.log.WithField("error", err).Warn("filter journal entry unreadable; skipped")
+			continue
+		}
+		push(*rec.Reading)
 	}
 	entries, err := p.store.JournalEntries()
 	if err != nil {
 		p.log.WithError(err).Warn("filter journal not read; the filter resumes from its last checkpoint")
 	}
-	for _, e := range entries {
-		for len(e) > 0 {
-			n, k := binary.Uvarint(e)
-			if k <= 0 || uint64(len(e)-k) < n {
-				p.log.Warn("filter journal entry truncated; the rest of it skipped")
-				break
-			}
-			polls = append(polls, e[k:k+int(n)])
-			e = e[k+int(n):]
+	var dec pollCoder
+	for i, e := range entries {
+		if err := dec.decode(e, push); err != nil {
+			// Each poll is coded against the one before: past a bad
+			// entry nothing decodes reliably.
+			p.log.WithFields(logrus.Fields{"entry": i, "entries": len(entries), "error": err}).
+				Warn("filter journal entry unreadable; the filter resumes from the polls before it")
+			break
 		}
 	}
-	var discard filter.Output
-	replayed := 0
-	for _, v := range polls {
-		rec, err := buffer.Decode(v)
-		if err != nil || rec.Reading == nil {
-			p.log.WithField("error", err).Warn("filter journal entry unreadable; skipped")
-			continue
-		}
-		if len(want) > 0 && !want[rec.Reading.Meter] {
-			continue
-		}
-		discard.Reset()
-		o.filt.PushTo(&discard, *rec.Reading)
-		o.touched[rec.Reading.Meter] = struct{}{}
-		replayed++
-	}
-	o.logN = len(polls)
-	if len(polls) > 0 || len(entries) > 0 {
+	o.logN = polls
+	if polls > 0 || len(entries) > 0 || len(old) > 0 {
 		// Start the next run from full states again.
 		o.ckptNow = true
 		p.log.WithFields(logrus.Fields{"polls": replayed, "meters": len(o.touched)}).Info("filter journal replayed")
@@ -98,13 +98,12 @@ func (o *owner) restore() {
 func (o *owner) journal(r *reading.Reading) {
 	x := *r
 	x.Raw = nil // the filter never looks at the frame
-	v, err := buffer.Encode(&reading.Record{Kind: reading.KindReading, Reading: &x})
+	q, err := o.jc.append(o.logq, &x)
 	if err != nil {
 		o.p.log.WithFields(logrus.Fields{"meter": r.Meter, "error": err}).Warn("poll not journalled")
 		return
 	}
-	o.logq = binary.AppendUvarint(o.logq, uint64(len(v)))
-	o.logq = append(o.logq, v...)
+	o.logq = q
 	o.logPoll++
 	o.logN++
 	o.touched[r.Meter] = struct{}{}
@@ -118,7 +117,10 @@ func (o *owner) sideState() (states []buffer.State, j buffer.Journal, ckpt bool)
 		return nil, j, false
 	}
 	if !o.ckptNow && !o.p.opt.fullStates && o.logN < o.p.opt.CheckpointEvery {
-		return nil, buffer.Journal{Entry: o.logq}, false
+		if len(o.logq) == 0 {
+			return nil, j, false
+		}
+		return nil, buffer.Journal{Entry: entry(o.logq)}, false
 	}
 	meters := make([]string, 0, len(o.touched))
 	for m := range o.touched {
@@ -146,6 +148,7 @@ func (o *owner) committed(ckpt bool) {
 		o.oldLog = nil
 		clear(o.touched)
 		o.ckptNow = false
+		o.jc.reset() // the next entry starts the journal afresh
 	}
 	o.logq = o.logq[:0]
 	o.logPoll = 0

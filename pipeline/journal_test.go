@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -34,6 +35,13 @@ func (f *firstCommit) AppendWithJournal(ctx context.Context, st []buffer.State, 
 // the ones a filter that never stopped releases. The first commit after it
 // is a checkpoint that deletes those keys.
 func TestOldLayoutJournalReplayed(t *testing.T) {
+	t.Run("state_keys", func(t *testing.T) { oldJournalReplayed(t, false) })
+	// And the buffer journal's entries as the version before pollcodec.go
+	// wrote them (uvarint length + buffer.Encode per poll).
+	t.Run("entries_v0", func(t *testing.T) { oldJournalReplayed(t, true) })
+}
+
+func oldJournalReplayed(t *testing.T, entries bool) {
 	const meter, ckptAt, logged, after = "m", 40, 25, 30
 	path := filepath.Join(t.TempDir(), "buf.db")
 	ctx := context.Background()
@@ -92,19 +100,26 @@ func TestOldLayoutJournalReplayed(t *testing.T) {
 			}
 			states = append(states, buffer.State{Key: StateKey(meter), Value: st})
 		}
+		var j buffer.Journal
 		if i >= ckptAt {
 			v, err := buffer.Encode(&reading.Record{Kind: reading.KindReading, Reading: &r})
 			if err != nil {
 				t.Fatal(err)
 			}
-			states = append(states, buffer.State{Key: fmt.Sprintf("%s%016x", journalPrefix, i), Value: v})
+			if entries {
+				j.Entry = append(binary.AppendUvarint(nil, uint64(len(v))), v...)
+			} else {
+				states = append(states, buffer.State{Key: fmt.Sprintf("%s%016x", journalPrefix, i), Value: v})
+			}
 		}
-		if _, err := buf.AppendWithState(ctx, states, records(&o)...); err != nil {
+		if _, err := buf.AppendWithJournal(ctx, states, j, records(&o)...); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if ks, _ := buf.States(journalPrefix); len(ks) != logged {
-		t.Fatalf("%d old journal keys written, want %d", len(ks), logged)
+	ks, _ := buf.States(journalPrefix)
+	es, _ := buf.JournalEntries()
+	if entries && len(es) != logged || !entries && len(ks) != logged {
+		t.Fatalf("%d old journal keys and %d entries written, want %d", len(ks), len(es), logged)
 	}
 	buf.Close()
 
@@ -137,10 +152,15 @@ func TestOldLayoutJournalReplayed(t *testing.T) {
 			deleted++
 		}
 	}
+	if entries {
+		deleted = logged // no keys to delete; Drop removes the entries
+	}
 	if deleted != logged || !fc.jour.Drop || !bytes.Equal(nil, fc.jour.Entry) {
 		t.Fatalf("first commit after the restart deletes %d old journal keys (want %d), drop %v: not the checkpoint", deleted, logged, fc.jour.Drop)
 	}
-	if ks, _ := buf.States(journalPrefix); len(ks) != 0 {
-		t.Fatalf("%d old journal keys left after the checkpoint", len(ks))
+	ks, _ = buf.States(journalPrefix)
+	es, _ = buf.JournalEntries()
+	if len(ks) != 0 || len(es) != 0 {
+		t.Fatalf("%d old journal keys and %d entries left after the checkpoint", len(ks), len(es))
 	}
 }

@@ -23,7 +23,8 @@ type owner struct {
 	// commit's entry, logN counts the polls journalled since the last
 	// checkpoint (on disk and in logq). oldLog are entries in the layout
 	// before the buffer's journal, deleted by the next checkpoint.
-	logq    []byte
+	logq    []byte // the polls' encoding (pollcodec.go), framed by entry at the commit
+	jc      pollCoder
 	logPoll int
 	logN    int
 	oldLog  []string

@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -103,6 +102,7 @@ func TestDueDateBypassesFilter(t *testing.T) {
 type countingStore struct {
 	Store
 	calls, full, journal, recs atomic.Int64
+	dec                        pollCoder // the owner calls one at a time
 }
 
 func (c *countingStore) AppendWithJournal(ctx context.Context, st []buffer.State, j buffer.Journal, recs ...reading.Record) ([]uint64, error) {
@@ -112,13 +112,11 @@ func (c *countingStore) AppendWithJournal(ctx context.Context, st []buffer.State
 			c.full.Add(1)
 		}
 	}
-	for e := j.Entry; len(e) > 0; {
-		n, k := binary.Uvarint(e)
-		if k <= 0 || uint64(len(e)-k) < n {
-			break
-		}
-		c.journal.Add(1)
-		e = e[k+int(n):]
+	if j.Drop {
+		c.dec.reset()
+	}
+	if len(j.Entry) > 0 {
+		_ = c.dec.decode(j.Entry, func(reading.Reading) { c.journal.Add(1) })
 	}
 	c.recs.Add(int64(len(recs)))
 	return c.Store.AppendWithJournal(ctx, st, j, recs...)
