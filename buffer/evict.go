@@ -154,14 +154,16 @@ func (b *Buffer) evictTx(tx *bolt.Tx, c *counters, below uint64, forSpace uint64
 		reason = "disk_full"
 	case c.Count > uint64(b.opt.MaxRecords):
 		reason = "max_records"
-	case c.Bytes > uint64(b.opt.MaxBytes):
+	case c.Bytes+c.Journal > uint64(b.opt.MaxBytes):
+		// The journal cannot be evicted (its stage drops it at its next
+		// checkpoint): the records make room for it.
 		reason = "max_bytes"
 	default:
 		return nil, nil
 	}
 	if forSpace == 0 {
 		e.maxRecords = uint64(float64(b.opt.MaxRecords) * b.opt.EvictTo)
-		e.maxBytes = uint64(float64(b.opt.MaxBytes) * b.opt.EvictTo)
+		e.maxBytes = sub(uint64(float64(b.opt.MaxBytes)*b.opt.EvictTo), c.Journal)
 		e.thin(b.opt.ThinKeep)
 	}
 	e.oldest()

@@ -86,6 +86,7 @@ func journalTx(recs *bolt.Bucket, c *counters, j Journal, keys *[][]byte, next *
 			}
 		}
 		*keys = nil
+		c.Journal = 0
 	}
 	if len(j.Entry) == 0 {
 		return nil
@@ -99,6 +100,7 @@ func journalTx(recs *bolt.Bucket, c *counters, j Journal, keys *[][]byte, next *
 	if err := recs.Put(k, v); err != nil {
 		return err
 	}
+	c.Journal += uint64(len(v))
 	*keys = append(*keys, k)
 	return nil
 }

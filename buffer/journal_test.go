@@ -133,3 +133,44 @@ func TestJournalCostsNoPage(t *testing.T) {
 		t.Fatalf("a journal entry costs %.2f pages a commit, side state %.2f: want about two fewer", j, s)
 	}
 }
+
+// Journal entries take space like records: on a small MaxBytes they count
+// against it (they cannot be evicted, so the oldest records make room), and
+// Stats shows them. Before, 6 KB of journal beside 7 KB of records
+// evicted nothing under MaxBytes 8000.
+func TestJournalCountsAgainstMaxBytes(t *testing.T) {
+	const maxBytes = 8000
+	path := filepath.Join(t.TempDir(), "buf.db")
+	b := openTest(t, path, Options{MaxBytes: maxBytes})
+	ctx := context.Background()
+	entry := make([]byte, 200)
+	for i := 0; i < 40; i++ {
+		if i == 12 {
+			// A checkpoint: the journal so far goes.
+			if _, err := b.AppendWithJournal(ctx, nil, Journal{Drop: true}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := b.AppendWithJournal(ctx, nil, Journal{Entry: entry}, readingRec("m", 3*i), readingRec("m", 3*i+1), readingRec("m", 3*i+2)); err != nil {
+			t.Fatal(err)
+		}
+		st := b.Stats()
+		if want := uint64(len(entry)+2) * uint64(i-11); i >= 12 && st.JournalBytes != want {
+			t.Fatalf("commit %d: %d journal bytes counted, want %d", i, st.JournalBytes, want)
+		}
+		if held := st.LiveBytes + st.JournalBytes; held > maxBytes {
+			t.Fatalf("commit %d: %d bytes held (%d of records, %d of journal) past MaxBytes %d", i, held, st.LiveBytes, st.JournalBytes, maxBytes)
+		}
+	}
+	st := b.Stats()
+	if st.Evicted == 0 || st.Depth == 0 {
+		t.Fatalf("%+v: want records evicted to make room for the journal, the newest kept", st)
+	}
+	want := st.JournalBytes
+	b.Close()
+	b = openTest(t, path, Options{MaxBytes: maxBytes})
+	defer b.Close()
+	if got := b.Stats().JournalBytes; got != want {
+		t.Fatalf("reopened: %d journal bytes counted, %d before", got, want)
+	}
+}

@@ -53,6 +53,10 @@ type counters struct {
 	// Base is LastSeq when the file was created: its seqs start above it.
 	// Added after the first release: older files decode it as 0.
 	Base uint64
+	// Journal is the bytes of the journal's entries (journal.go): not
+	// records, but space held, so MaxBytes bounds Bytes+Journal. Not
+	// written: recount sums the entries at every Open.
+	Journal uint64
 }
 
 // v1Fields is how many fields the first release wrote; later fields may be
@@ -188,6 +192,7 @@ func recount(tx *bolt.Tx, c *counters, fresh bool) (bad, journal [][]byte, err e
 	for k, v := cur.First(); k != nil; k, v = cur.Next() {
 		if isJournalKey(k) && bytes.HasPrefix(v, journalMagic[:]) {
 			journal = append(journal, append([]byte(nil), k...))
+			n.Journal += uint64(len(v))
 			continue
 		}
 		s := keySeq(k)
@@ -231,6 +236,6 @@ func recount(tx *bolt.Tx, c *counters, fresh bool) (bad, journal [][]byte, err e
 	if fresh {
 		c.LastSeq = max(c.LastSeq, prev)
 	}
-	c.Count, c.Bytes, c.ByKind = n.Count, n.Bytes, n.ByKind
+	c.Count, c.Bytes, c.ByKind, c.Journal = n.Count, n.Bytes, n.ByKind, n.Journal
 	return bad, journal, nil
 }

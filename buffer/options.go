@@ -22,8 +22,8 @@ const (
 // Options configure Open. The zero value is the production default.
 type Options struct {
 	// MaxRecords and MaxBytes bound what the buffer holds (records not yet
-	// acknowledged; bytes of their encoding). Going past either starts
-	// eviction. Zero means the default; the file itself is larger than
+	// acknowledged; bytes of their encoding and of the journal beside them,
+	// journal.go). Going past either starts eviction. Zero means the default; the file itself is larger than
 	// MaxBytes by bbolt's per-record overhead (about 25 bytes a record).
 	MaxRecords int64
 	MaxBytes   int64

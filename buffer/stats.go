@@ -27,6 +27,7 @@ type Stats struct {
 	Newest        time.Time `json:"newest,omitzero"`          // time of the newest record held
 	FileBytes     int64     `json:"file_bytes"`               // size of the bbolt file
 	LiveBytes     uint64    `json:"live_bytes"`               // encoded bytes of the records held
+	JournalBytes  uint64    `json:"journal_bytes"`            // bytes of the journal held beside them (journal.go); LiveBytes+JournalBytes is what MaxBytes bounds
 	Appended      uint64    `json:"appended"`                 // records, over the file's life
 	Acked         uint64    `json:"acked"`                    // records, over the file's life
 	Evicted       uint64    `json:"evicted"`                  // records, over the file's life
@@ -49,7 +50,7 @@ func (b *Buffer) Stats() Stats {
 	s := Stats{
 		Path: b.path, Depth: c.Count, Readings: c.ByKind[reading.KindReading], Billing: c.ByKind[reading.KindBilling],
 		Summaries: c.ByKind[reading.KindSummary], Events: c.ByKind[reading.KindEvent],
-		LastSeq: c.LastSeq, SeqBase: c.Base, Cursor: b.cursor, LiveBytes: c.Bytes,
+		LastSeq: c.LastSeq, SeqBase: c.Base, Cursor: b.cursor, LiveBytes: c.Bytes, JournalBytes: c.Journal,
 		Appended: c.Appended, Acked: c.Acked, Evicted: c.Evicted, Evictions: c.Evictions, FullHits: c.FullHits,
 		EvictedRanges: append([]Range(nil), b.ranges...),
 		MaxRecords:    b.opt.MaxRecords, MaxBytes: b.opt.MaxBytes, MaxSize: b.opt.MaxSize,
