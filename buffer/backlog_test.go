@@ -15,6 +15,7 @@ import (
 // backlog. In one bucket the tree is three levels deep past ~8,000
 // records, a page more every commit.
 func TestBacklogKeepsCommitsShallow(t *testing.T) {
+	const commits = 2400 // 12,000 records
 	run := func(span int) (pages float64, levels, backlog int, n int) {
 		b := openTest(t, filepath.Join(t.TempDir(), "buf.db"), Options{hotSpan: span})
 		defer b.Close()
@@ -29,15 +30,14 @@ func TestBacklogKeepsCommitsShallow(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		const commits = 4000 // 20,000 records
-		for i := 0; i < commits-500; i++ {
+		for i := 0; i < commits-400; i++ {
 			step(i)
 		}
 		p0, err := b.Pages()
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i := commits - 500; i < commits; i++ {
+		for i := commits - 400; i < commits; i++ {
 			step(i)
 		}
 		p1, err := b.Pages()
@@ -59,8 +59,8 @@ func TestBacklogKeepsCommitsShallow(t *testing.T) {
 	onePages, oneLevels, _, oneN := run(1 << 62)
 	t.Logf("%d records held: %.2f pages a commit, appended to a tree of %d levels (backlog %d); one bucket: %.2f pages, %d levels",
 		n, pages, levels, backlog, onePages, oneLevels)
-	if n != 20000 || oneN != n {
-		t.Fatalf("%d and %d records held, want 20000", n, oneN)
+	if n != 5*commits || oneN != n {
+		t.Fatalf("%d and %d records held, want %d", n, oneN, 5*commits)
 	}
 	if levels > 2 || pages > 4.5 {
 		t.Fatalf("with the backlog: %.2f pages a commit, a tree of %d levels; want at most 4.5 and 2", pages, levels)
