@@ -2,6 +2,7 @@ package buffer
 
 import (
 	"context"
+	"math"
 	"path/filepath"
 	"testing"
 
@@ -56,7 +57,7 @@ func TestBacklogKeepsCommitsShallow(t *testing.T) {
 		return float64(p1.Writes-p0.Writes) / float64(p1.Commits-p0.Commits), p1.Depth, p1.BacklogDepth, len(recs)
 	}
 	pages, levels, backlog, n := run(DefaultHotSpan)
-	onePages, oneLevels, _, oneN := run(1 << 62)
+	onePages, oneLevels, _, oneN := run(math.MaxInt32)
 	t.Logf("%d records held: %.2f pages a commit, appended to a tree of %d levels (backlog %d); one bucket: %.2f pages, %d levels",
 		n, pages, levels, backlog, onePages, oneLevels)
 	if n != 5*commits || oneN != n {
