@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	bolt "go.etcd.io/bbolt"
+
 	"tidegate/reading"
 )
 
@@ -69,4 +71,65 @@ func TestBacklogKeepsCommitsShallow(t *testing.T) {
 	if oneLevels < 3 || onePages < pages+0.7 {
 		t.Fatalf("one bucket: %.2f pages a commit at %d levels; the backlog should save about a page (it wrote %.2f)", onePages, oneLevels, pages)
 	}
+}
+
+// A file of format 1 (every record in "records", no backlog bucket) opens
+// with every record, is marked format 2, and its records move to the
+// backlog with the first commit past the span.
+func TestFormat1FileUpgraded(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "buf.db")
+	b := openTest(t, path, Options{hotSpan: DefaultHotSpan})
+	for i := 0; i < 20; i++ {
+		if _, err := b.Append(context.Background(), readingRec("m", 3*i), readingRec("m", 3*i+1), readingRec("m", 3*i+2)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.Close()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketBacklog).Stats().KeyN != 0 {
+			t.Error("records in the backlog before the span")
+		}
+		if err := tx.DeleteBucket(bucketBacklog); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMeta).Put(keyFormat, []byte{1})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	b = openTest(t, path, Options{hotSpan: 10})
+	if recs, err := b.Read(0, 1000); err != nil || len(recs) != 60 {
+		t.Fatalf("format 1 file: %d records read (%v), want 60", len(recs), err)
+	}
+	if _, err := b.Append(context.Background(), readingRec("m", 60)); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := b.Read(0, 1000)
+	if err != nil || len(recs) != 61 {
+		t.Fatalf("%d records read (%v), want 61", len(recs), err)
+	}
+	for i, r := range recs {
+		if r.Reading.Forward != sampleReading("m", i).Forward {
+			t.Fatalf("record %d: %+v", i, r.Reading)
+		}
+	}
+	b.Close()
+	db, err = bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketMeta).Get(keyFormat); len(v) != 1 || v[0] != fileFormat {
+			t.Errorf("format %v after the upgrade, want %d", v, fileFormat)
+		}
+		if n := tx.Bucket(bucketBacklog).Stats().KeyN; n != 60 {
+			t.Errorf("%d records moved to the backlog, want the 60 old ones", n)
+		}
+		return nil
+	})
 }

@@ -117,7 +117,7 @@ func (b *Buffer) init() error {
 			}
 		}
 		meta := tx.Bucket(bucketMeta)
-		if meta.Get(keyFormat) == nil {
+		if v := meta.Get(keyFormat); len(v) != 1 || v[0] < fileFormat {
 			if err := meta.Put(keyFormat, []byte{fileFormat}); err != nil {
 				return err
 			}

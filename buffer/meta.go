@@ -27,8 +27,11 @@ var (
 )
 
 // fileFormat is the layout version written to meta/format. Records carry
-// their own version byte (record.go).
-const fileFormat = 1
+// their own version byte (record.go). 2: the older records may be in the
+// backlog bucket (backlog.go); a build that knows only 1 would not see
+// them, so it refuses the file (ErrNewerFormat) instead. A file of format
+// 1 is taken as it is and marked 2.
+const fileFormat = 2
 
 // recentRanges is how many evicted ranges Stats reports; the buffer_evicted
 // events carry all of them.
