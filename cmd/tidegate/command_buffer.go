@@ -170,7 +170,7 @@ func printBufferStats(w io.Writer, s buffer.Stats, now time.Time) error {
 	}
 	lines := [][2]string{
 		{"file", s.Path},
-		{"size", fmt.Sprintf("%s on disk, %s of records held", mib(s.FileBytes), mib(int64(s.LiveBytes)))},
+		{"size", fmt.Sprintf("%s on disk, %s of records held, %s of filter journal", mib(s.FileBytes), mib(int64(s.LiveBytes)), mib(int64(s.JournalBytes)))},
 		{"held", fmt.Sprintf("%d records (readings %d, billing %d, summaries %d, events %d)", s.Depth, s.Readings, s.Billing, s.Summaries, s.Events)},
 		{"sequence", fmt.Sprintf("first held %d, last %d, acknowledged up to %d", s.FirstSeq, s.LastSeq, s.Cursor)},
 		{"oldest", when(s.Oldest)},
