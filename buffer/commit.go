@@ -211,9 +211,21 @@ func (b *Buffer) commit(batch []*op) {
 			b.log.WithField("error", err.Error()).Error("evicting for space failed")
 		}
 	}
-	err := b.apply(batch)
+	// Moving records to the backlog needs new pages for a while (the moved
+	// records are written again before their old leaves are freed): not
+	// while space is short, and not at the price of an eviction. A move
+	// that did not fit waits a span before it is tried again.
+	b.mu.Lock()
+	last := b.ctr.LastSeq
+	b.mu.Unlock()
+	move := !b.sp.short && last >= b.sp.moveHold
+	err := b.apply(batch, move)
 	if errors.Is(err, ErrCorrupt) && b.replace(err) == nil {
-		err = b.apply(batch) // on the fresh file
+		err = b.apply(batch, move) // on the fresh file
+	}
+	if isFull(err) && move {
+		b.sp.moveHold = last + uint64(b.opt.hotSpan)
+		err = b.apply(batch, false)
 	}
 	if isFull(err) {
 		b.mu.Lock()
@@ -228,7 +240,7 @@ func (b *Buffer) commit(batch []*op) {
 			if n == 0 {
 				break // nothing left to evict
 			}
-			err = b.apply(batch)
+			err = b.apply(batch, false)
 		}
 		if isFull(err) {
 			err = fmt.Errorf("%w: %w", ErrFull, err)
@@ -244,8 +256,9 @@ func (b *Buffer) commit(batch []*op) {
 }
 
 // apply runs one batch as one transaction. Per-op problems (an unknown
-// sequence number) go to that op; only storage errors fail the batch.
-func (b *Buffer) apply(batch []*op) (err error) {
+// sequence number) go to that op; only storage errors fail the batch. move
+// lets it move the older records to the backlog first (backlog.go).
+func (b *Buffer) apply(batch []*op, move bool) (err error) {
 	var c counters
 	var cursor uint64
 	var evicted []Range
@@ -260,7 +273,7 @@ func (b *Buffer) apply(batch []*op) (err error) {
 		recs := records(tx)
 		// Keys only ever grow: full pages waste nothing.
 		recs.hot.FillPercent = 1.0
-		if c.LastSeq >= hotFrom+uint64(b.opt.hotSpan) {
+		if move && c.LastSeq >= hotFrom+uint64(b.opt.hotSpan) {
 			if err := moveToBacklog(recs, c.LastSeq+1); err != nil {
 				return err
 			}

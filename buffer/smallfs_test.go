@@ -57,7 +57,7 @@ func TestSmallPartition(t *testing.T) {
 		t.Run(fmt.Sprintf("%dMiB", mib), func(t *testing.T) {
 			dir := smallFS(t, mib<<20)
 			path := filepath.Join(dir, "buffer.db")
-			b := openTest(t, path, Options{})
+			b := openTest(t, path, Options{hotSpan: DefaultHotSpan}) // the production span: a move needs room too
 			defer b.Close()
 			batches, per := mib*2500, 5 // a second of a few meters each, past what fits
 			failed, first := 0, uint64(0)

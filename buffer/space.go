@@ -22,6 +22,7 @@ type space struct {
 	disabled bool     // the filesystem cannot preallocate
 	short    bool     // the reserve could not be restored (reported once until it can again)
 	have     int64    // blocks are allocated up to here
+	moveHold uint64   // no move to the backlog before this seq: the last one did not fit (commit.go)
 }
 
 func (b *Buffer) openSpace() {
