@@ -15,7 +15,7 @@ import (
 // are ~57 KB). Writing the states of the meters a batch touched with every
 // batch would rewrite all of them each second. Instead each commit carries,
 // beside its records, one buffer journal entry with the polls the filter
-// took since the last commit (~13 bytes each, pollcodec.go); every CheckpointEvery polls
+// took since the last commit (~12 bytes each, pollcodec.go); every CheckpointEvery polls
 // a commit carries the full states of the meters touched since the last
 // checkpoint and drops the journal. The buffer keeps the journal in the
 // records' own leaf (buffer/journal.go), so an entry costs no page of its
