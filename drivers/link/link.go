@@ -72,6 +72,7 @@ type Line struct {
 	lock *portLock // the port held exclusively while open
 	conn net.Conn
 	last time.Time // end of the last traffic seen, for the inter-frame gap
+	ps   pollState
 
 	mu     sync.Mutex
 	closed bool
@@ -109,6 +110,13 @@ func Open(cfg Config) (*Line, error) {
 	default:
 		return nil, errors.New("neither device nor tcp given")
 	}
+	// A serial port is read through the lock's descriptor in Go's poller
+	// (poll_linux.go); writes, drain, flush and the mode stay go.bug.st's.
+	tty := -1
+	if l.lock != nil {
+		tty = l.lock.reader()
+	}
+	l.initPoll(tty)
 	return l, nil
 }
 
@@ -146,6 +154,7 @@ func (l *Line) Close() error {
 		return nil
 	}
 	l.closed = true
+	l.closePoll()
 	if l.port != nil {
 		err := l.port.Close()
 		l.lock.release()
@@ -155,9 +164,10 @@ func (l *Line) Close() error {
 }
 
 // WaitGap sleeps until gap has passed since the last traffic, so every frame
-// starts after the silence the protocol demands.
+// starts after the silence the protocol demands, and not much later: on
+// Linux a timerfd ends it to within the kernel's wake-up latency.
 func (l *Line) WaitGap(gap time.Duration) {
-	if d := time.Until(l.last.Add(gap)); d > 0 {
+	if d := time.Until(l.last.Add(gap)); d > 0 && !l.sleepExact(d) {
 		time.Sleep(d)
 	}
 }
@@ -189,6 +199,21 @@ func (l *Line) ReadReady(buf []byte) (int, error) {
 	if l.conn == nil {
 		return 0, nil
 	}
+	return l.readNow(buf)
+}
+
+// readNow reads what the line holds now, without waiting.
+func (l *Line) readNow(buf []byte) (int, error) {
+	if l.polled() {
+		n, err := l.readTTY(buf)
+		if n > 0 {
+			l.last = time.Now()
+		}
+		return n, err
+	}
+	if l.conn == nil {
+		return 0, nil
+	}
 	sc, ok := l.conn.(syscall.Conn)
 	if !ok {
 		// Not a socket (a pipe in tests): a read with a deadline in the
@@ -201,12 +226,16 @@ func (l *Line) ReadReady(buf []byte) (int, error) {
 		}
 		return k, err
 	}
+	// An expired deadline of the last read would fail this one at once.
+	_ = l.conn.SetReadDeadline(time.Time{})
+	return l.rawRead(sc, buf)
+}
+
+func (l *Line) rawRead(sc syscall.Conn, buf []byte) (int, error) {
 	rc, err := sc.SyscallConn()
 	if err != nil {
 		return 0, err
 	}
-	// An expired deadline of the last read would fail this one at once.
-	_ = l.conn.SetReadDeadline(time.Time{})
 	var k int
 	var rerr error
 	// A callback that returns true is called once and never parks on the
@@ -267,16 +296,32 @@ func (l *Line) writeSerial(b []byte) error {
 }
 
 // ReadSome reads what arrives before deadline: (0, ErrTimeout) when nothing
-// did. go.bug.st/serial reports a timeout as (0, nil) and its timeout covers
-// the whole call, so the deadline is turned into a fresh timeout each time.
+// did.
 func (l *Line) ReadSome(buf []byte, deadline time.Time) (int, error) {
+	return l.ReadMin(buf, 1, deadline)
+}
+
+// ReadMin is ReadSome that wakes once min bytes have arrived (at most 255),
+// so a caller that knows how much is still to come is woken once for it,
+// when its last byte is in, rather than for every character; what came
+// short of min by the deadline is returned then. l.last is when the read
+// returned: with the threshold that is the last byte's arrival, give or
+// take the wake-up latency, never earlier.
+func (l *Line) ReadMin(buf []byte, min int, deadline time.Time) (int, error) {
 	left := time.Until(deadline)
 	if left <= 0 {
 		return 0, ErrTimeout
 	}
+	l.setMin(min)
 	var n int
 	var err error
-	if l.port != nil {
+	switch {
+	case l.polled():
+		n, err = l.readPolled(buf, deadline)
+	case l.port != nil:
+		// go.bug.st/serial reports a timeout as (0, nil) and its timeout
+		// covers the whole call, so the deadline is turned into a fresh
+		// timeout each time.
 		if err = l.port.SetReadTimeout(left); err != nil {
 			return 0, err
 		}
@@ -284,7 +329,7 @@ func (l *Line) ReadSome(buf []byte, deadline time.Time) (int, error) {
 		if n == 0 && err == nil {
 			err = ErrTimeout
 		}
-	} else {
+	default:
 		_ = l.conn.SetReadDeadline(deadline)
 		n, err = l.conn.Read(buf)
 		var ne net.Error
@@ -293,6 +338,12 @@ func (l *Line) ReadSome(buf []byte, deadline time.Time) (int, error) {
 		}
 		if n > 0 {
 			err = nil
+		}
+	}
+	if n == 0 && min > 1 && errors.Is(err, ErrTimeout) {
+		// Fewer than min came: they are the caller's to judge.
+		if k, rerr := l.readNow(buf); k > 0 || rerr != nil {
+			n, err = k, rerr
 		}
 	}
 	if n > 0 {

@@ -16,8 +16,15 @@ import (
 // drops when the process dies, and which binds root too, unlike TIOCEXCL)
 // and the lock file of the UUCP/FHS convention with our PID, for the
 // programs that honour only that.
+//
+// The descriptor is a raw one, not an *os.File: Go's poller would register
+// it edge-triggered for input and output, and since a tty is always
+// writable, every character that arrives would wake the runtime with an
+// EPOLLOUT event nobody waits for (37 a Modbus poll). The line reads the
+// port through it, from an epoll of its own that watches input only
+// (poll_linux.go).
 type portLock struct {
-	f    *os.File
+	fd   int
 	file string // the lock file we wrote, "" if none
 }
 
@@ -29,26 +36,26 @@ func lockPort(dev, dir string) (*portLock, error) {
 		dir = DefaultLockDir
 	}
 	lockFile := filepath.Join(dir, "LCK.."+lockName(dev))
-	f, err := os.OpenFile(dev, os.O_RDWR|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(dev, os.O_RDWR|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if errors.Is(err, syscall.EBUSY) { // TIOCEXCL of another opener
 			return nil, busy(dev, lockFile)
 		}
 		return nil, fmt.Errorf("open %s: %w", dev, err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
+	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		unix.Close(fd)
 		if errors.Is(err, unix.EWOULDBLOCK) {
 			return nil, busy(dev, lockFile)
 		}
 		return nil, fmt.Errorf("flock %s: %w", dev, err)
 	}
-	l := &portLock{f: f}
+	l := &portLock{fd: fd}
 	switch err := writeLockFile(lockFile, dev); {
 	case err == nil:
 		l.file = lockFile
 	case errors.Is(err, ErrPortBusy):
-		f.Close()
+		unix.Close(fd)
 		var be *BusyError
 		if errors.As(err, &be) {
 			be.Device = dev
@@ -59,6 +66,10 @@ func lockPort(dev, dir string) (*portLock, error) {
 	return l, nil
 }
 
+// reader is the port's descriptor for the line's reads: non-blocking, in
+// no poller.
+func (l *portLock) reader() int { return l.fd }
+
 func (l *portLock) release() {
 	if l == nil {
 		return
@@ -68,7 +79,7 @@ func (l *portLock) release() {
 			os.Remove(l.file)
 		}
 	}
-	l.f.Close()
+	unix.Close(l.fd)
 }
 
 // lockName is the device's name under /dev with '/' as '_' (pts/3 ->

@@ -9,3 +9,5 @@ type portLock struct{}
 func lockPort(dev, dir string) (*portLock, error) { return nil, nil }
 
 func (l *portLock) release() {}
+
+func (l *portLock) reader() int { return -1 }

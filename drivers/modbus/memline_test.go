@@ -87,6 +87,13 @@ func (m *memLine) ReadSome(buf []byte, _ time.Time) (int, error) {
 	return m.take(buf), nil
 }
 
+// ReadMin takes the next chunk, as ReadSome: the in-memory line delivers
+// whole chunks, and a short one is what a real line returns at the
+// deadline.
+func (m *memLine) ReadMin(buf []byte, _ int, deadline time.Time) (int, error) {
+	return m.ReadSome(buf, deadline)
+}
+
 func (m *memLine) take(buf []byte) int {
 	n := copy(buf, m.queue[0])
 	if n < len(m.queue[0]) {

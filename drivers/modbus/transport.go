@@ -35,6 +35,7 @@ type wire interface {
 	Flush() (int, error)
 	Write(b []byte) error
 	ReadSome(buf []byte, deadline time.Time) (int, error)
+	ReadMin(buf []byte, min int, deadline time.Time) (int, error)
 }
 
 // transporter is a goburrow/modbus Transporter for RTU frames over a wire.
@@ -165,24 +166,15 @@ func (t *transporter) read(req []byte, want int) ([]byte, error) {
 			return append([]byte(nil), s.Frame...), nil
 		}
 		t.pending = append(t.pending[:0], t.pending[s.Used:]...)
-		// An answer arrives a character at a time: wait for most of it
-		// in one sleep rather than waking for every byte (a read per
-		// character was most of a poll's CPU). Before the first byte, no
-		// answer can be whole sooner than its own wire time after the
-		// request has left (the slave's silence and turnaround come on
-		// top); once an answer has begun, its rest takes rem characters.
-		// An exception frame is shorter: it costs at most that wait.
-		var d time.Duration
-		switch rem := want - len(t.pending); {
-		case got == 0:
-			d = time.Duration(want-2) * t.char
-		case len(t.pending) >= 1 && t.pending[0] == req[0] && (len(t.pending) == 1 || t.pending[1] == req[1]) && rem > 2:
-			d = time.Duration(rem-1) * t.char
+		// An answer arrives a character at a time: be woken once for
+		// what must still come, when its last byte is in, rather than for
+		// every byte (and not by a sleep, which overshoots the last byte
+		// and so starts the next request's silence late).
+		min := 1
+		if crcs == 0 {
+			min = stillToCome(req, t.pending, want)
 		}
-		if d > 0 && time.Now().Add(d).Before(deadline) {
-			time.Sleep(d)
-		}
-		n, err := t.line.ReadSome(t.chunk[:], deadline)
+		n, err := t.line.ReadMin(t.chunk[:], min, deadline)
 		if err != nil {
 			if errors.Is(err, link.ErrTimeout) {
 				if crcs > 0 {
@@ -199,6 +191,28 @@ func (t *transporter) read(req []byte, want int) ([]byte, error) {
 		}
 		t.pending = append(t.pending, t.chunk[:n]...)
 	}
+}
+
+// stillToCome is how many bytes must still arrive before the framer can
+// have something to decide on, never more than the answer needs: the
+// shortest frame (a 5-byte exception) while nothing is there, the rest of
+// the answer (or of the exception) once its slave and function are in, one
+// byte for anything else (noise, echoes, a bad frame being slid past).
+func stillToCome(req, pending []byte, want int) int {
+	const exception = 5
+	switch {
+	case len(pending) == 0:
+		return min(exception, want)
+	case pending[0] != req[0]:
+		return 1
+	case len(pending) == 1:
+		return min(exception, want) - 1
+	case pending[1] == req[1]:
+		return max(want-len(pending), 1)
+	case pending[1] == req[1]|0x80:
+		return max(exception-len(pending), 1)
+	}
+	return 1
 }
 
 func earliest(a, b time.Time) time.Time {
