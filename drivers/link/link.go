@@ -317,7 +317,7 @@ func (l *Line) ReadMin(buf []byte, min int, deadline time.Time) (int, error) {
 	var err error
 	switch {
 	case l.polled():
-		n, err = l.readPolled(buf, deadline)
+		n, err = l.readPolled(buf, min, deadline)
 	case l.port != nil:
 		// go.bug.st/serial reports a timeout as (0, nil) and its timeout
 		// covers the whole call, so the deadline is turned into a fresh

@@ -77,7 +77,22 @@ func (l *Line) polled() bool { return l.ps.tty >= 0 }
 
 // readPolled waits until the port has input (as many bytes as the
 // threshold says) or the deadline passes, and reads it.
-func (l *Line) readPolled(buf []byte, deadline time.Time) (int, error) {
+//
+// The tty wakes its waiters for every character even below VMIN: the
+// runtime's poller thread went back to sleep in the kernel each time, but
+// paid a context switch for it, 34 an answer. Bytes cannot come faster than
+// the baud rate, so when many are still to come the wait first sleeps
+// through all but the last two of them with the port unwatched.
+func (l *Line) readPolled(buf []byte, atLeast int, deadline time.Time) (int, error) {
+	if need := atLeast - l.inQueue(); need >= 8 {
+		d := min(time.Duration(need-2)*l.cfg.CharTime(), time.Until(deadline))
+		if l.watch(0) == nil {
+			l.sleepExact(d)
+			if err := l.watch(unix.EPOLLIN); err != nil {
+				return 0, err
+			}
+		}
+	}
 	_ = l.ps.ep.SetReadDeadline(deadline)
 	rc, err := l.ps.ep.SyscallConn()
 	if err != nil {
@@ -107,6 +122,41 @@ func (l *Line) readPolled(buf []byte, deadline time.Time) (int, error) {
 		// Ready and then empty: a flush came between, or the wake-up
 		// was for an earlier threshold. Wait again.
 	}
+}
+
+// inQueue is how many bytes the port holds now (0 if unknown).
+func (l *Line) inQueue() int {
+	l.ps.mu.RLock()
+	defer l.ps.mu.RUnlock()
+	if l.ps.closed {
+		return 0
+	}
+	n, err := unix.IoctlGetInt(l.ps.tty, unix.TIOCINQ)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// watch sets what the epoll watches the port for: EPOLLIN, or 0 (nothing:
+// its characters then wake no one).
+func (l *Line) watch(events uint32) error {
+	l.ps.mu.RLock()
+	defer l.ps.mu.RUnlock()
+	if l.ps.closed {
+		return os.ErrClosed
+	}
+	rc, err := l.ps.ep.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var cerr error
+	if err := rc.Control(func(fd uintptr) {
+		cerr = unix.EpollCtl(int(fd), unix.EPOLL_CTL_MOD, l.ps.tty, &unix.EpollEvent{Events: events, Fd: int32(l.ps.tty)})
+	}); err != nil {
+		return err
+	}
+	return cerr
 }
 
 // readTTY reads what the port holds now: (0, nil) when nothing.

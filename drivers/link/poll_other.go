@@ -17,5 +17,5 @@ func (l *Line) polled() bool                  { return false }
 func (l *Line) setMin(int)                    {}
 func (l *Line) sleepExact(time.Duration) bool { return false }
 
-func (l *Line) readPolled([]byte, time.Time) (int, error) { return 0, errors.ErrUnsupported }
-func (l *Line) readTTY([]byte) (int, error)               { return 0, errors.ErrUnsupported }
+func (l *Line) readPolled([]byte, int, time.Time) (int, error) { return 0, errors.ErrUnsupported }
+func (l *Line) readTTY([]byte) (int, error)                    { return 0, errors.ErrUnsupported }
