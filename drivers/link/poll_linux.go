@@ -69,6 +69,12 @@ func (l *Line) closePoll() {
 		l.ps.ep.Close()
 	}
 	l.ps.mu.Lock()
+	if l.ps.tio != nil && l.ps.tio.Cc[unix.VMIN] != 1 {
+		// The next opener of the port may not set VMIN itself (a shell's
+		// cat, a naive tool): leave it as go.bug.st/serial set it.
+		l.ps.tio.Cc[unix.VMIN] = 1
+		_ = unix.IoctlSetTermios(l.ps.tty, unix.TCSETS, l.ps.tio)
+	}
 	l.ps.closed = true
 	l.ps.mu.Unlock()
 }

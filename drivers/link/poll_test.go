@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
 )
 
 // paced writes b to w a byte at a time, every char, as a UART (or
@@ -59,6 +60,15 @@ func TestReadMinWakesOnceOnPty(t *testing.T) {
 	}
 	if _, err := l.ReadMin(buf, 5, time.Now().Add(50*time.Millisecond)); err != ErrTimeout {
 		t.Fatalf("silent line: %v, want ErrTimeout", err)
+	}
+	// Closed, the port is left with VMIN 1 for its next opener.
+	l.Close()
+	tio, err := unix.IoctlGetTermios(int(s.Fd()), unix.TCGETS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tio.Cc[unix.VMIN] != 1 {
+		t.Fatalf("VMIN %d after Close, want 1", tio.Cc[unix.VMIN])
 	}
 }
 
