@@ -226,3 +226,40 @@ func BenchmarkReadInMemory(b *testing.B) {
 		}
 	}
 }
+
+// TestStillToComeNeverPastTheFrame: for every prefix of an answer, of an
+// exception and of an FC06 echo-shaped answer, the read waits for no more
+// bytes than that frame still has; otherwise a short frame (an exception
+// where a register answer was expected) would be waited out to the
+// timeout. Whole frames ask for one byte (the framer decides).
+func TestStillToComeNeverPastTheFrame(t *testing.T) {
+	req := []byte{7, pmodbus.FuncReadHoldingRegisters, 0, 0, 0, 17, 0, 0}
+	want := pmodbus.ResponseLength(req)
+	frames := map[string][]byte{
+		"answer":    pmodbus.ReadResponse(7, pmodbus.FuncReadHoldingRegisters, make([]uint16, 17)),
+		"exception": pmodbus.ExceptionResponse(7, pmodbus.FuncReadHoldingRegisters, 2),
+	}
+	for name, f := range frames {
+		for k := 0; k < len(f); k++ {
+			got := stillToCome(req, f[:k], want)
+			if got < 1 || got > len(f)-k {
+				t.Errorf("%s, %d of %d bytes in: waits for %d more", name, k, len(f), got)
+			}
+		}
+	}
+	if got := stillToCome(req, nil, want); got != 5 {
+		t.Errorf("nothing in: %d, want 5 (the shortest frame)", got)
+	}
+	if got := stillToCome(req, frames["answer"][:5], want); got != want-5 {
+		t.Errorf("answer begun: %d, want the rest, %d", got, want-5)
+	}
+	if got := stillToCome(req, []byte{9, 9}, want); got != 1 {
+		t.Errorf("noise: %d, want 1", got)
+	}
+	// A one-register FC03 answer is 7 bytes, an exception 5: below
+	// that the shortest frame still bounds the wait.
+	req1 := []byte{7, pmodbus.FuncReadHoldingRegisters, 0, 0, 0, 1, 0, 0}
+	if got := stillToCome(req1, nil, pmodbus.ResponseLength(req1)); got != 5 {
+		t.Errorf("one register, nothing in: %d, want 5", got)
+	}
+}
