@@ -72,8 +72,7 @@ func TestReadMinWakesOnceOnPty(t *testing.T) {
 	}
 }
 
-// TestReadMinOnTCP: the same over a TCP converter (SO_RCVLOWAT). The first
-// read may find a byte already there; the rest then comes in one more.
+// TestReadMinOnTCP: the same over a TCP converter (SO_RCVLOWAT).
 func TestReadMinOnTCP(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -90,7 +89,10 @@ func TestReadMinOnTCP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	go paced(c, []byte{1, 2, 3, 4, 5, 6, 7, 8}, time.Millisecond)
+	go func() {
+		time.Sleep(20 * time.Millisecond) // the reader is most likely parked by then
+		paced(c, []byte{1, 2, 3, 4, 5, 6, 7, 8}, time.Millisecond)
+	}()
 	buf := make([]byte, 64)
 	got, reads := 0, 0
 	for got < 8 {
@@ -101,8 +103,10 @@ func TestReadMinOnTCP(t *testing.T) {
 		got += n
 		reads++
 	}
-	if reads > 2 {
-		t.Fatalf("8 bytes a millisecond apart took %d reads, want at most 2", reads)
+	// One, or a few if this goroutine was held up between reads while bytes
+	// came (a read takes what is there); eight without the threshold.
+	if reads > 3 {
+		t.Fatalf("8 bytes a millisecond apart took %d reads, want at most 3", reads)
 	}
 }
 
