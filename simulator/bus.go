@@ -343,7 +343,11 @@ func (b *Bus) transact(ctx context.Context, ep endpoint, req []byte, first time.
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
-		if d := time.Until(startAt); d > 0 {
+		sl := newSleeper()
+		defer sl.close()
+		// A long wait (a late meter) stays cancellable; its last
+		// milliseconds, and a turnaround's, are slept exactly.
+		if d := time.Until(startAt) - 2*time.Millisecond; d > 0 {
 			t := time.NewTimer(d)
 			defer t.Stop()
 			select {
@@ -352,17 +356,23 @@ func (b *Bus) transact(ctx context.Context, ep endpoint, req []byte, first time.
 				return
 			}
 		}
+		sl.sleep(time.Until(startAt))
 		b.txMu.Lock()
-		b.transmit(ep, reply)
+		b.transmit(ep, reply, startAt, sl)
 		b.txMu.Unlock()
 		b.stats.replies.Add(1)
 	}()
 }
 
-// transmit writes data at line speed: byte i leaves when its last bit would
-// have crossed the wire, so the far end sees the true arrival times.
-func (b *Bus) transmit(ep endpoint, data []byte) {
-	start := time.Now()
+// transmit writes data at line speed from at (now, if that is more than a
+// moment ago: the line was busy): byte i leaves when its last bit would
+// have crossed the wire, so the far end sees the true arrival times. A
+// wake-up a little late is caught up, not carried into every byte.
+func (b *Bus) transmit(ep endpoint, data []byte, at time.Time, sl sleeper) {
+	start := at
+	if now := time.Now(); now.Sub(start) > 2*time.Millisecond {
+		start = now
+	}
 	char := b.Line.CharTime()
 	b.busyUntil.Store(start.Add(b.Line.WireTime(len(data))).UnixNano())
 	b.collided.Store(false)
@@ -370,7 +380,7 @@ func (b *Bus) transmit(ep endpoint, data []byte) {
 	for i := 0; i < len(data); {
 		due := min(int(time.Since(start)/char), len(data))
 		if due <= i {
-			time.Sleep(start.Add(time.Duration(i+1) * char).Sub(time.Now()))
+			sl.sleep(time.Until(start.Add(time.Duration(i+1) * char)))
 			continue
 		}
 		chunk := data[i:due]
@@ -438,7 +448,9 @@ func (b *Bus) noise(ctx context.Context, ep endpoint) {
 		case <-time.After(wait):
 		}
 		b.txMu.Lock()
-		b.transmit(ep, burst)
+		sl := newSleeper()
+		b.transmit(ep, burst, time.Now(), sl)
+		sl.close()
 		b.txMu.Unlock()
 		b.stats.noise.Add(1)
 	}
