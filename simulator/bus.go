@@ -36,6 +36,10 @@ type BusStats struct {
 	Collisions int64 // requests that arrived while the bus was busy, and replies that overlapped
 	Noise      int64 // noise bursts injected
 	WrongBaud  int64 // replies garbled because the gateway's pty was at another baud
+	// TooSoon counts requests that began within 3.5 characters of the
+	// end of an answer on a framing: silence bus: every slave took the
+	// two for one frame, and nobody answered.
+	TooSoon int64
 }
 
 // How a Modbus slave tells a request is complete (BusConfig.Framing).
@@ -69,7 +73,9 @@ type Bus struct {
 	busyUntil atomic.Int64 // unix nanos until which a reply occupies the wire
 	collided  atomic.Bool  // set when a request arrives while busy: the reply in flight is garbled
 
-	stats struct{ requests, replies, collisions, noise, wrongBaud atomic.Int64 }
+	txEnd atomic.Int64 // unix nanos when the last transmission's last bit left
+
+	stats struct{ requests, replies, collisions, noise, wrongBaud, tooSoon atomic.Int64 }
 
 	master, slave *os.File
 	listener      net.Listener
@@ -84,7 +90,7 @@ type endpoint interface {
 
 // Stats returns the bus's counters.
 func (b *Bus) Stats() BusStats {
-	return BusStats{b.stats.requests.Load(), b.stats.replies.Load(), b.stats.collisions.Load(), b.stats.noise.Load(), b.stats.wrongBaud.Load()}
+	return BusStats{b.stats.requests.Load(), b.stats.replies.Load(), b.stats.collisions.Load(), b.stats.noise.Load(), b.stats.wrongBaud.Load(), b.stats.tooSoon.Load()}
 }
 
 // Device is the pty slave path the gateway opens, "" when the bus has no pty.
@@ -195,6 +201,13 @@ func (b *Bus) serve(ctx context.Context, ep endpoint) {
 				b.collided.Store(true)
 				b.stats.collisions.Add(1)
 				discard, frame = true, frame[:0]
+			}
+			if !discard && len(frame) == 0 && b.Framing == FramingSilence && now.UnixNano()-b.txEnd.Load() < int64(gap) {
+				// The answer on the wire and this request without 3.5
+				// characters between them: a slave that frames by silence
+				// hears one frame with a bad CRC.
+				b.stats.tooSoon.Add(1)
+				discard = true
 			}
 			if !discard {
 				if len(frame) == 0 {
@@ -374,9 +387,10 @@ func (b *Bus) transmit(ep endpoint, data []byte, at time.Time, sl sleeper) {
 		start = now
 	}
 	char := b.Line.CharTime()
-	b.busyUntil.Store(start.Add(b.Line.WireTime(len(data))).UnixNano())
+	end := start.Add(b.Line.WireTime(len(data))).UnixNano()
+	b.busyUntil.Store(end)
 	b.collided.Store(false)
-	defer b.busyUntil.Store(0)
+	defer func() { b.busyUntil.Store(0); b.txEnd.Store(end) }()
 	for i := 0; i < len(data); {
 		due := min(int(time.Since(start)/char), len(data))
 		if due <= i {

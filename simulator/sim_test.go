@@ -303,6 +303,39 @@ func TestRequestFramedBySilence(t *testing.T) {
 	}
 }
 
+// TestTooSoonIsMerged: on a framing: silence bus a request sent right after
+// an answer, without the 3.5-character silence, is taken by every slave as
+// the answer's tail: nobody answers, and TooSoon counts it. Spaced by the
+// silence, the same request is answered. A loaded machine can delay the
+// quick request past the silence; that attempt is repeated, not failed.
+func TestTooSoonIsMerged(t *testing.T) {
+	s := startTestSim(t, strings.Replace(testConfig, "    turnaround: 5ms\n", "    turnaround: 5ms\n    framing: silence\n", 1))
+	port := openPort(t, s.Ports()["rtu"].Device, 9600)
+	line := Line{Baud: 9600, DataBits: 8, Parity: "N", StopBits: 1}
+	req := modbus.Request{Slave: 1, Function: 3, Address: 0, Quantity: 2}.Encode()
+	merged := false
+	for try := 0; try < 10 && !merged; try++ {
+		if _, err := transact(port, req, 9, 2*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := port.Write(req); err != nil {
+			t.Fatal(err)
+		}
+		resp, _ := transact(port, nil, 9, 300*time.Millisecond)
+		merged = len(resp) == 0
+		time.Sleep(2 * line.ModbusGap())
+	}
+	if !merged {
+		t.Fatal("a request right after an answer was answered in 10 tries: not merged with it")
+	}
+	if n := s.Bus("rtu").Stats().TooSoon; n < 1 {
+		t.Errorf("TooSoon = %d after an unanswered quick request", n)
+	}
+	if resp, err := transact(port, req, 9, 2*time.Second); err != nil || len(resp) != 9 {
+		t.Errorf("a request after the silence was not answered: %v (% X)", err, resp)
+	}
+}
+
 func TestFramingConfig(t *testing.T) {
 	bad := strings.Replace(testConfig, "    turnaround: 5ms\n", "    turnaround: 5ms\n    framing: timer\n", 1)
 	if _, err := ParseConfig("sim.yaml", []byte(bad)); err == nil || !strings.Contains(err.Error(), `framing: "timer"`) {
