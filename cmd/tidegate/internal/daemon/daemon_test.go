@@ -106,11 +106,14 @@ func TestDaemonReloadAndAPI(t *testing.T) {
 	// Changed meter list: applied, only bus b restarted.
 	writeConfig(t, cfgPath, dir, "  - {id: m1, bus: a, address: 1, profile: tuf2000m}\n  - {id: m2, bus: b, address: 2}\n  - {id: m3, bus: b, address: 3}")
 	hup <- syscall.SIGHUP
-	waitFor(t, func() bool { s := d.status(); return s.Reloads == 2 })
+	// Reloads counts a reload when it starts; "applied" and the log line
+	// come after the buses have stopped and started.
+	waitFor(t, func() bool { s := d.status(); return s.Reloads == 2 && !strings.Contains(s.LastReload, "refused") })
 	s = d.status()
 	if s.ConfigHash == oldHash || len(s.Meters) != 3 || !strings.Contains(s.LastReload, "applied") {
 		t.Fatalf("after a good reload: hash %s meters %d last %q", s.ConfigHash, len(s.Meters), s.LastReload)
 	}
+	waitFor(t, func() bool { return strings.Contains(logs.String(), `"msg":"reloaded"`) })
 	if !strings.Contains(logs.String(), `"buses_restarted":["b"]`) {
 		t.Errorf("reload log does not say only bus b restarted:\n%s", logs.String())
 	}
