@@ -26,25 +26,30 @@ func (s sleeper) sleep(d time.Duration) {
 	if d <= 0 {
 		return
 	}
+	end := time.Now().Add(d)
+	if !s.onTimer(d) {
+		time.Sleep(time.Until(end))
+	}
+}
+
+// onTimer sleeps d on the timerfd; false when it could not, and the
+// caller sleeps what is left as it can.
+func (s sleeper) onTimer(d time.Duration) bool {
 	if s.f == nil {
-		time.Sleep(d)
-		return
+		return false
 	}
 	rc, err := s.f.SyscallConn()
 	if err != nil {
-		time.Sleep(d)
-		return
+		return false
 	}
 	spec := unix.ItimerSpec{Value: unix.NsecToTimespec(int64(d))}
 	var serr error
 	if err := rc.Control(func(fd uintptr) { serr = unix.TimerfdSettime(int(fd), 0, &spec, nil) }); err != nil || serr != nil {
-		time.Sleep(d)
-		return
+		return false
 	}
 	var b [8]byte
-	if _, err := s.f.Read(b[:]); err != nil {
-		time.Sleep(time.Until(time.Now().Add(d)))
-	}
+	_, err = s.f.Read(b[:])
+	return err == nil
 }
 
 func (s sleeper) close() {
