@@ -44,6 +44,11 @@ func parseSampleRow(line []byte) (reading.Reading, error) {
 	if err != nil {
 		return reading.Reading{}, fmt.Errorf("%w: time %q is not RFC 3339", ErrSampleRow, f[0])
 	}
+	// The output is in UTC: 0000-01-01T00:30:00+01:00 would print as year
+	// -1, which no RFC 3339 reader takes back.
+	if y := t.UTC().Year(); y < 0 || y > 9999 {
+		return reading.Reading{}, fmt.Errorf("%w: time %q is outside the years 0000-9999 in UTC", ErrSampleRow, f[0])
+	}
 	if len(f[1]) == 0 {
 		return reading.Reading{}, fmt.Errorf("%w: empty meter", ErrSampleRow)
 	}
