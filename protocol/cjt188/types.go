@@ -182,7 +182,7 @@ func (d DI) Known() bool {
 	case DICurrent, DIClock, DIAddress, DISettlementDay, DIReadingDay, DIWriteClock, DIValve, DIWriteAddress, DISetSettlement:
 		return true
 	}
-	return d >= DIHistory1 && d <= DIHistory12
+	return d >= DIHistory1 && d <= DIHistory12 || d.IsFreeze()
 }
 
 // ParseDI reads four hex digits ("901F").
