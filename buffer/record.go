@@ -62,7 +62,8 @@ const (
 	rmRaw
 	rmFilter
 	rmStorage // added after the first release: older files never set it
-	rmAll     = rmStorage<<1 - 1
+	rmSource  // added with backfill from meter memory
+	rmAll     = rmSource<<1 - 1
 )
 
 const (
@@ -145,6 +146,7 @@ func appendReading(dst []byte, x *reading.Reading) []byte {
 	set(rmRaw, len(x.Raw) > 0)
 	set(rmFilter, x.Filter != nil)
 	set(rmStorage, x.Storage != 0)
+	set(rmSource, x.Source != "")
 	dst = binary.AppendUvarint(dst, m)
 	dst = appendString(dst, x.Meter)
 	if m&rmReceived != 0 {
@@ -204,6 +206,9 @@ func appendReading(dst []byte, x *reading.Reading) []byte {
 	}
 	if m&rmStorage != 0 {
 		dst = append(dst, x.Storage)
+	}
+	if m&rmSource != 0 {
+		dst = appendString(dst, x.Source)
 	}
 	return dst
 }
@@ -514,6 +519,9 @@ func (d *decoder) reading() *reading.Reading {
 	}
 	if m&rmStorage != 0 {
 		x.Storage = d.byte()
+	}
+	if m&rmSource != 0 {
+		x.Source = d.string()
 	}
 	return x
 }

@@ -32,6 +32,8 @@ func recordCases() map[string]reading.Record {
 			Net: -1e-300, Flow: math.MaxFloat64, Temperature: math.SmallestNonzeroFloat64}},
 		"due-date value": {Kind: reading.KindBilling, Reading: &reading.Reading{Meter: "mb-1", Received: t0, Storage: 1,
 			MeterTime: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), Has: reading.HasForward | reading.HasMeterTime, Forward: 123.456}},
+		"from meter memory": {Kind: reading.KindBilling, Reading: &reading.Reading{Meter: "cj-1", Received: t0, Source: reading.SourceMeterMemory,
+			MeterTime: time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC), Has: reading.HasForward | reading.HasMeterTime, Forward: 12.34}},
 		"empty filter": {Kind: reading.KindReading, Reading: &reading.Reading{Meter: "m4", Filter: &reading.Filtered{}}},
 		"far times": {Kind: reading.KindReading, Reading: &reading.Reading{Meter: "m5", Received: time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC),
 			MeterTime: time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)}},

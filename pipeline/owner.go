@@ -126,12 +126,13 @@ func (o *owner) finish() error {
 // take moves one record toward the next batch. Good current readings go
 // through the filter, which may hold them back up to its window and
 // releases them with their filtered values; failed polls, due-date values
-// (Storage 1: the meter's own frozen total, never an interval of use) and
+// (Storage 1: the meter's own frozen total, never an interval of use),
+// values read from the meter's memory and
 // events go as they came. A billing read goes as it came and is also
 // filtered, as an interval reading.
 func (o *owner) take(rec reading.Record) {
 	r := rec.Reading
-	if r == nil || r.Quality != reading.QualityGood || r.Storage != 0 || o.filt == nil {
+	if r == nil || r.Quality != reading.QualityGood || r.Stored() || o.filt == nil {
 		o.batch = append(o.batch, rec)
 		o.p.pending.Store(uint64(len(o.batch)))
 		return

@@ -104,7 +104,7 @@ func (c *pollCoder) append(dst []byte, r *reading.Reading) ([]byte, error) {
 		c.index = map[string]int{}
 	}
 	i, known := c.index[r.Meter]
-	if !known || r.Filter != nil || len(r.Raw) > 0 || r.Error != "" || r.Storage != 0 {
+	if !known || r.Filter != nil || len(r.Raw) > 0 || r.Error != "" || r.Stored() {
 		return c.appendFull(dst, r, known)
 	}
 	p := &c.last[i]

@@ -29,6 +29,7 @@ type RecordJSON struct {
 	Quality     string       `json:"quality,omitempty"`
 	Error       string       `json:"error,omitempty"`
 	Storage     uint8        `json:"storage,omitempty"`
+	Source      string       `json:"source,omitempty"` // meter_memory: read back from the meter's own memory
 	Filter      *FilterJSON  `json:"filter,omitempty"`
 	Summary     *SummaryJSON `json:"summary,omitempty"`
 
@@ -39,7 +40,8 @@ type RecordJSON struct {
 	Attrs   map[string]string `json:"attrs,omitempty"`
 
 	// Historical is set by the uplink for records older than its
-	// historical_after when sent: a replayed backlog.
+	// historical_after when sent (a replayed backlog), and always for
+	// values read from a meter's memory.
 	Historical bool `json:"historical,omitempty"`
 }
 
@@ -102,6 +104,8 @@ func ToJSON(gateway string, r Record) RecordJSON {
 		j.Quality = rd.Quality.String()
 		j.Error = rd.Error
 		j.Storage = rd.Storage
+		j.Source = rd.Source
+		j.Historical = rd.Source == SourceMeterMemory
 		if f := rd.Filter; f != nil {
 			j.Filter = &FilterJSON{Start: utc(f.Start), Consumption: Round(f.Consumption), Reverse: Round(f.Reverse),
 				Phantom: Round(f.Phantom), Flags: nonNil(f.Flags.Names())}

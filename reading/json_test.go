@@ -55,3 +55,18 @@ func TestToJSON(t *testing.T) {
 		t.Errorf("event without a time: %s", s)
 	}
 }
+
+// A value read back from a meter's memory carries its source and is
+// historical in the one encoding, whenever it is sent.
+func TestMeterMemoryJSON(t *testing.T) {
+	day := time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)
+	r := Reading{Meter: "m", Received: day.Add(50 * time.Hour), MeterTime: day, Has: HasForward | HasMeterTime, Forward: 12.34, Source: SourceMeterMemory}
+	j := ToJSON("gw", Record{Seq: 3, Kind: KindBilling, Reading: &r})
+	if j.Source != "meter_memory" || !j.Historical || j.MeterTime == nil || !j.MeterTime.Equal(day) || !r.Stored() {
+		t.Fatalf("%+v", j)
+	}
+	r.Source = ""
+	if j := ToJSON("gw", Record{Seq: 3, Kind: KindReading, Reading: &r}); j.Source != "" || j.Historical || r.Stored() {
+		t.Fatalf("a current reading: %+v", j)
+	}
+}

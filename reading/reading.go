@@ -104,9 +104,23 @@ type Reading struct {
 	// never an interval of use.
 	Storage uint8
 
+	// Source is where the values come from: "" a poll of the meter's
+	// current values, SourceMeterMemory what the meter stored itself (a
+	// daily freeze or a settlement-day volume read back later; MeterTime is
+	// then the meter's own time of it). Such a reading is historical and
+	// never an interval of use.
+	Source string
+
 	// Filter is set by the self-rotation filter; nil before that stage.
 	Filter *Filtered
 }
+
+// SourceMeterMemory marks values read back from a meter's own memory.
+const SourceMeterMemory = "meter_memory"
+
+// Stored reports values the meter froze itself (a due-date value or one
+// read from its memory), which no filter treats as an interval of use.
+func (r *Reading) Stored() bool { return r.Storage != 0 || r.Source != "" }
 
 // FilterFlags are the filter's conclusions about an interval or a day.
 type FilterFlags uint16

@@ -36,7 +36,7 @@ func encodeRecord(gateway string, r reading.Record, now time.Time, historicalAft
 	w := reading.ToJSON(gateway, r)
 	w.ID, w.Seq = recordID(gateway, r.Seq), r.Seq // both always, even for seq 0
 	if r.Reading != nil && !r.Reading.Received.IsZero() {
-		w.Historical = now.Sub(r.Reading.Received) > historicalAfter
+		w.Historical = w.Historical || now.Sub(r.Reading.Received) > historicalAfter
 	}
 	b, err := json.Marshal(w)
 	if err != nil {
