@@ -40,11 +40,14 @@ type CJTMeterConfig struct {
 	SettlementDay int
 	// Valve: the meter has a shut-off valve that A017 drives.
 	Valve bool
+	// ClockOffset is how far the meter clock is off at start (until A015).
+	ClockOffset time.Duration
 }
 
 // CJTMeter is a CJ/T 188 slave: 901F current data, 907F clock, D120–D12B
-// settlement history, 810A read address (broadcast too), A015 set clock,
-// A017 valve, A018 write address. Values come from the water model.
+// settlement history, D300–D3FF daily freezes (cjt188_memory.go), 810A
+// read address (broadcast too), A015 set clock, A017 valve, A018 write
+// address. Values come from the water model.
 type CJTMeter struct {
 	cfg   CJTMeterConfig
 	state SnapshotFunc
@@ -58,6 +61,8 @@ type CJTMeter struct {
 	settledAt  time.Time // meter-clock date of the last settlement
 	history    []float64 // settlement volumes, newest first: D120 is [0], the one 901F carries
 	seen       bool
+	memory     dailyMemory
+	clockSets  int // A015 writes accepted
 }
 
 // NewCJTMeter makes a slave; valve (may be nil without a valve) opens or
@@ -86,7 +91,7 @@ func NewCJTMeter(cfg CJTMeterConfig, state SnapshotFunc, valve func(time.Time, b
 	if err := cfg.Layout.Check(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCJTMeter, err)
 	}
-	return &CJTMeter{cfg: cfg, state: state, valve: valve, address: cfg.Address}, nil
+	return &CJTMeter{cfg: cfg, state: state, valve: valve, address: cfg.Address, clockShift: cfg.ClockOffset}, nil
 }
 
 // Address is the meter's address, which A018 can change.
@@ -118,6 +123,7 @@ func (m *CJTMeter) Respond(req []byte, now time.Time) []byte {
 	if msg.Address != m.address && !msg.Address.IsBroadcast() {
 		return nil
 	}
+	m.freezeDays(now) // before anything advances the model past a midnight
 	var body []byte
 	switch {
 	case msg.Control == cjt188.FuncReadAddress && msg.DI == cjt188.DIAddress:
@@ -145,6 +151,10 @@ func (m *CJTMeter) Respond(req []byte, now time.Time) []byte {
 			v = m.history[i]
 		}
 		body = cjt188.AppendQuantity(nil, cjt188.Quantity{Value: v, Unit: cjt188.UnitM3})
+	case msg.Control == cjt188.FuncReadData && msg.DI.IsFreeze():
+		if body, err = m.freezeReply(msg.DI); err != nil {
+			return nil
+		}
 	case msg.Control == cjt188.FuncWriteData && msg.DI == cjt188.DIWriteClock && !msg.Address.IsBroadcast():
 		w, err := cjt188.ParseWrite(msg, m.cfg.Clock)
 		if err != nil {
@@ -153,6 +163,7 @@ func (m *CJTMeter) Respond(req []byte, now time.Time) []byte {
 		s := m.state(now)
 		set := time.Date(w.Clock.Year, time.Month(w.Clock.Month), w.Clock.Day, w.Clock.Hour, w.Clock.Minute, w.Clock.Second, 0, s.MeterClock.Location())
 		m.clockShift = set.Sub(s.MeterClock)
+		m.clockSets++
 	case msg.Control == cjt188.FuncWriteData && msg.DI == cjt188.DIValve && !msg.Address.IsBroadcast():
 		w, err := cjt188.ParseWrite(msg, m.cfg.Clock)
 		if err != nil || !m.cfg.Valve || (w.Action != cjt188.ValveOpen && w.Action != cjt188.ValveClose) {

@@ -84,6 +84,9 @@ type CJTConfig struct {
 	Total         string `yaml:"total"`          // net (default) or forward
 	SettlementDay int    `yaml:"settlement_day"` // 1..28, 0 = every midnight
 	Valve         bool   `yaml:"valve"`          // has a shut-off valve (A017)
+	// ClockOffset sets the meter clock this far off the simulation's at
+	// start (a clock that was set wrong), until A015 sets it.
+	ClockOffset water.Duration `yaml:"clock_offset"`
 }
 
 func (b *BusConfig) UnmarshalYAML(n *yaml.Node) error {
@@ -265,7 +268,8 @@ func (m MeterConfig) CJTAddress() string { return m.addressText }
 // cjtConfig is the simulated meter a CJ/T 188 entry describes (without its
 // water model).
 func (m MeterConfig) cjtConfig() (CJTMeterConfig, error) {
-	c := CJTMeterConfig{ID: m.ID, Preamble: m.CJT.Preamble, Total: m.CJT.Total, SettlementDay: m.CJT.SettlementDay, Valve: m.CJT.Valve}
+	c := CJTMeterConfig{ID: m.ID, Preamble: m.CJT.Preamble, Total: m.CJT.Total, SettlementDay: m.CJT.SettlementDay, Valve: m.CJT.Valve,
+		ClockOffset: time.Duration(m.CJT.ClockOffset)}
 	var err error
 	if m.addressText == "" {
 		return c, fmt.Errorf("address: missing: the 14 digits of the meter's label")
