@@ -73,17 +73,23 @@ type meterState struct {
 	fails       int
 	offline     bool
 	last        reading.Reading
+	// backfill.go and clockset.go:
+	memHeld, memRetry time.Time
+	clockNext         time.Time
+	clockSkipped      bool
 }
 
 type readReq struct {
 	meter string
 	valve *valveOp // a valve command instead of a read
+	job   func(context.Context, poller, *meterState) (any, error) // anything else between polls (Bus.do)
 	reply chan readResult
 }
 
 type readResult struct {
 	r     reading.Reading
 	valve ValveResult
+	v     any
 	err   error
 }
 
@@ -130,7 +136,7 @@ func newBus(cfg BusConfig, meters []MeterConfig, profiles map[string]*pmodbus.Pr
 		if m.Interval <= 0 {
 			m.Interval = time.Minute
 		}
-		ms := &meterState{cfg: m}
+		ms := &meterState{cfg: m, memHeld: m.BackfillFrom}
 		// Jitter: a meter's first poll lands at a fixed but meter-specific
 		// point in its interval, so a hundred concentrators (and the meters
 		// of one bus) don't all ask at the same instant.
@@ -296,6 +302,15 @@ func (b *Bus) loop(ctx context.Context, p poller) error {
 				req.reply <- readResult{err: fmt.Errorf("no meter %q on bus %s", req.meter, b.cfg.Name)}
 				continue
 			}
+			if req.job != nil {
+				v, err := req.job(ctx, p, ms)
+				b.passEvents(p)
+				req.reply <- readResult{v: v, err: err}
+				if lineFailed(err) {
+					return err
+				}
+				continue
+			}
 			if req.valve != nil {
 				res, err := b.doValve(ctx, p, ms, *req.valve)
 				req.reply <- readResult{valve: res, err: err}
@@ -347,6 +362,9 @@ func (b *Bus) loop(ctx context.Context, p poller) error {
 					b.sink.Reading(d, reading.KindBilling) // beside the billing read; not the meter's last reading
 				}
 			}
+			b.catchUp(ctx, p, m, r)
+			b.keepClock(ctx, p, m, r)
+			b.passEvents(p)
 		}
 	}
 }

@@ -30,6 +30,9 @@ type BusConfig struct {
 	Retries  int           // immediate retries of a failed poll (default 1)
 	Backoff  time.Duration // first wait before a failing meter is tried again (default 10s)
 	CJT      CJTBusConfig  // protocol cjt188 only
+	// GatewayClock tells whether the gateway's clock may set meters' clocks
+	// (nil: the kernel's NTP state).
+	GatewayClock GatewayClock
 }
 
 // CJTBusConfig is what a CJ/T 188 bus has beyond the common settings.
@@ -62,6 +65,14 @@ type MeterConfig struct {
 	// for a CJ/T 188 meter on an M-Bus bus; "" speaks the bus's.
 	Protocol string
 	CJT      CJTMeterConfig
+	// Backfill: read the meter's daily freezes after each midnight of its
+	// clock and send the days not yet sent (backfill.go). BackfillFrom is
+	// the meter-clock date of the newest freeze already sent (zero: none).
+	Backfill     bool
+	BackfillFrom time.Time
+	// ClockSync: set the meter's clock when it is further off than this
+	// (0: never; clockset.go).
+	ClockSync time.Duration
 }
 
 // defaultTimeout is the answer timeout when none is configured. Modbus: the
