@@ -59,7 +59,10 @@ buses:
 
 	first := newCollector()
 	stop := run(first, time.Time{})
-	waitLong(t, func() bool { m := memoryRecords(first, "a"); return len(m) > 0 && !m[len(m)-1].MeterTime.Before(day(3)) })
+	waitLong(t, func() bool {
+		m := memoryRecords(first, "a")
+		return len(m) > 0 && !m[len(m)-1].MeterTime.Before(day(3))
+	})
 	stop()
 	before := memoryRecords(first, "a")
 	held := before[len(before)-1].MeterTime
@@ -150,7 +153,10 @@ buses:
 
 	a, _ := sim.CJTMeter("a")
 	b, _ := sim.CJTMeter("b")
-	waitLong(t, func() bool { n, _ := countEvents(sink, "a", "clock_set_skipped"); return n > 0 && len(sink.good("a")) >= 5 })
+	waitLong(t, func() bool {
+		n, _ := countEvents(sink, "a", "clock_set_skipped")
+		return n > 0 && len(sink.good("a")) >= 5
+	})
 	if n, _ := countEvents(sink, "a", "clock_set_skipped"); n != 1 || a.ClockSets() != 0 {
 		t.Fatalf("unsynchronised gateway: %d skipped events, %d writes", n, a.ClockSets())
 	}

@@ -81,7 +81,7 @@ type meterState struct {
 
 type readReq struct {
 	meter string
-	valve *valveOp // a valve command instead of a read
+	valve *valveOp                                                // a valve command instead of a read
 	job   func(context.Context, poller, *meterState) (any, error) // anything else between polls (Bus.do)
 	reply chan readResult
 }
