@@ -33,6 +33,14 @@ type ValveHandler interface {
 	Valve(ctx context.Context, request, meter, action string) (any, error)
 }
 
+// BackfillHandler is a CommandHandler that also serves "backfill"
+// ({"id":..,"command":"backfill","meter":..,"from":RFC 3339,"to":RFC 3339}):
+// the meter's stored values in that range, read from its memory and also
+// sent as records with source meter_memory.
+type BackfillHandler interface {
+	Backfill(ctx context.Context, meter string, from, to time.Time) (any, error)
+}
+
 // Command errors, sent back in the result's "error".
 var (
 	ErrCommandMalformed = errors.New("malformed command")
@@ -54,6 +62,8 @@ type commandRequest struct {
 	Meter    string `json:"meter"`
 	Interval string `json:"interval"`
 	Action   string `json:"action"` // valve: open or close
+	From     string `json:"from"`   // backfill: RFC 3339
+	To       string `json:"to"`
 }
 
 type commandResult struct {
@@ -125,9 +135,9 @@ func (u *Uplink) runCommand(req commandRequest) (any, error) {
 	switch req.Command {
 	case "ping":
 		return map[string]any{"gateway": u.cfg.Gateway, "time": time.Now().UTC(), "version": Version}, nil
-	case "read", "set_interval", "valve":
+	case "read", "set_interval", "valve", "backfill":
 	default:
-		return nil, fmt.Errorf("%w: %q (want ping, read, set_interval or valve)", ErrCommandUnknown, req.Command)
+		return nil, fmt.Errorf("%w: %q (want ping, read, set_interval, valve or backfill)", ErrCommandUnknown, req.Command)
 	}
 	if req.Meter == "" {
 		return nil, fmt.Errorf("%w: %s needs a meter", ErrCommandMalformed, req.Command)
@@ -144,6 +154,18 @@ func (u *Uplink) runCommand(req commandRequest) (any, error) {
 			return nil, fmt.Errorf("%w: valve action %q, want open or close", ErrCommandMalformed, req.Action)
 		}
 		return vh.Valve(ctx, req.ID, req.Meter, req.Action)
+	}
+	if req.Command == "backfill" {
+		bh, ok := u.cmds.(BackfillHandler)
+		from, ferr := time.Parse(time.RFC3339, req.From)
+		to, terr := time.Parse(time.RFC3339, req.To)
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("%w: backfill is not served by this gateway", ErrCommandUnknown)
+		case ferr != nil || terr != nil || to.Before(from):
+			return nil, fmt.Errorf("%w: backfill wants from and to as RFC 3339 times, from before to", ErrCommandMalformed)
+		}
+		return bh.Backfill(ctx, req.Meter, from, to)
 	}
 	if req.Command == "set_interval" {
 		d, err := time.ParseDuration(req.Interval)

@@ -53,6 +53,16 @@ func (m *meters) Valve(_ context.Context, request, id, action string) (any, erro
 	return map[string]string{"request": request, "meter": id, "action": action, "outcome": "done"}, nil
 }
 
+// Backfill makes meters a BackfillHandler: the range comes through.
+func (m *meters) Backfill(_ context.Context, id string, from, to time.Time) (any, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.intervals[id]; !ok {
+		return nil, fmt.Errorf("%w: %s", errNoMeter, id)
+	}
+	return map[string]any{"meter": id, "days": int(to.Sub(from).Hours() / 24)}, nil
+}
+
 func startCommands(t *testing.T, enabled bool) (*meters, func(topic, payload, resultID string) (map[string]any, bool)) {
 	br := startMochi(t)
 	sub := subscribe(t, br.URL(), "test")
@@ -117,6 +127,9 @@ func TestCommands(t *testing.T) {
 		{"valve", "valve", `{"id":"v1","command":"valve","meter":"m-001","action":"close"}`, "v1", true, `"request":"v1"`},
 		{"valve bad action", "valve", `{"id":"v2","command":"valve","meter":"m-001","action":"wiggle"}`, "v2", false, "want open or close"},
 		{"valve unknown meter", "valve", `{"id":"v3","command":"valve","meter":"m-999","action":"open"}`, "v3", false, "no such meter"},
+		{"backfill", "backfill", `{"id":"b1","command":"backfill","meter":"m-001","from":"2026-12-01T00:00:00Z","to":"2026-12-04T00:00:00Z"}`, "b1", true, `"days":3`},
+		{"backfill reversed", "backfill", `{"id":"b2","command":"backfill","meter":"m-001","from":"2026-12-04T00:00:00Z","to":"2026-12-01T00:00:00Z"}`, "b2", false, "from before to"},
+		{"backfill unknown meter", "backfill", `{"id":"b3","command":"backfill","meter":"m-999","from":"2026-12-01T00:00:00Z","to":"2026-12-04T00:00:00Z"}`, "b3", false, "no such meter"},
 		{"unknown command", "reboot", `{"id":"r8","command":"reboot"}`, "r8", false, "unknown command"},
 		{"topic mismatch", "ping", `{"id":"r9","command":"read"}`, "r9", false, "sent on topic"},
 		{"not JSON", "ping", `{"id":"r10",`, "_", false, "malformed"},

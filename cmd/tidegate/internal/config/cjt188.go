@@ -20,6 +20,14 @@ type CJT188 struct {
 	StatusProfile string `yaml:"status_profile"` // status bit layout: cjt188-common (default) or cjt188-mirrored
 	SettlementDay int    `yaml:"settlement_day"` // the meter's settlement day 1..28, dates its settlement-day volume; 0 = unknown
 	Valve         bool   `yaml:"valve"`          // valve control allowed (tidegate valve, downlink "valve"); off by default
+	// Backfill: read the meter's daily freezes (D300–D3FF) after each of
+	// its midnights and send the days the gateway has not sent (box off,
+	// bus down, meter offline) from its memory; off by default.
+	Backfill bool `yaml:"backfill"`
+	// ClockSync: set the meter's clock (A015) when it is further off the
+	// gateway's than this, and only while the gateway's clock is
+	// synchronised; 0 (absent) never sets it.
+	ClockSync time.Duration `yaml:"clock_sync"`
 
 	// AddressLabel is the address as written in the file: leading zeros
 	// matter, and YAML would read them as octal.
@@ -74,7 +82,7 @@ func (m Meter) Speaks(b Bus) string {
 }
 
 func checkCJTMeter(m *Meter, b Bus, p string, at func(string, string, ...any), written func(string) bool, nodes map[string]*yaml.Node) {
-	keys := []string{"meter_type", "di_order", "clock_order", "status_profile", "settlement_day", "valve"}
+	keys := []string{"meter_type", "di_order", "clock_order", "status_profile", "settlement_day", "valve", "backfill", "clock_sync"}
 	switch {
 	case m.Protocol == "" || m.Protocol == b.Protocol:
 	case m.Protocol == ProtoCJT188 && b.Protocol == ProtoMBus:
@@ -115,6 +123,9 @@ func checkCJTMeter(m *Meter, b Bus, p string, at func(string, string, ...any), w
 	}
 	if m.ClockOrder != "" && m.ClockOrder != "seconds-first" && m.ClockOrder != "century-first" {
 		at(p+".clock_order", "%q: expected seconds-first (ss mm hh DD MM YY CC) or century-first (CC YY MM DD hh mm ss)", m.ClockOrder)
+	}
+	if m.ClockSync != 0 && (m.ClockSync < 10*time.Second || m.ClockSync > 24*time.Hour) {
+		at(p+".clock_sync", "%s is out of range 10s..24h (the drift beyond which the meter's clock is set; absent: never)", m.ClockSync)
 	}
 	if _, ok := StatusLayout(m.StatusProfile); !ok {
 		at(p+".status_profile", "%q is not a CJ/T 188 status profile; expected one of %s", m.StatusProfile, cjt188.StatusProfileNames())

@@ -34,6 +34,7 @@ type busRun struct {
 type sink struct{ d *Daemon }
 
 func (s sink) Reading(r reading.Reading, k reading.Kind) {
+	s.d.pipe.marks.sent(r)
 	s.d.ingest(reading.Record{Kind: k, Reading: &r})
 }
 
@@ -61,7 +62,8 @@ func driverConfig(b config.Bus, meters []config.Meter, loc *time.Location) (driv
 		if m.Poll.Totals > 0 && (iv == 0 || m.Poll.Totals < iv) {
 			iv = m.Poll.Totals
 		}
-		mc := drivers.MeterConfig{ID: m.ID, Address: m.Address, Secondary: m.Secondary, Profile: m.Profile, Interval: iv, Billing: m.Billing}
+		mc := drivers.MeterConfig{ID: m.ID, Address: m.Address, Secondary: m.Secondary, Profile: m.Profile, Interval: iv, Billing: m.Billing,
+			Backfill: m.Backfill, ClockSync: m.ClockSync}
 		if m.Speaks(b) == config.ProtoCJT188 {
 			mc.CJT = cjtMeterConfig(m)
 			if b.Protocol != config.ProtoCJT188 {
@@ -82,6 +84,11 @@ func (d *Daemon) startBus(cfg *config.Config, b config.Bus, meters []config.Mete
 	d.buses[b.Name] = r
 	log := d.log.WithField("bus", b.Name)
 	bc, mcs := driverConfig(b, meters, cfg.FilterConfig().Location) // meter clocks keep the gateway's zone
+	for i := range mcs {
+		if mcs[i].Backfill {
+			mcs[i].BackfillFrom = d.pipe.marks.held(mcs[i].ID)
+		}
+	}
 	bus, err := drivers.NewBus(bc, mcs, cfg.Profiles, sink{d}, logrus.NewEntry(d.log))
 	if err != nil {
 		r.err = err.Error()

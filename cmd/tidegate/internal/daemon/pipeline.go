@@ -28,6 +28,8 @@ type dataPath struct {
 	up   *uplink.Uplink // nil when no broker is configured
 	url  string
 
+	marks *memoryMarks
+
 	upCancel context.CancelFunc
 	upDone   chan struct{}
 }
@@ -40,8 +42,9 @@ func openDataPath(cfg *config.Config, log *logrus.Logger, h *hub, version string
 		return nil, fmt.Errorf("buffer %s: %w", cfg.Buffer.Path, err)
 	}
 	p.buf = buf
+	p.marks = newMemoryMarks(buf, log)
 	po := pipeline.Options{Latency: cfg.Buffer.CommitLatency, Log: logrus.NewEntry(log).WithField("stage", "pipeline"),
-		Seen: h.publish}
+		Seen: func(rec reading.Record) { h.publish(rec); p.marks.stored(rec) }}
 	if cfg.Filter.On() {
 		fc := cfg.FilterConfig()
 		if err := fc.Validate(); err != nil {
