@@ -76,6 +76,12 @@ func (p *cjtPoller) settlements(ctx context.Context, m *meterState, meterNow tim
 	if !ok {
 		return nil, fmt.Errorf("meter %s: not configured on this bus", m.cfg.ID)
 	}
+	day := pm.SettlementDay
+	if day == 0 {
+		// Not configured: ask the meter (8103); a meter that does not say
+		// gives its volumes undated, and they are not sent for a range.
+		day, _ = p.c.ReadSettlementDay(ctx, pm.Meter)
+	}
 	var out []reading.Reading
 	for n := 1; n <= 12; n++ {
 		q, err := p.c.ReadSettlement(ctx, pm.Meter, n)
@@ -88,8 +94,8 @@ func (p *cjtPoller) settlements(ctx context.Context, m *meterState, meterNow tim
 		}
 		r := reading.Reading{Meter: m.cfg.ID, Received: time.Now(), Forward: vol, Has: reading.HasForward,
 			Quality: reading.QualityGood, Storage: uint8(n), Source: reading.SourceMeterMemory}
-		if pm.SettlementDay > 0 && !meterNow.IsZero() {
-			d := time.Date(meterNow.Year(), meterNow.Month(), pm.SettlementDay, 0, 0, 0, 0, meterNow.Location())
+		if day > 0 && day <= 28 && !meterNow.IsZero() {
+			d := time.Date(meterNow.Year(), meterNow.Month(), day, 0, 0, 0, 0, meterNow.Location())
 			if d.After(meterNow) {
 				d = d.AddDate(0, -1, 0)
 			}

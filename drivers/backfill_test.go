@@ -43,7 +43,7 @@ buses:
       - {id: a, address: "78330011223344", water: {profile: flat, persons: 4, use_scale: 20, leaks: [{rate_lh: 20}]}}
 `)
 	pi := sim.Ports()["cj"]
-	run := func(sink *collector, from time.Time) (stop func()) {
+	run := func(sink *collector, from time.Time) (bus *Bus, stop func()) {
 		bus, err := NewBus(BusConfig{Name: "cj", Protocol: ProtoCJT188, Link: link.Config{Device: pi.Device, Baud: pi.Baud, Parity: pi.Parity},
 			Timeout: time.Second, CJT: CJTBusConfig{Location: time.UTC}},
 			[]MeterConfig{{ID: "a", Interval: 150 * time.Millisecond, Backfill: true, BackfillFrom: from, CJT: CJTMeterConfig{Address: "78330011223344"}}}, nil, sink, nil)
@@ -53,12 +53,12 @@ buses:
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { defer close(done); bus.Run(ctx) }()
-		return func() { cancel(); <-done }
+		return bus, func() { cancel(); <-done }
 	}
 	day := func(d int) time.Time { return time.Date(2026, 12, d, 0, 0, 0, 0, time.UTC) }
 
 	first := newCollector()
-	stop := run(first, time.Time{})
+	_, stop := run(first, time.Time{})
 	waitLong(t, func() bool {
 		m := memoryRecords(first, "a")
 		return len(m) > 0 && !m[len(m)-1].MeterTime.Before(day(3))
@@ -72,9 +72,16 @@ buses:
 	// Down for three of the meter's midnights (Dec 4, 5, 6).
 	waitLong(t, func() bool { return sim.Now().After(day(6).Add(time.Hour)) })
 	second := newCollector()
-	stop = run(second, held)
+	bus, stop := run(second, held)
 	waitLong(t, func() bool { return len(memoryRecords(second, "a")) >= 3 })
+	// On demand (the downlink backfill): Dec 2..4 again, from the same memory.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	asked, err := bus.Backfill(ctx, "a", day(2), day(4))
+	cancel()
 	stop()
+	if err != nil || len(asked) != 3 {
+		t.Fatalf("backfill Dec 2..4: %d values %+v, %v", len(asked), asked, err)
+	}
 
 	truth := map[time.Time]float64{}
 	cm, _ := sim.CJTMeter("a")
@@ -84,6 +91,11 @@ buses:
 	for i, r := range before {
 		if want := day(2 + i); !r.MeterTime.Equal(want) {
 			t.Fatalf("before the stop, freeze %d is of %s, want %s (all: %+v)", i, r.MeterTime, want, before)
+		}
+	}
+	for i, r := range asked { // newest first
+		if want := day(4 - i); !r.MeterTime.Equal(want) || r.Forward != truth[want] || r.Source != reading.SourceMeterMemory {
+			t.Fatalf("backfill Dec 2..4, value %d: %+v, want %s at %v", i, r, want, truth[want])
 		}
 	}
 	got := memoryRecords(second, "a")

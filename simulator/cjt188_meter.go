@@ -151,6 +151,11 @@ func (m *CJTMeter) Respond(req []byte, now time.Time) []byte {
 			v = m.history[i]
 		}
 		body = cjt188.AppendQuantity(nil, cjt188.Quantity{Value: v, Unit: cjt188.UnitM3})
+	case msg.Control == cjt188.FuncReadData && msg.DI == cjt188.DISettlementDay:
+		if m.cfg.SettlementDay == 0 {
+			return m.errorReply(msg, now) // it settles every midnight: no day of the month
+		}
+		body = []byte{byte(m.cfg.SettlementDay/10)<<4 | byte(m.cfg.SettlementDay%10)}
 	case msg.Control == cjt188.FuncReadData && msg.DI.IsFreeze():
 		if body, err = m.freezeReply(msg.DI); err != nil {
 			return nil

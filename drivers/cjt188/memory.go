@@ -59,3 +59,18 @@ func (m *Master) SetClock(ctx context.Context, mt Meter, t time.Time) error {
 
 // Location is the zone meter clocks are read in.
 func (c *Client) Location() *time.Location { return c.loc }
+
+// ReadSettlementDay reads 8103: the day of the month the meter freezes its
+// settlement-day volume on.
+func (m *Master) ReadSettlementDay(ctx context.Context, mt Meter) (int, error) {
+	ex, err := m.Transact(ctx, p.ReadData(mt.typ(), mt.Address, p.DISettlementDay, mt.Order, 0), 3+1)
+	if err != nil {
+		return 0, err
+	}
+	d, err := p.DecodeDay(ex.Reply.Body)
+	if err != nil {
+		m.c.Garbled.Add(1)
+		return 0, fmt.Errorf("%w: 8103: %w", ErrGarbled, err)
+	}
+	return d, nil
+}

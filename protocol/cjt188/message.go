@@ -49,13 +49,6 @@ func Request(t MeterType, a Address, c Control, di DI, o DIOrder, ser byte, body
 	return Frame{Type: t, Address: a, Control: c, Data: data}
 }
 
-// Reply builds a meter's answer to req: the same type, address, DI order
-// and SER, the reply control code of req's function, and body.
-func Reply(req Message, body []byte) Frame {
-	f := Request(req.Type, req.Address, req.Control.Reply(), req.DI, req.Order, req.SER, body)
-	return f
-}
-
 // ReadData is the read-data request for di (901F, 907F, D120...).
 func ReadData(t MeterType, a Address, di DI, o DIOrder, ser byte) Frame {
 	return Request(t, a, FuncReadData, di, o, ser, nil)
@@ -86,12 +79,6 @@ const (
 // WriteValve is the A017 valve-control request.
 func WriteValve(t MeterType, a Address, o DIOrder, ser byte, action byte) Frame {
 	return Request(t, a, FuncWriteData, DIValve, o, ser, []byte{action})
-}
-
-// WriteAddress is the A018 request giving the meter at a (often the
-// broadcast address, with one meter on the line) the address to.
-func WriteAddress(t MeterType, a Address, o DIOrder, ser byte, to Address) Frame {
-	return Request(t, a, FuncWriteAddress, DIWriteAddress, o, ser, to[:])
 }
 
 // WriteRequest is a decoded write: what a simulated meter is asked to do.

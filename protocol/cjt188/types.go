@@ -185,18 +185,6 @@ func (d DI) Known() bool {
 	return d >= DIHistory1 && d <= DIHistory12 || d.IsFreeze()
 }
 
-// ParseDI reads four hex digits ("901F").
-func ParseDI(s string) (DI, error) {
-	var v uint16
-	if len(s) != 4 {
-		return 0, fmt.Errorf("%w %q: want four hex digits such as 901F", ErrDI, s)
-	}
-	if _, err := fmt.Sscanf(s, "%04X", &v); err != nil {
-		return 0, fmt.Errorf("%w %q: want four hex digits such as 901F", ErrDI, s)
-	}
-	return DI(v), nil
-}
-
 // DIOrder is the byte order of a DI on the wire. Vendors and editions
 // differ and the checksum is the same either way, so a master sends the
 // order the meter's configuration names and accepts both in replies.
