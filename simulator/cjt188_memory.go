@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"tidegate/protocol/cjt188"
+	"tidegate/simulator/water"
 )
 
 // A simulated CJ/T 188 meter freezes its total at every midnight of its own
@@ -29,35 +30,48 @@ type dailyMemory struct {
 }
 
 // freezeDays freezes every meter-clock midnight up to now. Caller holds m.mu.
-func (m *CJTMeter) freezeDays(now time.Time) {
-	cur := m.state(time.Time{}) // the model as it stands, not advanced
+func (m *CJTMeter) freezeDays(now time.Time) { m.memory.freeze(now, m.state, m.meterTime, m.total) }
+
+// freeze records every midnight of the meter's clock (meterTime of a
+// snapshot) up to now, each from the model advanced to that midnight.
+func (mem *dailyMemory) freeze(now time.Time, state SnapshotFunc, meterTime func(water.Snapshot) time.Time, total func(water.Snapshot) float64) {
+	cur := state(time.Time{}) // the model as it stands, not advanced
 	if cur.Time.IsZero() {
 		return
 	}
-	offset := m.meterTime(cur).Sub(cur.Time)
-	if !m.memory.started {
-		m.memory.started = true
-		t := m.meterTime(cur)
-		m.memory.day = time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, t.Location())
+	offset := meterTime(cur).Sub(cur.Time)
+	if !mem.started {
+		mem.started = true
+		t := meterTime(cur)
+		mem.day = time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, t.Location())
 	}
-	if gap := now.Add(offset).Sub(m.memory.day); gap > 2*cjt188.FreezeDepth*24*time.Hour {
+	if gap := now.Add(offset).Sub(mem.day); gap > 2*cjt188.FreezeDepth*24*time.Hour {
 		// Only the newest FreezeDepth days can be read back: skip the rest.
-		t := m.memory.day.Add(gap - cjt188.FreezeDepth*24*time.Hour)
-		m.memory.day = time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, t.Location())
+		t := mem.day.Add(gap - cjt188.FreezeDepth*24*time.Hour)
+		mem.day = time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, t.Location())
 	}
 	for {
-		next := m.memory.day.AddDate(0, 0, 1)
+		next := mem.day.AddDate(0, 0, 1)
 		at := next.Add(-offset) // simulation time of the meter's midnight
 		if at.After(now) {
 			return
 		}
-		s := m.state(at)
-		m.memory.days = append([]DailyFreeze{{Time: next, Volume: m.total(s), Flow: s.Flow}}, m.memory.days...)
-		if len(m.memory.days) > cjt188.FreezeDepth {
-			m.memory.days = m.memory.days[:cjt188.FreezeDepth]
+		s := state(at)
+		mem.days = append([]DailyFreeze{{Time: next, Volume: total(s), Flow: s.Flow}}, mem.days...)
+		if len(mem.days) > cjt188.FreezeDepth {
+			mem.days = mem.days[:cjt188.FreezeDepth]
 		}
-		m.memory.day = next
+		mem.day = next
 	}
+}
+
+// oldestFirst is a copy of the days, oldest first.
+func (mem *dailyMemory) oldestFirst() []DailyFreeze {
+	out := make([]DailyFreeze, len(mem.days))
+	for i, d := range mem.days {
+		out[len(out)-1-i] = d
+	}
+	return out
 }
 
 // freezeReply is the body of a D3xx (timed: the daily freezes) or D4xx
@@ -79,11 +93,7 @@ func (m *CJTMeter) freezeReply(di cjt188.DI) ([]byte, error) {
 func (m *CJTMeter) DailyFreezes() []DailyFreeze {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make([]DailyFreeze, len(m.memory.days))
-	for i, d := range m.memory.days {
-		out[len(out)-1-i] = d
-	}
-	return out
+	return m.memory.oldestFirst()
 }
 
 // ClockSets is how many A015 writes the meter accepted.

@@ -85,7 +85,8 @@ type CJTConfig struct {
 	SettlementDay int    `yaml:"settlement_day"` // 1..28, 0 = every midnight
 	Valve         bool   `yaml:"valve"`          // has a shut-off valve (A017)
 	// ClockOffset sets the meter clock this far off the simulation's at
-	// start (a clock that was set wrong), until A015 sets it.
+	// start (a clock that was set wrong), until A015 (or an M-Bus meter's
+	// set-time) sets it.
 	ClockOffset water.Duration `yaml:"clock_offset"`
 }
 

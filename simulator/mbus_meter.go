@@ -69,6 +69,11 @@ type MBusMeter struct {
 	targetDate time.Time
 	maxFlow    float64
 	minFlow    float64
+	// memory is the daily freezes (mbus_memory.go); clockShift is what a
+	// set-time (SND_UD, type F) moved the meter clock by.
+	memory     dailyMemory
+	clockShift time.Duration
+	clockSets  int
 }
 
 // NewMBusMeter makes a slave. state gives the meter's electronics at a time.
@@ -186,7 +191,12 @@ func newMBusMeter(mc MeterConfig, state SnapshotFunc, start time.Time) (Responde
 			return nil, err
 		}
 	}
-	return NewMBusMeter(cfg, state)
+	m, err := NewMBusMeter(cfg, state)
+	if err != nil {
+		return nil, err
+	}
+	m.clockShift = time.Duration(mc.CJT.ClockOffset) // clock_offset: a clock set wrong
+	return m, nil
 }
 
 // Address is the primary address, which SND_UD can change.
@@ -208,6 +218,9 @@ func (m *MBusMeter) Respond(req []byte, now time.Time) []byte {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.model != MBusModelReplay {
+		m.memory.freeze(now, m.state, m.meterClock, m.frozenTotal) // before anything advances the model past a midnight
+	}
 	addr := f.Address
 	me := addr == m.address || addr == mbus.AddrTest || (addr == mbus.AddrNetworkLayer && m.selected)
 	broadcast := addr == mbus.AddrBroadcast
@@ -245,7 +258,7 @@ func (m *MBusMeter) Respond(req []byte, now time.Time) []byte {
 		if !me && !broadcast {
 			return nil
 		}
-		m.sndUd(f)
+		m.sndUd(f, now)
 		if broadcast {
 			return nil
 		}
@@ -257,7 +270,7 @@ func (m *MBusMeter) Respond(req []byte, now time.Time) []byte {
 // sndUd handles data sent to the meter: CI 51 with the bus address record
 // (DIF 01, VIF 7A) sets a new primary address; CI 50 resets the application
 // (the next REQ_UD2 starts from the first telegram).
-func (m *MBusMeter) sndUd(f mbus.Frame) {
+func (m *MBusMeter) sndUd(f mbus.Frame, now time.Time) {
 	switch f.CI {
 	case 0x50:
 		m.fcbValid, m.index = false, -1
@@ -269,6 +282,9 @@ func (m *MBusMeter) sndUd(f mbus.Frame) {
 		for _, r := range rs {
 			if bytes.Equal(r.VIB, []byte{0x7A}) && r.Value.IsInt && r.Value.Int >= 1 && r.Value.Int <= 250 {
 				m.address = byte(r.Value.Int)
+			}
+			if m.model != MBusModelReplay && bytes.Equal(r.VIB, []byte{0x6D}) && r.Value.Kind == mbus.ValueDateTime && !r.Value.Invalid {
+				m.setClock(r.Value.Time, now)
 			}
 		}
 	}
@@ -347,10 +363,7 @@ func (m *MBusMeter) telegramCount() int {
 // observe keeps the billing value and the flow extremes since it, as the
 // meter's own electronics would.
 func (m *MBusMeter) observe(s water.Snapshot) {
-	clock := s.MeterClock
-	if clock.IsZero() {
-		clock = s.Time
-	}
+	clock := m.meterClock(s)
 	day := time.Date(clock.Year(), clock.Month(), clock.Day(), 0, 0, 0, 0, time.UTC)
 	if !day.Equal(m.targetDate) {
 		m.target, m.targetDate = s.Forward, day
@@ -376,22 +389,23 @@ func rec(dib, vib []byte, v mbus.Value) mbus.Record { return mbus.Record{DIB: di
 
 func litres(m3 float64) float64 { return math.Round(m3*1000) / 1000 }
 
-func meterClock(s water.Snapshot) time.Time {
-	if s.MeterClock.IsZero() {
-		return s.Time.UTC()
+// meterClock is the meter's own clock: the model's, as set-time moved it.
+func (m *MBusMeter) meterClock(s water.Snapshot) time.Time {
+	t := s.MeterClock
+	if t.IsZero() {
+		t = s.Time
 	}
-	return s.MeterClock.UTC()
+	return t.UTC().Add(m.clockShift)
 }
 
 // flowIQRecords: telegram 0 holds the current values and ends with DIF 1F,
 // telegram 1 the flow extremes of the day and manufacturer data.
 func (m *MBusMeter) flowIQRecords(s water.Snapshot, index int) []mbus.Record {
 	if index == 1 {
-		return []mbus.Record{
+		return append(append([]mbus.Record{
 			rec([]byte{0x92, 0x01}, []byte{0x3B}, mbus.Number(math.Round(m.maxFlow*1000)/1000)), // max flow, storage 2
 			rec([]byte{0xA2, 0x01}, []byte{0x3B}, mbus.Number(math.Round(m.minFlow*1000)/1000)), // min flow, storage 2
-			{Function: mbus.FuncManufacturer, Value: mbus.Bytes([]byte{0x02, 0x00})},
-		}
+		}, m.historyRecords(3)...), mbus.Record{Function: mbus.FuncManufacturer, Value: mbus.Bytes([]byte{0x02, 0x00})})
 	}
 	var info float64
 	for _, b := range []struct {
@@ -409,7 +423,7 @@ func (m *MBusMeter) flowIQRecords(s water.Snapshot, index int) []mbus.Record {
 		rec([]byte{0x02}, []byte{0x3B}, mbus.Number(math.Round(s.Flow*1000)/1000)),
 		rec([]byte{0x02}, []byte{0x65}, mbus.Number(math.Round(s.Temperature*100)/100)),
 		rec([]byte{0x04}, []byte{0xFF, 0x23}, mbus.Number(info)),
-		rec([]byte{0x04}, []byte{0x6D}, mbus.DateTime(meterClock(s).Truncate(time.Minute))),
+		rec([]byte{0x04}, []byte{0x6D}, mbus.DateTime(m.meterClock(s).Truncate(time.Minute))),
 		rec([]byte{0x44}, []byte{0x13}, mbus.Number(litres(m.target))),
 		rec([]byte{0x42}, []byte{0x6C}, mbus.Date(m.targetDate)),
 		{Function: mbus.FuncMoreRecords},
@@ -436,7 +450,7 @@ func (m *MBusMeter) ultrimisRecords(s water.Snapshot) []mbus.Record {
 	for _, b := range fab {
 		fabNo = fabNo*100 + int(b>>4)*10 + int(b&0x0F)
 	}
-	return []mbus.Record{
+	return append([]mbus.Record{
 		rec([]byte{0x0C}, []byte{0x78}, mbus.Value{Kind: mbus.ValueNumber, Int: int64(fabNo), IsInt: true}),
 		rec([]byte{0x04}, []byte{0x13}, mbus.Number(litres(s.Forward))),
 		rec([]byte{0x04}, []byte{0x93, 0x3C}, mbus.Number(litres(s.Reverse))),
@@ -444,8 +458,8 @@ func (m *MBusMeter) ultrimisRecords(s water.Snapshot) []mbus.Record {
 		rec([]byte{0x02}, []byte{0x5A}, mbus.Number(math.Round(s.Temperature*10)/10)),
 		rec([]byte{0x03}, []byte{0xFD, 0x17}, mbus.Number(flags)),
 		rec([]byte{0x02}, []byte{0xFD, 0x46}, mbus.Number(float64(s.BatteryMV)/1000)),
-		rec([]byte{0x04}, []byte{0x6D}, mbus.DateTime(meterClock(s).Truncate(time.Minute))),
+		rec([]byte{0x04}, []byte{0x6D}, mbus.DateTime(m.meterClock(s).Truncate(time.Minute))),
 		rec([]byte{0x4C}, []byte{0x13}, mbus.Number(litres(m.target))),
 		rec([]byte{0x42}, []byte{0x6C}, mbus.Date(m.targetDate)),
-	}
+	}, m.historyRecords(2)...)
 }
