@@ -108,14 +108,14 @@ func (p *cjtPoller) settlements(ctx context.Context, m *meterState, meterNow tim
 
 func (p *mixedPoller) freezes(ctx context.Context, m *meterState, after time.Time, max int) ([]reading.Reading, error) {
 	if m.cfg.Protocol != ProtoCJT188 {
-		return nil, fmt.Errorf("meter %s: %w", m.cfg.ID, ErrNoMemory)
+		return p.mbus.freezes(ctx, m, after, max)
 	}
 	return p.cjt.freezes(ctx, m, after, max)
 }
 
 func (p *mixedPoller) settlements(ctx context.Context, m *meterState, meterNow time.Time) ([]reading.Reading, error) {
 	if m.cfg.Protocol != ProtoCJT188 {
-		return nil, fmt.Errorf("meter %s: %w", m.cfg.ID, ErrNoMemory)
+		return nil, nil
 	}
 	return p.cjt.settlements(ctx, m, meterNow)
 }

@@ -47,7 +47,7 @@ func (p *cjtPoller) setClock(ctx context.Context, m *meterState, t time.Time) er
 
 func (p *mixedPoller) setClock(ctx context.Context, m *meterState, t time.Time) error {
 	if m.cfg.Protocol != ProtoCJT188 {
-		return fmt.Errorf("meter %s: the M-Bus clock write is not implemented", m.cfg.ID)
+		return p.mbus.setClock(ctx, m, t)
 	}
 	return p.cjt.setClock(ctx, m, t)
 }
@@ -58,8 +58,6 @@ func (b *Bus) gatewayClock() GatewayClock {
 	}
 	return kernelClock{}
 }
-
-func drift(r reading.Reading) time.Duration { return r.MeterTime.Sub(r.Received) }
 
 func absDur(d time.Duration) time.Duration {
 	if d < 0 {
@@ -78,7 +76,7 @@ func (b *Bus) keepClock(ctx context.Context, p poller, m *meterState, r reading.
 	if !ok {
 		return
 	}
-	before := drift(r)
+	before := b.meterDrift(p, m, r)
 	now := b.now()
 	b.mu.Lock()
 	next, skipped := m.clockNext, m.clockSkipped
@@ -107,7 +105,7 @@ func (b *Bus) keepClock(ctx context.Context, p poller, m *meterState, r reading.
 	b.mu.Lock()
 	m.clockSkipped = false
 	b.mu.Unlock()
-	err = cs.setClock(ctx, m, time.Now())
+	err = cs.setClock(ctx, m, time.Now().In(b.location()))
 	outcome, after := "done", time.Duration(0)
 	if err == nil {
 		r2, perr := p.poll(ctx, m, false)
@@ -117,7 +115,7 @@ func (b *Bus) keepClock(ctx context.Context, p poller, m *meterState, r reading.
 		case r2.Has&reading.HasMeterTime == 0:
 			outcome = "unverified"
 		default:
-			after = drift(r2)
+			after = b.meterDrift(p, m, r2)
 			attrs["drift_after_s"] = fmt.Sprintf("%.0f", after.Seconds())
 			if absDur(after) > threshold {
 				outcome = "mismatch"

@@ -19,7 +19,10 @@ type Result struct {
 	Reading reading.Reading
 	// Due is the storage-1 (due-date) volume with its date, for meters that
 	// keep one: the billing value the meter itself froze.
-	Due       *reading.Reading
+	Due *reading.Reading
+	// Stored are the historic values (storage 2 up, each with its date),
+	// newest first: what the meter's logger sent (stored.go).
+	Stored    []reading.Reading
 	Secondary Secondary // from the header; zero without a long header
 	Header    pmbus.Header
 }
@@ -35,6 +38,7 @@ func Decode(meterID string, ts []Telegram, received time.Time, withRaw bool) (Re
 	var due reading.Reading
 	var haveDue, haveDueDate bool
 	var status reading.Status
+	var recs []pmbus.Record
 	for i, tg := range ts {
 		app, err := pmbus.ParseApplication(tg.CI, tg.Data)
 		if err != nil && len(app.Records) == 0 {
@@ -48,6 +52,7 @@ func Decode(meterID string, ts []Telegram, received time.Time, withRaw bool) (Re
 		if withRaw {
 			r.Raw = append(r.Raw, tg.Raw...)
 		}
+		recs = append(recs, app.Records...)
 		for _, rec := range app.Records {
 			if rec.Quantity == "voltage" && rec.Unit == "V" && rec.Storage == 0 && rec.Value.Number > 0 && rec.Value.Number < 65 {
 				r.BatteryMV, r.Has = uint16(rec.Value.Number*1000+0.5), r.Has|reading.HasBattery
@@ -98,6 +103,7 @@ func Decode(meterID string, ts []Telegram, received time.Time, withRaw bool) (Re
 		r.Status |= reading.StatusReverseFlow
 	}
 	r.Quality = reading.QualityGood
+	res.Stored = storedValues(meterID, received, recs)
 	if haveDue {
 		due.Meter, due.Received, due.Status, due.Quality, due.Storage = meterID, received, status, reading.QualityGood, 1
 		if haveDueDate {

@@ -73,6 +73,22 @@ func checkCJTBus(b Bus, p string, at func(string, string, ...any), written func(
 	}
 }
 
+// checkMeterMemory checks backfill and clock_sync: CJ/T 188 and M-Bus
+// meters keep stored values and clocks a concentrator reads and sets.
+func checkMeterMemory(m *Meter, b Bus, p string, at func(string, string, ...any), written func(string) bool) {
+	if s := m.Speaks(b); s != ProtoCJT188 && s != ProtoMBus {
+		for _, k := range []string{"backfill", "clock_sync"} {
+			if written(p + "." + k) {
+				at(p+"."+k, "applies only to CJ/T 188 and M-Bus meters; bus %q is %s", b.Name, b.Protocol)
+			}
+		}
+		return
+	}
+	if m.ClockSync != 0 && (m.ClockSync < 10*time.Second || m.ClockSync > 24*time.Hour) {
+		at(p+".clock_sync", "%s is out of range 10s..24h (the drift beyond which the meter's clock is set; absent: never)", m.ClockSync)
+	}
+}
+
 // Speaks is the meter's protocol on bus b.
 func (m Meter) Speaks(b Bus) string {
 	if m.Protocol != "" {
@@ -82,7 +98,7 @@ func (m Meter) Speaks(b Bus) string {
 }
 
 func checkCJTMeter(m *Meter, b Bus, p string, at func(string, string, ...any), written func(string) bool, nodes map[string]*yaml.Node) {
-	keys := []string{"meter_type", "di_order", "clock_order", "status_profile", "settlement_day", "valve", "backfill", "clock_sync"}
+	keys := []string{"meter_type", "di_order", "clock_order", "status_profile", "settlement_day", "valve"}
 	switch {
 	case m.Protocol == "" || m.Protocol == b.Protocol:
 	case m.Protocol == ProtoCJT188 && b.Protocol == ProtoMBus:
@@ -123,9 +139,6 @@ func checkCJTMeter(m *Meter, b Bus, p string, at func(string, string, ...any), w
 	}
 	if m.ClockOrder != "" && m.ClockOrder != "seconds-first" && m.ClockOrder != "century-first" {
 		at(p+".clock_order", "%q: expected seconds-first (ss mm hh DD MM YY CC) or century-first (CC YY MM DD hh mm ss)", m.ClockOrder)
-	}
-	if m.ClockSync != 0 && (m.ClockSync < 10*time.Second || m.ClockSync > 24*time.Hour) {
-		at(p+".clock_sync", "%s is out of range 10s..24h (the drift beyond which the meter's clock is set; absent: never)", m.ClockSync)
 	}
 	if _, ok := StatusLayout(m.StatusProfile); !ok {
 		at(p+".status_profile", "%q is not a CJ/T 188 status profile; expected one of %s", m.StatusProfile, cjt188.StatusProfileNames())

@@ -47,6 +47,24 @@ func TestCJT188Config(t *testing.T) {
 	}
 }
 
+// backfill and clock_sync are keys of CJ/T 188 and M-Bus meters.
+func TestMeterMemoryConfig(t *testing.T) {
+	text := strings.Replace(cjtBase, "{id: m5, bus: b, address: 5}", "{id: m5, bus: b, address: 5, backfill: true, clock_sync: 1m}", 1)
+	text = strings.Replace(text, "valve: true}", "valve: true, backfill: true, clock_sync: 90s}", 1)
+	c, err := Parse("t.yaml", []byte(text), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := c.Meters; !m[0].Backfill || m[0].ClockSync.Seconds() != 90 || !m[4].Backfill || m[4].ClockSync.Seconds() != 60 || m[1].Backfill || m[1].ClockSync != 0 {
+		t.Fatalf("%+v", m)
+	}
+	modbus := strings.Replace(text, "mqtt:", "  - {id: r1, bus: r, address: 1, profile: x, backfill: true}\nmqtt:", 1)
+	modbus = strings.Replace(modbus, "buses:\n", "buses:\n  - {name: r, protocol: modbus, device: /dev/ttyS3}\n", 1)
+	if _, err := Parse("t.yaml", []byte(modbus), nil); err == nil || !strings.Contains(err.Error(), "meters[5].backfill: applies only to CJ/T 188 and M-Bus meters") {
+		t.Fatalf("backfill on a Modbus meter: %v", err)
+	}
+}
+
 func TestCJT188ConfigProblems(t *testing.T) {
 	for _, tc := range []struct{ edit, want string }{
 		{"address: 78330011223344, di_order", "meters[0].address: \"7833001122334\" is not a CJ/T 188 address"},
@@ -55,6 +73,7 @@ func TestCJT188ConfigProblems(t *testing.T) {
 		{"settlement_day: 15", "settlement_day: 31 is out of range"},
 		{"preamble: 4", "preamble: 5 is out of range 0..4"},
 		{"{id: m2x, bus: b, address: 2, valve: true}", "valve: applies only to CJ/T 188 meters"},
+		{"{id: c9, bus: c, address: \"78330011223300\", clock_sync: 2s}", "meters[5].clock_sync: 2s is out of range 10s..24h"},
 		{"{id: c3, bus: c, address: \"00000000000012\", meter_type: \"11\"}", "address: meter \"c1\" already uses this address"},
 	} {
 		text := cjtBase

@@ -130,6 +130,7 @@ func (c *Config) validate(ps *Problems, nodes map[string]*yaml.Node) {
 			continue
 		}
 		checkCJTMeter(&c.Meters[i], b, p, at, written, nodes)
+		checkMeterMemory(&c.Meters[i], b, p, at, written)
 		switch m.Speaks(b) {
 		case ProtoModbus, ProtoModbusTCP:
 			lo, hi := 1, 247
