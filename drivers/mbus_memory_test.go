@@ -101,7 +101,10 @@ buses:
 	go func() { defer close(done); bus.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 	mm, _ := sim.MBusMeter("u")
-	waitLong(t, func() bool { n, _ := countEvents(sink, "u", "clock_set_skipped"); return n > 0 && len(sink.good("u")) >= 3 })
+	waitLong(t, func() bool {
+		n, _ := countEvents(sink, "u", "clock_set_skipped")
+		return n > 0 && len(sink.good("u")) >= 3
+	})
 	if mm.ClockSets() != 0 {
 		t.Fatal("set from an unsynchronised gateway clock")
 	}
