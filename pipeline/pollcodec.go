@@ -273,7 +273,7 @@ func (c *pollCoder) decodePolls(polls []byte, fn func(reading.Reading)) error {
 		if d.err != nil {
 			return errPolls
 		}
-		r.Raw, r.Error, r.Storage, r.Filter = nil, "", 0, nil
+		r.Raw, r.Error, r.Storage, r.Source, r.Filter = nil, "", 0, "", nil
 		c.last[ref-1] = r
 		fn(r)
 	}
