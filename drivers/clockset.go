@@ -56,7 +56,7 @@ func (b *Bus) gatewayClock() GatewayClock {
 	if b.cfg.GatewayClock != nil {
 		return b.cfg.GatewayClock
 	}
-	return kernelClock{}
+	return KernelClock{}
 }
 
 func absDur(d time.Duration) time.Duration {

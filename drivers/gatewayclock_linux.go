@@ -6,13 +6,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// kernelClock is the gateway clock as the kernel's NTP state tells it
+// KernelClock is the gateway clock as the kernel's NTP state tells it, the
+// GatewayClock a bus uses unless told otherwise
 // (what `timedatectl` shows as "System clock synchronized"): adjtimex
 // reports TIME_ERROR, or STA_UNSYNC in its status, until an NTP client
 // (chrony, systemd-timesyncd, ntpd) has disciplined it.
-type kernelClock struct{}
+type KernelClock struct{}
 
-func (kernelClock) Synchronized() (bool, error) {
+func (KernelClock) Synchronized() (bool, error) {
 	var tx unix.Timex
 	state, err := unix.Adjtimex(&tx)
 	if err != nil {

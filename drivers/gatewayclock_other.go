@@ -4,9 +4,9 @@ package drivers
 
 import "errors"
 
-// kernelClock elsewhere than Linux cannot tell: a meter clock is never set.
-type kernelClock struct{}
+// KernelClock elsewhere than Linux cannot tell: a meter clock is never set.
+type KernelClock struct{}
 
-func (kernelClock) Synchronized() (bool, error) {
+func (KernelClock) Synchronized() (bool, error) {
 	return false, errors.New("the clock's synchronisation state is known on Linux only")
 }

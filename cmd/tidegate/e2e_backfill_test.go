@@ -49,6 +49,7 @@ buses:
 	meters := "  - {id: cj-1, bus: cj, address: \"78330011223344\", backfill: true, poll: {flow: 1s, totals: 1s}}\n" +
 		"  - {id: cj-2, bus: cj, address: \"78330011223345\", clock_order: century-first, backfill: true, poll: {flow: 1s, totals: 1s}}\n"
 	text := strings.Replace(e2eConfig(dir, br.addr, buses, meters), "gateway: {id: gw-e2e}", "gateway: {id: gw-e2e, timezone: UTC}", 1)
+	text = strings.Replace(text, "topic_prefix: e2e,", "topic_prefix: e2e, commands: true,", 1)
 	cfg := filepath.Join(dir, "tidegate.yaml")
 	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
@@ -149,6 +150,37 @@ buses:
 			if want := day(3 + i); !r.MeterTime.Equal(want) {
 				t.Fatalf("%s: after the restart, value %d is of %s, want %s", id, i, r.MeterTime, want)
 			}
+		}
+	}
+
+	// The downlink backfill reads a range again on demand and answers with it.
+	br.srv.Publish("e2e/v1/gw-e2e/cmd/backfill", []byte(`{"id":"bf-1","command":"backfill","meter":"cj-2","from":"2026-12-02T00:00:00Z","to":"2026-12-04T00:00:00Z"}`), false, 1)
+	var result struct {
+		OK     bool   `json:"ok"`
+		Error  string `json:"error"`
+		Result struct {
+			Values []rec `json:"values"`
+		} `json:"result"`
+	}
+	eventually(t, 30*time.Second, "the backfill command's result", func() bool {
+		for _, m := range br.messages() {
+			if m.topic == "e2e/v1/gw-e2e/cmd/bf-1/result" {
+				return json.Unmarshal([]byte(m.payload), &result) == nil
+			}
+		}
+		return false
+	})
+	truth := map[time.Time]float64{}
+	cm, _ := sim.CJTMeter("cj-2")
+	for _, f := range cm.DailyFreezes() {
+		truth[f.Time] = f.Volume
+	}
+	if !result.OK || len(result.Result.Values) != 3 {
+		t.Fatalf("backfill result %+v", result)
+	}
+	for i, r := range result.Result.Values { // newest first
+		if want := day(4 - i); !r.MeterTime.Equal(want) || r.Forward == nil || *r.Forward != truth[want] || r.Source != "meter_memory" || !r.Historical {
+			t.Fatalf("backfill value %d: %+v, want %s at %v", i, r, want, truth[want])
 		}
 	}
 }
