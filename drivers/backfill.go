@@ -139,10 +139,11 @@ func (b *Bus) catchUp(ctx context.Context, p poller, m *meterState, r reading.Re
 		return
 	}
 	now := b.now()
+	today := meterDay(r)
 	b.mu.Lock()
-	held, retry := m.memHeld, m.memRetry
+	held, retry, tried := m.memHeld, m.memRetry, m.memTried
 	b.mu.Unlock()
-	if now.Before(retry) || (!held.IsZero() && !meterDay(r).After(held)) {
+	if now.Before(retry) || today.Equal(tried) || (!held.IsZero() && !today.After(held)) {
 		return
 	}
 	n := maxBackfillDays
@@ -156,6 +157,13 @@ func (b *Bus) catchUp(ctx context.Context, p poller, m *meterState, r reading.Re
 		b.mu.Unlock()
 		b.log.WithField("meter", m.cfg.ID).WithError(err).Warn("meter memory not read; next try in an hour")
 		return
+	}
+	if len(rs) == 0 {
+		// Nothing newer (not frozen yet, or a clock that disagrees with
+		// its freezes): once a meter day, not every poll.
+		b.mu.Lock()
+		m.memTried = today
+		b.mu.Unlock()
 	}
 	b.sendStored(m, rs)
 }

@@ -35,7 +35,7 @@ func TestBackfillAfterThreeDaysDown(t *testing.T) {
 	sim := startSim(t, `
 seed: 9
 speed: 21600
-start: 2026-12-01T02:00:00Z
+start: 2026-12-01T22:00:00Z
 buses:
   - name: cj
     protocol: cjt188

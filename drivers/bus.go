@@ -74,9 +74,9 @@ type meterState struct {
 	offline     bool
 	last        reading.Reading
 	// backfill.go and clockset.go:
-	memHeld, memRetry time.Time
-	clockNext         time.Time
-	clockSkipped      bool
+	memHeld, memRetry, memTried time.Time
+	clockNext                   time.Time
+	clockSkipped                bool
 }
 
 type readReq struct {
