@@ -22,8 +22,9 @@ type Description struct {
 	// (MeterTime) or a D12x reply (Settlement).
 	Current    *float64
 	Settlement *float64
-	MeterTime  *string // nil: the meter sends no clock
-	HasClock   bool    // whether the reply has a clock field at all
+	Frozen     *float64 // a D3xx/D4xx reply: the frozen volume, MeterTime its freeze time
+	MeterTime  *string  // nil: the meter sends no clock
+	HasClock   bool     // whether the reply has a clock field at all
 	Status     *StatusView
 	Trailing   []byte
 }
@@ -100,6 +101,21 @@ func Describe(b []byte, o DescribeOptions) (Description, error) {
 			return Description{}, err
 		}
 		d.Settlement = &v
+	case m.DI.IsFreeze():
+		f, err := DecodeFreeze(m.Body, o.Clock)
+		if err != nil {
+			return Description{}, err
+		}
+		d.HasClock = true
+		if f.Time.IsZero() {
+			return d, nil // a slot the meter never wrote
+		}
+		v, err := f.Volume.M3()
+		if err != nil {
+			return Description{}, fmt.Errorf("frozen volume: %w", err)
+		}
+		s := f.Time.String()
+		d.Frozen, d.MeterTime = &v, &s
 	}
 	return d, nil
 }
@@ -116,10 +132,11 @@ func (d Description) MarshalJSON() ([]byte, error) {
 		SER          int         `json:"ser"`
 		CurrentM3    *float64    `json:"current_m3,omitempty"`
 		SettlementM3 *float64    `json:"settlement_m3,omitempty"`
+		FrozenM3     *float64    `json:"frozen_m3,omitempty"`
 		Status       *StatusView `json:"status,omitempty"`
 		Trailing     string      `json:"trailing,omitempty"`
 	}
-	b := base{d.MeterType, d.Medium, d.Address, d.Control, d.DI, d.SER, d.Current, d.Settlement, d.Status,
+	b := base{d.MeterType, d.Medium, d.Address, d.Control, d.DI, d.SER, d.Current, d.Settlement, d.Frozen, d.Status,
 		strings.ToUpper(hex.EncodeToString(d.Trailing))}
 	if !d.HasClock {
 		return json.Marshal(b)

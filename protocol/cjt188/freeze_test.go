@@ -2,7 +2,9 @@ package cjt188
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -33,6 +35,20 @@ func TestFreezeRoundTrip(t *testing.T) {
 	bad[9] = 0xAB
 	if _, err := DecodeFreeze(bad, ClockSecondsFirst); !errors.Is(err, ErrBCD) {
 		t.Fatalf("non-BCD volume: %v", err)
+	}
+}
+
+// A freeze reply is described with its frozen volume and freeze time.
+func TestDescribeFreeze(t *testing.T) {
+	body, _ := AppendFreeze(nil, Freeze{Time: Clock{Year: 2026, Month: 12, Day: 6}, Volume: Quantity{Value: 12.34, Unit: UnitM3}}, ClockCenturyFirst)
+	b, _ := Encode(Request(TypeColdWater, Address{0x44, 0x33, 0x22, 0x11, 0x00, 0x33, 0x78}, FuncReadData.Reply(), DIFreezeTimed+2, HighFirst, 7, body))
+	d, err := Describe(b, DescribeOptions{Clock: ClockCenturyFirst})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, _ := json.Marshal(d)
+	if want := `"di":"D302","ser":7,"frozen_m3":12.34,"meter_time":"2026-12-06T00:00:00"`; !strings.Contains(string(j), want) {
+		t.Fatalf("%s\nwant %s", j, want)
 	}
 }
 
