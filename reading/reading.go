@@ -133,16 +133,6 @@ func (f FilterFlags) Names() []string {
 	return out
 }
 
-// FilterFlagByName is the inverse of Names for one flag; ok is false for an unknown name.
-func FilterFlagByName(name string) (FilterFlags, bool) {
-	for i, n := range filterFlagNames {
-		if n == name {
-			return 1 << i, true
-		}
-	}
-	return 0, false
-}
-
 // Filtered is the self-rotation filter's verdict on the interval that ends at
 // a reading. Raw totals are never altered; these travel beside them.
 type Filtered struct {
