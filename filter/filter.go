@@ -30,7 +30,6 @@ type Filter struct {
 	// Config.InitialRatio until three have.
 	prior  float64
 	pushes uint32
-	hook   func(*meter) // EXPERIMENT
 }
 
 // New returns a filter. An invalid cfg is replaced by the defaults (keeping
