@@ -42,7 +42,7 @@ func evaluateFleet(t testing.TB, seeds []int64, fleet samples.Options, cfg Confi
 		}
 		err := samples.Run(context.Background(), o, specs, func(row samples.Row) error {
 			id := prefix + row.Meter
-			tr := score.Truth{RealUse: row.Truth.RealUse, RealBackflow: row.Truth.RealBackflow, Phantom: row.Truth.PhantomForward, Leak: row.Truth.Leak}
+			tr := score.Truth{RealUse: row.Truth.RealUse, RealBackflow: row.Truth.RealBackflow, Phantom: row.Truth.PhantomForward, Leak: row.Truth.Leak, Backflow: row.Truth.Backflow}
 			fs.AddTruth(id, row.Time, tr)
 			ts.AddTruth(id, row.Time, tr)
 			ns.AddTruth(id, row.Time, tr)
@@ -97,7 +97,7 @@ func TestEvaluation(t *testing.T) {
 		gains [2]float64
 	}{{"reverse gains 0.35–0.75", [2]float64{0.35, 0.75}}, {"reverse gains 0.6–1.0", [2]float64{}}} {
 		t.Run(fleet.name, func(t *testing.T) {
-			got, naive, two := evaluateFleet(t, seeds, samples.Options{Days: 3, Meters: 20, ReverseGain: fleet.gains}, Config{})
+			got, naive, two := evaluateFleet(t, seeds, samples.Options{Days: 3, Meters: 20, ReverseGain: fleet.gains, SmallBackflows: true}, Config{})
 			var b logWriter
 			got.Write(&b, "filter")
 			two.Write(&b, "filter, tolerance one forward and one reverse step")

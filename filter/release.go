@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"strconv"
 	"time"
 
 	"tidegate/reading"
@@ -21,9 +22,27 @@ func (m *meter) release(upTo int64, c *Config, out *Output) {
 }
 
 const (
-	backflowSteps = 3
-	backflowMin   = 0.005 // m3
+	backflowMin = 0.001 // m3: every backflow of a litre is an event
+	// backflowGap without reverse ends a backflow episode.
+	backflowGap = int64(time.Hour)
 )
+
+// closeBackflow reports the backflow episode under way as a backflow event
+// with its volume once backflowGap has passed since its last reverse (or
+// at the end of the data), if it reached backflowMin.
+func (m *meter) closeBackflow(t int64, at time.Time, end bool, out *Output) {
+	if m.backSent || m.backVol < backflowMin || (!end && t-m.lastBackT <= backflowGap) {
+		return
+	}
+	m.backSent = true
+	out.Events = append(out.Events, reading.Event{Time: at, Meter: m.id, Type: "backflow",
+		Message: "real reverse flow: water pushed back into the main",
+		Attrs: map[string]string{
+			"volume_l": strconv.FormatFloat(m.backVol*1000, 'f', 1, 64),
+			"start":    time.Unix(0, m.backStart).UTC().Format(time.RFC3339),
+			"end":      time.Unix(0, m.lastBackT).UTC().Format(time.RFC3339),
+		}})
+}
 
 // finish decides an interval and appends its reading to out.
 func (m *meter) finish(it *item, c *Config, out *Output, last bool) {
@@ -54,21 +73,18 @@ func (m *meter) finish(it *item, c *Config, out *Output, last bool) {
 				Message: "no consumption for " + c.NoUse.String()})
 		}
 	}
+	m.closeBackflow(it.t, it.r.Received, last, out)
 	if f.Reverse > 0 {
-		// A step or two of reverse left over from a surge is not worth an
-		// alarm: the flag and the event need an episode of real volume.
-		if it.t-m.lastBackT > int64(time.Hour) {
-			m.backVol = 0
+		// Any reverse that nothing explains as a surge's is kept as
+		// backflow, and an episode of backflowMin is flagged: water from
+		// the home into the main is a contamination risk.
+		if it.t-m.lastBackT > backflowGap {
+			m.backVol, m.backStart, m.backSent = 0, it.start, false
 		}
-		before := m.backVol
 		m.backVol += f.Reverse
 		m.lastBackT = it.t
-		if limit := max(backflowSteps*m.res, backflowMin); m.backVol >= limit {
+		if m.backVol >= backflowMin {
 			f.Flags |= reading.FlagBackflow
-			if before < limit {
-				out.Events = append(out.Events, reading.Event{Time: it.r.Received, Meter: m.id, Type: "backflow",
-					Message: "real reverse flow: water pushed back into the main"})
-			}
 		}
 	}
 	if m.burst.observe(it.start, it.t, cons, c) {
