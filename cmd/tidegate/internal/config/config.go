@@ -92,7 +92,7 @@ type Meter struct {
 	// Timezone is the IANA zone the meter's clock keeps (M-Bus date-times
 	// are its wall clock with a summer-time bit); "" = gateway.timezone.
 	Timezone string `yaml:"timezone"`
-	CJT188    `yaml:",inline"`
+	CJT188   `yaml:",inline"`
 }
 
 // Poll is how often a meter is read.
