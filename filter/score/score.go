@@ -39,6 +39,9 @@ type Result struct {
 	// backflow in one of their hours or the hour after.
 	BackflowsPresent, BackflowsFlagged int
 	MissedBackflows                    []string
+	// The same for the episodes that registered at least one step of the
+	// meter's totaliser as well: a smaller one may never move the total.
+	BackflowsOverStep, BackflowsOverStepFlagged int
 	MissedLeaks                        []string
 	FalseLeaks                         []string
 	PerMeter                           []Meter
@@ -277,8 +280,15 @@ func (s *Scorer) backflowEpisodes(id string, m *meterScore, keys []int64, res *R
 		}
 		if vol >= BackflowFlagMin {
 			res.BackflowsPresent++
+			over := vol >= m.res-1e-9
+			if over {
+				res.BackflowsOverStep++
+			}
 			if flagged {
 				res.BackflowsFlagged++
+				if over {
+					res.BackflowsOverStepFlagged++
+				}
 			} else {
 				res.MissedBackflows = append(res.MissedBackflows, fmt.Sprintf("%s@%s(%.1fL)", id,
 					time.Unix(0, keys[i]*int64(time.Hour)).UTC().Format("02T15"), vol*1000))
@@ -322,6 +332,6 @@ func (r Result) Write(w io.Writer, name string) {
 		r.PhantomRemovedPct, r.RealUseRemovedPct, r.VolumeAddedPct, r.BackflowKeptPct, r.BackflowAddedPct)
 	fmt.Fprintf(w, "  leaks flagged %d/%d  false leak meters %d  false backflow meters %d  missed %v false %v\n",
 		r.LeaksFlagged, r.LeaksPresent, r.FalseLeakMeters, r.FalseBackflowMeters, r.MissedLeaks, r.FalseLeaks)
-	fmt.Fprintf(w, "  backflows ≥ %.0f L flagged %d/%d  missed %v\n",
-		BackflowFlagMin*1000, r.BackflowsFlagged, r.BackflowsPresent, r.MissedBackflows)
+	fmt.Fprintf(w, "  backflows ≥ %.0f L flagged %d/%d (of those ≥ a totaliser step %d/%d)  missed %v\n",
+		BackflowFlagMin*1000, r.BackflowsFlagged, r.BackflowsPresent, r.BackflowsOverStepFlagged, r.BackflowsOverStep, r.MissedBackflows)
 }
