@@ -42,9 +42,9 @@ type Result struct {
 	// The same for the episodes that registered at least one step of the
 	// meter's totaliser as well: a smaller one may never move the total.
 	BackflowsOverStep, BackflowsOverStepFlagged int
-	MissedLeaks                        []string
-	FalseLeaks                         []string
-	PerMeter                           []Meter
+	MissedLeaks                                 []string
+	FalseLeaks                                  []string
+	PerMeter                                    []Meter
 }
 
 // Meter is one meter's share of the errors, m3, to find the cases a filter gets wrong.
