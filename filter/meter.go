@@ -35,6 +35,7 @@ type meter struct {
 	noUse     bool
 	lastBackT int64
 	backVol   float64 // backflow in the current episode, m3
+	backSurge bool    // surge volume was paired beside it
 	backStart int64   // start of the current episode
 	backSent  bool    // its backflow event is out
 

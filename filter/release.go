@@ -27,20 +27,27 @@ const (
 	backflowGap = int64(time.Hour)
 )
 
+// backflowShown reports whether the episode under way is a backflow to
+// flag: backflowMin of reverse that nothing explained as a surge's. Beside
+// a surge that may be its tail (the ratio's error, a totaliser step): it is
+// flagged all the same, and its event says it came beside a surge.
+func (m *meter) backflowShown() bool { return m.backVol >= backflowMin }
+
 // closeBackflow reports the backflow episode under way as a backflow event
 // with its volume once backflowGap has passed since its last reverse (or
 // at the end of the data), if it reached backflowMin.
 func (m *meter) closeBackflow(t int64, at time.Time, end bool, out *Output) {
-	if m.backSent || m.backVol < backflowMin || (!end && t-m.lastBackT <= backflowGap) {
+	if m.backSent || !m.backflowShown() || (!end && t-m.lastBackT <= backflowGap) {
 		return
 	}
 	m.backSent = true
 	out.Events = append(out.Events, reading.Event{Time: at, Meter: m.id, Type: "backflow",
 		Message: "real reverse flow: water pushed back into the main",
 		Attrs: map[string]string{
-			"volume_l": strconv.FormatFloat(m.backVol*1000, 'f', 1, 64),
-			"start":    time.Unix(0, m.backStart).UTC().Format(time.RFC3339),
-			"end":      time.Unix(0, m.lastBackT).UTC().Format(time.RFC3339),
+			"volume_l":     strconv.FormatFloat(m.backVol*1000, 'f', 1, 64),
+			"start":        time.Unix(0, m.backStart).UTC().Format(time.RFC3339),
+			"end":          time.Unix(0, m.lastBackT).UTC().Format(time.RFC3339),
+			"beside_surge": strconv.FormatBool(m.backSurge),
 		}})
 }
 
@@ -79,11 +86,12 @@ func (m *meter) finish(it *item, c *Config, out *Output, last bool) {
 		// backflow, and an episode of backflowMin is flagged: water from
 		// the home into the main is a contamination risk.
 		if it.t-m.lastBackT > backflowGap {
-			m.backVol, m.backStart, m.backSent = 0, it.start, false
+			m.backVol, m.backSurge, m.backStart, m.backSent = 0, false, it.start, false
 		}
 		m.backVol += f.Reverse
+		m.backSurge = m.backSurge || it.pf > 0
 		m.lastBackT = it.t
-		if m.backVol >= backflowMin {
+		if m.backflowShown() {
 			f.Flags |= reading.FlagBackflow
 		}
 	}

@@ -162,6 +162,7 @@ func (m *meter) MarshalBinary() ([]byte, error) {
 	e.i64(m.lastGap)
 	e.i64(m.lastRecv)
 	e.i64(m.backStart)
+	e.bool(m.backSurge)
 	e.bool(m.backSent)
 	e.u64(uint64(len(m.pending)))
 	for i := range m.pending {
@@ -255,9 +256,12 @@ func (m *meter) UnmarshalBinary(b []byte) error {
 	ds.any = d.bool()
 	if v >= 3 {
 		m.clockOff, m.lastGap, m.lastRecv, m.backStart = d.i64(), d.i64(), d.i64(), d.i64()
-		m.backSent = d.bool()
+		m.backSurge, m.backSent = d.bool(), d.bool()
 	} else {
-		m.backStart, m.backSent = m.lastBackT, m.backVol >= backflowMin // version 2 sent its event at the threshold
+		// Before version 3 the backflow event went out when an episode
+		// reached 3 steps or 5 L.
+		m.backStart = m.lastBackT
+		m.backSent = m.backVol >= max(3*m.res, 0.005)
 	}
 	n := d.u64()
 	if d.err != nil {
