@@ -117,9 +117,12 @@ func DecodeIn(meterID string, ts []Telegram, received time.Time, withRaw bool, l
 }
 
 // MeterTime places a decoded date or date-time, the meter's wall clock, in
-// the zone loc its clock keeps (nil: the gateway's local zone). In the hour
-// that repeats when summer time ends, the SU bit tells which of the two it
-// is; a meter that never sets SU is taken at the zone's offset of the day.
+// the zone loc its clock keeps (nil: the gateway's local zone). A type F or I
+// date-time's SU bit says which of the zone's offsets the wall clock shows:
+// summer time with it, standard time without (so the hour that repeats when
+// summer time ends is two different instants, and a meter that keeps
+// standard time all year is placed right). A zone without summer time
+// ignores the bit.
 func MeterTime(v pmbus.Value, loc *time.Location) time.Time {
 	if loc == nil {
 		loc = time.Local
@@ -131,12 +134,23 @@ func MeterTime(v pmbus.Value, loc *time.Location) time.Time {
 	if v.Kind != pmbus.ValueDateTime {
 		return t
 	}
-	for _, c := range [3]time.Time{t, t.Add(-time.Hour), t.Add(time.Hour)} {
-		if c.IsDST() == v.SummerTime && c.Hour() == h && c.Minute() == mi && c.Day() == d {
-			return c
-		}
+	if off, ok := zoneOffset(loc, y, v.SummerTime); ok {
+		return w.Add(-time.Duration(off) * time.Second).In(loc)
 	}
 	return t
+}
+
+// zoneOffset is loc's offset east of UTC, s, in summer (dst) or standard
+// time in the given year, if it has one: taken in January and July, so
+// either hemisphere's summer is found.
+func zoneOffset(loc *time.Location, year int, dst bool) (int, bool) {
+	for _, m := range [2]time.Month{time.January, time.July} {
+		if c := time.Date(year, m, 1, 12, 0, 0, 0, loc); c.IsDST() == dst {
+			_, off := c.Zone()
+			return off, true
+		}
+	}
+	return 0, false
 }
 
 // headerStatus maps the header's status byte (EN 13757-3 table 7) onto the

@@ -105,3 +105,38 @@ func TestSummerTimeStartsOnAnMBusMeter(t *testing.T) {
 	}
 	testDST(t, time.Date(2026, 3, 27, 12, 0, 0, 0, loc))
 }
+
+// The SU bit says which offset the wall clock shows: 02:30 on the night
+// summer time ends is two instants an hour apart; a meter that keeps
+// standard time all year (SU never set) is placed at the standard offset in
+// July too; a zone without summer time ignores the bit.
+func TestMeterTimeZone(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shanghai, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wall := func(y int, m time.Month, d, h, mi int, su bool) pmbus.Value {
+		return pmbus.Value{Kind: pmbus.ValueDateTime, Time: time.Date(y, m, d, h, mi, 0, 0, time.UTC), SummerTime: su}
+	}
+	for _, tc := range []struct {
+		name string
+		v    pmbus.Value
+		loc  *time.Location
+		want time.Time
+	}{
+		{"repeated hour, summer", wall(2026, 10, 25, 2, 30, true), berlin, time.Date(2026, 10, 25, 0, 30, 0, 0, time.UTC)},
+		{"repeated hour, winter", wall(2026, 10, 25, 2, 30, false), berlin, time.Date(2026, 10, 25, 1, 30, 0, 0, time.UTC)},
+		{"standard time in July", wall(2026, 7, 1, 12, 0, false), berlin, time.Date(2026, 7, 1, 11, 0, 0, 0, time.UTC)},
+		{"summer time in July", wall(2026, 7, 1, 12, 0, true), berlin, time.Date(2026, 7, 1, 10, 0, 0, 0, time.UTC)},
+		{"no summer time in the zone", wall(2026, 7, 1, 12, 0, true), shanghai, time.Date(2026, 7, 1, 4, 0, 0, 0, time.UTC)},
+	} {
+		got := MeterTime(tc.v, tc.loc)
+		if !got.Equal(tc.want) || got.Location() != tc.loc {
+			t.Errorf("%s: %v, want %v in %v", tc.name, got, tc.want, tc.loc)
+		}
+	}
+}
