@@ -61,8 +61,9 @@ const (
 	rmError
 	rmRaw
 	rmFilter
-	rmStorage // added after the first release: older files never set it
-	rmAll     = rmStorage<<1 - 1
+	rmStorage   // added after the first release: older files never set it
+	rmMeterZone // the offset the meter's clock was placed at, s east of UTC (issue 25)
+	rmAll       = rmMeterZone<<1 - 1
 )
 
 const (
@@ -145,6 +146,8 @@ func appendReading(dst []byte, x *reading.Reading) []byte {
 	set(rmRaw, len(x.Raw) > 0)
 	set(rmFilter, x.Filter != nil)
 	set(rmStorage, x.Storage != 0)
+	_, zone := x.MeterTime.Zone()
+	set(rmMeterZone, !x.MeterTime.IsZero() && zone != 0)
 	dst = binary.AppendUvarint(dst, m)
 	dst = appendString(dst, x.Meter)
 	if m&rmReceived != 0 {
@@ -204,6 +207,9 @@ func appendReading(dst []byte, x *reading.Reading) []byte {
 	}
 	if m&rmStorage != 0 {
 		dst = append(dst, x.Storage)
+	}
+	if m&rmMeterZone != 0 {
+		dst = binary.AppendVarint(dst, int64(zone))
 	}
 	return dst
 }
@@ -514,6 +520,14 @@ func (d *decoder) reading() *reading.Reading {
 	}
 	if m&rmStorage != 0 {
 		x.Storage = d.byte()
+	}
+	if m&rmMeterZone != 0 {
+		// meter_time says which offset it was placed at
+		if z := d.varint(); z > -18*3600 && z < 18*3600 {
+			x.MeterTime = x.MeterTime.In(time.FixedZone("", int(z)))
+		} else {
+			d.fail("meter zone")
+		}
 	}
 	return x
 }

@@ -161,7 +161,7 @@ type DailySummary struct {
 type Event struct {
 	Time    time.Time
 	Meter   string // empty for gateway-wide events
-	Type    string // e.g. "leak", "burst", "backflow", "self_rotation", "no_use", "meter_offline", "meter_online", "buffer_evicted"
+	Type    string // e.g. "leak", "burst", "backflow", "clock_step", "self_rotation", "no_use", "meter_offline", "meter_online", "buffer_evicted"
 	Message string
 	Attrs   map[string]string
 }
