@@ -61,9 +61,10 @@ const (
 	rmError
 	rmRaw
 	rmFilter
-	rmStorage // added after the first release: older files never set it
-	rmSource  // added with backfill from meter memory
-	rmAll     = rmSource<<1 - 1
+	rmStorage   // added after the first release: older files never set it
+	rmMeterZone // the offset the meter's clock was placed at, s east of UTC (issue 25)
+	rmSource    // added with backfill from meter memory (issue 24)
+	rmAll       = rmSource<<1 - 1
 )
 
 const (
@@ -146,6 +147,8 @@ func appendReading(dst []byte, x *reading.Reading) []byte {
 	set(rmRaw, len(x.Raw) > 0)
 	set(rmFilter, x.Filter != nil)
 	set(rmStorage, x.Storage != 0)
+	_, zone := x.MeterTime.Zone()
+	set(rmMeterZone, !x.MeterTime.IsZero() && zone != 0)
 	set(rmSource, x.Source != "")
 	dst = binary.AppendUvarint(dst, m)
 	dst = appendString(dst, x.Meter)
@@ -206,6 +209,9 @@ func appendReading(dst []byte, x *reading.Reading) []byte {
 	}
 	if m&rmStorage != 0 {
 		dst = append(dst, x.Storage)
+	}
+	if m&rmMeterZone != 0 {
+		dst = binary.AppendVarint(dst, int64(zone))
 	}
 	if m&rmSource != 0 {
 		dst = appendString(dst, x.Source)
@@ -519,6 +525,14 @@ func (d *decoder) reading() *reading.Reading {
 	}
 	if m&rmStorage != 0 {
 		x.Storage = d.byte()
+	}
+	if m&rmMeterZone != 0 {
+		// meter_time says which offset it was placed at
+		if z := d.varint(); z > -18*3600 && z < 18*3600 {
+			x.MeterTime = x.MeterTime.In(time.FixedZone("", int(z)))
+		} else {
+			d.fail("meter zone")
+		}
 	}
 	if m&rmSource != 0 {
 		x.Source = d.string()

@@ -186,3 +186,30 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 	})
 }
+
+// A meter time placed in the meter's zone keeps its offset through the
+// buffer (meter_time says which offset was used); one in UTC costs no byte.
+func TestRecordMeterZone(t *testing.T) {
+	cet := time.FixedZone("CET", 3600)
+	r := reading.Record{Kind: reading.KindReading, Reading: &reading.Reading{Meter: "mb-2", Received: t0,
+		MeterTime: time.Date(2026, 10, 25, 2, 30, 0, 0, cet), Has: reading.HasForward | reading.HasMeterTime, Forward: 1}}
+	b, err := appendRecord(nil, &r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeRecord(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, off := got.Reading.MeterTime.Zone(); off != 3600 || !got.Reading.MeterTime.Equal(r.Reading.MeterTime) {
+		t.Fatalf("meter time %v, want %v with its offset", got.Reading.MeterTime, r.Reading.MeterTime)
+	}
+	u := r
+	x := *r.Reading
+	x.MeterTime = x.MeterTime.UTC()
+	u.Reading = &x
+	bu, _ := appendRecord(nil, &u)
+	if len(bu) >= len(b) {
+		t.Errorf("UTC meter time %d bytes, zoned %d: the zone should cost bytes only where it is not UTC", len(bu), len(b))
+	}
+}

@@ -73,6 +73,9 @@ type MeterConfig struct {
 	// ClockSync: set the meter's clock when it is further off than this
 	// (0: never; clockset.go).
 	ClockSync time.Duration
+	// Location is the zone the meter's clock keeps (nil: the gateway's
+	// local zone): M-Bus date-times are placed in it.
+	Location *time.Location
 }
 
 // defaultTimeout is the answer timeout when none is configured. Modbus: the

@@ -185,7 +185,7 @@ func (c Config) brokerURL() (u *url.URL, useTLS bool, err error) {
 
 func (c Config) validate() error {
 	if c.Gateway == "" || strings.ContainsAny(c.Gateway, "/+#:") {
-		return fmt.Errorf("%w: gateway %q must be set and contain none of / + # :", ErrConfig, c.Gateway)
+		return fmt.Errorf("%w: gateway %q must be set, without / + # or : in it", ErrConfig, c.Gateway)
 	}
 	if strings.ContainsAny(c.TopicPrefix, "+#") || strings.HasSuffix(c.TopicPrefix, "/") {
 		return fmt.Errorf("%w: topic_prefix %q", ErrConfig, c.TopicPrefix)

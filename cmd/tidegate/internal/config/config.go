@@ -89,7 +89,10 @@ type Meter struct {
 	Poll      Poll   `yaml:"poll"`
 	Billing   string `yaml:"billing_time"` // local HH:MM of the guaranteed daily read; "" = 00:05
 	Disabled  bool   `yaml:"disabled"`
-	CJT188    `yaml:",inline"`
+	// Timezone is the IANA zone the meter's clock keeps (M-Bus date-times
+	// are its wall clock with a summer-time bit); "" = gateway.timezone.
+	Timezone string `yaml:"timezone"`
+	CJT188   `yaml:",inline"`
 }
 
 // Poll is how often a meter is read.

@@ -62,8 +62,11 @@ func driverConfig(b config.Bus, meters []config.Meter, loc *time.Location) (driv
 		if m.Poll.Totals > 0 && (iv == 0 || m.Poll.Totals < iv) {
 			iv = m.Poll.Totals
 		}
-		mc := drivers.MeterConfig{ID: m.ID, Address: m.Address, Secondary: m.Secondary, Profile: m.Profile, Interval: iv, Billing: m.Billing,
+		mc := drivers.MeterConfig{ID: m.ID, Address: m.Address, Secondary: m.Secondary, Profile: m.Profile, Interval: iv, Billing: m.Billing, Location: loc,
 			Backfill: m.Backfill, ClockSync: m.ClockSync}
+		if z, err := time.LoadLocation(m.Timezone); m.Timezone != "" && err == nil {
+			mc.Location = z // the meter's clock keeps a zone of its own
+		}
 		if m.Speaks(b) == config.ProtoCJT188 {
 			mc.CJT = cjtMeterConfig(m)
 			if b.Protocol != config.ProtoCJT188 {
