@@ -57,7 +57,11 @@ func (p *cjtPoller) freezes(ctx context.Context, m *meterState, after time.Time,
 		if f.Time.IsZero() {
 			break // a slot never written: the meter's memory ends here
 		}
-		at := time.Date(f.Time.Year, time.Month(f.Time.Month), f.Time.Day, f.Time.Hour, f.Time.Minute, f.Time.Second, 0, p.c.Location())
+		loc := p.c.Location()
+		if pm.Location != nil {
+			loc = pm.Location
+		}
+		at := time.Date(f.Time.Year, time.Month(f.Time.Month), f.Time.Day, f.Time.Hour, f.Time.Minute, f.Time.Second, 0, loc)
 		if !after.IsZero() && !at.After(after) {
 			break
 		}

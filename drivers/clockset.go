@@ -39,7 +39,7 @@ func (p *cjtPoller) setClock(ctx context.Context, m *meterState, t time.Time) er
 	if !ok {
 		return fmt.Errorf("meter %s: not configured on this bus", m.cfg.ID)
 	}
-	if err := p.c.SetClock(ctx, pm.Meter, t.In(p.c.Location())); err != nil {
+	if err := p.c.SetClock(ctx, pm.Meter, t); err != nil { // t is in the meter's zone (Bus.location)
 		return fmt.Errorf("meter %s: %w", m.cfg.ID, err)
 	}
 	return nil
@@ -105,7 +105,7 @@ func (b *Bus) keepClock(ctx context.Context, p poller, m *meterState, r reading.
 	b.mu.Lock()
 	m.clockSkipped = false
 	b.mu.Unlock()
-	err = cs.setClock(ctx, m, time.Now().In(b.location()))
+	err = cs.setClock(ctx, m, time.Now().In(b.location(m)))
 	outcome, after := "done", time.Duration(0)
 	if err == nil {
 		r2, perr := p.poll(ctx, m, false)

@@ -15,7 +15,7 @@ import (
 // read of the meter. Its clock is set with SND_UD and a type F record.
 
 func (p *mbusPoller) meter(m *meterState) dmbus.Meter {
-	return dmbus.Meter{ID: m.cfg.ID, Address: byte(m.cfg.Address), Secondary: m.cfg.Secondary}
+	return dmbus.Meter{ID: m.cfg.ID, Address: byte(m.cfg.Address), Secondary: m.cfg.Secondary, Location: m.cfg.Location}
 }
 
 func (p *mbusPoller) freezes(ctx context.Context, m *meterState, after time.Time, max int) ([]reading.Reading, error) {
@@ -43,20 +43,18 @@ func (p *mbusPoller) setClock(ctx context.Context, m *meterState, t time.Time) e
 	return p.c.SetTime(ctx, p.meter(m), t)
 }
 
-// wallTimes: an M-Bus meter's dates are wall times without a zone (decoded
-// as UTC); compared with the gateway's clock they are read in the bus's zone.
-func (p *mbusPoller) wallTimes(*meterState) bool { return true }
+// minuteClock: an M-Bus meter's date-time (type F) shows whole minutes.
+func (p *mbusPoller) minuteClock(*meterState) bool { return true }
 
-func (p *mixedPoller) wallTimes(m *meterState) bool { return m.cfg.Protocol != ProtoCJT188 }
+func (p *mixedPoller) minuteClock(m *meterState) bool { return m.cfg.Protocol != ProtoCJT188 }
 
-// wallTimer is a poller whose meters' times are zone-less wall times.
-type wallTimer interface{ wallTimes(m *meterState) bool }
+// minuteClocker is a poller whose meters' clocks may show minutes only.
+type minuteClocker interface{ minuteClock(m *meterState) bool }
 
 // meterDrift is the meter clock minus the gateway's at a poll.
 func (b *Bus) meterDrift(p poller, m *meterState, r reading.Reading) time.Duration {
-	if w, ok := p.(wallTimer); ok && w.wallTimes(m) {
+	if w, ok := p.(minuteClocker); ok && w.minuteClock(m) {
 		t := r.MeterTime
-		t = time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), b.location())
 		if t.Second() == 0 && t.Nanosecond() == 0 {
 			// A type F date-time shows whole minutes: the clock is off only
 			// by what lies outside the minute it shows.
@@ -73,8 +71,13 @@ func (b *Bus) meterDrift(p poller, m *meterState, r reading.Reading) time.Durati
 	return r.MeterTime.Sub(r.Received)
 }
 
-func (b *Bus) location() *time.Location {
-	if b.cfg.CJT.Location != nil {
+// location is the zone a meter's clock keeps: its own, the bus's, or the
+// gateway's local zone.
+func (b *Bus) location(m *meterState) *time.Location {
+	switch {
+	case m.cfg.Location != nil:
+		return m.cfg.Location
+	case b.cfg.CJT.Location != nil:
 		return b.cfg.CJT.Location
 	}
 	return time.Local

@@ -39,8 +39,8 @@ buses:
 	bus, err := NewBus(BusConfig{Name: "mb", Protocol: ProtoMBus, Link: link.Config{Device: pi.Device, Baud: pi.Baud, Parity: pi.Parity},
 		Timeout: time.Second, CJT: CJTBusConfig{Location: time.UTC}},
 		[]MeterConfig{
-			{ID: "u", Address: 3, Interval: iv, Backfill: true, BackfillFrom: day(1)},
-			{ID: "k", Address: 4, Interval: iv, Backfill: true, BackfillFrom: day(1)},
+			{ID: "u", Address: 3, Interval: iv, Backfill: true, BackfillFrom: day(1), Location: time.UTC},
+			{ID: "k", Address: 4, Interval: iv, Backfill: true, BackfillFrom: day(1), Location: time.UTC},
 		}, nil, sink, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +92,7 @@ buses:
 	sink := newCollector()
 	bus, err := NewBus(BusConfig{Name: "mb", Protocol: ProtoMBus, Link: link.Config{Device: pi.Device, Baud: pi.Baud, Parity: pi.Parity},
 		Timeout: time.Second, GatewayClock: gw, CJT: CJTBusConfig{Location: time.UTC}},
-		[]MeterConfig{{ID: "u", Address: 3, Interval: 300 * time.Millisecond, ClockSync: time.Minute}}, nil, sink, nil)
+		[]MeterConfig{{ID: "u", Address: 3, Interval: 300 * time.Millisecond, ClockSync: time.Minute, Location: time.UTC}}, nil, sink, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -111,7 +111,7 @@ func DecodeIn(meterID string, ts []Telegram, received time.Time, withRaw bool, l
 		r.Status |= reading.StatusReverseFlow
 	}
 	r.Quality = reading.QualityGood
-	res.Stored = storedValues(meterID, received, recs)
+	res.Stored = storedValues(meterID, received, recs, loc)
 	if haveDue {
 		due.Meter, due.Received, due.Status, due.Quality, due.Storage = meterID, received, status, reading.QualityGood, 1
 		if haveDueDate {

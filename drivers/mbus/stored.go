@@ -13,8 +13,9 @@ import (
 // date of the same storage number, as a meter's logger sends them in the
 // REQ_UD2 answer and the telegrams after it. A volume without a date is
 // left out: nothing would say which day it is. Storage 1 (the due-date
-// value) is Result.Due. Newest first.
-func storedValues(meterID string, received time.Time, recs []pmbus.Record) []reading.Reading {
+// value) is Result.Due. Dates are placed in loc like the meter's clock
+// (MeterTime). Newest first.
+func storedValues(meterID string, received time.Time, recs []pmbus.Record, loc *time.Location) []reading.Reading {
 	vol := map[uint64]float64{}
 	date := map[uint64]time.Time{}
 	for _, rec := range recs {
@@ -26,7 +27,7 @@ func storedValues(meterID string, received time.Time, recs []pmbus.Record) []rea
 		case rec.Value.Kind == pmbus.ValueNumber && rec.Unit == "m3" && (q == "volume" || q == "volume, forward flow"):
 			vol[rec.Storage] = rec.Value.Number
 		case (q == "date" || q == "date and time") && !rec.Value.Time.IsZero():
-			date[rec.Storage] = rec.Value.Time
+			date[rec.Storage] = MeterTime(rec.Value, loc)
 		}
 	}
 	var out []reading.Reading

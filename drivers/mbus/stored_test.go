@@ -35,7 +35,7 @@ func TestStoredValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := storedValues("m", time.Now(), recs)
+	got := storedValues("m", time.Now(), recs, time.UTC)
 	if len(got) != 2 || got[0].Forward != 12.0 || got[0].MeterTime.Day() != 6 || got[1].Forward != 11.5 || got[1].MeterTime.Day() != 5 || got[0].Source != "meter_memory" {
 		t.Fatalf("%+v", got)
 	}
@@ -48,7 +48,7 @@ func FuzzStoredValues(f *testing.F) {
 	f.Add(loggerRecords(f))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		recs, _ := pmbus.ParseRecords(b)
-		got := storedValues("m", time.Now(), recs)
+		got := storedValues("m", time.Now(), recs, time.UTC)
 		for i, r := range got {
 			if r.MeterTime.IsZero() || r.Source != "meter_memory" || (i > 0 && r.MeterTime.After(got[i-1].MeterTime)) {
 				t.Fatalf("%d: %+v", i, got)
