@@ -51,6 +51,9 @@ type Buffer struct {
 	jkeys     [][]byte  // the journal's keys in the records bucket, oldest first (journal.go)
 	jnext     uint64    // counter of the next journal key
 	hotFrom   uint64    // seqs from here on are in "records", older ones may be in the backlog (backlog.go)
+
+	swapped       chan struct{} // closed when the file has been replaced (replace.go); then a new one
+	removeOnClose bool          // a temporary copy (Salvaged)
 }
 
 // Open opens or creates the buffer at path. A file locked by another
@@ -65,7 +68,7 @@ func Open(path string, opt Options) (*Buffer, error) {
 		emptied = &Recovery{Reason: "file was empty", At: time.Now().UTC()}
 	}
 	db, unclean, err := openChecked(path, opt)
-	var rec *Recovery
+	rec := opt.salvagedCopy
 	if errors.Is(err, ErrCorrupt) && !opt.NoRecover {
 		why := err
 		rec, err = salvage(path, opt, why, opt.Logger)
@@ -89,6 +92,7 @@ func Open(path string, opt Options) (*Buffer, error) {
 		quit:      make(chan struct{}),
 		stopped:   make(chan struct{}),
 		notify:    make(chan struct{}, 1),
+		swapped:   make(chan struct{}),
 		unclean:   unclean,
 		recovered: rec,
 		emptied:   emptied,
@@ -111,7 +115,7 @@ func Open(path string, opt Options) (*Buffer, error) {
 // so that a crash from here on is seen at the next Open.
 func (b *Buffer) init() error {
 	return b.update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketRecords, bucketBacklog, bucketUrgent, bucketMeta, bucketState} {
+		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -142,7 +146,7 @@ func (b *Buffer) init() error {
 		if rec == nil && b.emptied != nil {
 			rec, b.recovered = b.emptied, b.emptied
 		}
-		if fresh || rec != nil {
+		if fresh || (rec != nil && !rec.seqKnown) {
 			// The receiver deduplicates on (gateway, seq): a fresh file
 			// must not reuse the numbers of one that was lost, emptied,
 			// replaced or moved aside. Microseconds since 1970 are beyond
@@ -151,14 +155,21 @@ func (b *Buffer) init() error {
 			c.LastSeq = max(c.LastSeq, uint64(b.opt.Clock().UnixMicro()), b.minSeq)
 			c.Base = c.LastSeq
 		}
+		// A salvaged file carries on from the damaged file's last seq; a
+		// replaced one never numbers below what the old file handed out.
+		c.LastSeq = max(c.LastSeq, b.minSeq)
 		if rec != nil {
 			msg := "buffer file was corrupt; moved aside and started afresh"
 			attrs := map[string]string{"reason": rec.Reason, "first_seq": fmt.Sprint(c.LastSeq + 1)}
 			switch {
 			case rec.MovedTo == "":
 				msg = "buffer file was empty; started afresh"
-			case rec.Salvaged > 0:
-				msg = fmt.Sprintf("buffer file was damaged; moved aside, its %d readable records kept (at least %d lost)", rec.Salvaged, rec.Lost)
+			case b.opt.salvagedCopy != nil:
+				msg = fmt.Sprintf("buffer file is damaged; read-only copy of its %d readable records (%d lost)", rec.Salvaged, rec.Lost)
+				attrs["salvaged"], attrs["lost"] = fmt.Sprint(rec.Salvaged), fmt.Sprint(rec.Lost)
+				delete(attrs, "first_seq")
+			case rec.Salvaged > 0 || rec.Lost > 0:
+				msg = fmt.Sprintf("buffer file was damaged; moved aside, its %d readable records kept under their seqs, %d lost (named in buffer_evicted events, reason salvage)", rec.Salvaged, rec.Lost)
 				attrs["salvaged"], attrs["lost"] = fmt.Sprint(rec.Salvaged), fmt.Sprint(rec.Lost)
 			}
 			if rec.MovedTo != "" {
@@ -166,6 +177,9 @@ func (b *Buffer) init() error {
 			}
 			ev := reading.Event{Time: rec.At, Type: "buffer_recovered", Message: msg, Attrs: attrs}
 			if err := appendEventTx(tx, &c, &ev); err != nil {
+				return err
+			}
+			if err := rangeEventsTx(tx, &c, rec.LostRanges, "salvage", "buffer file damaged: could not keep"); err != nil {
 				return err
 			}
 		}
@@ -220,6 +234,9 @@ func (b *Buffer) Close() error {
 		err = cerr
 	}
 	b.closeSpace()
+	if b.removeOnClose {
+		os.Remove(b.path)
+	}
 	return err
 }
 

@@ -292,6 +292,7 @@ func (b *Buffer) apply(batch []*op, move bool) (err error) {
 					c.LastSeq++
 					k := keys[8*i : 8*i+8]
 					putSeq(k, c.LastSeq)
+					seal(v, c.LastSeq) // again on a retry: the seq may differ
 					if err := recs.Put(k, v); err != nil {
 						return err
 					}
@@ -420,6 +421,7 @@ func appendEventTx(tx *bolt.Tx, c *counters, ev *reading.Event) error {
 	}
 	c.LastSeq++
 	k := seqKey(c.LastSeq)
+	seal(v, c.LastSeq)
 	if err := tx.Bucket(bucketRecords).Put(k, v); err != nil {
 		return err
 	}
@@ -444,10 +446,11 @@ func cursorTx(tx *bolt.Tx, c *counters) uint64 {
 }
 
 // guard turns a panic inside bbolt (its assertions on a damaged page, or a
-// fault on a page the disk lost) into ErrCorrupt for the caller.
-func guard(err *error) {
+// fault on a page the disk lost) into ErrCorrupt for the caller, and any
+// other panic into ErrPanic (panic.go).
+func (b *Buffer) guard(err *error) {
 	if r := recover(); r != nil {
-		*err = fmt.Errorf("%w: %v", ErrCorrupt, r)
+		*err = recovered(r, b.log)
 	}
 }
 
@@ -464,10 +467,10 @@ func (b *Buffer) update(fn func(*bolt.Tx) error) (err error) {
 	}
 	defer func() {
 		if r := recover(); r != nil {
+			err = recovered(r, b.log)
 			if tx.DB() != nil {
 				_ = tx.Rollback()
 			}
-			err = fmt.Errorf("%w: %v", ErrCorrupt, r)
 		}
 	}()
 	if err := fn(tx); err != nil {

@@ -16,6 +16,7 @@ var (
 	bucketUrgent  = []byte("urgent")  // seq of every unacked event → empty, so ReadUrgent skips a backlog
 	bucketMeta    = []byte("meta")    // the keys below
 	bucketState   = []byte("state")   // side state of other stages
+	bucketJournal = []byte("journal") // the filter's journal: counter (8 bytes big-endian) → entry (journal.go)
 )
 
 var (
@@ -29,9 +30,11 @@ var (
 // fileFormat is the layout version written to meta/format. Records carry
 // their own version byte (record.go). 2: the older records may be in the
 // backlog bucket (backlog.go); a build that knows only 1 would not see
-// them, so it refuses the file (ErrNewerFormat) instead. A file of format
-// 1 is taken as it is and marked 2.
-const fileFormat = 2
+// them, so it refuses the file (ErrNewerFormat) instead. 3: records are
+// stored as version 3 (a CRC that covers the seq), which a build of format
+// 2 would report as undecodable, and the journal has its own bucket
+// (journal.go). Files of format 1 and 2 are taken as they are and marked 3.
+const fileFormat = 3
 
 // recentRanges is how many evicted ranges Stats reports; the buffer_evicted
 // events carry all of them.

@@ -64,6 +64,9 @@ type Options struct {
 	// inspect: an inspection tool (NoRecover) that gave no bounds: Stats
 	// shows the bounds the daemon opened the file with.
 	inspect bool
+	// salvagedCopy: Open is opening Salvaged's temporary copy; this is what
+	// the salvage found.
+	salvagedCopy *Recovery
 }
 
 // On a 32-bit box (armv7, mipsle) a process cannot map 1 GiB of one file:

@@ -3,6 +3,7 @@ package buffer
 import (
 	"bytes"
 	"errors"
+	"hash/crc32"
 	"math"
 	"reflect"
 	"testing"
@@ -184,3 +185,5 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 	})
 }
+
+func crc32c(b []byte) uint32 { return crc32.Checksum(b, crcTable) }

@@ -73,7 +73,7 @@ func (b *Buffer) Stats() Stats {
 
 func (b *Buffer) times(db *bolt.DB, s *Stats) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer guard(&err)
+	defer b.guard(&err)
 	return db.View(func(tx *bolt.Tx) error {
 		cur := records(tx).Cursor()
 		k, v := cur.First()
