@@ -52,6 +52,8 @@ type Buffer struct {
 	jnext     uint64    // counter of the next journal key
 	hotFrom   uint64    // seqs from here on are in "records", older ones may be in the backlog (backlog.go)
 
+	floor         uint64        // what the seq floor file says (seqfloor.go); the committer's
+	floorWrites   atomic.Uint64 // writes of the floor file
 	swapped       chan struct{} // closed when the file has been replaced (replace.go); then a new one
 	removeOnClose bool          // a temporary copy (Salvaged)
 }
@@ -98,9 +100,14 @@ func Open(path string, opt Options) (*Buffer, error) {
 		emptied:   emptied,
 	}
 	b.dbp.Store(db)
+	b.removeOnClose = opt.salvagedCopy != nil
+	b.floor = readFloor(path)
 	if err := b.init(); err != nil {
 		db.Close()
 		return nil, err
+	}
+	if err := b.ensureFloor(b.ctr.LastSeq + floorSlack); err != nil {
+		b.log.WithError(err).Error("buffer: the seq floor file could not be written; commits will try again")
 	}
 	if unclean {
 		b.log.WithFields(logrus.Fields{"last_seq": b.ctr.LastSeq, "held": b.ctr.Count}).
@@ -152,7 +159,7 @@ func (b *Buffer) init() error {
 			// replaced or moved aside. Microseconds since 1970 are beyond
 			// any sequence a file could have reached unless it took more
 			// than a million records a second for its whole life.
-			c.LastSeq = max(c.LastSeq, uint64(b.opt.Clock().UnixMicro()), b.minSeq)
+			c.LastSeq = max(c.LastSeq, uint64(max(0, b.opt.Clock().UnixMicro())), b.minSeq, b.floor, buildFloor())
 			c.Base = c.LastSeq
 		}
 		// A salvaged file carries on from the damaged file's last seq; a

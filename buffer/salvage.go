@@ -71,7 +71,6 @@ func Salvaged(path, dir string, opt Options) (*Buffer, error) {
 		os.Remove(tmp)
 		return nil, err
 	}
-	b.removeOnClose = true
 	return b, nil
 }
 
