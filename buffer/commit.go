@@ -27,9 +27,9 @@ type op struct {
 	kind   opKind
 	vals   [][]byte // opAppend: encoded records
 	seqs   []uint64 // opAppend: assigned; opAck: to delete
-	upTo   uint64 // opAckUpTo; opEnsure: every seq held and to come above it
-	states []State // opAppend: side-state written in the same transaction
-	jour   Journal // opAppend: journal change in the same transaction (journal.go)
+	upTo   uint64   // opAckUpTo; opEnsure: every seq held and to come above it
+	states []State  // opAppend: side-state written in the same transaction
+	jour   Journal  // opAppend: journal change in the same transaction (journal.go)
 	err    error
 	done   chan struct{}
 }
