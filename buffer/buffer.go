@@ -165,16 +165,12 @@ func (b *Buffer) init() error {
 		// A salvaged file carries on from the damaged file's last seq; a
 		// replaced one never numbers below what the old file handed out.
 		c.LastSeq = max(c.LastSeq, b.minSeq)
-		if rec != nil {
+		if rec != nil && b.opt.salvagedCopy == nil { // a copy for inspection shows the records as they are
 			msg := "buffer file was corrupt; moved aside and started afresh"
 			attrs := map[string]string{"reason": rec.Reason, "first_seq": fmt.Sprint(c.LastSeq + 1)}
 			switch {
 			case rec.MovedTo == "":
 				msg = "buffer file was empty; started afresh"
-			case b.opt.salvagedCopy != nil:
-				msg = fmt.Sprintf("buffer file is damaged; read-only copy of its %d readable records (%d lost)", rec.Salvaged, rec.Lost)
-				attrs["salvaged"], attrs["lost"] = fmt.Sprint(rec.Salvaged), fmt.Sprint(rec.Lost)
-				delete(attrs, "first_seq")
 			case rec.Salvaged > 0 || rec.Lost > 0:
 				msg = fmt.Sprintf("buffer file was damaged; moved aside, its %d readable records kept under their seqs, %d lost (named in buffer_evicted events, reason salvage)", rec.Salvaged, rec.Lost)
 				attrs["salvaged"], attrs["lost"] = fmt.Sprint(rec.Salvaged), fmt.Sprint(rec.Lost)
