@@ -52,6 +52,7 @@ type Buffer struct {
 	jnext     uint64    // counter of the next journal key
 	hotFrom   uint64    // seqs from here on are in "records", older ones may be in the backlog (backlog.go)
 
+	broken        error         // the committer's: a replacement of a bad file failed; retried at the next commit
 	floor         uint64        // what the seq floor file says (seqfloor.go); the committer's
 	floorWrites   atomic.Uint64 // writes of the floor file
 	swapped       chan struct{} // closed when the file has been replaced (replace.go); then a new one

@@ -211,6 +211,16 @@ func (b *Buffer) gather(batch []*op, n int) []*op {
 }
 
 func (b *Buffer) commit(batch []*op) {
+	if b.broken != nil {
+		if err := b.replace(b.broken); err != nil {
+			err = classify(fmt.Errorf("%w: the damaged file could not be replaced yet: %w", ErrCorrupt, err))
+			for _, o := range batch {
+				o.seqs, o.err = nil, err
+				close(o.done)
+			}
+			return
+		}
+	}
 	// Make room for this batch and no more: its encoded size (freed pages
 	// hold bbolt's overhead too), at least a few pages' worth so that a
 	// full disk costs one eviction round per many commits, not one each.

@@ -39,13 +39,13 @@ func (b *Buffer) read(after uint64, max int, urgentOnly bool) ([]reading.Record,
 		db := b.dbh()
 		out, err := b.readOn(db, after, max, urgentOnly)
 		if err == nil || errors.Is(err, ErrClosed) || errors.Is(err, ErrPanic) || try > 0 {
-			return out, err
+			return out, classify(err)
 		}
 		if b.dbh() != db {
 			continue // the file was replaced under the call: once more on the new one
 		}
 		if !errors.Is(err, ErrCorrupt) && !errors.Is(err, berrors.ErrDatabaseNotOpen) {
-			return out, err
+			return out, classify(err)
 		}
 		// A bad page (or the file closed for its salvage): the committer
 		// salvages it; the records keep their seqs, so the read goes on

@@ -12,7 +12,16 @@ import (
 // not be kept are named in buffer_evicted events. The process goes on:
 // appends carry on above the old file's last seq, and readers waiting on
 // the swap (read.go) read on from where they were.
-func (b *Buffer) replace(why error) error {
+func (b *Buffer) replace(why error) (err error) {
+	// Until a replacement succeeds, every commit tries again (commit.go):
+	// a salvage that failed once (a full disk, a rename refused) must not
+	// leave the buffer failed for good.
+	b.broken = why
+	defer func() {
+		if err == nil {
+			b.broken = nil
+		}
+	}()
 	old := b.dbh()
 	b.mu.Lock()
 	last := b.ctr.LastSeq

@@ -2,6 +2,7 @@ package buffer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -158,3 +159,48 @@ func TestClockFloor(t *testing.T) {
 }
 
 var _ = reading.KindReading
+
+// A write that fails for a while (here the floor file's, its path taken
+// by a directory): the commits that need it fail with ErrIO, classified
+// with errors.Is, reads and acks go on, and once the write works again the
+// next Append succeeds with nothing lost: one failure never poisons the
+// next call. (The uplink's supervisor retries on ErrIO.)
+func TestTransientWriteErrorNotSticky(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "buffer.db")
+	b := openTest(t, path, Options{Clock: clock1970, floorStep: 100})
+	defer b.Close()
+	appendN(t, b, 500)
+	fp := floorPath(path)
+	if err := os.Remove(fp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(fp, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	var failed error
+	for i := 0; i < 300 && failed == nil; i++ {
+		_, failed = b.Append(context.Background(), readingRec("m", i))
+	}
+	if !errors.Is(failed, ErrIO) || errors.Is(failed, ErrCorrupt) || errors.Is(failed, ErrFull) {
+		t.Fatalf("Append whose floor cannot be written: %v, want ErrIO", failed)
+	}
+	if _, err := b.Append(context.Background(), readingRec("m", 1)); !errors.Is(err, ErrIO) {
+		t.Fatalf("Append again while the write fails: %v", err)
+	}
+	recs, err := b.Read(0, 10000)
+	if err != nil {
+		t.Fatalf("Read while writes fail: %v", err)
+	}
+	held := len(recs)
+	os.Remove(fp)
+	seqs, err := b.Append(context.Background(), readingRec("m", 2))
+	if err != nil || seqs[0] != recs[held-1].Seq+1 {
+		t.Fatalf("Append once the write works again: %v %v (last held %d)", seqs, err, recs[held-1].Seq)
+	}
+	if err := b.AckUpTo(seqs[0]); err != nil {
+		t.Fatalf("AckUpTo once the write works again: %v", err)
+	}
+	if s := b.Stats(); s.Depth != 0 || s.Recovered != nil || readFloor(path) <= seqs[0] {
+		t.Fatalf("after the write came back: depth %d, recovered %+v, floor %d", s.Depth, s.Recovered, readFloor(path))
+	}
+}

@@ -173,3 +173,4 @@ func TestEvictedReportsCarriedForward(t *testing.T) {
 		t.Fatal("nothing evicted")
 	}
 }
+
