@@ -173,4 +173,3 @@ func TestEvictedReportsCarriedForward(t *testing.T) {
 		t.Fatal("nothing evicted")
 	}
 }
-
