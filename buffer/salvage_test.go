@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand"
 	"os"
 	"path/filepath"
 	"sort"
@@ -326,5 +327,100 @@ func downgradeRecords(t *testing.T, path string) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// leafKeys returns the file offsets of the stored records' keys in live
+// leaf pages of a compacted file, with their seqs.
+func leafKeys(raw []byte) map[int]uint64 {
+	const ps = 4096
+	out := map[int]uint64{}
+	for id := 2; (id+1)*ps <= len(raw); id++ {
+		p := raw[id*ps : (id+1)*ps]
+		if binary.LittleEndian.Uint64(p) != uint64(id) || binary.LittleEndian.Uint16(p[8:]) != 0x02 {
+			continue
+		}
+		n := int(binary.LittleEndian.Uint16(p[10:]))
+		for i := 0; i < n && 16+16*i+16 <= ps; i++ {
+			e := 16 + 16*i
+			k := e + int(binary.LittleEndian.Uint32(p[e+4:]))
+			if binary.LittleEndian.Uint32(p[e+8:]) == 8 && k+9 <= ps && p[k+8] == formatV3 {
+				out[id*ps+k] = binary.BigEndian.Uint64(p[k : k+8])
+			}
+		}
+	}
+	return out
+}
+
+// Eight random bytes over a record's key in a records page, 24 trials: no
+// reading comes out under an id that is not its own, and every seq is
+// delivered, reported undecodable under its own seq, or named in a salvage
+// range; lost counts the held records that were not kept. (Before: the
+// salvage lost 92, 32, 1 and 1 readings in the trials that hit a key, each
+// reported as lost: 0.)
+func TestRottenKeysAccountedFor(t *testing.T) {
+	rng := rand.New(rand.NewSource(2))
+	const n = 2000
+	for trial := 0; trial < 24; trial++ {
+		path := filepath.Join(t.TempDir(), "buffer.db")
+		makeCompacted(t, path, n)
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys := leafKeys(raw)
+		offs := make([]int, 0, len(keys))
+		for o := range keys {
+			offs = append(offs, o)
+		}
+		sort.Ints(offs)
+		pos := offs[rng.Intn(len(offs))]
+		hit := keys[pos]
+		junk := make([]byte, 8)
+		rng.Read(junk)
+		f, _ := os.OpenFile(path, os.O_RDWR, 0)
+		f.WriteAt(junk, int64(pos))
+		f.Close()
+
+		b := openTest(t, path, Options{})
+		seen := map[uint64]string{}
+		var named []Range
+		for _, r := range heldAll(t, b) {
+			switch {
+			case r.Reading != nil:
+				if r.Reading.Meter != meterOf(r.Seq) || r.Seq > n {
+					t.Fatalf("trial %d: seq %d carries meter %s's values", trial, r.Seq, r.Reading.Meter)
+				}
+				seen[r.Seq] = "reading"
+			case r.Event.Type == "buffer_undecodable" && r.Seq <= n:
+				seen[r.Seq] = "undecodable"
+			case r.Event.Type == "buffer_evicted" && r.Event.Attrs["reason"] == "salvage":
+				named = append(named, parseRanges(t, r.Event.Attrs["ranges"])...)
+			}
+		}
+		s := b.Stats()
+		b.Close()
+		missing := 0
+		for q := uint64(1); q <= n; q++ {
+			if seen[q] != "" {
+				continue
+			}
+			missing++
+			in := false
+			for _, r := range named {
+				in = in || (r.From <= q && q <= r.To)
+			}
+			if !in {
+				t.Fatalf("trial %d (key of seq %d hit): seq %d neither kept nor named (%v)", trial, hit, q, named)
+			}
+		}
+		lost := uint64(0)
+		if s.Recovered != nil {
+			lost = s.Recovered.Lost
+		}
+		if lost != uint64(missing) {
+			t.Fatalf("trial %d: %d seqs missing, lost says %d", trial, missing, lost)
+		}
+		t.Logf("trial %d: key of seq %d hit: %d missing, all named", trial, hit, missing)
 	}
 }
