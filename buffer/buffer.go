@@ -52,7 +52,8 @@ type Buffer struct {
 	jnext     uint64    // counter of the next journal key
 	hotFrom   uint64    // seqs from here on are in "records", older ones may be in the backlog (backlog.go)
 
-	broken        error         // the committer's: a replacement of a bad file failed; retried at the next commit
+	broken        error         // the committer's: a replacement of a bad file failed; retried by a commit brokenRetry later
+	brokenAt      time.Time     // when it was last tried
 	floor         uint64        // what the seq floor file says (seqfloor.go); the committer's
 	floorWrites   atomic.Uint64 // writes of the floor file
 	swapped       chan struct{} // closed when the file has been replaced (replace.go); then a new one
@@ -76,8 +77,7 @@ func Open(path string, opt Options) (*Buffer, error) {
 		why := err
 		rec, err = salvage(path, opt, why, opt.Logger)
 		if err != nil {
-			opt.Logger.WithField("error", err.Error()).Warn("buffer: nothing salvaged from the damaged file")
-			rec, err = quarantine(path, why, opt.Logger)
+			rec, err = quarantine(path, why, err, opt.Logger)
 		}
 		if err == nil {
 			db, unclean, err = openChecked(path, opt)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -172,7 +173,7 @@ func (b *Buffer) run() {
 		case o := <-b.ops:
 			batch = append(batch, o)
 		case bp := <-b.bad:
-			if bp.db == b.dbh() {
+			if bp.db == b.dbh() && (b.broken == nil || time.Since(b.brokenAt) >= brokenRetry) {
 				b.replace(bp.err)
 			}
 			continue
@@ -212,7 +213,11 @@ func (b *Buffer) gather(batch []*op, n int) []*op {
 
 func (b *Buffer) commit(batch []*op) {
 	if b.broken != nil {
-		if err := b.replace(b.broken); err != nil {
+		err := fmt.Errorf("salvage failed %s ago, tried again after %s", time.Since(b.brokenAt).Round(time.Second), brokenRetry)
+		if time.Since(b.brokenAt) >= brokenRetry {
+			err = b.replace(b.broken)
+		}
+		if err != nil {
 			err = classify(fmt.Errorf("%w: the damaged file could not be replaced yet: %w", ErrCorrupt, err))
 			for _, o := range batch {
 				o.seqs, o.err = nil, err
@@ -544,6 +549,11 @@ func Encode(r *reading.Record) ([]byte, error) { return appendRecord(nil, r) }
 
 // Decode is the inverse of Encode.
 func Decode(b []byte) (reading.Record, error) { return decodeRecord(b) }
+
+// brokenRetry is how often the committer tries again to replace a damaged
+// file whose salvage failed; the commits in between fail at once (a
+// salvage reads the whole file: not one per commit).
+const brokenRetry = 5 * time.Second
 
 // floorSlack covers the seqs a commit may assign beyond its records: the
 // buffer_evicted events of an eviction round, the buffer's own events.

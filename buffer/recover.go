@@ -230,10 +230,13 @@ func walk(path string, opt Options) error {
 	})
 }
 
-// quarantine moves a corrupt file aside under a timestamped name and says
-// so loudly: the records in it are not lost yet, but they will not be sent.
-func quarantine(path string, why error, log logrus.FieldLogger) (*Recovery, error) {
-	return moveAside(path, why, log, "BUFFER FILE CORRUPT: nothing in it could be read; moved aside, starting a fresh buffer; records in the old file will not be sent")
+// quarantine moves a corrupt file whose salvage failed (salvageErr) aside
+// under a timestamped name and says so loudly: the records in it are not
+// lost yet, but they will not be sent.
+func quarantine(path string, why, salvageErr error, log logrus.FieldLogger) (*Recovery, error) {
+	return moveAside(path, why, log, fmt.Sprintf("BUFFER FILE CORRUPT: its records could not be salvaged (%v); moved aside, "+
+		"starting a fresh buffer; the records in the moved file will not be sent ('tidegate buffer export --path FILE' "+
+		"shows what is readable in it)", salvageErr))
 }
 
 // moveAside renames path under a timestamped name and logs msg at error

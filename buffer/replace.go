@@ -1,6 +1,8 @@
 package buffer
 
 import (
+	"time"
+
 	"github.com/sirupsen/logrus"
 	bolt "go.etcd.io/bbolt"
 )
@@ -21,6 +23,7 @@ func (b *Buffer) replace(why error) (err error) {
 		if err == nil {
 			b.broken = nil
 		}
+		b.brokenAt = time.Now()
 	}()
 	old := b.dbh()
 	b.mu.Lock()
@@ -34,8 +37,7 @@ func (b *Buffer) replace(why error) (err error) {
 	b.closeSpace()
 	rec, err := salvage(b.path, b.opt, why, b.opt.Logger)
 	if err != nil {
-		b.log.WithError(err).Warn("buffer: nothing salvaged from the damaged file")
-		if rec, err = quarantine(b.path, why, b.opt.Logger); err != nil {
+		if rec, err = quarantine(b.path, why, err, b.opt.Logger); err != nil {
 			b.log.WithError(err).Error("buffer file could not be replaced")
 			return err
 		}
