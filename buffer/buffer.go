@@ -146,7 +146,7 @@ func (b *Buffer) init() error {
 		if err := b.bounds(meta); err != nil {
 			return err
 		}
-		bad, jkeys, err := recount(tx, &c, fresh)
+		bad, jkeys, gaps, err := recount(tx, &c, fresh)
 		if err != nil {
 			return err
 		}
@@ -195,8 +195,13 @@ func (b *Buffer) init() error {
 				return err
 			}
 		}
+		// The removed records' own seqs are somewhere in these gaps: named,
+		// so that the receiver can tell their loss from a delay.
+		if err := rangeEventsTx(tx, &c, gaps, "salvage", "records with damaged keys removed; their own seqs are among"); err != nil {
+			return err
+		}
 		if len(bad) > 0 {
-			b.log.WithFields(logrus.Fields{"removed": len(bad)}).Error("buffer: records with damaged keys removed")
+			b.log.WithFields(logrus.Fields{"removed": len(bad), "gaps": fmt.Sprint(gaps)}).Error("buffer: records with damaged keys removed")
 		}
 		if err := meta.Put(keyCounters, c.encode()); err != nil {
 			return err

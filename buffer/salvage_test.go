@@ -424,3 +424,44 @@ func TestRottenKeysAccountedFor(t *testing.T) {
 		t.Logf("trial %d: key of seq %d hit: %d missing, all named", trial, hit, missing)
 	}
 }
+
+// The last record's key made larger than any seq assigned: the file still
+// walks in order, so Open's key check removes the record; its own seq is
+// named in a salvage range, not only the damaged key. (Before: a
+// buffer_undecodable event named the key, and seq 1000 was silently gone.)
+func TestDamagedLastKeyNamed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "buffer.db")
+	makeCompacted(t, path, 1000)
+	raw, _ := os.ReadFile(path)
+	k := append(binary.BigEndian.AppendUint64(nil, 1000), formatV3, byte(reading.KindReading))
+	f, _ := os.OpenFile(path, os.O_RDWR, 0)
+	found := 0
+	for i := bytes.Index(raw, k); i >= 0; {
+		f.WriteAt([]byte{0x7f}, int64(i))
+		found++
+		j := bytes.Index(raw[i+1:], k)
+		if j < 0 {
+			break
+		}
+		i += j + 1
+	}
+	f.Close()
+	if found == 0 {
+		t.Fatal("key of seq 1000 not found")
+	}
+	b := openTest(t, path, Options{})
+	defer b.Close()
+	var named []Range
+	readings := 0
+	for _, r := range heldAll(t, b) {
+		switch {
+		case r.Reading != nil:
+			readings++
+		case r.Event.Type == "buffer_evicted" && r.Event.Attrs["reason"] == "salvage":
+			named = append(named, parseRanges(t, r.Event.Attrs["ranges"])...)
+		}
+	}
+	if readings != 999 || len(named) != 1 || named[0] != (Range{1000, 1000}) {
+		t.Fatalf("%d readings, salvage ranges %v; want 999 and 1000", readings, named)
+	}
+}
