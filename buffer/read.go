@@ -55,6 +55,9 @@ func (b *Buffer) read(after uint64, max int, urgentOnly bool) ([]reading.Record,
 		select {
 		case <-swapped:
 			t.Stop()
+		case <-b.quit:
+			t.Stop()
+			return nil, ErrClosed
 		case <-t.C:
 			return nil, fmt.Errorf("%w: %w (salvage still running after %s)", ErrCorrupt, err, swapWait)
 		}
