@@ -100,7 +100,8 @@ func explain(path string, err error) error {
 		return fmt.Errorf("%s is in use by the running tidegate daemon; stop it first (systemctl stop tidegate) "+
 			"or use 'tidegate status' for live figures: %w", path, err)
 	case errors.Is(err, buffer.ErrCorrupt):
-		return fmt.Errorf("%s is corrupt and nothing in it can be read; the daemon moves it aside and starts afresh at its next start: %w", path, err)
+		return fmt.Errorf("%s is damaged; at its next start the daemon keeps what is readable in a fresh file and moves this one aside "+
+			"('tidegate buffer export --path %s' shows what is readable): %w", path, path, err)
 	}
 	return err
 }
@@ -119,7 +120,7 @@ func openInspect(e *env, t bufferTarget) (*buffer.Buffer, error) {
 	}
 	sb, serr := buffer.Salvaged(t.path, "", t.opt)
 	if serr != nil {
-		return nil, explain(t.path, err)
+		return nil, fmt.Errorf("%s is damaged and nothing in it can be read; the daemon moves it aside and starts afresh at its next start: %w", t.path, serr)
 	}
 	rec := sb.Stats().Recovered
 	lost := make([]string, len(rec.LostRanges))
