@@ -241,12 +241,12 @@ func TestPanicInTransactionIsABug(t *testing.T) {
 // and names 500 in a buffer_evicted range with lost counting it. (Before:
 // 91 readings dropped, 90 of them undamaged, and lost: 0.)
 func TestMovedKeyBoundToContent(t *testing.T) {
-	for _, format := range []byte{formatV3, formatV2} {
+	for _, format := range []byte{formatV3, formatV2, formatV1} {
 		t.Run(fmt.Sprintf("records of format %d", format), func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "buffer.db")
 			makeCompacted(t, path, 1000)
-			if format == formatV2 {
-				downgradeRecords(t, path)
+			if format != formatV3 {
+				downgradeRecords(t, path, format)
 			}
 			raw, err := os.ReadFile(path)
 			if err != nil {
@@ -269,6 +269,13 @@ func TestMovedKeyBoundToContent(t *testing.T) {
 
 			b := openTest(t, path, Options{})
 			defer b.Close()
+			if v, _ := b.dbh().Begin(false); v != nil {
+				f := v.Bucket(bucketMeta).Get(keyFormat)
+				v.Rollback()
+				if len(f) != 1 || f[0] != fileFormat {
+					t.Fatalf("file format %v after Open, want %d", f, fileFormat)
+				}
+			}
 			var named []Range
 			got := map[uint64]bool{}
 			for _, r := range heldAll(t, b) {
@@ -296,8 +303,9 @@ func TestMovedKeyBoundToContent(t *testing.T) {
 }
 
 // downgradeRecords rewrites every record of a closed file as an older
-// build stored it: version 2, its CRC over its own bytes only.
-func downgradeRecords(t *testing.T, path string) {
+// build stored it: version 2, its CRC over its own bytes only, or version
+// 1, without a CRC.
+func downgradeRecords(t *testing.T, path string, format byte) {
 	t.Helper()
 	db, err := bolt.Open(path, 0o600, nil)
 	if err != nil {
@@ -311,8 +319,12 @@ func downgradeRecords(t *testing.T, path string) {
 			bk.ForEach(func(k, v []byte) error {
 				if len(k) == 8 && len(v) > 6 && v[0] == formatV3 {
 					w := append([]byte(nil), v...)
-					w[0] = formatV2
-					binary.LittleEndian.PutUint32(w[len(w)-4:], crc32c(w[:len(w)-4]))
+					w[0] = format
+					if format == formatV1 {
+						w = w[:len(w)-4]
+					} else {
+						binary.LittleEndian.PutUint32(w[len(w)-4:], crc32c(w[:len(w)-4]))
+					}
 					kvs = append(kvs, [2][]byte{append([]byte(nil), k...), w})
 				}
 				return nil
@@ -323,7 +335,8 @@ func downgradeRecords(t *testing.T, path string) {
 				}
 			}
 		}
-		return nil
+		// The file layout of the build before record format 3.
+		return tx.Bucket(bucketMeta).Put(keyFormat, []byte{2})
 	})
 	if err != nil {
 		t.Fatal(err)
