@@ -478,3 +478,31 @@ func TestDamagedLastKeyNamed(t *testing.T) {
 		t.Fatalf("%d readings, salvage ranges %v; want 999 and 1000", readings, named)
 	}
 }
+
+// A file of the build before (layout 2, records of format 2, or 1 from the
+// build before that) opens as it is: every record reads with its values,
+// new ones are stored as format 3 beside them, and the file is marked 3.
+func TestOlderRecordFormatsReadable(t *testing.T) {
+	for _, format := range []byte{formatV2, formatV1} {
+		path := filepath.Join(t.TempDir(), "buffer.db")
+		makeCompacted(t, path, 1000)
+		downgradeRecords(t, path, format)
+		b := openTest(t, path, Options{})
+		if s := b.Stats(); s.Recovered != nil || s.Depth != 1000 {
+			t.Fatalf("format %d: %+v", format, s)
+		}
+		if _, err := b.Append(context.Background(), readingRec(meterOf(1001), 1)); err != nil {
+			t.Fatal(err)
+		}
+		recs := heldAll(t, b)
+		b.Close()
+		if len(recs) != 1001 {
+			t.Fatalf("format %d: %d records read", format, len(recs))
+		}
+		for _, r := range recs {
+			if r.Reading == nil || r.Reading.Meter != meterOf(r.Seq) {
+				t.Fatalf("format %d: seq %d read as %+v", format, r.Seq, r)
+			}
+		}
+	}
+}
