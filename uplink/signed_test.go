@@ -200,7 +200,10 @@ func TestSignedValveCommands(t *testing.T) {
 	}{
 		{"v1", good, false, "already used"},
 		{"v4", `{"id":"v4","command":"valve","meter":"m-001","action":"open"}`, false, "must be signed"},
-		{"v5", k1.valve(t, "v5", "m-001", "open", func(c jwt.MapClaims) { c["exp"] = time.Now().Add(-time.Minute).Unix(); c["iat"] = time.Now().Add(-5 * time.Minute).Unix() }), false, "expired"},
+		{"v5", k1.valve(t, "v5", "m-001", "open", func(c jwt.MapClaims) {
+			c["exp"] = time.Now().Add(-time.Minute).Unix()
+			c["iat"] = time.Now().Add(-5 * time.Minute).Unix()
+		}), false, "expired"},
 		{"v6", k1.valve(t, "v6", "m-001", "open", func(c jwt.MapClaims) { c["nbf"] = time.Now().Add(3 * time.Minute).Unix() }), false, "not valid yet"},
 		{"v7", k1.valve(t, "v7", "m-001", "open", func(c jwt.MapClaims) { c["aud"] = "gw2" }), false, "aud"},
 		{"v8", stranger.valve(t, "v8", "m-001", "open", nil), false, "signature is invalid"},

@@ -88,12 +88,18 @@ func TestDecode(t *testing.T) {
 		{"unsigned with sig", "read", `{"id":"r2","meter":"m","sig":"AAAA"}`, ErrMalformed, Envelope{}, request{}},
 		{"duplicate key", "read", `{"id":"r2","meter":"m","action":"close","action":"open"}`, ErrMalformed, Envelope{}, request{}},
 		{"unsigned on another topic", "read", `{"id":"r2","command":"ping"}`, ErrMalformed, Envelope{}, request{}},
-		{"expired", "valve", sign(t, priv, "k1", valveClaims(func(c jwt.MapClaims) { c["iat"] = t0.Add(-20 * time.Minute).Unix(); c["exp"] = t0.Add(-10 * time.Minute).Unix() })), ErrToken, Envelope{}, request{}},
+		{"expired", "valve", sign(t, priv, "k1", valveClaims(func(c jwt.MapClaims) {
+			c["iat"] = t0.Add(-20 * time.Minute).Unix()
+			c["exp"] = t0.Add(-10 * time.Minute).Unix()
+		})), ErrToken, Envelope{}, request{}},
 		{"no exp", "valve", sign(t, priv, "k1", valveClaims(func(c jwt.MapClaims) { delete(c, "exp") })), ErrToken, Envelope{}, request{}},
 		{"no iat", "valve", sign(t, priv, "k1", valveClaims(func(c jwt.MapClaims) { delete(c, "iat") })), ErrToken, Envelope{}, request{}},
 		{"too long", "valve", sign(t, priv, "k1", valveClaims(func(c jwt.MapClaims) { c["exp"] = t0.Add(16 * time.Minute).Unix() })), ErrToken, Envelope{}, request{}},
 		{"not yet valid", "valve", sign(t, priv, "k1", valveClaims(func(c jwt.MapClaims) { c["nbf"] = t0.Add(10 * time.Minute).Unix() })), ErrToken, Envelope{}, request{}},
-		{"issued in the future", "valve", sign(t, priv, "k1", valveClaims(func(c jwt.MapClaims) { c["iat"] = t0.Add(10 * time.Minute).Unix(); c["exp"] = t0.Add(12 * time.Minute).Unix() })), ErrToken, Envelope{}, request{}},
+		{"issued in the future", "valve", sign(t, priv, "k1", valveClaims(func(c jwt.MapClaims) {
+			c["iat"] = t0.Add(10 * time.Minute).Unix()
+			c["exp"] = t0.Add(12 * time.Minute).Unix()
+		})), ErrToken, Envelope{}, request{}},
 		{"wrong aud", "valve", sign(t, priv, "k1", valveClaims(func(c jwt.MapClaims) { c["aud"] = "gw-2" })), ErrToken, Envelope{}, request{}},
 		{"no sub", "valve", sign(t, priv, "k1", valveClaims(func(c jwt.MapClaims) { delete(c, "sub") })), ErrToken, Envelope{}, request{}},
 		{"no jti", "valve", sign(t, priv, "k1", valveClaims(func(c jwt.MapClaims) { delete(c, "jti") })), ErrToken, Envelope{}, request{}},
