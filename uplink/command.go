@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -123,6 +124,17 @@ func (m *memReplay) Remember(id string, until, now time.Time) error {
 	}
 	m.ids[id] = until
 	return nil
+}
+
+// CommandKeyIDs are the kids of the keys this uplink accepts signed
+// commands from (read at New).
+func (u *Uplink) CommandKeyIDs() []string {
+	out := make([]string, 0, len(u.verifier.Keys))
+	for k := range u.verifier.Keys {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // SetCommandHandler gives the uplink the daemon's command handler; call it

@@ -233,10 +233,9 @@ func (d *Daemon) status() Status {
 	s := Status{Gateway: cfg.Gateway.ID, Version: d.opts.Version, ConfigHash: cfg.Hash, Started: d.started,
 		UptimeS: time.Since(d.started).Seconds(), Reloads: d.reloads, LastReload: d.lastReload, Warnings: cfg.Warnings(),
 		Commands: CommandsStatus{Enabled: cfg.MQTT.Commands, UnsignedValve: cfg.MQTT.UnsignedValve == config.UnsignedAllow}}
-	for kid := range cfg.MQTT.CommandKeys {
-		s.Commands.KeyIDs = append(s.Commands.KeyIDs, kid)
+	if d.pipe != nil && d.pipe.up != nil {
+		s.Commands.KeyIDs = d.pipe.up.CommandKeyIDs() // what the running uplink accepts, not what a reload wrote
 	}
-	sort.Strings(s.Commands.KeyIDs)
 	for _, b := range cfg.Buses {
 		if r := d.buses[b.Name]; r != nil {
 			s.Buses = append(s.Buses, r.status())
