@@ -124,7 +124,7 @@ func TestMosquittoACLExample(t *testing.T) {
 			gwMu.Lock()
 			gwGot[msg.Topic()]++
 			gwMu.Unlock()
-		}); !tok.WaitTimeout(5*time.Second) {
+		}); !tok.WaitTimeout(5 * time.Second) {
 			t.Fatal("no SUBACK")
 		}
 	}

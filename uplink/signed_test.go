@@ -68,6 +68,7 @@ type slowMeters struct {
 	meters
 	running, maxRunning int
 	holdReads           chan struct{}
+	holdValve           chan struct{} // the next valve command waits for it
 }
 
 func (m *slowMeters) Valve(ctx context.Context, r ValveRequest) (any, error) {
@@ -76,6 +77,13 @@ func (m *slowMeters) Valve(ctx context.Context, r ValveRequest) (any, error) {
 	m.maxRunning = max(m.maxRunning, m.running)
 	m.mu.Unlock()
 	time.Sleep(2 * time.Millisecond) // long enough for a second worker to overlap, were there one
+	m.mu.Lock()
+	hold := m.holdValve
+	m.holdValve = nil
+	m.mu.Unlock()
+	if hold != nil {
+		<-hold
+	}
 	m.mu.Lock()
 	m.running--
 	m.mu.Unlock()
@@ -265,6 +273,32 @@ func TestCommandsInOrderAndQueuesApart(t *testing.T) {
 	close(r.h.holdReads)
 	if res := r.result("rd0", 1); !res.OK {
 		t.Fatalf("held read: %+v", res)
+	}
+}
+
+// A command whose exp passes while it waits behind another is never handed
+// to the handler: it is answered "expired", nothing sent.
+func TestCommandExpiredInQueue(t *testing.T) {
+	k1 := newSigner(t, "k1")
+	r := startSignedCommands(t, startMochi(t).URL(), k1)
+	hold := make(chan struct{})
+	r.h.mu.Lock()
+	r.h.holdValve = hold
+	r.h.mu.Unlock()
+	r.send("valve", k1.valve(t, "slow", "m-001", "close", nil), false)
+	waitFor(t, time.Second, "the first command running", func() bool { r.h.mu.Lock(); defer r.h.mu.Unlock(); return r.h.running == 1 })
+	exp := time.Now().Add(time.Second).Truncate(time.Second).Add(time.Second) // 1-2 s from now, whole seconds as in a token
+	r.send("valve", k1.valve(t, "short", "m-001", "open", func(c jwt.MapClaims) { c["exp"] = exp.Unix() }), false)
+	time.Sleep(time.Until(exp) + 100*time.Millisecond)
+	close(hold)
+	if res := r.result("short", 1); res.OK || !strings.Contains(res.Error, "expired before it could be sent") {
+		t.Fatalf("short-lived command: %+v", res)
+	}
+	if res := r.result("slow", 1); !res.OK {
+		t.Fatalf("first command: %+v", res)
+	}
+	if v := r.valves(); len(v) != 1 || v[0].ID != "slow" {
+		t.Fatalf("handler saw %+v", v)
 	}
 }
 

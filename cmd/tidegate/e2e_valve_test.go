@@ -43,6 +43,7 @@ func TestE2ESignedValve(t *testing.T) {
     turnaround: 5ms
     meters:
       - {id: cj-1, address: "78330011223344", valve: true, water: {profile: flat, persons: 4, use_scale: 20, leaks: [{rate_lh: 400}]}}
+      - {id: cj-2, address: "78330011223345", valve: true, water: {profile: flat}}
 `)
 	k1, k2 := newE2ESigner(t, dir, "k1"), newE2ESigner(t, dir, "k2")
 	metricsAddr := freeAddr(t)
@@ -53,6 +54,7 @@ buses:
   - {name: cj, protocol: cjt188, device: ` + ports["cj"] + `, baud: 9600, timeout: 1s}
 meters:
   - {id: cj-1, bus: cj, address: "78330011223344", valve: true, valve_min_interval: 1ms, poll: {flow: 1s, totals: 1s}}
+  - {id: cj-2, bus: cj, address: "78330011223345", valve: true, poll: {flow: 5s, totals: 5s}}
 filter: {window: 2s}
 buffer: {path: ` + filepath.Join(dir, "buffer.db") + `}
 mqtt:
@@ -110,6 +112,20 @@ mqtt:
 	if !ok || e.Attrs["operator"] != "ops-7" || e.Attrs["sender"] != "mqtt signed kid=k1" || e.Attrs["outcome"] != "done" {
 		t.Fatalf("valve event of open-1: %+v", e)
 	}
+	// The rate limit (cj-2 keeps the default, one movement a minute).
+	send(k2.valve(t, "rate-1", "cj-2", "close", nil), false)
+	if r := col.result(t, "rate-1", 30*time.Second); !r.OK || r.Result.Valve != "closed" {
+		t.Fatalf("cj-2 close: %+v", r)
+	}
+	send(k2.valve(t, "rate-2", "cj-2", "open", nil), false)
+	if r := col.result(t, "rate-2", 30*time.Second); r.OK || !strings.Contains(r.Error, "rate limit") {
+		t.Fatalf("cj-2 moved twice within valve_min_interval: %+v", r)
+	}
+	eventually(t, 20*time.Second, "the refusal's valve event", func() bool {
+		e, ok := col.event("valve", "rate-2")
+		return ok && strings.HasPrefix(e.Attrs["outcome"], "refused: valve rate limit") && e.Attrs["sender"] == "mqtt signed kid=k2"
+	})
+
 	closeTok := k1.valve(t, "c-used", "cj-1", "close", nil)
 	send(closeTok, false)
 	col.result(t, "c-used", 30*time.Second)
