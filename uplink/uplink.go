@@ -135,9 +135,6 @@ func New(cfg Config, q Queue, log *logrus.Entry) (*Uplink, error) {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	u.verifier = &cmdauth.Verifier{Audience: cfg.Gateway, Keys: keys, Policies: cfg.commandPolicies(), Default: cmdauth.Policy{Unsigned: true}}
-	if cfg.Commands && cfg.UnsignedValve {
-		u.log.Warn("uplink: mqtt.unsigned_valve is allow: anyone who may publish on the command topic can open and close valves")
-	}
 	return u, nil
 }
 
