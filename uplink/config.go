@@ -204,6 +204,9 @@ func (c Config) validate() error {
 	if strings.ContainsAny(c.TopicPrefix, "+#") || strings.HasSuffix(c.TopicPrefix, "/") {
 		return fmt.Errorf("%w: topic_prefix %q", ErrConfig, c.TopicPrefix)
 	}
+	if c.MaxPacket < maxCommandSize+1024 {
+		return fmt.Errorf("%w: max_packet %d bytes; at least %d (a command and its topic)", ErrConfig, c.MaxPacket, maxCommandSize+1024)
+	}
 	if c.QoS != 1 {
 		return fmt.Errorf("%w: qos %d: only QoS 1 gives at-least-once with PUBACKs", ErrConfig, c.QoS)
 	}
