@@ -89,9 +89,16 @@ func (d *Daemon) valve(ctx context.Context, r valveRequest) (ValveJSON, error) {
 	d.valveMu.Unlock()
 
 	res, err := b.valve(ctx, m.ID, r.ID, r.Action == "open", drivers.ValveOrder{Operator: r.Operator, Sender: r.Sender})
+	if res.Outcome == "" && ctx.Err() != nil {
+		// The deadline (the token's exp, or the caller's) ended while the
+		// command was queued for or on the line: it may have been sent.
+		// Until the bus says which (helper 22's not-sent / no-answer
+		// errors), that is "unknown", and the status is read back.
+		return d.valveUnknown(b, r, m.ID, err), err
+	}
 	if res.Outcome == "" {
-		// Never reached the meter (bus busy, context ended while queued):
-		// no movement, so it does not count against the rate limit.
+		// Never reached the meter (bus not open, no drivers): no movement,
+		// so it does not count against the rate limit.
 		d.valveMu.Lock()
 		if d.lastValve[m.ID].Equal(now) {
 			delete(d.lastValve, m.ID)
@@ -110,16 +117,45 @@ func (d *Daemon) valve(ctx context.Context, r valveRequest) (ValveJSON, error) {
 	return j, err
 }
 
+// ValveUnknown is the outcome of a command whose deadline passed while it
+// was queued for or on the line.
+const ValveUnknown = "unknown"
+
+// valveUnknown reads the valve's state back with a context of its own (the
+// command's has ended) and accounts for the command as "unknown".
+func (d *Daemon) valveUnknown(b *busRun, r valveRequest, meter string, why error) ValveJSON {
+	j := ValveJSON{Meter: meter, Request: r.ID, Action: r.Action, Outcome: ValveUnknown, Valve: "unknown", Error: why.Error()}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if rd, err := b.readNow(ctx, meter); err == nil {
+		j.Valve = "open"
+		switch {
+		case rd.Status&reading.StatusValveClosed != 0:
+			j.Valve = "closed"
+		case rd.Status&reading.StatusMeterError != 0:
+			j.Valve = "abnormal"
+		}
+		rec := liveRecord(&rd)
+		j.Reading = &rec
+	}
+	d.valveEvent(r, meter, ValveUnknown, j.Valve, fmt.Sprintf("valve %s: unknown (%v), valve %s", r.Action, why, j.Valve))
+	return j
+}
+
 // valveRefused accounts for a valve command the gateway refused itself.
 func (d *Daemon) valveRefused(r valveRequest, meter string, why error) {
-	attrs := map[string]string{"request": r.ID, "action": r.Action, "outcome": "refused: " + why.Error(), "valve": "unknown"}
+	d.valveEvent(r, meter, "refused: "+why.Error(), "unknown", fmt.Sprintf("valve %s: refused: %v", r.Action, why))
+}
+
+// valveEvent is the gateway's own valve event, for what never got a bus's.
+func (d *Daemon) valveEvent(r valveRequest, meter, outcome, valve, msg string) {
+	attrs := map[string]string{"request": r.ID, "action": r.Action, "outcome": outcome, "valve": valve}
 	if r.Operator != "" {
 		attrs["operator"] = r.Operator
 	}
 	if r.Sender != "" {
 		attrs["sender"] = r.Sender
 	}
-	msg := fmt.Sprintf("valve %s: refused: %v", r.Action, why)
 	d.ingest(reading.Record{Kind: reading.KindEvent, Event: &reading.Event{Time: time.Now(), Meter: meter, Type: "valve", Message: msg, Attrs: attrs}})
 	d.log.WithFields(logrus.Fields{"meter": meter, "request": r.ID, "sender": r.Sender, "operator": r.Operator}).Warn(msg)
 }
