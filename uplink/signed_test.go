@@ -225,6 +225,11 @@ func TestSignedValveCommands(t *testing.T) {
 			t.Errorf("%s: result %+v, want an error with %q", tc.id, res, tc.want)
 		}
 	}
+	// Every command takes the signed form: cmd names it, sub the meter.
+	r.send("read", k1.valve(t, "sr1", "m-001", "", func(c jwt.MapClaims) { c["cmd"] = "read"; delete(c, "action") }), false)
+	if res := r.result("sr1", 1); !res.OK {
+		t.Fatalf("signed read: %+v", res)
+	}
 	v := r.valves()
 	if len(v) != 2 || v[0].ID != "v1" || v[0].Action != "close" || v[0].Operator != "ops-7" || v[0].Sender != "mqtt signed kid=k1" || v[1].ID != "v2" || v[1].Sender != "mqtt signed kid=k2" {
 		t.Fatalf("valve handler saw %+v, want v1 (close, k1) and v2 (open, k2) only", v)
