@@ -5,7 +5,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null)
 DATE     ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 # version, commit and build date also when GOFLAGS has -buildvcs=false
-STAMP    := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
+STAMP    := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE) -X tidegate/buffer.buildDate=$(DATE)
 LDFLAGS  := -s -w $(STAMP)
 # The control API and the uplink never speak HTTP/2: leaving it out of net/http
 # saves about 0.5 MB, which keeps the mipsle binary under 10 MB.

@@ -28,6 +28,8 @@ type CJT188 struct {
 	// gateway's than this, and only while the gateway's clock is
 	// synchronised; 0 (absent) never sets it.
 	ClockSync time.Duration `yaml:"clock_sync"`
+	// ValveMinInterval: at most one valve movement per this long (default 1m).
+	ValveMinInterval time.Duration `yaml:"valve_min_interval"`
 
 	// AddressLabel is the address as written in the file: leading zeros
 	// matter, and YAML would read them as octal.

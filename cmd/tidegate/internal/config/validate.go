@@ -56,6 +56,8 @@ func (c *Config) validate(ps *Problems, nodes map[string]*yaml.Node) {
 		}
 	}
 
+	c.validateSecurity(at)
+
 	buses := map[string]Bus{}
 	for i, b := range c.Buses {
 		p := fmt.Sprintf("buses[%d]", i)

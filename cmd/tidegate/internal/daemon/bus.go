@@ -154,9 +154,9 @@ func cjtMeterConfig(m config.Meter) drivers.CJTMeterConfig {
 		StatusLayout: l, SettlementDay: m.SettlementDay, Valve: m.Valve}
 }
 
-func (r *busRun) valve(ctx context.Context, meter, request string, open bool) (drivers.ValveResult, error) {
+func (r *busRun) valve(ctx context.Context, meter, request string, open bool, by drivers.ValveOrder) (drivers.ValveResult, error) {
 	if r.bus == nil {
 		return drivers.ValveResult{}, ErrNoDrivers
 	}
-	return r.bus.Valve(ctx, meter, request, open)
+	return r.bus.ValveBy(ctx, meter, request, open, by)
 }
