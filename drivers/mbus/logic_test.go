@@ -10,6 +10,7 @@ import (
 	"time"
 
 	pmbus "tidegate/protocol/mbus"
+	"tidegate/drivers/link"
 	"tidegate/reading"
 )
 
@@ -219,34 +220,6 @@ func TestReadSecondary(t *testing.T) {
 	}
 }
 
-func TestScanPrimary(t *testing.T) {
-	meters := []*fakeMeter{{primary: 2, lastFCB: -1}, {primary: 7, lastFCB: -1}, {primary: 7, lastFCB: -1}}
-	bus := &memBus{meters: meters, fault: func(n int, req, ans []byte) []event {
-		if req[2] == 4 {
-			return []event{got(0x00)} // noise where nobody lives: reported, not hidden
-		}
-		return []event{got(ans...)}
-	}}
-	m, l := memMaster(t, bus, Options{})
-	var progress []int
-	res, err := ScanPrimary(context.Background(), m, 0, 9, func(p ScanProgress) { progress = append(progress, p.Address) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []PrimaryResult{{Address: 2}, {Address: 4, Collision: true}, {Address: 7, Collision: true}}
-	if !slices.Equal(res, want) || !slices.Equal(progress, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}) {
-		t.Fatalf("got %v (progress %v), want %v", res, progress, want)
-	}
-	for i, r := range l.requests {
-		if !slices.Equal(r, sndNke(byte(i))) {
-			t.Fatalf("request %d: % X", i, r)
-		}
-	}
-	if _, err := ScanPrimary(context.Background(), m, 0, 251, nil); err == nil {
-		t.Fatal("range beyond 250 accepted")
-	}
-}
-
 func TestScanSecondary(t *testing.T) {
 	for _, merge := range []bool{false, true} {
 		meters := randomMeters(40, 11)
@@ -313,29 +286,17 @@ func TestLogicScanStops(t *testing.T) {
 			t.Fatalf("error does not name the range: %v", err)
 		}
 	})
-	t.Run("primary", func(t *testing.T) {
-		var l *memLine
-		l = newMemLine(2400, func(req []byte) []event {
-			if req[2] == 6 {
-				l.writeErr = errLine
-			}
-			return nil
-		})
-		_, err := ScanPrimary(context.Background(), NewMaster(l, Options{}, nil), 0, 20, nil)
-		var se *ScanError
-		if !errors.Is(err, ErrScanIncomplete) || !errors.As(err, &se) || se.From != 7 || se.To != 20 || !strings.Contains(err.Error(), "7..20") {
-			t.Fatalf("err %v; want addresses 7..20 not covered", err)
-		}
-	})
 	t.Run("cancelled", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
-		l := newMemLine(2400, func(req []byte) []event {
-			if req[2] == 3 {
+		var l *memLine
+		b := &memBus{meters: randomMeters(12, 5)}
+		l = newMemLine(2400, func(req []byte) []event {
+			if len(l.requests) == 5 {
 				cancel()
 			}
-			return nil
+			return b.respond(req)
 		})
-		_, err := ScanPrimary(ctx, NewMaster(l, Options{}, nil), 0, 9, nil)
+		_, err := ScanSecondary(ctx, NewMaster(l, Options{}, nil), nil)
 		if !errors.Is(err, ErrScanIncomplete) || !errors.Is(err, context.Canceled) {
 			t.Fatalf("err %v", err)
 		}
@@ -430,7 +391,7 @@ func TestLogicClientFaults(t *testing.T) {
 			c, l := memClient(t, b)
 			ctx := context.Background()
 			r, err := c.Poll(ctx, Meter{ID: "bad-2", Address: 2}, false)
-			if !errors.Is(err, tc.want) || !IsMeterError(err) {
+			if !errors.Is(err, tc.want) || link.Classify(err) != link.FaultMeter {
 				t.Fatalf("faulty meter: %v, want %v", err, tc.want)
 			}
 			if r.Quality != reading.QualityError || r.Meter != "bad-2" || r.Error == "" {
@@ -482,7 +443,7 @@ func TestLogicClientSecondary(t *testing.T) {
 			t.Fatalf("%s: answer from %s", m.ID, got)
 		}
 	}
-	if _, err := c.Poll(context.Background(), Meter{ID: "x", Secondary: "4455667"}, false); err == nil || IsMeterError(err) {
+	if _, err := c.Poll(context.Background(), Meter{ID: "x", Secondary: "4455667"}, false); err == nil || link.Classify(err) == link.FaultLine || !strings.Contains(err.Error(), "4455667") {
 		t.Fatalf("bad secondary address: %v, want a configuration error", err)
 	}
 }
@@ -660,7 +621,7 @@ func FuzzMasterAnswer(f *testing.F) {
 		m := NewMaster(l, Options{}, nil)
 		ctx := context.Background()
 		ts, err := m.ReadPrimary(ctx, 5)
-		if err != nil && !IsMeterError(err) {
+		if err != nil && link.Classify(err) != link.FaultMeter {
 			t.Fatalf("not a meter error: %v", err)
 		}
 		for _, tg := range ts {
