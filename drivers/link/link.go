@@ -18,8 +18,9 @@ import (
 	"go.bug.st/serial"
 )
 
-// ErrTimeout: the meter did not answer (completely) within the deadline.
-var ErrTimeout = errors.New("timeout")
+// ErrTimeout: the meter did not answer (completely) within the deadline; a
+// transaction that ends with it is an ErrNoAnswer.
+var ErrTimeout = Kind("timeout", ErrNoAnswer)
 
 // ErrFailing: the line is open but no longer works (a half-open TCP
 // connection, a stream out of step): close it and open it again.

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	pmbus "tidegate/protocol/mbus"
 	"tidegate/drivers/link"
+	pmbus "tidegate/protocol/mbus"
 	"tidegate/reading"
 )
 

@@ -4,6 +4,7 @@
 package modbus
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -127,13 +128,21 @@ func (t *transporter) settle() error {
 	}
 	until, limit := t.drain.Add(t.quiet), t.drain.Add(t.timeout+t.quiet)
 	t.drain = time.Time{}
+	// The drain's own budget: the line must fall silent by limit; one that
+	// is still talking then is noise, the line's fault, not the next
+	// meter's.
+	b := link.NewBudget(context.Background(), time.Until(limit), int(^uint(0)>>1), t.quiet, "a failed exchange (drain)")
 	for {
 		n, err := t.line.ReadSome(t.chunk[:], until)
 		if n > 0 {
 			t.c.Stray.Add(int64(n))
+			_ = b.Count(t.chunk[:n])
 			until = earliest(time.Now().Add(t.quiet), limit)
 		}
 		if errors.Is(err, link.ErrTimeout) {
+			if _, noise := b.Over(); noise != nil {
+				return noise
+			}
 			return nil
 		}
 		if err != nil {
@@ -147,8 +156,9 @@ func (t *transporter) settle() error {
 // counted), an exception frame is an answer.
 func (t *transporter) read(req []byte, want int) ([]byte, error) {
 	deadline := time.Now().Add(t.timeout)
+	tx := link.NewBudget(context.Background(), t.timeout, 4*want+256, t.gap+crcGrace, fmt.Sprintf("request % X", req))
 	t.pending = t.pending[:0]
-	echoes, crcs, got := 0, 0, 0
+	echoes, crcs := 0, 0
 	for {
 		s := pmodbus.ScanAnswer(req, t.pending, t.echoing && echoes == 0)
 		t.c.Stray.Add(int64(s.Stray))
@@ -185,9 +195,8 @@ func (t *transporter) read(req []byte, want int) ([]byte, error) {
 			}
 			return nil, err
 		}
-		got += n
-		if got > 4*want+256 {
-			return nil, fmt.Errorf("slave %d: flooded with %d bytes", req[0], got)
+		if err := tx.Count(t.chunk[:n]); err != nil {
+			return nil, fmt.Errorf("slave %d: %w", req[0], err)
 		}
 		t.pending = append(t.pending, t.chunk[:n]...)
 	}
