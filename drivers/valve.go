@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"tidegate/drivers/link"
 	"tidegate/reading"
 )
 
@@ -59,7 +60,7 @@ func (b *Bus) Valve(ctx context.Context, meterID, requestID string, open bool) (
 	if !ms.cfg.CJT.Valve {
 		return ValveResult{}, fmt.Errorf("meter %s: %w", meterID, ErrValveNotEnabled)
 	}
-	req := readReq{meter: meterID, valve: &valveOp{request: requestID, open: open}, reply: make(chan readResult, 1)}
+	req := readReq{ctx: ctx, meter: meterID, valve: &valveOp{request: requestID, open: open}, reply: make(chan readResult, 1)}
 	select {
 	case b.reqs <- req:
 	case <-ctx.Done():
@@ -88,7 +89,7 @@ func (b *Bus) doValve(ctx context.Context, p poller, m *meterState, op valveOp) 
 	var err error
 	for attempt := 0; attempt <= max(b.cfg.Retries, 0); attempt++ {
 		_, err = vp.valve(ctx, m, op.open)
-		if err == nil || isRefusal(err) || lineFailed(err) || ctx.Err() != nil {
+		if err == nil || isRefusal(err) || link.Classify(err) != link.FaultMeter || ctx.Err() != nil {
 			break
 		}
 	}
@@ -100,7 +101,7 @@ func (b *Bus) doValve(ctx context.Context, p poller, m *meterState, op valveOp) 
 	default:
 		res.Outcome, res.Error = ValveFailed, err.Error()
 	}
-	if !lineFailed(err) && ctx.Err() == nil {
+	if link.Classify(err) != link.FaultLine && ctx.Err() == nil {
 		// Read the status back: what the meter says now, not what it said
 		// it would do.
 		r, perr := b.pollOnce(ctx, p, m, false)
