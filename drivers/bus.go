@@ -52,7 +52,10 @@ type BusStats struct {
 	Reopens     int64
 	Open        bool
 	LastError   string
-	Efficiency  float64 // share of the time since start the line was in a transaction
+	// LineNoise is the last line-noise report of the bus (a *link.NoiseError's
+	// text), until a poll on it succeeds again.
+	LineNoise  string
+	Efficiency float64 // share of the time since start the line was in a transaction
 }
 
 // MeterStatus is one meter's state on its bus.
@@ -240,6 +243,7 @@ func (b *Bus) lineNoise(n *link.NoiseError) {
 		"bus": b.cfg.Name, "bytes_per_s": fmt.Sprintf("%.0f", n.Rate()), "sample": n.Hex(), "after": n.After,
 	}})
 	b.mu.Lock()
+	b.stats.LineNoise = n.Error()
 	var gone []*meterState
 	for _, m := range b.meters {
 		if !m.offline {
@@ -459,6 +463,7 @@ func (b *Bus) pollOnce(ctx context.Context, p poller, m *meterState, raw bool) (
 		b.stats.LastError = err.Error()
 	} else {
 		b.stats.PollsOK++
+		b.stats.LineNoise = ""
 	}
 	b.mu.Unlock()
 	if link.Classify(err) == link.FaultMeter && ctx.Err() == nil {

@@ -69,8 +69,12 @@ type Budget struct {
 // at most cap bytes; the line counts as quiet once no byte came for quiet.
 // after names the request for the noise report.
 func NewBudget(ctx context.Context, d time.Duration, cap int, quiet time.Duration, after string) *Budget {
-	now := time.Now()
-	b := &Budget{start: now, deadline: now.Add(d), cap: cap, quiet: quiet, after: after}
+	return NewBudgetUntil(ctx, time.Now().Add(d), cap, quiet, after)
+}
+
+// NewBudgetUntil is NewBudget with an absolute deadline.
+func NewBudgetUntil(ctx context.Context, deadline time.Time, cap int, quiet time.Duration, after string) *Budget {
+	b := &Budget{start: time.Now(), deadline: deadline, cap: cap, quiet: quiet, after: after}
 	if cd, ok := ctx.Deadline(); ok && cd.Before(b.deadline) {
 		b.deadline, b.ctxDeadline = cd, true
 	}

@@ -131,7 +131,7 @@ func (t *transporter) settle() error {
 	// The drain's own budget: the line must fall silent by limit; one that
 	// is still talking then is noise, the line's fault, not the next
 	// meter's.
-	b := link.NewBudget(context.Background(), time.Until(limit), int(^uint(0)>>1), t.quiet, "a failed exchange (drain)")
+	b := link.NewBudgetUntil(context.Background(), limit, int(^uint(0)>>1), t.quiet, "a failed exchange (drain)")
 	for {
 		n, err := t.line.ReadSome(t.chunk[:], until)
 		if n > 0 {
