@@ -566,13 +566,32 @@ func (b *Bus) ReadNow(ctx context.Context, meterID string) (reading.Reading, err
 	select {
 	case b.reqs <- req:
 	case <-ctx.Done():
-		return reading.Reading{}, fmt.Errorf("bus %s is busy or not open: %w", b.cfg.Name, ctx.Err())
+		return reading.Reading{}, fmt.Errorf("bus %s is busy or not open: %w", b.cfg.Name, link.NotSent(ctx.Err()))
 	}
+	res, err := b.await(req)
+	return res.r, err
+}
+
+// replyGrace is how long a request the bus has taken is waited for after
+// its context has ended: the bus stops working on it at once, a
+// transaction under way ends within its budget, and its reply tells
+// whether anything was sent.
+const replyGrace = 5 * time.Second
+
+// await waits for the bus's reply to a request it has taken.
+func (b *Bus) await(req readReq) (readResult, error) {
 	select {
 	case res := <-req.reply:
-		return res.r, res.err
-	case <-ctx.Done():
-		return reading.Reading{}, ctx.Err()
+		return res, res.err
+	case <-req.ctx.Done():
+	}
+	t := time.NewTimer(replyGrace)
+	defer t.Stop()
+	select {
+	case res := <-req.reply:
+		return res, res.err
+	case <-t.C:
+		return readResult{}, fmt.Errorf("bus %s: no reply %s after the request ended: %w", b.cfg.Name, replyGrace, req.ctx.Err())
 	}
 }
 

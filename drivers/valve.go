@@ -52,6 +52,11 @@ type valvePoller interface {
 // goes to the sink as usual), and a "valve" event with the request id and
 // the outcome goes to the sink. A meter without valve: true is refused
 // before anything is sent.
+//
+// ctx bounds the command, the write included: once it has ended (its
+// deadline: the command's expiry) the write is never sent, and the error
+// is link.ErrNotSent (errors.Is); a write that was sent and not answered
+// is link.ErrNoAnswer.
 func (b *Bus) Valve(ctx context.Context, meterID, requestID string, open bool) (ValveResult, error) {
 	ms := b.meter(meterID)
 	if ms == nil {
@@ -64,14 +69,12 @@ func (b *Bus) Valve(ctx context.Context, meterID, requestID string, open bool) (
 	select {
 	case b.reqs <- req:
 	case <-ctx.Done():
-		return ValveResult{}, fmt.Errorf("bus %s is busy or not open: %w", b.cfg.Name, ctx.Err())
+		return ValveResult{}, fmt.Errorf("bus %s is busy or not open: %w", b.cfg.Name, link.NotSent(ctx.Err()))
 	}
-	select {
-	case res := <-req.reply:
-		return res.valve, res.err
-	case <-ctx.Done():
-		return ValveResult{}, ctx.Err()
-	}
+	// Once the bus has the command, its answer says whether the write went
+	// out, even after ctx has ended (the bus stops work on it then).
+	res, err := b.await(req)
+	return res.valve, err
 }
 
 // doValve runs on the bus goroutine.

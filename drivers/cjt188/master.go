@@ -135,7 +135,7 @@ type Exchange struct {
 // reply's data length, for the time the answer may take on the wire.
 func (m *Master) Transact(ctx context.Context, req p.Frame, expect int) (Exchange, error) {
 	if err := ctx.Err(); err != nil {
-		return Exchange{}, err
+		return Exchange{}, link.NotSent(err)
 	}
 	m.ser++
 	req.Data = append([]byte(nil), req.Data...)
@@ -228,7 +228,7 @@ func (m *Master) Transact(ctx context.Context, req p.Frame, expect int) (Exchang
 		}
 		if err := ctx.Err(); err != nil {
 			m.drainTrailing()
-			return Exchange{}, err
+			return Exchange{}, fmt.Errorf("%w: %w", ErrTimeout, err) // sent: its answer was not waited for
 		}
 		if k == 0 {
 			if _, noise := tx.Over(); noise != nil {
@@ -419,7 +419,7 @@ type Found struct {
 // reported as such, never taken for a meter.
 func (m *Master) ReadAddress(ctx context.Context, order p.DIOrder) (Found, error) {
 	if err := ctx.Err(); err != nil {
-		return Found{}, err
+		return Found{}, link.NotSent(err)
 	}
 	m.ser++
 	req := p.ReadAddress(order, m.ser)

@@ -320,7 +320,7 @@ func (m *Master) receiveFrame(ctx context.Context, req []byte) (pmbus.Frame, []b
 		}
 		if cerr := ctx.Err(); cerr != nil {
 			m.buf = m.buf[:0]
-			return pmbus.Frame{}, nil, cerr
+			return pmbus.Frame{}, nil, fmt.Errorf("%w: %w", ErrTimeout, cerr) // sent: its answer was not waited for
 		}
 		if n == 0 {
 			if _, noise := tx.Over(); noise != nil {
@@ -375,7 +375,7 @@ func (m *Master) collect(ctx context.Context, req []byte, quick bool, window tim
 		}
 		if cerr := ctx.Err(); cerr != nil {
 			m.buf = m.buf[:0]
-			return nil, cerr
+			return nil, fmt.Errorf("%w: %w", ErrTimeout, cerr)
 		}
 		if n == 0 || err != nil {
 			if _, noise := tx.Over(); noise != nil {
@@ -407,7 +407,7 @@ func stripEchoes(b, req []byte) []byte {
 // singled out, so its FCB restarts too.
 func (m *Master) Init(ctx context.Context, addr byte) error {
 	if err := ctx.Err(); err != nil {
-		return err
+		return link.NotSent(err)
 	}
 	req := pmbus.ShortFrame(pmbus.CSndNke, addr)
 	m.resetFCB(addr)
@@ -519,7 +519,7 @@ func (m *Master) readAll(ctx context.Context, check func(Telegram) error, addr b
 	var out []Telegram
 	for len(out) < m.opt.MaxTelegrams {
 		if err := ctx.Err(); err != nil {
-			return out, err
+			return out, link.NotSent(err)
 		}
 		t, err := m.request(ctx, addr)
 		if err != nil {
@@ -562,7 +562,7 @@ func (m *Master) Select(ctx context.Context, p Pattern) (Probe, error) {
 // the drain after it.
 func (m *Master) selectPattern(ctx context.Context, p Pattern, quick bool, window time.Duration) (Probe, bool, error) {
 	if err := ctx.Err(); err != nil {
-		return ProbeNone, false, err
+		return ProbeNone, false, link.NotSent(err)
 	}
 	data := p.Bytes()
 	req, err := pmbus.Encode(pmbus.Frame{Kind: pmbus.KindLong, C: pmbus.CField(pmbus.CSndUd), Address: pmbus.AddrNetworkLayer, CI: 0x52, Data: data[:]})
@@ -581,7 +581,7 @@ func (m *Master) selectPattern(ctx context.Context, p Pattern, quick bool, windo
 // Ping sends SND_NKE to a primary address and classifies the answer.
 func (m *Master) Ping(ctx context.Context, addr byte) (Probe, error) {
 	if err := ctx.Err(); err != nil {
-		return ProbeNone, err
+		return ProbeNone, link.NotSent(err)
 	}
 	r, _, err := m.ping(ctx, addr, 0)
 	return r, err
@@ -591,7 +591,7 @@ func (m *Master) Ping(ctx context.Context, addr byte) (Probe, error) {
 // late as for selectPattern.
 func (m *Master) ping(ctx context.Context, addr byte, window time.Duration) (Probe, bool, error) {
 	if err := ctx.Err(); err != nil {
-		return ProbeNone, false, err
+		return ProbeNone, false, link.NotSent(err)
 	}
 	m.resetFCB(addr)
 	return m.probe(ctx, pmbus.ShortFrame(pmbus.CSndNke, addr), false, window)
