@@ -1,6 +1,7 @@
 package mbus
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math"
@@ -657,4 +658,70 @@ func TestWakeups(t *testing.T) {
 	if n, frame := len(l.budgets), len(ts[0].Raw); n > 6 {
 		t.Fatalf("%d reads for a %d-byte answer", n, frame)
 	}
+}
+
+// FuzzMasterEndless: after whatever answers a request, the line repeats
+// bytes for ever instead of falling silent (a babbler, a stuck
+// transmitter, a converter streaming noise). Every transaction of the
+// master, a read, a selection and the drain after a failure, ends: with a
+// telegram of the polled meter, a meter error or line noise, having read
+// at most its byte cap and holding at most a frame and a read; and once
+// the line is quiet the next read works.
+func FuzzMasterEndless(f *testing.F) {
+	long, _ := pmbus.Encode(pmbus.Frame{Kind: pmbus.KindLong, C: pmbus.CField(pmbus.CRspUd), Address: 5, CI: 0x72, Data: append(make([]byte, 12), volumeRecord...)})
+	f.Add([]byte{}, long)
+	f.Add([]byte{}, []byte{0xE5})
+	f.Add([]byte{0x68}, []byte{0x68, 0xFF, 0xFF, 0x68})
+	f.Add(bytes.Repeat([]byte{0x68}, 5000), []byte{0x00})
+	f.Add(long[:10], []byte{0x10, 0x5B, 0x05, 0x60, 0x16})
+	f.Add(long, bytes.Repeat([]byte{0xAA, 0x55}, 300))
+	f.Fuzz(func(t *testing.T, answer, endless []byte) {
+		if len(endless) == 0 {
+			endless = []byte{0}
+		}
+		meter := &fakeMeter{primary: 5, sec: Secondary{ID: 5}, lastFCB: -1, telegrams: [][]byte{volumeRecord}}
+		fuzzed := true
+		l := newMemLine(2400, func(req []byte) []event {
+			if fuzzed {
+				fuzzed = false
+				return answerEvents(answer, nil)
+			}
+			f, _, err := pmbus.Decode(req)
+			if err != nil {
+				return nil
+			}
+			return []event{got(busAnswer([]*fakeMeter{meter}, f, false)...)}
+		})
+		l.endless = endless
+		m := NewMaster(l, Options{}, nil)
+		ctx := context.Background()
+		perTx := 2*5 + 2*maxFrame + noiseMargin + 64 + 2*maxFrame + noiseMargin + 64 // a transaction and the drain before it, a read over each
+		ts, err := m.ReadPrimary(ctx, 5)
+		if c := link.Classify(err); c != link.FaultNone && c != link.FaultMeter && c != link.FaultLine {
+			t.Fatalf("read: %v", err)
+		}
+		for _, tg := range ts {
+			if tg.Address != 5 {
+				t.Fatalf("telegram from %d accepted", tg.Address)
+			}
+		}
+		if max := (m.opt.MaxTelegrams + 1) * perTx; l.read > max {
+			t.Fatalf("read %d endless bytes, at most %d", l.read, max)
+		}
+		l.read = 0
+		if _, err := m.Select(ctx, AllWild()); link.Classify(err) == link.FaultStopped {
+			t.Fatalf("select: %v", err)
+		}
+		if l.read > perTx {
+			t.Fatalf("select read %d endless bytes, at most %d", l.read, perTx)
+		}
+		if cap(m.buf) > 4096 {
+			t.Fatalf("holds %d bytes", cap(m.buf))
+		}
+		l.endless, l.pending = nil, nil
+		m.drain = false
+		if ts, err := m.ReadPrimary(ctx, 5); err != nil || len(ts) != 1 {
+			t.Fatalf("clean read after it: %d telegrams, %v", len(ts), err)
+		}
+	})
 }
