@@ -57,6 +57,7 @@ type transporter struct {
 	echoing bool      // the line has echoed a request: an FC06 answer's first copy is the echo
 	drain   time.Time // after a failed exchange: the line must be silent from here
 	quiet   time.Duration
+	want    int // the failed exchange's answer length, for the drain's byte cap
 	pending []byte
 	chunk   [256]byte
 }
@@ -110,6 +111,7 @@ func (t *transporter) Send(req []byte) ([]byte, error) {
 		// margin for a meter (or converter) that pauses mid-frame.
 		t.drain = time.Now()
 		t.quiet = time.Duration(want)*t.char + t.gap + drainMargin
+		t.want = want
 		return nil, err
 	}
 	if resp[1] == req[1]|0x80 {
@@ -131,12 +133,14 @@ func (t *transporter) settle() error {
 	// The drain's own budget: the line must fall silent by limit; one that
 	// is still talking then is noise, the line's fault, not the next
 	// meter's.
-	b := link.NewBudgetUntil(context.Background(), limit, int(^uint(0)>>1), t.quiet, "a failed exchange (drain)")
+	b := link.NewBudgetUntil(context.Background(), limit, 4*t.want+256, t.quiet, "a failed exchange (drain)")
 	for {
 		n, err := t.line.ReadSome(t.chunk[:], until)
 		if n > 0 {
 			t.c.Stray.Add(int64(n))
-			_ = b.Count(t.chunk[:n])
+			if err := b.Count(t.chunk[:n]); err != nil {
+				return err
+			}
 			until = earliest(time.Now().Add(t.quiet), limit)
 		}
 		if errors.Is(err, link.ErrTimeout) {
