@@ -2,7 +2,10 @@ package simulator
 
 import (
 	"context"
+	"encoding/hex"
+	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"tidegate/simulator/water"
@@ -22,6 +25,25 @@ type Babble struct {
 	// After delays its start, counted from the bus's start (pty) or the
 	// connection's (TCP).
 	After water.Duration `yaml:"after"`
+	// Pattern is hex bytes ("A5", "00 FF") sent over and over instead of
+	// random ones: a stream that never holds a frame's start byte is what
+	// kept a master reading for ever.
+	Pattern string `yaml:"pattern"`
+}
+
+// pattern decodes Pattern; nil for random bytes.
+func (f Babble) pattern() ([]byte, error) {
+	if f.Pattern == "" {
+		return nil, nil
+	}
+	b, err := hex.DecodeString(strings.ReplaceAll(f.Pattern, " ", ""))
+	if err == nil && len(b) == 0 {
+		err = fmt.Errorf("empty")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("babble.pattern %q: want hex bytes: %w", f.Pattern, err)
+	}
+	return b, nil
 }
 
 // babbleTick is how often a babbler writes its share of bytes.
@@ -43,6 +65,8 @@ func (b *Bus) babble(ctx context.Context, ep endpoint, seed uint64) {
 		every = time.Second / time.Duration(f.Rate)
 	}
 	chunk := make([]byte, per)
+	pat, _ := f.pattern() // checked with the config
+	at := 0
 	burstEnd := time.Now().Add(time.Duration(f.Burst))
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -59,7 +83,12 @@ func (b *Bus) babble(ctx context.Context, ep endpoint, seed uint64) {
 			burstEnd = time.Now().Add(time.Duration(f.Burst))
 		}
 		for i := range chunk {
-			chunk[i] = byte(rng.UintN(256))
+			if pat != nil {
+				chunk[i] = pat[at%len(pat)]
+				at++
+			} else {
+				chunk[i] = byte(rng.UintN(256))
+			}
 		}
 		if _, err := ep.Write(chunk); err != nil {
 			return

@@ -174,6 +174,11 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 		if b.Turnaround == 0 {
 			b.Turnaround = water.Duration(10 * time.Millisecond)
 		}
+		if bb := b.Faults.Babble; bb.Rate < 0 || bb.Burst < 0 || bb.Pause < 0 || bb.After < 0 || (bb.Burst > 0 && bb.Pause == 0) {
+			bad(b.line, b.col, "%s.faults.babble: rate, burst, pause and after must not be negative, and bursts need a pause", at)
+		} else if _, err := bb.pattern(); err != nil {
+			bad(b.line, b.col, "%s.faults: %v", at, err)
+		}
 		switch b.Framing {
 		case "", FramingLength, FramingSilence:
 			if b.Framing != "" && b.Protocol != ProtocolModbus {

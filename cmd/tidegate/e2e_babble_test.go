@@ -45,7 +45,7 @@ func testE2EBabble(t *testing.T, proto string) {
 	}[proto]
 	// No profiles: in the sim config: metersim takes the built-in ones.
 	sim := fmt.Sprintf(`buses:
-  - {name: tb, protocol: %[1]s, baud: 9600, pty: false, tcp: "127.0.0.1:0", faults: {babble: {rate: 10485760}}, meters: [%[2]s]}
+  - {name: tb, protocol: %[1]s, baud: 9600, pty: false, tcp: "127.0.0.1:0", faults: {babble: {rate: 10485760, pattern: "A5"}}, meters: [%[2]s]}
   - {name: pb, protocol: %[1]s, baud: 9600, faults: {babble: {rate: 300}}, meters: [%[3]s]}
   - {name: ok, protocol: %[1]s, baud: 9600, turnaround: 5ms, meters: [%[4]s]}
 `, proto, fmt.Sprintf(simMeter, "nt"), fmt.Sprintf(simMeter, "np"), fmt.Sprintf(simMeter, "good"))
@@ -100,11 +100,21 @@ func testE2EBabble(t *testing.T, proto string) {
 		}
 	}()
 
-	eventually(t, 20*time.Second, "both babbling buses in line_noise, their meters offline, the healthy one online", func() bool {
+	var last any
+	defer func() {
+		if t.Failed() {
+			t.Logf("last status: %+v", last)
+		}
+	}()
+	// Normally seconds; a babbler paused by a loaded machine lets the line
+	// go quiet, and its meter then backs off as a failing one before the
+	// next try hears the noise.
+	eventually(t, 60*time.Second, "both babbling buses in line_noise, their meters offline, the healthy one online", func() bool {
 		s, err := status(t, socket)
 		if err != nil {
 			return false
 		}
+		last = s
 		noisy := 0
 		for _, b := range s.Buses {
 			if (b.Name == "tb" || b.Name == "pb") && b.State == "line_noise" && strings.Contains(b.Error, "line noise") {
