@@ -184,7 +184,10 @@ func (b *Bus) Run(ctx context.Context) error {
 	backoff := 500 * time.Millisecond
 	reopen := 250 * time.Millisecond // after a line failure (doubled first): 0.5 s, more while it keeps failing soon after opening
 	for ctx.Err() == nil {
-		p, err := b.open()
+		p, err := b.openCtx(ctx)
+		if ctx.Err() != nil {
+			break
+		}
 		if err != nil {
 			b.setErr(err)
 			b.log.WithError(err).WithField("retry_in", backoff).Warn("bus cannot be opened")
@@ -254,6 +257,32 @@ func (b *Bus) lineNoise(n *link.NoiseError) {
 	b.mu.Unlock()
 	for _, m := range gone {
 		b.sink.Event(reading.Event{Time: now, Meter: m.cfg.ID, Type: "meter_offline", Message: n.Error(), Attrs: map[string]string{"bus": b.cfg.Name, "reason": "line_noise"}})
+	}
+}
+
+// openCtx opens the line, giving up when ctx ends: dialling a converter
+// that does not answer takes up to 5 s, and a stop must not wait for it.
+// A line that opens after all is closed at once.
+func (b *Bus) openCtx(ctx context.Context) (poller, error) {
+	type opened struct {
+		p   poller
+		err error
+	}
+	ch := make(chan opened, 1)
+	go func() {
+		p, err := b.open()
+		ch <- opened{p, err}
+	}()
+	select {
+	case o := <-ch:
+		return o.p, o.err
+	case <-ctx.Done():
+		go func() {
+			if o := <-ch; o.p != nil {
+				o.p.close()
+			}
+		}()
+		return nil, ctx.Err()
 	}
 }
 
