@@ -22,7 +22,7 @@ type babbleCase struct {
 }
 
 var babbleCases = map[string]babbleCase{
-	"mbus":   {proto: ProtoMBus, sim: `{id: %s, address: 1, model: flowiq}`, meter: MeterConfig{Address: 1}},
+	"mbus":   {proto: ProtoMBus, sim: `{id: %s, address: 1, model: flowiq, secondary: "11223344"}`, meter: MeterConfig{Secondary: "11223344"}},
 	"cjt188": {proto: ProtoCJT188, sim: `{id: %s, address: "78330011223344"}`, meter: MeterConfig{CJT: CJTMeterConfig{Address: "78330011223344"}}},
 	"modbus": {proto: ProtoModbus, sim: `{id: %s, address: 1, profile: tuf2000m}`, meter: MeterConfig{Address: 1, Profile: "tuf2000m"}, profiles: true},
 }

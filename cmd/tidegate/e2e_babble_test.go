@@ -34,12 +34,12 @@ func testE2EBabble(t *testing.T, proto string) {
 	br := startTestBroker(t)
 	dir := t.TempDir()
 	simMeter := map[string]string{
-		"mbus":   `{id: %s, address: 1, model: flowiq}`,
+		"mbus":   `{id: %s, address: 1, model: flowiq, secondary: "11223344"}`,
 		"cjt188": `{id: %s, address: "78330011223344"}`,
 		"modbus": `{id: %s, address: 1, profile: dynaflox-ultrad}`,
 	}[proto]
 	meter := map[string]string{
-		"mbus":   `{id: %s, bus: %s, address: 1, poll: {flow: 1s, totals: 1s}}`,
+		"mbus":   `{id: %s, bus: %s, secondary: "11223344", poll: {flow: 1s, totals: 1s}}`, // selected: the issue's repro
 		"cjt188": `{id: %s, bus: %s, address: "78330011223344", poll: {flow: 1s, totals: 1s}}`,
 		"modbus": `{id: %s, bus: %s, address: 1, profile: dynaflox-ultrad, poll: {flow: 1s, totals: 1s}}`,
 	}[proto]
