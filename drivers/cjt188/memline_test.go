@@ -19,7 +19,7 @@ type memLine struct {
 	flushed int
 	// endless: once in is empty, the line repeats these bytes for ever (a
 	// babbler, a stuck transmitter); read counts what the master took.
-	endless []byte
+	endless  []byte
 	at, read int
 }
 
