@@ -137,8 +137,11 @@ func testE2EBabble(t *testing.T, proto string) {
 		}
 	}
 
-	// The healthy meter stays on its 1 s schedule.
-	for range 4 {
+	// The healthy meter stays on its 1 s schedule: its last reading is
+	// never more than a poll or two old (one sample may catch a poll a
+	// loaded machine delayed).
+	late := 0
+	for range 5 {
 		time.Sleep(time.Second)
 		s, err := status(t, socket)
 		if err != nil {
@@ -146,9 +149,13 @@ func testE2EBabble(t *testing.T, proto string) {
 		}
 		for _, m := range s.Meters {
 			if m.ID == "good" && (m.Last == nil || m.Last.GatewayTime == nil || time.Since(*m.Last.GatewayTime) > 3*time.Second) {
-				t.Fatalf("healthy meter late: %+v", m.Last)
+				late++
+				t.Logf("healthy meter late: %+v", m.Last)
 			}
 		}
+	}
+	if late > 1 {
+		t.Fatalf("healthy meter late at %d of 5 samples", late)
 	}
 
 	// A reload during the babble replaces the pty bus: the new one opens
