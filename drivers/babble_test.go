@@ -162,3 +162,70 @@ buses:
 		t.Fatalf("babbling bus never reopened: %+v", st)
 	}
 }
+
+// TestStuckMeterDiagnosed (issue 22): a meter whose transmitter sticks
+// (metersim's stuck fault) jams its bus: its neighbour's requests meet its
+// answer over and over, and the bus reports line_noise rather than
+// blaming the neighbour, on each protocol.
+func TestStuckMeterDiagnosed(t *testing.T) {
+	second := map[string]string{
+		"mbus":   `{id: n, address: 2, model: flowiq}`,
+		"cjt188": `{id: n, address: "78330011223345"}`,
+		"modbus": `{id: n, address: 2, profile: tuf2000m}`,
+	}
+	for _, proto := range []string{"mbus", "cjt188", "modbus"} {
+		t.Run(proto, func(t *testing.T) {
+			bc := babbleCases[proto]
+			stuck := strings.Replace(fmt.Sprintf(bc.sim, "s"), "}", ", faults: {stuck: 1, stuck_for: 60s}}", 1)
+			if proto == "mbus" {
+				stuck = `{id: s, address: 1, model: flowiq, faults: {stuck: 1, stuck_for: 60s}}`
+			}
+			sim := startSim(t, fmt.Sprintf(`
+profiles: profiles
+buses:
+  - {name: st, protocol: %s, baud: 9600, meters: [%s, %s]}
+`, proto, stuck, second[proto]))
+			var profiles map[string]*pmodbus.Profile
+			if bc.profiles {
+				profiles = loadProfiles(t)
+			}
+			m1 := bc.meter
+			m1.ID, m1.Interval = "s", 300*time.Millisecond
+			if proto == "mbus" {
+				m1.Secondary, m1.Address = "", 1
+			}
+			m2 := m1
+			m2.ID = "n"
+			switch proto {
+			case "cjt188":
+				m2.CJT.Address = "78330011223345"
+			default:
+				m2.Address = 2
+			}
+			if proto == "modbus" {
+				m2.Profile = "tuf2000m"
+			}
+			pi := sim.Ports()["st"]
+			sink := newCollector()
+			b, err := NewBus(BusConfig{Name: "st", Protocol: bc.proto, Link: link.Config{Device: pi.Device, Baud: pi.Baud, Parity: pi.Parity}, Backoff: 200 * time.Millisecond},
+				[]MeterConfig{m1, m2}, profiles, sink, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { defer close(done); b.Run(ctx) }()
+			defer func() { cancel(); <-done }()
+			waitLong(t, func() bool {
+				sink.mu.Lock()
+				defer sink.mu.Unlock()
+				for _, e := range sink.events {
+					if e.Type == "line_noise" {
+						return true
+					}
+				}
+				return false
+			})
+		})
+	}
+}
