@@ -28,6 +28,14 @@ const (
 type valveOp struct {
 	request string // the command's request id, carried into the event
 	open    bool
+	by      ValveOrder
+}
+
+// ValveOrder says who asked for a valve movement; its fields go into the
+// valve event beside the request id, so every movement names its sender.
+type ValveOrder struct {
+	Operator string // the person at the utility, if the command says
+	Sender   string // how it came: "mqtt signed kid=k1", "socket uid=0 gid=0"
 }
 
 // ValveResult is what a valve command did.
@@ -35,7 +43,7 @@ type ValveResult struct {
 	Meter   string
 	Request string
 	Action  string // open or close
-	Outcome string
+	Outcome string // "" when nothing was sent (the error is then a link.ErrNotSent or the bus's)
 	Valve   string // the valve as read back afterwards: open, closed, abnormal, unknown
 	Error   string
 	Reading reading.Reading // the read-back; Quality error when it failed
@@ -58,6 +66,11 @@ type valvePoller interface {
 // is link.ErrNotSent (errors.Is); a write that was sent and not answered
 // is link.ErrNoAnswer.
 func (b *Bus) Valve(ctx context.Context, meterID, requestID string, open bool) (ValveResult, error) {
+	return b.ValveBy(ctx, meterID, requestID, open, ValveOrder{})
+}
+
+// ValveBy is Valve with who asked, for the event.
+func (b *Bus) ValveBy(ctx context.Context, meterID, requestID string, open bool, by ValveOrder) (ValveResult, error) {
 	ms := b.meter(meterID)
 	if ms == nil {
 		return ValveResult{}, fmt.Errorf("no meter %q on bus %s", meterID, b.cfg.Name)
@@ -65,7 +78,7 @@ func (b *Bus) Valve(ctx context.Context, meterID, requestID string, open bool) (
 	if !ms.cfg.CJT.Valve {
 		return ValveResult{}, fmt.Errorf("meter %s: %w", meterID, ErrValveNotEnabled)
 	}
-	req := readReq{ctx: ctx, meter: meterID, valve: &valveOp{request: requestID, open: open}, reply: make(chan readResult, 1)}
+	req := readReq{ctx: ctx, meter: meterID, valve: &valveOp{request: requestID, open: open, by: by}, reply: make(chan readResult, 1)}
 	select {
 	case b.reqs <- req:
 	case <-ctx.Done():
@@ -89,12 +102,25 @@ func (b *Bus) doValve(ctx context.Context, p poller, m *meterState, op valveOp) 
 	}
 	// The write is idempotent (closed is closed), so a lost or garbled
 	// answer is retried like a poll; a refusal is final.
-	var err error
+	var err, sentErr error
+	sent := false
 	for attempt := 0; attempt <= max(b.cfg.Retries, 0); attempt++ {
 		_, err = vp.valve(ctx, m, op.open)
+		if errors.Is(err, link.ErrNotSent) {
+			if sent {
+				err = sentErr // the last write that went out is what counts
+			}
+			break
+		}
+		sent, sentErr = true, err
 		if err == nil || isRefusal(err) || link.Classify(err) != link.FaultMeter || ctx.Err() != nil {
 			break
 		}
+	}
+	if !sent {
+		// Nothing went out: no outcome and no event here; the caller
+		// accounts for a command that never reached the meter.
+		return res, fmt.Errorf("meter %s: %w", m.cfg.ID, err)
 	}
 	switch {
 	case err == nil:
@@ -127,9 +153,16 @@ func (b *Bus) doValve(ctx context.Context, p poller, m *meterState, op valveOp) 
 	if res.Error != "" {
 		msg += ": " + res.Error
 	}
-	b.sink.Event(reading.Event{Time: b.now(), Meter: m.cfg.ID, Type: "valve", Message: msg, Attrs: map[string]string{
+	attrs := map[string]string{
 		"bus": b.cfg.Name, "request": op.request, "action": res.Action, "outcome": res.Outcome, "valve": res.Valve,
-	}})
+	}
+	if op.by.Operator != "" {
+		attrs["operator"] = op.by.Operator
+	}
+	if op.by.Sender != "" {
+		attrs["sender"] = op.by.Sender
+	}
+	b.sink.Event(reading.Event{Time: b.now(), Meter: m.cfg.ID, Type: "valve", Message: msg, Attrs: attrs})
 	b.log.WithField("meter", m.cfg.ID).WithField("request", op.request).Info(msg)
 	if res.Outcome == ValveFailed || res.Outcome == ValveRefused {
 		return res, err
