@@ -43,7 +43,7 @@ func Builtin() (map[string]*pmodbus.Profile, error) {
 			errs = append(errs, err)
 			continue
 		}
-		p, err := pmodbus.ParseProfile(BuiltinSource+path.Base(f), data)
+		p, err := ParseProfile(BuiltinSource+path.Base(f), data)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -59,7 +59,7 @@ func Overlay(set map[string]*pmodbus.Profile, dir string) error {
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		return fmt.Errorf("%s: %w", dir, ErrNoDir)
 	}
-	ps, err := pmodbus.LoadProfiles(dir)
+	ps, err := LoadProfiles(dir)
 	for n, p := range ps {
 		set[n] = p
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	dcjt "tidegate/drivers/cjt188"
+	"tidegate/drivers/link"
 	pcjt "tidegate/protocol/cjt188"
 	"tidegate/reading"
 )
@@ -235,16 +236,12 @@ func (b *Bus) Backfill(ctx context.Context, meterID string, from, to time.Time) 
 
 // do runs fn on the bus goroutine between polls, with the line.
 func (b *Bus) do(ctx context.Context, meterID string, fn func(context.Context, poller, *meterState) (any, error)) (any, error) {
-	req := readReq{meter: meterID, job: fn, reply: make(chan readResult, 1)}
+	req := readReq{ctx: ctx, meter: meterID, job: fn, reply: make(chan readResult, 1)}
 	select {
 	case b.reqs <- req:
 	case <-ctx.Done():
-		return nil, fmt.Errorf("bus %s is busy or not open: %w", b.cfg.Name, ctx.Err())
+		return nil, fmt.Errorf("bus %s is busy or not open: %w", b.cfg.Name, link.NotSent(ctx.Err()))
 	}
-	select {
-	case res := <-req.reply:
-		return res.v, res.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	res, err := b.await(req)
+	return res.v, err
 }

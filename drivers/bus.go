@@ -7,10 +7,8 @@ import (
 	"hash/fnv"
 	"io"
 	"math/rand/v2"
-	"net"
 	"os"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -54,7 +52,10 @@ type BusStats struct {
 	Reopens     int64
 	Open        bool
 	LastError   string
-	Efficiency  float64 // share of the time since start the line was in a transaction
+	// LineNoise is the last line-noise report of the bus (a *link.NoiseError's
+	// text), until a poll on it succeeds again.
+	LineNoise  string
+	Efficiency float64 // share of the time since start the line was in a transaction
 }
 
 // MeterStatus is one meter's state on its bus.
@@ -80,6 +81,9 @@ type meterState struct {
 }
 
 type readReq struct {
+	// ctx is the request's own: a read or valve write whose deadline has
+	// passed by the time the bus gets to it is not sent.
+	ctx   context.Context
 	meter string
 	valve *valveOp                                                // a valve command instead of a read
 	job   func(context.Context, poller, *meterState) (any, error) // anything else between polls (Bus.do)
@@ -194,7 +198,10 @@ func (b *Bus) Run(ctx context.Context) error {
 	backoff := 500 * time.Millisecond
 	reopen := 250 * time.Millisecond // after a line failure (doubled first): 0.5 s, more while it keeps failing soon after opening
 	for ctx.Err() == nil {
-		p, err := b.open()
+		p, err := b.openCtx(ctx)
+		if ctx.Err() != nil {
+			break
+		}
 		if err != nil {
 			b.setErr(err)
 			b.log.WithError(err).WithField("retry_in", backoff).Warn("bus cannot be opened")
@@ -222,8 +229,12 @@ func (b *Bus) Run(ctx context.Context) error {
 		b.mu.Lock()
 		b.stats.Reopens++
 		b.mu.Unlock()
-		b.log.WithError(err).Warn("bus line failed; reopening")
-		b.sink.Event(reading.Event{Time: b.now(), Type: "bus_error", Message: err.Error(), Attrs: map[string]string{"bus": b.cfg.Name}})
+		if noise := (*link.NoiseError)(nil); errors.As(err, &noise) {
+			b.lineNoise(noise)
+		} else {
+			b.log.WithError(err).Warn("bus line failed; reopening")
+			b.sink.Event(reading.Event{Time: b.now(), Type: "bus_error", Message: err.Error(), Attrs: map[string]string{"bus": b.cfg.Name}})
+		}
 		backoff = 500 * time.Millisecond
 		if b.now().Sub(opened) < time.Minute {
 			reopen = min(reopen*2, 30*time.Second)
@@ -236,6 +247,57 @@ func (b *Bus) Run(ctx context.Context) error {
 	}
 	b.drainRequests()
 	return nil
+}
+
+// lineNoise reports a babbling line: a line_noise event with the rate, a
+// sample and the request it followed, and every meter of the bus offline
+// with that reason (they cannot be heard through it); each comes back with
+// its next good answer.
+func (b *Bus) lineNoise(n *link.NoiseError) {
+	now := b.now()
+	b.log.WithFields(logrus.Fields{"bytes_per_s": int64(n.Rate()), "sample": n.Hex(), "after": n.After}).Warn("line noise: the bus line does not go quiet; reopening")
+	b.sink.Event(reading.Event{Time: now, Type: "line_noise", Message: n.Error(), Attrs: map[string]string{
+		"bus": b.cfg.Name, "bytes_per_s": fmt.Sprintf("%.0f", n.Rate()), "sample": n.Hex(), "after": n.After,
+	}})
+	b.mu.Lock()
+	b.stats.LineNoise = n.Error()
+	var gone []*meterState
+	for _, m := range b.meters {
+		if !m.offline {
+			m.offline = true
+			gone = append(gone, m)
+		}
+	}
+	b.mu.Unlock()
+	for _, m := range gone {
+		b.sink.Event(reading.Event{Time: now, Meter: m.cfg.ID, Type: "meter_offline", Message: n.Error(), Attrs: map[string]string{"bus": b.cfg.Name, "reason": "line_noise"}})
+	}
+}
+
+// openCtx opens the line, giving up when ctx ends: dialling a converter
+// that does not answer takes up to 5 s, and a stop must not wait for it.
+// A line that opens after all is closed at once.
+func (b *Bus) openCtx(ctx context.Context) (poller, error) {
+	type opened struct {
+		p   poller
+		err error
+	}
+	ch := make(chan opened, 1)
+	go func() {
+		p, err := b.open()
+		ch <- opened{p, err}
+	}()
+	select {
+	case o := <-ch:
+		return o.p, o.err
+	case <-ctx.Done():
+		go func() {
+			if o := <-ch; o.p != nil {
+				o.p.close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
 }
 
 // foldCounters keeps a closed poller's counters. Caller holds b.mu.
@@ -261,22 +323,38 @@ func (b *Bus) drainRequests() {
 	for {
 		select {
 		case r := <-b.reqs:
-			r.reply <- readResult{err: errors.New("bus stopped")}
+			r.reply <- readResult{err: ErrBusStopped}
 		default:
 			return
 		}
 	}
 }
 
-// sleep waits d on the bus's clock; false if ctx ended first.
+// ErrBusStopped: the bus was stopped before it got to the request.
+var ErrBusStopped = errors.New("bus stopped")
+
+// ErrBusDown: the bus's line is closed, waiting to be reopened after a
+// failure (the error says which): a read or command is answered at once
+// with it rather than waiting for a line that is not there.
+var ErrBusDown = errors.New("bus line down")
+
+// sleep waits d on the bus's clock; false if ctx ended first. Requests that
+// come meanwhile are answered at once with the line's last error.
 func (b *Bus) sleep(ctx context.Context, d time.Duration) bool {
 	t := b.clock().NewTimer(d)
 	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C():
-		return true
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C():
+			return true
+		case r := <-b.reqs:
+			b.mu.Lock()
+			last := b.stats.LastError
+			b.mu.Unlock()
+			r.reply <- readResult{err: fmt.Errorf("bus %s: %w: %s", b.cfg.Name, ErrBusDown, last)}
+		}
 	}
 }
 
@@ -310,8 +388,20 @@ func (b *Bus) loop(ctx context.Context, p poller) error {
 				req.reply <- readResult{err: fmt.Errorf("no meter %q on bus %s", req.meter, b.cfg.Name)}
 				continue
 			}
+			// The request's own deadline bounds what is done for it; the
+			// bus's end stops it too.
+			rctx, cancel := context.WithCancel(req.ctx)
+			stop := context.AfterFunc(ctx, cancel)
+			if err := rctx.Err(); err != nil {
+				stop()
+				cancel()
+				req.reply <- readResult{err: fmt.Errorf("meter %s: %w", req.meter, link.NotSent(err))}
+				continue
+			}
 			if req.job != nil {
-				v, err := req.job(ctx, p, ms)
+				v, err := req.job(rctx, p, ms)
+				stop()
+				cancel()
 				b.passEvents(p)
 				req.reply <- readResult{v: v, err: err}
 				if lineFailed(err) {
@@ -320,7 +410,9 @@ func (b *Bus) loop(ctx context.Context, p poller) error {
 				continue
 			}
 			if req.valve != nil {
-				res, err := b.doValve(ctx, p, ms, *req.valve)
+				res, err := b.doValve(rctx, p, ms, *req.valve)
+				stop()
+				cancel()
 				req.reply <- readResult{valve: res, err: err}
 				b.passEvents(p)
 				if lineFailed(err) {
@@ -328,7 +420,9 @@ func (b *Bus) loop(ctx context.Context, p poller) error {
 				}
 				continue
 			}
-			r, err := b.pollOnce(ctx, p, ms, true)
+			r, err := b.pollOnce(rctx, p, ms, true)
+			stop()
+			cancel()
 			if err == nil {
 				b.deliver(ms, r, reading.KindReading)
 			}
@@ -400,13 +494,9 @@ func (b *Bus) deviceGone() bool {
 }
 
 // lineFailed tells errors of the line itself (reopen it) from a meter's
-// (timeout, CRC, exception: count, retry, carry on).
-func lineFailed(err error) bool {
-	return err != nil && (errors.Is(err, io.EOF) || errors.Is(err, os.ErrClosed) || errors.Is(err, net.ErrClosed) ||
-		errors.Is(err, syscall.EIO) || errors.Is(err, syscall.ENXIO) || errors.Is(err, syscall.EBADF) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ENODEV) ||
-		errors.Is(err, link.ErrFailing))
-}
+// (timeout, CRC, exception: count, retry, carry on): link.Classify, the one
+// classification the masters use too.
+func lineFailed(err error) bool { return link.Classify(err) == link.FaultLine }
 
 // pollOnce polls a meter with the configured immediate retries.
 func (b *Bus) pollOnce(ctx context.Context, p poller, m *meterState, raw bool) (reading.Reading, error) {
@@ -420,7 +510,7 @@ func (b *Bus) pollOnce(ctx context.Context, p poller, m *meterState, raw bool) (
 	b.mu.Unlock()
 	for attempt := 0; attempt <= retries; attempt++ {
 		r, err = p.poll(ctx, m, raw)
-		if err == nil || lineFailed(err) || ctx.Err() != nil {
+		if link.Classify(err) != link.FaultMeter || ctx.Err() != nil {
 			break
 		}
 	}
@@ -430,9 +520,10 @@ func (b *Bus) pollOnce(ctx context.Context, p poller, m *meterState, raw bool) (
 		b.stats.LastError = err.Error()
 	} else {
 		b.stats.PollsOK++
+		b.stats.LineNoise = ""
 	}
 	b.mu.Unlock()
-	if err != nil && !lineFailed(err) && ctx.Err() == nil {
+	if link.Classify(err) == link.FaultMeter && ctx.Err() == nil {
 		b.failed(m, err)
 	}
 	return r, err
@@ -528,17 +619,36 @@ func (b *Bus) meter(id string) *meterState {
 // ReadNow polls a meter at once, between scheduled polls, and returns the
 // reading with its raw bytes; the reading also goes to the sink.
 func (b *Bus) ReadNow(ctx context.Context, meterID string) (reading.Reading, error) {
-	req := readReq{meter: meterID, reply: make(chan readResult, 1)}
+	req := readReq{ctx: ctx, meter: meterID, reply: make(chan readResult, 1)}
 	select {
 	case b.reqs <- req:
 	case <-ctx.Done():
-		return reading.Reading{}, fmt.Errorf("bus %s is busy or not open: %w", b.cfg.Name, ctx.Err())
+		return reading.Reading{}, fmt.Errorf("bus %s is busy or not open: %w", b.cfg.Name, link.NotSent(ctx.Err()))
 	}
+	res, err := b.await(req)
+	return res.r, err
+}
+
+// replyGrace is how long a request the bus has taken is waited for after
+// its context has ended: the bus stops working on it at once, a
+// transaction under way ends within its budget, and its reply tells
+// whether anything was sent.
+const replyGrace = 5 * time.Second
+
+// await waits for the bus's reply to a request it has taken.
+func (b *Bus) await(req readReq) (readResult, error) {
 	select {
 	case res := <-req.reply:
-		return res.r, res.err
-	case <-ctx.Done():
-		return reading.Reading{}, ctx.Err()
+		return res, res.err
+	case <-req.ctx.Done():
+	}
+	t := time.NewTimer(replyGrace)
+	defer t.Stop()
+	select {
+	case res := <-req.reply:
+		return res, res.err
+	case <-t.C:
+		return readResult{}, fmt.Errorf("bus %s: no reply %s after the request ended: %w", b.cfg.Name, replyGrace, req.ctx.Err())
 	}
 }
 

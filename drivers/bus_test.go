@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"tidegate/configs"
 	"tidegate/drivers/link"
 	pmodbus "tidegate/protocol/modbus"
 	"tidegate/reading"
@@ -106,7 +107,7 @@ func startSim(t testing.TB, yaml string) *simulator.Sim {
 
 func loadProfiles(t testing.TB) map[string]*pmodbus.Profile {
 	t.Helper()
-	p, err := pmodbus.LoadProfiles("testdata/profiles")
+	p, err := configs.LoadProfiles("testdata/profiles")
 	if err != nil {
 		t.Fatal(err)
 	}

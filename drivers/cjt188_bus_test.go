@@ -3,6 +3,7 @@ package drivers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -240,5 +241,65 @@ func waitLong(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met in 60 s")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestValveDeadline (issue 22): a valve command carries its own context to
+// the line. A meter that answers too late makes the bus retry the write;
+// once the command's deadline has passed, no further write goes out, and
+// the error says the write was sent but not answered (link.ErrNoAnswer).
+// A command whose deadline passed before the bus got to it is never sent
+// (link.ErrNotSent). Before, the write ran on the bus's context and its
+// retries went on after the command had expired.
+func TestValveDeadline(t *testing.T) {
+	sim := startSim(t, `
+buses:
+  - name: cj
+    protocol: cjt188
+    meters:
+      - {id: v, address: "78330011223344", valve: true, faults: {late: 1, late_by: 1500ms}}
+`)
+	pi := sim.Ports()["cj"]
+	sink := newCollector()
+	bus, err := NewBus(BusConfig{Name: "cj", Protocol: ProtoCJT188, Link: link.Config{Device: pi.Device, Baud: pi.Baud, Parity: pi.Parity}, Timeout: 300 * time.Millisecond, Retries: 5},
+		[]MeterConfig{{ID: "v", Interval: time.Hour, CJT: CJTMeterConfig{Address: "78330011223344", Valve: true}}}, nil, sink, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus.meters[0].next = time.Now().Add(time.Hour) // no scheduled poll in the way
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); bus.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitLong(t, func() bool { return bus.Stats().Open })
+
+	// Expired before it reaches the bus: nothing goes out.
+	before := sim.Bus("cj").Stats().Requests
+	expired, ecancel := context.WithDeadline(ctx, time.Now().Add(-time.Second))
+	for i := range 5 {
+		if _, err := bus.Valve(expired, "v", fmt.Sprintf("old-%d", i), false); !errors.Is(err, link.ErrNotSent) || errors.Is(err, link.ErrNoAnswer) {
+			t.Fatalf("expired command: %v, want link.ErrNotSent", err)
+		}
+	}
+	ecancel()
+
+	// Expires while the bus retries the write: no write after the deadline.
+	cctx, ccancel := context.WithTimeout(ctx, 700*time.Millisecond)
+	deadline, _ := cctx.Deadline()
+	_, err = bus.Valve(cctx, "v", "r-1", false)
+	ccancel()
+	if !errors.Is(err, link.ErrNoAnswer) || errors.Is(err, link.ErrNotSent) {
+		t.Fatalf("command that expired during its retries: %v, want link.ErrNoAnswer", err)
+	}
+	if time.Since(deadline) > 2*time.Second {
+		t.Fatalf("the command returned %v after its deadline", time.Since(deadline))
+	}
+	// A write begun just before the deadline is still on the wire then.
+	time.Sleep(time.Until(deadline.Add(300 * time.Millisecond)))
+	atDeadline := sim.Bus("cj").Stats().Requests
+	time.Sleep(3 * time.Second) // 5 retries of 300 ms would have gone out by now
+	after := sim.Bus("cj").Stats().Requests
+	if after != atDeadline || atDeadline-before < 1 || atDeadline-before > 3 {
+		t.Fatalf("requests: %d before, %d at the deadline, %d after: writes went out after the command expired", before, atDeadline, after)
 	}
 }

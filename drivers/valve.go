@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"tidegate/drivers/link"
 	"tidegate/reading"
 )
 
@@ -42,7 +43,7 @@ type ValveResult struct {
 	Meter   string
 	Request string
 	Action  string // open or close
-	Outcome string
+	Outcome string // "" when nothing was sent (the error is then a link.ErrNotSent or the bus's)
 	Valve   string // the valve as read back afterwards: open, closed, abnormal, unknown
 	Error   string
 	Reading reading.Reading // the read-back; Quality error when it failed
@@ -59,6 +60,11 @@ type valvePoller interface {
 // goes to the sink as usual), and a "valve" event with the request id and
 // the outcome goes to the sink. A meter without valve: true is refused
 // before anything is sent.
+//
+// ctx bounds the command, the write included: once it has ended (its
+// deadline: the command's expiry) the write is never sent, and the error
+// is link.ErrNotSent (errors.Is); a write that was sent and not answered
+// is link.ErrNoAnswer.
 func (b *Bus) Valve(ctx context.Context, meterID, requestID string, open bool) (ValveResult, error) {
 	return b.ValveBy(ctx, meterID, requestID, open, ValveOrder{})
 }
@@ -72,18 +78,16 @@ func (b *Bus) ValveBy(ctx context.Context, meterID, requestID string, open bool,
 	if !ms.cfg.CJT.Valve {
 		return ValveResult{}, fmt.Errorf("meter %s: %w", meterID, ErrValveNotEnabled)
 	}
-	req := readReq{meter: meterID, valve: &valveOp{request: requestID, open: open, by: by}, reply: make(chan readResult, 1)}
+	req := readReq{ctx: ctx, meter: meterID, valve: &valveOp{request: requestID, open: open, by: by}, reply: make(chan readResult, 1)}
 	select {
 	case b.reqs <- req:
 	case <-ctx.Done():
-		return ValveResult{}, fmt.Errorf("bus %s is busy or not open: %w", b.cfg.Name, ctx.Err())
+		return ValveResult{}, fmt.Errorf("bus %s is busy or not open: %w", b.cfg.Name, link.NotSent(ctx.Err()))
 	}
-	select {
-	case res := <-req.reply:
-		return res.valve, res.err
-	case <-ctx.Done():
-		return ValveResult{}, ctx.Err()
-	}
+	// Once the bus has the command, its answer says whether the write went
+	// out, even after ctx has ended (the bus stops work on it then).
+	res, err := b.await(req)
+	return res.valve, err
 }
 
 // doValve runs on the bus goroutine.
@@ -98,12 +102,25 @@ func (b *Bus) doValve(ctx context.Context, p poller, m *meterState, op valveOp) 
 	}
 	// The write is idempotent (closed is closed), so a lost or garbled
 	// answer is retried like a poll; a refusal is final.
-	var err error
+	var err, sentErr error
+	sent := false
 	for attempt := 0; attempt <= max(b.cfg.Retries, 0); attempt++ {
 		_, err = vp.valve(ctx, m, op.open)
-		if err == nil || isRefusal(err) || lineFailed(err) || ctx.Err() != nil {
+		if errors.Is(err, link.ErrNotSent) {
+			if sent {
+				err = sentErr // the last write that went out is what counts
+			}
 			break
 		}
+		sent, sentErr = true, err
+		if err == nil || isRefusal(err) || link.Classify(err) != link.FaultMeter || ctx.Err() != nil {
+			break
+		}
+	}
+	if !sent {
+		// Nothing went out: no outcome and no event here; the caller
+		// accounts for a command that never reached the meter.
+		return res, fmt.Errorf("meter %s: %w", m.cfg.ID, err)
 	}
 	switch {
 	case err == nil:
@@ -113,7 +130,7 @@ func (b *Bus) doValve(ctx context.Context, p poller, m *meterState, op valveOp) 
 	default:
 		res.Outcome, res.Error = ValveFailed, err.Error()
 	}
-	if !lineFailed(err) && ctx.Err() == nil {
+	if link.Classify(err) != link.FaultLine && ctx.Err() == nil {
 		// Read the status back: what the meter says now, not what it said
 		// it would do.
 		r, perr := b.pollOnce(ctx, p, m, false)

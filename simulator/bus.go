@@ -40,6 +40,9 @@ type BusStats struct {
 	// end of an answer on a framing: silence bus: every slave took the
 	// two for one frame, and nobody answered.
 	TooSoon int64
+	// Babbled counts the bytes a babbler (BusFaults.Babble) and stuck
+	// meters (MeterFaults.Stuck) put on the line.
+	Babbled int64
 }
 
 // How a Modbus slave tells a request is complete (BusConfig.Framing).
@@ -75,7 +78,7 @@ type Bus struct {
 
 	txEnd atomic.Int64 // unix nanos when the last transmission's last bit left
 
-	stats struct{ requests, replies, collisions, noise, wrongBaud, tooSoon atomic.Int64 }
+	stats struct{ requests, replies, collisions, noise, wrongBaud, tooSoon, babbled atomic.Int64 }
 
 	master, slave *os.File
 	listener      net.Listener
@@ -90,7 +93,7 @@ type endpoint interface {
 
 // Stats returns the bus's counters.
 func (b *Bus) Stats() BusStats {
-	return BusStats{b.stats.requests.Load(), b.stats.replies.Load(), b.stats.collisions.Load(), b.stats.noise.Load(), b.stats.wrongBaud.Load(), b.stats.tooSoon.Load()}
+	return BusStats{b.stats.requests.Load(), b.stats.replies.Load(), b.stats.collisions.Load(), b.stats.noise.Load(), b.stats.wrongBaud.Load(), b.stats.tooSoon.Load(), b.stats.babbled.Load()}
 }
 
 // Device is the pty slave path the gateway opens, "" when the bus has no pty.
@@ -148,10 +151,22 @@ func (b *Bus) start(ctx context.Context) {
 					defer c.Close()
 					stop := context.AfterFunc(ctx, func() { c.Close() })
 					defer stop()
+					if b.faults.Babble.Rate > 0 {
+						// The converter streams to whoever is connected;
+						// the babbler ends with the connection.
+						cctx, cancel := context.WithCancel(ctx)
+						defer cancel()
+						b.wg.Add(1)
+						go func() { defer b.wg.Done(); b.babble(cctx, c.(*net.TCPConn), uint64(time.Now().UnixNano())) }()
+					}
 					b.serve(ctx, c.(*net.TCPConn))
 				}()
 			}
 		}()
+	}
+	if b.faults.Babble.Rate > 0 && b.master != nil {
+		b.wg.Add(1)
+		go func() { defer b.wg.Done(); b.babble(ctx, b.master, hash(b.Name)) }()
 	}
 	if b.faults.NoiseEvery > 0 && b.master != nil {
 		b.wg.Add(1)
@@ -314,7 +329,7 @@ func (b *Bus) transact(ctx context.Context, ep endpoint, req []byte, first time.
 	b.stats.requests.Add(1)
 	now := b.clock()
 	var replies [][]byte
-	var extra time.Duration
+	var extra, stuck time.Duration
 	for _, r := range b.responders {
 		var out []byte
 		var d time.Duration
@@ -326,6 +341,9 @@ func (b *Bus) transact(ctx context.Context, ep endpoint, req []byte, first time.
 		if out != nil {
 			replies = append(replies, out)
 			extra = max(extra, d)
+			if f, ok := r.(*faulty); ok {
+				stuck = max(stuck, f.stuck())
+			}
 		}
 	}
 	b.mu.Unlock()
@@ -371,9 +389,19 @@ func (b *Bus) transact(ctx context.Context, ep endpoint, req []byte, first time.
 		}
 		sl.sleep(time.Until(startAt))
 		b.txMu.Lock()
-		b.transmit(ep, reply, startAt, sl)
-		b.txMu.Unlock()
+		defer b.txMu.Unlock()
+		if b.transmit(ep, reply, startAt, sl) != nil {
+			return
+		}
 		b.stats.replies.Add(1)
+		// A stuck transmitter: the same answer again and again, back to
+		// back, holding the line.
+		for end := time.Now().Add(stuck); time.Now().Before(end) && ctx.Err() == nil; {
+			if b.transmit(ep, reply, time.Now(), sl) != nil {
+				return
+			}
+			b.stats.babbled.Add(int64(len(reply)))
+		}
 	}()
 }
 
@@ -381,7 +409,7 @@ func (b *Bus) transact(ctx context.Context, ep endpoint, req []byte, first time.
 // moment ago: the line was busy): byte i leaves when its last bit would
 // have crossed the wire, so the far end sees the true arrival times. A
 // wake-up a little late is caught up, not carried into every byte.
-func (b *Bus) transmit(ep endpoint, data []byte, at time.Time, sl sleeper) {
+func (b *Bus) transmit(ep endpoint, data []byte, at time.Time, sl sleeper) error {
 	start := at
 	if now := time.Now(); now.Sub(start) > 2*time.Millisecond {
 		start = now
@@ -402,10 +430,11 @@ func (b *Bus) transmit(ep endpoint, data []byte, at time.Time, sl sleeper) {
 			chunk = b.garble(chunk)
 		}
 		if _, err := ep.Write(chunk); err != nil {
-			return
+			return err
 		}
 		i = due
 	}
+	return nil
 }
 
 // garbleTogether is what a receiver makes of several transmitters at once:

@@ -23,7 +23,7 @@ type Config struct {
 	Seed     int64       `yaml:"seed"`
 	Speed    float64     `yaml:"speed"`    // simulation seconds per real second (default 1)
 	Start    time.Time   `yaml:"start"`    // simulation start (default: now)
-	Profiles string      `yaml:"profiles"` // Modbus profile folder, relative to the config file (default ../profiles)
+	Profiles string      `yaml:"profiles"` // Modbus profile folder, relative to the config file, over the built-in profiles (default: those alone)
 	Buses    []BusConfig `yaml:"buses"`
 
 	file string
@@ -150,10 +150,7 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 	if c.Speed < 0 || c.Speed > 100000 {
 		bad(1, 1, "speed: %v is out of range (0, 100000]", c.Speed)
 	}
-	if c.Profiles == "" {
-		c.Profiles = "../profiles"
-	}
-	if !filepath.IsAbs(c.Profiles) {
+	if c.Profiles != "" && !filepath.IsAbs(c.Profiles) {
 		c.Profiles = filepath.Join(filepath.Dir(file), c.Profiles)
 	}
 	if len(c.Buses) == 0 {
@@ -180,6 +177,11 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 		}
 		if b.Turnaround == 0 {
 			b.Turnaround = water.Duration(10 * time.Millisecond)
+		}
+		if bb := b.Faults.Babble; bb.Rate < 0 || bb.Burst < 0 || bb.Pause < 0 || bb.After < 0 || (bb.Burst > 0 && bb.Pause == 0) {
+			bad(b.line, b.col, "%s.faults.babble: rate, burst, pause and after must not be negative, and bursts need a pause", at)
+		} else if _, err := bb.pattern(); err != nil {
+			bad(b.line, b.col, "%s.faults: %v", at, err)
 		}
 		switch b.Framing {
 		case "", FramingLength, FramingSilence:
@@ -237,7 +239,7 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 			switch b.Protocol {
 			case ProtocolModbus:
 				if m.Profile == "" {
-					bad(m.line, m.col, "%s.profile: missing (a file name in %s without .yaml)", mat, c.Profiles)
+					bad(m.line, m.col, "%s.profile: missing (a built-in profile's name, or a file name in profiles: without .yaml)", mat)
 				}
 			case ProtocolMBus:
 				if m.Model == "" {

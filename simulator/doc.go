@@ -11,4 +11,17 @@
 // flow); every meter's values come from the
 // water physics in simulator/water, and faults can be injected per meter and
 // per bus. Developers run it as cmd/metersim; tests start it in-process.
+//
+// Faults (faults.go, babble.go), in a sim config or BusConfig/MeterConfig:
+//
+//	meter: no_answer, late (late_by), crc, truncated, wrong_address, exception
+//	       (Modbus), trailing and garbage (CJ/T 188), dead, silent [{from, for}],
+//	       stuck (probability per answer) with stuck_for (default 10s): the
+//	       meter keeps sending that answer back to back, the line jammed
+//	bus:   noise_every, collision, and babble {rate: bytes/s, burst, pause,
+//	       after, pattern: hex}: a rogue device streaming on the pty and to
+//	       every TCP client, continuously or in bursts, random bytes or a pattern
+//
+// A config without profiles: uses the Modbus profiles built into tidegate
+// (package configs); a profiles: folder adds to them or overrides by name.
 package simulator

@@ -25,6 +25,10 @@ type MeterFaults struct {
 	Silent       []SilentInterval `yaml:"silent"`        // stops answering for a while
 	Trailing     float64          `yaml:"trailing"`      // CJ/T 188: two bytes after the end byte (a radio module's RSSI)
 	Garbage      float64          `yaml:"garbage"`       // CJ/T 188: stray bytes (FF 00 68) before the frame
+	// Stuck: its transmitter sticks after an answer and keeps sending that
+	// answer back to back for StuckFor (default 10s), the line jammed.
+	Stuck    float64        `yaml:"stuck"`
+	StuckFor water.Duration `yaml:"stuck_for"`
 }
 
 // SilentInterval is a span of simulation time, from the simulation's start,
@@ -38,6 +42,7 @@ type SilentInterval struct {
 type BusFaults struct {
 	NoiseEvery    water.Duration `yaml:"noise_every"` // mean time between bursts of noise bytes on the idle line
 	CollisionProb float64        `yaml:"collision"`   // a reply garbled as if another device talked over it
+	Babble        Babble         `yaml:"babble"`      // a rogue device streaming bytes at a set rate
 }
 
 // faulty wraps a meter with its faults.
@@ -48,6 +53,17 @@ type faulty struct {
 	start    time.Time
 	mu       sync.Mutex
 	rng      *rand.Rand
+	// stuckFor is how long the answer just given keeps being sent (Stuck),
+	// 0 for a normal answer. Read by the bus under its lock right after
+	// Respond.
+	stuckFor time.Duration
+}
+
+// stuck is how long the last answer keeps being repeated.
+func (m *faulty) stuck() time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.stuckFor
 }
 
 func (m *faulty) Respond(req []byte, now time.Time) []byte {
@@ -72,6 +88,13 @@ func (m *faulty) RespondDelayed(req []byte, now time.Time) ([]byte, time.Duratio
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	roll := func(p float64) bool { return p > 0 && m.rng.Float64() < p }
+	m.stuckFor = 0
+	if roll(m.f.Stuck) {
+		m.stuckFor = time.Duration(m.f.StuckFor)
+		if m.stuckFor <= 0 {
+			m.stuckFor = 10 * time.Second
+		}
+	}
 	switch {
 	case roll(m.f.NoAnswer):
 		return nil, 0

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"tidegate/configs"
 	"tidegate/protocol/modbus"
 	"tidegate/simulator/water"
 )
@@ -91,7 +92,13 @@ func Start(ctx context.Context, cfg *Config, log *logrus.Entry) (*Sim, error) {
 	for _, bc := range cfg.Buses {
 		if bc.Protocol == ProtocolModbus && profiles == nil {
 			var err error
-			if profiles, err = modbus.LoadProfiles(cfg.Profiles); err != nil {
+			// The built-in profiles, as tidegate has them, and the
+			// config's folder over them.
+			var dirs []string
+			if cfg.Profiles != "" {
+				dirs = append(dirs, cfg.Profiles)
+			}
+			if profiles, err = configs.Profiles(dirs...); err != nil {
 				return nil, err
 			}
 		}
@@ -137,7 +144,11 @@ func (s *Sim) newMeter(bc BusConfig, mc MeterConfig, profiles map[string]*modbus
 	case ProtocolModbus:
 		p := profiles[mc.Profile]
 		if p == nil {
-			return nil, fmt.Errorf("meter %s: profile %q not found in %s", mc.ID, mc.Profile, s.cfg.Profiles)
+			where := "the built-in profiles"
+			if s.cfg.Profiles != "" {
+				where += " or " + s.cfg.Profiles
+			}
+			return nil, fmt.Errorf("meter %s: profile %q not found in %s", mc.ID, mc.Profile, where)
 		}
 		inner = NewModbusMeter(mc.ID, byte(mc.Address), p, m.snapshot, s.start)
 	case ProtocolMBus:

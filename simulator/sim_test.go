@@ -14,6 +14,7 @@ import (
 
 	"go.bug.st/serial"
 
+	"tidegate/configs"
 	"tidegate/protocol/mbus"
 	"tidegate/protocol/modbus"
 )
@@ -130,7 +131,7 @@ func TestModbusMetersThroughPTY(t *testing.T) {
 		}
 		return modbus.ParseReadResponse(resp, slave, fc, int(qty))
 	}
-	profiles, err := modbus.LoadProfiles("../configs/profiles")
+	profiles, err := configs.LoadProfiles("../configs/profiles")
 	if err != nil {
 		t.Fatal(err)
 	}

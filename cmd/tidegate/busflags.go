@@ -63,7 +63,7 @@ func isHostPort(p string) bool {
 // built-in set and /etc/tidegate/profiles.
 func findProfile(name string) (*pmodbus.Profile, error) {
 	if strings.HasSuffix(name, ".yaml") {
-		return pmodbus.LoadProfile(name)
+		return configs.LoadProfile(name)
 	}
 	set, err := configs.Profiles()
 	if p := set[name]; p != nil {

@@ -60,7 +60,7 @@ func NewClient(l Line, opt Options, loc *time.Location) *Client {
 
 // Poll reads 901F of a meter. On failure the reading is marked
 // QualityError with the reason, and the error says what happened
-// (IsMeterError for the meter's failures; others are the line's).
+// (link.Classify tells the meter's failures from the line's).
 func (c *Client) Poll(ctx context.Context, m PollMeter, raw bool) (Result, error) {
 	res, err := c.poll(ctx, m, raw)
 	if err != nil {

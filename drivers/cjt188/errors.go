@@ -1,12 +1,16 @@
 package cjt188
 
-import "errors"
+import (
+	"errors"
+
+	"tidegate/drivers/link"
+)
 
 // Errors a transaction can end with; the bus counts each kind apart. A
 // codec error (protocol/cjt188's ErrChecksum...) is wrapped by the one that
 // says what the master made of it.
 var (
-	ErrTimeout   = errors.New("cjt188: no answer")
+	ErrTimeout   = link.Kind("cjt188: no answer", link.ErrNoAnswer)
 	ErrGarbled   = errors.New("cjt188: garbled answer")
 	ErrTruncated = errors.New("cjt188: truncated answer")
 	ErrForeign   = errors.New("cjt188: answer from another meter")
@@ -15,14 +19,3 @@ var (
 	ErrNoVolume  = errors.New("cjt188: reply carries no volume")
 	ErrNoValve   = errors.New("cjt188: meter has no valve control configured")
 )
-
-// IsMeterError reports whether err is a meter's failure (no answer, garbled
-// or foreign answer, refusal), not the line's.
-func IsMeterError(err error) bool {
-	for _, e := range []error{ErrTimeout, ErrGarbled, ErrTruncated, ErrForeign, ErrRefused, ErrCollision, ErrNoVolume} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
-}

@@ -1,6 +1,7 @@
 package cjt188
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -134,7 +135,7 @@ type Exchange struct {
 // reply's data length, for the time the answer may take on the wire.
 func (m *Master) Transact(ctx context.Context, req p.Frame, expect int) (Exchange, error) {
 	if err := ctx.Err(); err != nil {
-		return Exchange{}, err
+		return Exchange{}, link.NotSent(err)
 	}
 	m.ser++
 	req.Data = append([]byte(nil), req.Data...)
@@ -150,16 +151,23 @@ func (m *Master) Transact(ctx context.Context, req p.Frame, expect int) (Exchang
 	if err != nil {
 		return Exchange{}, err
 	}
-	if err := m.send(out); err != nil {
+	if err := m.send(ctx, out); err != nil {
 		return Exchange{}, err
 	}
+	// The whole transaction, whatever the line does: the request's wire
+	// time, the answer timeout, the longest legal frame's wire time and two
+	// guards; at most the echo, two whole frames (a late answer, then
+	// ours) and a margin are read.
+	tx := link.NewBudget(ctx, m.wire(len(out))+m.opt.Timeout+m.wire(maxFrame)+2*m.opt.Guard,
+		len(out)+2*maxFrame+noiseMargin, m.opt.Guard, requestName(reqMsg))
 	// Whole answer: its start within the timeout after the request has
 	// left (Drain returns at once on a pty and some USB adapters, so the
 	// request's wire time is added), then its own wire time with preamble.
-	deadline := time.Now().Add(m.wire(len(out)) + m.opt.Timeout + m.wire(p.MinFrame+p.MaxPreamble+expect))
+	// Past it the answer goes on only while the line keeps talking.
+	deadline := tx.Until(time.Now().Add(m.wire(len(out)) + m.opt.Timeout + m.wire(p.MinFrame+p.MaxPreamble+expect)))
 	var problem error
 	for {
-		f, n, derr := p.Decode(m.buf)
+		f, n, derr := m.frame()
 		switch {
 		case derr == nil:
 			raw := append([]byte(nil), m.buf[:n]...)
@@ -191,30 +199,43 @@ func (m *Master) Transact(ctx context.Context, req p.Frame, expect int) (Exchang
 			}
 			m.drainTrailing()
 			return Exchange{Reply: msg, Raw: raw}, nil
-		case errors.Is(derr, p.ErrIncomplete), errors.Is(derr, p.ErrNoStart):
+		case errors.Is(derr, errMore):
 		default:
-			// Bytes that are no frame: drop up to the next 68 and go on
-			// looking, remembering what was wrong.
+			// Bytes that are no frame (frame dropped them): go on looking,
+			// remembering what was wrong.
 			problem = fmt.Errorf("%w: %w", ErrGarbled, derr)
-			m.dropToNextStart()
 			continue
 		}
 		d := deadline
-		if problem != nil && !errors.Is(problem, ErrForeign) && len(m.buf) == 0 {
+		switch {
+		case problem != nil && !errors.Is(problem, ErrForeign) && len(m.buf) == 0:
 			// Garbage came and the line is quiet again: wait only for a
 			// stall. (After a late answer the right one may still come.)
-			d = time.Now().Add(m.opt.Guard)
+			d = tx.Until(time.Now().Add(m.opt.Guard))
+		case tx.Bytes() > 0:
+			// Something is coming: past the answer's time only while the
+			// line keeps talking, and never past the budget.
+			d = tx.Until(later(deadline, time.Now().Add(m.opt.Guard)))
 		}
 		k, rerr := m.line.ReadSome(m.rd[:], d)
 		m.buf = append(m.buf, m.rd[:k]...)
+		if cerr := tx.Count(m.rd[:k]); cerr != nil {
+			m.drainTrailing()
+			return Exchange{}, cerr
+		}
 		if rerr != nil && !errors.Is(rerr, link.ErrTimeout) {
 			return Exchange{}, fmt.Errorf("read: %w", rerr)
 		}
-		if k == 0 {
-			break
-		}
 		if err := ctx.Err(); err != nil {
-			return Exchange{}, err
+			m.drainTrailing()
+			return Exchange{}, fmt.Errorf("%w: %w", ErrTimeout, err) // sent: its answer was not waited for
+		}
+		if k == 0 {
+			if _, noise := tx.Over(); noise != nil {
+				m.drainTrailing()
+				return Exchange{}, noise
+			}
+			break
 		}
 	}
 	left := len(m.buf)
@@ -234,15 +255,77 @@ func (m *Master) Transact(ctx context.Context, req p.Frame, expect int) (Exchang
 	return Exchange{}, ErrTimeout
 }
 
-// dropToNextStart drops the buffer's first byte and everything up to the
-// next 68 after it.
-func (m *Master) dropToNextStart() {
-	i := 1
-	for i < len(m.buf) && m.buf[i] != p.Start {
-		i++
+// maxFrame is the longest legal frame with its preamble.
+const maxFrame = p.MaxPreamble + p.MinFrame + p.MaxData
+
+// noiseMargin is added to every byte cap: stray bytes, RSSI suffixes.
+const noiseMargin = 64
+
+// headerLen is a frame's bytes up to and including L: 68 T A0..A6 C L.
+const headerLen = 11
+
+// errMore: the buffer holds no complete frame yet.
+var errMore = errors.New("cjt188: more bytes needed")
+
+// frame takes the next frame from the buffer in one pass: bytes before the
+// first 68 go (but for up to four FE of preamble), and the candidate at
+// that 68 is decoded once as many bytes are in as its L announces. One that
+// does not decode is dropped through its 68, with the decode error. So the
+// buffer holds at most one frame and a read, and each byte is looked at
+// as a start once (the buffer used to keep every byte until a 68 and be
+// rescanned whole on every read).
+func (m *Master) frame() (p.Frame, int, error) {
+	i := bytes.IndexByte(m.buf, p.Start)
+	if i < 0 {
+		keep := 0
+		for keep < p.MaxPreamble && keep < len(m.buf) && m.buf[len(m.buf)-1-keep] == p.Preamble {
+			keep++
+		}
+		m.discard(len(m.buf) - keep)
+		return p.Frame{}, 0, errMore
 	}
-	m.c.Stray.Add(int64(i))
-	m.buf = append(m.buf[:0], m.buf[i:]...)
+	pre := 0
+	for pre < p.MaxPreamble && i-1-pre >= 0 && m.buf[i-1-pre] == p.Preamble {
+		pre++
+	}
+	m.discard(i - pre)
+	if len(m.buf) < pre+headerLen {
+		return p.Frame{}, 0, errMore
+	}
+	total := pre + headerLen + int(m.buf[pre+headerLen-1]) + 2
+	if len(m.buf) < total {
+		return p.Frame{}, 0, errMore
+	}
+	f, n, err := p.Decode(m.buf[:total])
+	if err == nil {
+		return f, n, nil
+	}
+	m.discard(pre + 1)
+	if errors.Is(err, p.ErrIncomplete) || errors.Is(err, p.ErrNoStart) {
+		err = fmt.Errorf("%w: %d bytes announced at 68 are no frame", p.ErrChecksum, total-pre)
+	}
+	return p.Frame{}, 0, err
+}
+
+// discard drops the buffer's first n bytes as stray.
+func (m *Master) discard(n int) {
+	if n <= 0 {
+		return
+	}
+	m.c.Stray.Add(int64(n))
+	m.buf = append(m.buf[:0], m.buf[n:]...)
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// requestName names a request for a noise report.
+func requestName(req p.Message) string {
+	return fmt.Sprintf("request %s to %s", req.DI, req.Address)
 }
 
 // drainTrailing drops what is left after a good frame (RSSI bytes of a
@@ -252,8 +335,10 @@ func (m *Master) drainTrailing() {
 	m.buf = m.buf[:0]
 }
 
-// send keeps the guard silence, drops stale input and writes req.
-func (m *Master) send(req []byte) error {
+// send keeps the guard silence, drops stale input and writes req; a
+// request whose context ended before the line was free is not sent
+// (link.ErrNotSent).
+func (m *Master) send(ctx context.Context, req []byte) error {
 	m.c.Requests.Add(1)
 	m.line.WaitGap(m.opt.Guard)
 	if n, err := m.line.Flush(); err != nil {
@@ -262,6 +347,9 @@ func (m *Master) send(req []byte) error {
 		m.c.Stray.Add(int64(n))
 	}
 	m.buf = m.buf[:0]
+	if err := ctx.Err(); err != nil {
+		return link.NotSent(err)
+	}
 	if err := m.line.Write(req); err != nil {
 		return fmt.Errorf("write: %w", err)
 	}
@@ -331,27 +419,41 @@ type Found struct {
 // reported as such, never taken for a meter.
 func (m *Master) ReadAddress(ctx context.Context, order p.DIOrder) (Found, error) {
 	if err := ctx.Err(); err != nil {
-		return Found{}, err
+		return Found{}, link.NotSent(err)
 	}
 	m.ser++
 	req := p.ReadAddress(order, m.ser)
 	req.Preamble = m.opt.Preamble
 	out, _ := p.Encode(req)
-	if err := m.send(out); err != nil {
+	if err := m.send(ctx, out); err != nil {
 		return Found{}, err
 	}
-	deadline := time.Now().Add(m.wire(len(out)) + m.opt.Timeout + m.wire(p.MinFrame+p.MaxPreamble+3))
+	tx := link.NewBudget(ctx, m.wire(len(out))+m.opt.Timeout+m.wire(maxFrame)+2*m.opt.Guard,
+		len(out)+2*maxFrame+noiseMargin, m.opt.Guard, "broadcast read-address")
+	deadline := tx.Until(time.Now().Add(m.wire(len(out)) + m.opt.Timeout + m.wire(p.MinFrame+p.MaxPreamble+3)))
 	for {
 		d := deadline
 		if len(m.buf) > 0 {
-			d = time.Now().Add(m.opt.Guard)
+			d = tx.Until(time.Now().Add(m.opt.Guard))
 		}
 		k, err := m.line.ReadSome(m.rd[:], d)
 		m.buf = append(m.buf, m.rd[:k]...)
+		if cerr := tx.Count(m.rd[:k]); cerr != nil {
+			m.drainTrailing()
+			return Found{}, cerr
+		}
 		if err != nil && !errors.Is(err, link.ErrTimeout) {
 			return Found{}, fmt.Errorf("read: %w", err)
 		}
+		if err := ctx.Err(); err != nil {
+			m.drainTrailing()
+			return Found{}, err
+		}
 		if k == 0 {
+			if _, noise := tx.Over(); noise != nil {
+				m.drainTrailing()
+				return Found{}, noise
+			}
 			break
 		}
 	}

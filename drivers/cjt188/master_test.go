@@ -181,7 +181,7 @@ func TestLineFaults(t *testing.T) {
 	l.respond = func(req []byte) []byte { b := inner(req); b[len(b)-2]++; return b }
 	c = newTestClient(l, Options{})
 	_, err := c.Poll(ctx, pm, false)
-	if !errors.Is(err, ErrGarbled) || !errors.Is(err, p.ErrChecksum) || !IsMeterError(err) {
+	if !errors.Is(err, ErrGarbled) || !errors.Is(err, p.ErrChecksum) || link.Classify(err) != link.FaultMeter {
 		t.Fatalf("checksum: %v", err)
 	}
 

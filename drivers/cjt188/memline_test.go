@@ -17,6 +17,10 @@ type memLine struct {
 	writes  [][]byte
 	chunk   int // bytes per read, to exercise framing across reads (default 5)
 	flushed int
+	// endless: once in is empty, the line repeats these bytes for ever (a
+	// babbler, a stuck transmitter); read counts what the master took.
+	endless  []byte
+	at, read int
 }
 
 func (l *memLine) Config() link.Config   { return l.cfg }
@@ -41,6 +45,15 @@ func (l *memLine) Write(b []byte) error {
 }
 
 func (l *memLine) ReadSome(buf []byte, _ time.Time) (int, error) {
+	if len(l.in) == 0 && len(l.endless) > 0 {
+		n := 0
+		for n < min(len(buf), max(l.chunk, 5)) {
+			buf[n] = l.endless[l.at%len(l.endless)]
+			n, l.at = n+1, l.at+1
+		}
+		l.read += n
+		return n, nil
+	}
 	if len(l.in) == 0 {
 		return 0, link.ErrTimeout
 	}

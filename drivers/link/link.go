@@ -18,8 +18,9 @@ import (
 	"go.bug.st/serial"
 )
 
-// ErrTimeout: the meter did not answer (completely) within the deadline.
-var ErrTimeout = errors.New("timeout")
+// ErrTimeout: the meter did not answer (completely) within the deadline; a
+// transaction that ends with it is an ErrNoAnswer.
+var ErrTimeout = Kind("timeout", ErrNoAnswer)
 
 // ErrFailing: the line is open but no longer works (a half-open TCP
 // connection, a stream out of step): close it and open it again.
@@ -190,14 +191,28 @@ func (l *Line) Flush() (int, error) {
 	}
 	n := 0
 	buf := make([]byte, 256)
+	start := time.Now()
+	var sample []byte
 	for {
 		k, err := l.ReadReady(buf)
 		n += k
+		if len(sample) < sampleLen {
+			sample = append(sample, buf[:min(k, sampleLen-len(sample))]...)
+		}
 		if k == 0 || err != nil {
 			return n, err
 		}
+		if n > maxFlush {
+			// The line streams faster than it is read: no request can be
+			// heard on it.
+			return n, &NoiseError{Bytes: n, Over: max(time.Since(start), time.Microsecond), Sample: sample, After: "the flush before a request", Capped: true}
+		}
 	}
 }
+
+// maxFlush is the most Flush drops before calling the line a stream: more
+// than a converter's buffer of late answers.
+const maxFlush = 16 << 10
 
 // ReadReady reads what a TCP line has already received, without waiting:
 // (0, nil) when nothing is there. A serial line reads nothing (its input is

@@ -2,7 +2,6 @@ package mbus
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -54,8 +53,8 @@ func (c *Client) Close() error {
 
 // Poll reads a meter; on failure the reading is marked QualityError with
 // the reason, and the error says what happened (errors.Is with ErrTimeout,
-// ErrChecksum, ...). An error that is none of those is the line's own
-// (device gone): the caller should reopen.
+// ErrChecksum, ...); link.Classify tells the meter's failures from the
+// line's own (device gone, noise), after which the caller should reopen.
 func (c *Client) Poll(ctx context.Context, m Meter, raw bool) (reading.Reading, error) {
 	res, err := c.PollResult(ctx, m, raw)
 	return res.Reading, err
@@ -117,18 +116,3 @@ func (c *Client) poll(ctx context.Context, m Meter, raw bool) (Result, error) {
 	}
 	return DecodeIn(m.ID, ts, time.Now(), raw, m.Location)
 }
-
-// isMeterError tells a meter's failure (which the scheduler retries) from
-// the line's (which needs a reopen).
-func isMeterError(err error) bool {
-	for _, e := range []error{ErrTimeout, ErrChecksum, ErrTruncated, ErrWrongAddress, ErrWrongMeter, ErrCollision, ErrUnexpected, ErrEcho, ErrNoVolume} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
-}
-
-// IsMeterError reports whether err is a meter's failure (no answer, garbled
-// or foreign answer), not the line's.
-func IsMeterError(err error) bool { return isMeterError(err) }

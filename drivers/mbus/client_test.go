@@ -70,7 +70,7 @@ func TestClientFaults(t *testing.T) {
 			// panics; reported, not ours to fix.
 			c.inited["bad-2"] = true
 			r, err := c.Poll(ctx, Meter{ID: "bad-2", Address: 2}, false)
-			if !errors.Is(err, tc.want) || !IsMeterError(err) {
+			if !errors.Is(err, tc.want) || link.Classify(err) != link.FaultMeter {
 				t.Fatalf("faulty meter: %v, want %v", err, tc.want)
 			}
 			if r.Quality != reading.QualityError || r.Meter != "bad-2" || r.Error == "" {
@@ -136,12 +136,10 @@ func TestScanSimulator(t *testing.T) {
 	if !slices.Equal(ids, []uint32{11111111, 50000000}) {
 		t.Fatalf("secondary scan found %v", found)
 	}
-	prim, err := ScanPrimary(ctx, m, 4, 5, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := []PrimaryResult{{Address: 5}}; !slices.Equal(prim, want) {
-		t.Fatalf("primary scan: %v, want %v", prim, want)
+	for a, want := range map[byte]Probe{4: ProbeNone, 5: ProbeOne} {
+		if r, err := m.Ping(ctx, a); err != nil || r != want {
+			t.Fatalf("ping %d: %v %v, want %v", a, r, err, want)
+		}
 	}
 }
 

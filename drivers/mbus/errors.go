@@ -1,10 +1,14 @@
 package mbus
 
-import "errors"
+import (
+	"errors"
+
+	"tidegate/drivers/link"
+)
 
 // Errors a transaction can end with; the bus counts each kind apart.
 var (
-	ErrTimeout      = errors.New("mbus: no answer")
+	ErrTimeout      = link.Kind("mbus: no answer", link.ErrNoAnswer)
 	ErrChecksum     = errors.New("mbus: garbled answer")
 	ErrTruncated    = errors.New("mbus: truncated answer")
 	ErrWrongAddress = errors.New("mbus: answer from another address")

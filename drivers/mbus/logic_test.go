@@ -1,6 +1,7 @@
 package mbus
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"tidegate/drivers/link"
 	pmbus "tidegate/protocol/mbus"
 	"tidegate/reading"
 )
@@ -219,34 +221,6 @@ func TestReadSecondary(t *testing.T) {
 	}
 }
 
-func TestScanPrimary(t *testing.T) {
-	meters := []*fakeMeter{{primary: 2, lastFCB: -1}, {primary: 7, lastFCB: -1}, {primary: 7, lastFCB: -1}}
-	bus := &memBus{meters: meters, fault: func(n int, req, ans []byte) []event {
-		if req[2] == 4 {
-			return []event{got(0x00)} // noise where nobody lives: reported, not hidden
-		}
-		return []event{got(ans...)}
-	}}
-	m, l := memMaster(t, bus, Options{})
-	var progress []int
-	res, err := ScanPrimary(context.Background(), m, 0, 9, func(p ScanProgress) { progress = append(progress, p.Address) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []PrimaryResult{{Address: 2}, {Address: 4, Collision: true}, {Address: 7, Collision: true}}
-	if !slices.Equal(res, want) || !slices.Equal(progress, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}) {
-		t.Fatalf("got %v (progress %v), want %v", res, progress, want)
-	}
-	for i, r := range l.requests {
-		if !slices.Equal(r, sndNke(byte(i))) {
-			t.Fatalf("request %d: % X", i, r)
-		}
-	}
-	if _, err := ScanPrimary(context.Background(), m, 0, 251, nil); err == nil {
-		t.Fatal("range beyond 250 accepted")
-	}
-}
-
 func TestScanSecondary(t *testing.T) {
 	for _, merge := range []bool{false, true} {
 		meters := randomMeters(40, 11)
@@ -313,29 +287,17 @@ func TestLogicScanStops(t *testing.T) {
 			t.Fatalf("error does not name the range: %v", err)
 		}
 	})
-	t.Run("primary", func(t *testing.T) {
-		var l *memLine
-		l = newMemLine(2400, func(req []byte) []event {
-			if req[2] == 6 {
-				l.writeErr = errLine
-			}
-			return nil
-		})
-		_, err := ScanPrimary(context.Background(), NewMaster(l, Options{}, nil), 0, 20, nil)
-		var se *ScanError
-		if !errors.Is(err, ErrScanIncomplete) || !errors.As(err, &se) || se.From != 7 || se.To != 20 || !strings.Contains(err.Error(), "7..20") {
-			t.Fatalf("err %v; want addresses 7..20 not covered", err)
-		}
-	})
 	t.Run("cancelled", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
-		l := newMemLine(2400, func(req []byte) []event {
-			if req[2] == 3 {
+		var l *memLine
+		b := &memBus{meters: randomMeters(12, 5)}
+		l = newMemLine(2400, func(req []byte) []event {
+			if len(l.requests) == 5 {
 				cancel()
 			}
-			return nil
+			return b.respond(req)
 		})
-		_, err := ScanPrimary(ctx, NewMaster(l, Options{}, nil), 0, 9, nil)
+		_, err := ScanSecondary(ctx, NewMaster(l, Options{}, nil), nil)
 		if !errors.Is(err, ErrScanIncomplete) || !errors.Is(err, context.Canceled) {
 			t.Fatalf("err %v", err)
 		}
@@ -430,7 +392,7 @@ func TestLogicClientFaults(t *testing.T) {
 			c, l := memClient(t, b)
 			ctx := context.Background()
 			r, err := c.Poll(ctx, Meter{ID: "bad-2", Address: 2}, false)
-			if !errors.Is(err, tc.want) || !IsMeterError(err) {
+			if !errors.Is(err, tc.want) || link.Classify(err) != link.FaultMeter {
 				t.Fatalf("faulty meter: %v, want %v", err, tc.want)
 			}
 			if r.Quality != reading.QualityError || r.Meter != "bad-2" || r.Error == "" {
@@ -482,7 +444,7 @@ func TestLogicClientSecondary(t *testing.T) {
 			t.Fatalf("%s: answer from %s", m.ID, got)
 		}
 	}
-	if _, err := c.Poll(context.Background(), Meter{ID: "x", Secondary: "4455667"}, false); err == nil || IsMeterError(err) {
+	if _, err := c.Poll(context.Background(), Meter{ID: "x", Secondary: "4455667"}, false); err == nil || link.Classify(err) == link.FaultLine || !strings.Contains(err.Error(), "4455667") {
 		t.Fatalf("bad secondary address: %v, want a configuration error", err)
 	}
 }
@@ -660,7 +622,7 @@ func FuzzMasterAnswer(f *testing.F) {
 		m := NewMaster(l, Options{}, nil)
 		ctx := context.Background()
 		ts, err := m.ReadPrimary(ctx, 5)
-		if err != nil && !IsMeterError(err) {
+		if err != nil && link.Classify(err) != link.FaultMeter {
 			t.Fatalf("not a meter error: %v", err)
 		}
 		for _, tg := range ts {
@@ -696,4 +658,70 @@ func TestWakeups(t *testing.T) {
 	if n, frame := len(l.budgets), len(ts[0].Raw); n > 6 {
 		t.Fatalf("%d reads for a %d-byte answer", n, frame)
 	}
+}
+
+// FuzzMasterEndless: after whatever answers a request, the line repeats
+// bytes for ever instead of falling silent (a babbler, a stuck
+// transmitter, a converter streaming noise). Every transaction of the
+// master, a read, a selection and the drain after a failure, ends: with a
+// telegram of the polled meter, a meter error or line noise, having read
+// at most its byte cap and holding at most a frame and a read; and once
+// the line is quiet the next read works.
+func FuzzMasterEndless(f *testing.F) {
+	long, _ := pmbus.Encode(pmbus.Frame{Kind: pmbus.KindLong, C: pmbus.CField(pmbus.CRspUd), Address: 5, CI: 0x72, Data: append(make([]byte, 12), volumeRecord...)})
+	f.Add([]byte{}, long)
+	f.Add([]byte{}, []byte{0xE5})
+	f.Add([]byte{0x68}, []byte{0x68, 0xFF, 0xFF, 0x68})
+	f.Add(bytes.Repeat([]byte{0x68}, 5000), []byte{0x00})
+	f.Add(long[:10], []byte{0x10, 0x5B, 0x05, 0x60, 0x16})
+	f.Add(long, bytes.Repeat([]byte{0xAA, 0x55}, 300))
+	f.Fuzz(func(t *testing.T, answer, endless []byte) {
+		if len(endless) == 0 {
+			endless = []byte{0}
+		}
+		meter := &fakeMeter{primary: 5, sec: Secondary{ID: 5}, lastFCB: -1, telegrams: [][]byte{volumeRecord}}
+		fuzzed := true
+		l := newMemLine(2400, func(req []byte) []event {
+			if fuzzed {
+				fuzzed = false
+				return answerEvents(answer, nil)
+			}
+			f, _, err := pmbus.Decode(req)
+			if err != nil {
+				return nil
+			}
+			return []event{got(busAnswer([]*fakeMeter{meter}, f, false)...)}
+		})
+		l.endless = endless
+		m := NewMaster(l, Options{}, nil)
+		ctx := context.Background()
+		perTx := 2*5 + 2*maxFrame + noiseMargin + 64 + 2*maxFrame + noiseMargin + 64 // a transaction and the drain before it, a read over each
+		ts, err := m.ReadPrimary(ctx, 5)
+		if c := link.Classify(err); c != link.FaultNone && c != link.FaultMeter && c != link.FaultLine {
+			t.Fatalf("read: %v", err)
+		}
+		for _, tg := range ts {
+			if tg.Address != 5 {
+				t.Fatalf("telegram from %d accepted", tg.Address)
+			}
+		}
+		if max := (m.opt.MaxTelegrams + 1) * perTx; l.read > max {
+			t.Fatalf("read %d endless bytes, at most %d", l.read, max)
+		}
+		l.read = 0
+		if _, err := m.Select(ctx, AllWild()); link.Classify(err) == link.FaultStopped {
+			t.Fatalf("select: %v", err)
+		}
+		if l.read > perTx {
+			t.Fatalf("select read %d endless bytes, at most %d", l.read, perTx)
+		}
+		if cap(m.buf) > 4096 {
+			t.Fatalf("holds %d bytes", cap(m.buf))
+		}
+		l.endless, l.pending = nil, nil
+		m.drain = false
+		if ts, err := m.ReadPrimary(ctx, 5); err != nil || len(ts) != 1 {
+			t.Fatalf("clean read after it: %d telegrams, %v", len(ts), err)
+		}
+	})
 }

@@ -90,9 +90,19 @@ type Master struct {
 	selected meterKey
 	// drain: the last transaction failed, its late bytes may still come.
 	drain bool
-	buf   []byte
-	rd    [256]byte
+	// tx bounds the transaction under way (set by send).
+	tx  *link.Budget
+	buf []byte
+	rd  [256]byte
 }
+
+// maxFrame is the longest legal M-Bus frame: a long frame of 255 bytes
+// between its two headers.
+const maxFrame = 255 + 6
+
+// noiseMargin is added to every byte cap: a stray byte or two, an RSSI
+// suffix, a collision's garble.
+const noiseMargin = 64
 
 // meterKey names a meter by the address form that reaches it.
 type meterKey struct {
@@ -133,12 +143,15 @@ func (m *Master) Options() Options { return m.opt }
 // send keeps the silence between frames, drops stale input, writes req and
 // removes its echo if the converter sends one. After a failed transaction
 // the line is first listened to for the guard time, so that a late answer
-// is dropped here rather than taken for the answer to req.
-func (m *Master) send(req []byte) error {
+// is dropped here rather than taken for the answer to req. It starts the
+// transaction's budget (answer window + the longest frame's wire time,
+// and a byte cap), which receive keeps to. A request whose context has
+// ended by the time the line is free is not sent (link.ErrNotSent).
+func (m *Master) send(ctx context.Context, req []byte) error {
 	m.c.Requests.Add(1)
 	if m.drain {
 		m.drain = false
-		if _, err := m.drainLate(); err != nil {
+		if _, err := m.drainLate(ctx); err != nil {
 			return err
 		}
 	}
@@ -148,6 +161,11 @@ func (m *Master) send(req []byte) error {
 	} else if n > 0 {
 		m.c.Stray.Add(int64(n))
 	}
+	if err := ctx.Err(); err != nil {
+		return link.NotSent(err)
+	}
+	m.tx = link.NewBudget(ctx, 2*m.wire(len(req))+m.opt.Timeout+m.wire(maxFrame)+2*m.guard,
+		2*len(req)+2*maxFrame+noiseMargin, m.guard, requestName(req))
 	if err := m.line.Write(req); err != nil && !errors.Is(err, syscall.EINTR) {
 		return fmt.Errorf("write: %w", err)
 	}
@@ -163,10 +181,14 @@ func (m *Master) send(req []byte) error {
 	}
 	// The echo arrives as the request goes out: give it the request's wire
 	// time plus the guard.
-	deadline := time.Now().Add(m.wire(len(req)) + m.guard)
+	deadline := m.tx.Until(time.Now().Add(m.wire(len(req)) + m.guard))
 	for len(m.buf) < len(req) {
 		n, err := m.line.ReadSome(m.rd[:], deadline)
 		m.buf = append(m.buf, m.rd[:n]...)
+		if cerr := m.tx.Count(m.rd[:n]); cerr != nil {
+			m.buf = m.buf[:0]
+			return cerr
+		}
 		if err != nil {
 			if errors.Is(err, link.ErrTimeout) {
 				break
@@ -184,23 +206,39 @@ func (m *Master) send(req []byte) error {
 	return nil
 }
 
+// requestName names a request for a noise report: its bytes.
+func requestName(req []byte) string {
+	if len(req) > 24 {
+		return fmt.Sprintf("request % X...", req[:24])
+	}
+	return fmt.Sprintf("request % X", req)
+}
+
 func (m *Master) wire(n int) time.Duration { return time.Duration(n) * m.line.Config().CharTime() }
 
 // drainLate reads and drops whatever arrives until the line has been quiet
-// for the guard time, and says how many bytes it dropped.
-func (m *Master) drainLate() (int, error) {
+// for the guard time, and says how many bytes it dropped. A line that does
+// not go quiet within a late frame's time is noise (*link.NoiseError).
+func (m *Master) drainLate(ctx context.Context) (int, error) {
+	b := link.NewBudget(ctx, m.opt.Timeout+m.wire(maxFrame)+2*m.guard, 2*maxFrame+noiseMargin, m.guard, "a failed transaction (drain)")
 	total := 0
 	for {
-		n, err := m.line.ReadSome(m.rd[:], time.Now().Add(m.guard))
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+		n, err := m.line.ReadSome(m.rd[:], b.Until(time.Now().Add(m.guard)))
 		m.c.Stray.Add(int64(n))
 		total += n
-		if err != nil {
-			if errors.Is(err, link.ErrTimeout) {
-				return total, nil
-			}
+		if cerr := b.Count(m.rd[:n]); cerr != nil {
+			return total, cerr
+		}
+		if err != nil && !errors.Is(err, link.ErrTimeout) {
 			return total, fmt.Errorf("drain: %w", err)
 		}
 		if n == 0 {
+			if _, noise := b.Over(); noise != nil {
+				return total, noise
+			}
 			return total, nil
 		}
 	}
@@ -213,16 +251,17 @@ func (m *Master) drainLate() (int, error) {
 // over. Bytes that begin no frame are dropped and counted, and so is an
 // exact echo of req. Any failure leaves the line to be drained before the
 // next request.
-func (m *Master) receive(req []byte) (pmbus.Frame, []byte, error) {
-	f, raw, err := m.receiveFrame(req)
+func (m *Master) receive(ctx context.Context, req []byte) (pmbus.Frame, []byte, error) {
+	f, raw, err := m.receiveFrame(ctx, req)
 	if err != nil {
 		m.drain = true
 	}
 	return f, raw, err
 }
 
-func (m *Master) receiveFrame(req []byte) (pmbus.Frame, []byte, error) {
-	deadline := time.Now().Add(m.wire(len(req)) + m.opt.Timeout)
+func (m *Master) receiveFrame(ctx context.Context, req []byte) (pmbus.Frame, []byte, error) {
+	tx := m.tx
+	deadline := tx.Until(time.Now().Add(m.wire(len(req)) + m.opt.Timeout))
 	var problem error
 	var first time.Time // when the buffered bytes began to arrive
 	if len(m.buf) > 0 {
@@ -264,16 +303,31 @@ func (m *Master) receiveFrame(req []byte) (pmbus.Frame, []byte, error) {
 			if n > 0 {
 				d = later(d, first.Add(m.wire(n)+m.guard))
 			}
+			d = tx.Until(d)
 		}
 		n, err := m.line.ReadSome(m.rd[:], d)
 		if n > 0 && len(m.buf) == 0 {
 			first = time.Now().Add(-m.wire(n))
 		}
 		m.buf = append(m.buf, m.rd[:n]...)
+		if cerr := tx.Count(m.rd[:n]); cerr != nil {
+			m.c.Stray.Add(int64(len(m.buf)))
+			m.buf = m.buf[:0]
+			return pmbus.Frame{}, nil, cerr
+		}
 		if err != nil && !errors.Is(err, link.ErrTimeout) {
 			return pmbus.Frame{}, nil, fmt.Errorf("read: %w", err)
 		}
+		if cerr := ctx.Err(); cerr != nil {
+			m.buf = m.buf[:0]
+			return pmbus.Frame{}, nil, fmt.Errorf("%w: %w", ErrTimeout, cerr) // sent: its answer was not waited for
+		}
 		if n == 0 {
+			if _, noise := tx.Over(); noise != nil {
+				m.c.Stray.Add(int64(len(m.buf)))
+				m.buf = m.buf[:0]
+				return pmbus.Frame{}, nil, noise
+			}
 			break
 		}
 	}
@@ -300,8 +354,9 @@ func (m *Master) receiveFrame(req []byte) (pmbus.Frame, []byte, error) {
 // it after the idle time rather than the guard time: a read that selects
 // a configured meter need not wait out the window for a second one (a
 // duplicate address then shows as a failed read instead of a collision).
-func (m *Master) collect(req []byte, quick bool, window time.Duration) []byte {
-	deadline := time.Now().Add(m.wire(len(req)) + window)
+func (m *Master) collect(ctx context.Context, req []byte, quick bool, window time.Duration) ([]byte, error) {
+	tx := link.NewBudget(ctx, m.wire(len(req))+window+m.wire(maxFrame)+2*m.guard, 2*len(req)+maxFrame+noiseMargin, m.guard, requestName(req))
+	deadline := tx.Until(time.Now().Add(m.wire(len(req)) + window))
 	for {
 		d := deadline
 		if len(m.buf) > 0 {
@@ -309,13 +364,31 @@ func (m *Master) collect(req []byte, quick bool, window time.Duration) []byte {
 			if got := stripEchoes(m.buf, req); quick && len(got) == 1 && got[0] == pmbus.Ack {
 				d = time.Now().Add(m.opt.Idle)
 			}
+			d = tx.Until(d)
 		}
 		n, err := m.line.ReadSome(m.rd[:], d)
 		m.buf = append(m.buf, m.rd[:n]...)
+		if cerr := tx.Count(m.rd[:n]); cerr != nil {
+			m.c.Stray.Add(int64(len(m.buf)))
+			m.buf = m.buf[:0]
+			return nil, cerr
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			m.buf = m.buf[:0]
+			return nil, fmt.Errorf("%w: %w", ErrTimeout, cerr)
+		}
 		if n == 0 || err != nil {
+			if _, noise := tx.Over(); noise != nil {
+				m.c.Stray.Add(int64(len(m.buf)))
+				m.buf = m.buf[:0]
+				return nil, noise
+			}
 			out := append([]byte(nil), m.buf...)
 			m.buf = m.buf[:0]
-			return out
+			if err != nil && !errors.Is(err, link.ErrTimeout) {
+				return out, fmt.Errorf("read: %w", err)
+			}
+			return out, nil
 		}
 	}
 }
@@ -334,14 +407,14 @@ func stripEchoes(b, req []byte) []byte {
 // singled out, so its FCB restarts too.
 func (m *Master) Init(ctx context.Context, addr byte) error {
 	if err := ctx.Err(); err != nil {
-		return err
+		return link.NotSent(err)
 	}
 	req := pmbus.ShortFrame(pmbus.CSndNke, addr)
 	m.resetFCB(addr)
-	if err := m.send(req); err != nil {
+	if err := m.send(ctx, req); err != nil {
 		return err
 	}
-	f, _, err := m.receive(req)
+	f, _, err := m.receive(ctx, req)
 	if err != nil {
 		return err
 	}
@@ -374,7 +447,7 @@ func (m *Master) resetFCB(addr byte) {
 // The FCB toggles only after an answer, so a repeat after a lost answer
 // asks for the same telegram again. Through 253 the FCB is that of the
 // meter selected.
-func (m *Master) request(addr byte) (Telegram, error) {
+func (m *Master) request(ctx context.Context, addr byte) (Telegram, error) {
 	key := primaryKey(addr)
 	if addr == pmbus.AddrNetworkLayer {
 		key = m.selected
@@ -385,10 +458,10 @@ func (m *Master) request(addr byte) (Telegram, error) {
 	}
 	c := pmbus.CField(pmbus.CReqUd2).WithFCB(fcb)
 	req := pmbus.ShortFrame(byte(c), addr)
-	if err := m.send(req); err != nil {
+	if err := m.send(ctx, req); err != nil {
 		return Telegram{}, err
 	}
-	f, raw, err := m.receive(req)
+	f, raw, err := m.receive(ctx, req)
 	if err != nil {
 		return Telegram{}, err
 	}
@@ -446,9 +519,9 @@ func (m *Master) readAll(ctx context.Context, check func(Telegram) error, addr b
 	var out []Telegram
 	for len(out) < m.opt.MaxTelegrams {
 		if err := ctx.Err(); err != nil {
-			return out, err
+			return out, link.NotSent(err)
 		}
-		t, err := m.request(addr)
+		t, err := m.request(ctx, addr)
 		if err != nil {
 			return out, err
 		}
@@ -489,7 +562,7 @@ func (m *Master) Select(ctx context.Context, p Pattern) (Probe, error) {
 // the drain after it.
 func (m *Master) selectPattern(ctx context.Context, p Pattern, quick bool, window time.Duration) (Probe, bool, error) {
 	if err := ctx.Err(); err != nil {
-		return ProbeNone, false, err
+		return ProbeNone, false, link.NotSent(err)
 	}
 	data := p.Bytes()
 	req, err := pmbus.Encode(pmbus.Frame{Kind: pmbus.KindLong, C: pmbus.CField(pmbus.CSndUd), Address: pmbus.AddrNetworkLayer, CI: 0x52, Data: data[:]})
@@ -497,7 +570,7 @@ func (m *Master) selectPattern(ctx context.Context, p Pattern, quick bool, windo
 		return ProbeNone, false, err
 	}
 	m.c.Selects.Add(1)
-	r, late, err := m.probe(req, quick, window)
+	r, late, err := m.probe(ctx, req, quick, window)
 	m.selected = meterKey{}
 	if r == ProbeOne {
 		m.selected = patternKey(p)
@@ -508,7 +581,7 @@ func (m *Master) selectPattern(ctx context.Context, p Pattern, quick bool, windo
 // Ping sends SND_NKE to a primary address and classifies the answer.
 func (m *Master) Ping(ctx context.Context, addr byte) (Probe, error) {
 	if err := ctx.Err(); err != nil {
-		return ProbeNone, err
+		return ProbeNone, link.NotSent(err)
 	}
 	r, _, err := m.ping(ctx, addr, 0)
 	return r, err
@@ -518,10 +591,10 @@ func (m *Master) Ping(ctx context.Context, addr byte) (Probe, error) {
 // late as for selectPattern.
 func (m *Master) ping(ctx context.Context, addr byte, window time.Duration) (Probe, bool, error) {
 	if err := ctx.Err(); err != nil {
-		return ProbeNone, false, err
+		return ProbeNone, false, link.NotSent(err)
 	}
 	m.resetFCB(addr)
-	return m.probe(pmbus.ShortFrame(pmbus.CSndNke, addr), false, window)
+	return m.probe(ctx, pmbus.ShortFrame(pmbus.CSndNke, addr), false, window)
 }
 
 // probe sends req and classifies what answers it within window (the
@@ -530,19 +603,23 @@ func (m *Master) ping(ctx context.Context, addr byte, window time.Duration) (Pro
 // comes after the window belongs to this probe, and taken for the next
 // one's it would credit the wrong address or pattern. late reports such
 // an answer, so a caller can ask again with more time.
-func (m *Master) probe(req []byte, quick bool, window time.Duration) (Probe, bool, error) {
-	if err := m.send(req); err != nil {
+func (m *Master) probe(ctx context.Context, req []byte, quick bool, window time.Duration) (Probe, bool, error) {
+	if err := m.send(ctx, req); err != nil {
 		if errors.Is(err, ErrEcho) {
 			return ProbeCollision, false, nil
 		}
 		return ProbeNone, false, err
 	}
-	all := m.collect(req, quick, max(window, m.opt.Timeout))
+	all, err := m.collect(ctx, req, quick, max(window, m.opt.Timeout))
+	if err != nil {
+		m.drain = true
+		return ProbeNone, false, err
+	}
 	got := stripEchoes(all, req)
 	m.c.Echoes.Add(int64((len(all) - len(got)) / len(req)))
 	switch {
 	case len(got) == 0:
-		n, err := m.drainLate()
+		n, err := m.drainLate(ctx)
 		if err != nil {
 			return ProbeNone, false, err
 		}

@@ -47,6 +47,12 @@ type memLine struct {
 	// interrupt: the next writes deliver the frame, then report what a
 	// tcdrain cut short by a signal reports.
 	interrupt int
+	// endless: once the script is out, the line repeats these bytes for
+	// ever instead of falling silent (a babbler, a stuck transmitter);
+	// read counts the bytes the master took.
+	endless []byte
+	at      int
+	read    int
 }
 
 func newMemLine(baud int, respond func(req []byte) []event) *memLine {
@@ -103,6 +109,15 @@ func (l *memLine) Write(b []byte) error {
 
 func (l *memLine) ReadSome(buf []byte, deadline time.Time) (int, error) {
 	l.budgets = append(l.budgets, time.Until(deadline))
+	if len(l.pending) == 0 && len(l.endless) > 0 {
+		n := min(len(buf), 64)
+		for i := range n {
+			buf[i] = l.endless[(l.at+i)%len(l.endless)]
+		}
+		l.at += n
+		l.read += n
+		return n, nil
+	}
 	if len(l.pending) == 0 || l.pending[0].silence {
 		if len(l.pending) > 0 {
 			l.pending = l.pending[1:]

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"tidegate/drivers/link"
 )
 
 // ScanProgress is reported after every probe of a scan.
@@ -71,43 +73,6 @@ func (e *ScanError) Error() string {
 }
 
 func (e *ScanError) Unwrap() []error { return []error{ErrScanIncomplete, e.Err} }
-
-// PrimaryResult is one answering primary address.
-type PrimaryResult struct {
-	Address   byte
-	Collision bool // several meters share the address
-}
-
-// ScanPrimary pings (SND_NKE) every address from..to (0–250) and lists those
-// that answered. progress may be nil. A scan that stops early (cancelled,
-// line gone) returns what it found and a *ScanError naming the addresses
-// not probed.
-func ScanPrimary(ctx context.Context, m *Master, from, to int, progress func(ScanProgress)) ([]PrimaryResult, error) {
-	if from < 0 || to > 250 || from > to {
-		return nil, fmt.Errorf("mbus: primary scan range %d..%d, want within 0..250", from, to)
-	}
-	start := time.Now()
-	var out []PrimaryResult
-	for a := from; a <= to; a++ {
-		r, late, err := m.ping(ctx, byte(a), 0)
-		if err == nil && late {
-			// The answer came after the window (drained, not taken for
-			// the next address's): ask once more with a longer one.
-			m.c.Retries.Add(1)
-			r, _, err = m.ping(ctx, byte(a), slowWindow*m.opt.Timeout)
-		}
-		if err != nil {
-			return out, &ScanError{Err: err, From: a, To: to}
-		}
-		if r != ProbeNone {
-			out = append(out, PrimaryResult{Address: byte(a), Collision: r == ProbeCollision})
-		}
-		if progress != nil {
-			progress(ScanProgress{Probes: a - from + 1, Found: len(out), Address: a, Result: r, Elapsed: time.Since(start)})
-		}
-	}
-	return out, nil
-}
 
 // ScanSecondary finds every meter on the bus by secondary address: a tree
 // search that selects with wildcards and, where several meters answer at
@@ -253,12 +218,12 @@ func (s *secondaryScan) identify(ctx context.Context, p Pattern) (sec Secondary,
 		if err := ctx.Err(); err != nil {
 			return Secondary{}, nil, ProbeNone, err
 		}
-		t, err := s.m.request(0xFD)
+		t, err := s.m.request(ctx, 0xFD)
 		if err != nil {
 			if errors.Is(err, ErrTimeout) {
 				continue
 			}
-			if !isMeterError(err) {
+			if link.Classify(err) != link.FaultMeter {
 				return Secondary{}, nil, ProbeNone, err
 			}
 			return Secondary{}, nil, ProbeCollision, nil

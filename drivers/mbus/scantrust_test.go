@@ -156,32 +156,3 @@ func TestLogicScanCost64(t *testing.T) {
 		}
 	}
 }
-
-// TestLogicScanPrimaryLate: a meter whose E5 comes after the ping's window
-// is not listed at the next address, and is found by the ping repeated
-// with a longer window.
-func TestLogicScanPrimaryLate(t *testing.T) {
-	meters := []*fakeMeter{{primary: 2, lastFCB: -1}, {primary: 6, lastFCB: -1}}
-	done := false
-	bus := &memBus{meters: meters, fault: func(n int, req, ans []byte) []event {
-		if req[2] == 2 && !done {
-			done = true
-			return []event{silence, {data: ans, late: true}}
-		}
-		if ans == nil {
-			return nil
-		}
-		return []event{got(ans...)}
-	}}
-	m, _ := memMaster(t, bus, Options{})
-	res, err := ScanPrimary(context.Background(), m, 0, 9, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := []PrimaryResult{{Address: 2}, {Address: 6}}; !slices.Equal(res, want) {
-		t.Fatalf("got %v, want %v", res, want)
-	}
-	if m.Counters().Retries.Load() != 1 {
-		t.Fatalf("retries %d, want 1", m.Counters().Retries.Load())
-	}
-}

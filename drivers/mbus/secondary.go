@@ -50,21 +50,6 @@ func (s Secondary) Pattern() Pattern {
 	return p
 }
 
-// ParseSecondary reads a secondary address: 8 decimal digits (id only; the
-// other fields become wildcards when used as a pattern) or 16 hex digits.
-func ParseSecondary(txt string) (Secondary, error) {
-	p, err := ParsePattern(txt)
-	if err != nil {
-		return Secondary{}, err
-	}
-	for i, n := range p {
-		if n == Wild && i < 8 {
-			return Secondary{}, fmt.Errorf("secondary address %q: wildcard in the id", txt)
-		}
-	}
-	return p.secondary(), nil
-}
-
 // Wild is the wildcard nibble of a selection.
 const Wild = 0xF
 

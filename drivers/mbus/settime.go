@@ -40,10 +40,10 @@ func (c *Client) SetTime(ctx context.Context, m Meter, t time.Time) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := c.send(req); err != nil {
+	if err := c.send(ctx, req); err != nil {
 		return err
 	}
-	f, _, err := c.receive(req)
+	f, _, err := c.receive(ctx, req)
 	if err != nil {
 		return fmt.Errorf("meter %s: set time: %w", m.ID, err)
 	}

@@ -56,7 +56,7 @@ func TestSimulatorMeters(t *testing.T) {
 		if err := m.Init(ctx, tc.addr); err != nil {
 			t.Fatalf("%s: SND_NKE: %v", tc.id, err)
 		}
-		sec, err := ParseSecondary(tc.sec)
+		sec, err := parseSecondary(tc.sec)
 		if err != nil {
 			t.Fatal(err)
 		}

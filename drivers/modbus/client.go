@@ -145,7 +145,7 @@ func (c *Client) Poll(ctx context.Context, m Meter, raw bool) (reading.Reading, 
 	regs := pmodbus.RegisterMap{}
 	for _, sp := range pmodbus.Merge(p.ReadSpans(), p.MaxRegisters, maxGap) {
 		if err := ctx.Err(); err != nil {
-			return reading.Reading{}, err
+			return reading.Reading{}, link.NotSent(err)
 		}
 		r, err := c.ReadRegisters(m.Address, p.Function, sp.Start, sp.Count)
 		if err != nil {

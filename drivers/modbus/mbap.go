@@ -64,6 +64,12 @@ func (t *mbapTransporter) Send(req []byte) ([]byte, error) {
 		if n == 0 {
 			break
 		}
+		if len(t.pending)+n > 4096 {
+			// More waiting than any late answers could be: a stream.
+			got := len(t.pending) + n
+			t.pending = t.pending[:0]
+			return nil, &link.NoiseError{Bytes: got, Over: time.Since(start), Sample: append([]byte(nil), t.chunk[:min(n, 16)]...), After: "the previous request", Capped: true}
+		}
 		t.pending = append(t.pending, t.chunk[:n]...)
 	}
 	if err := t.line.Write(req); err != nil {

@@ -25,6 +25,11 @@ type memLine struct {
 	flushed  int
 	collided int
 	closed   bool
+	// endless: with nothing else queued, the line repeats these bytes for
+	// ever (a babbler, a stuck transmitter); read counts what was taken.
+	endless []byte
+	at      int
+	read    int
 }
 
 func (m *memLine) Config() link.Config   { return m.cfg }
@@ -80,6 +85,15 @@ func (m *memLine) arrive() {
 
 func (m *memLine) ReadSome(buf []byte, _ time.Time) (int, error) {
 	m.arrive()
+	if len(m.queue) == 0 && len(m.endless) > 0 {
+		n := min(len(buf), 64)
+		for i := range n {
+			buf[i] = m.endless[(m.at+i)%len(m.endless)]
+		}
+		m.at += n
+		m.read += n
+		return n, nil
+	}
 	if len(m.queue) == 0 {
 		m.armed = len(m.inFlight) > 0
 		return 0, link.ErrTimeout

@@ -4,6 +4,7 @@
 package modbus
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -56,6 +57,7 @@ type transporter struct {
 	echoing bool      // the line has echoed a request: an FC06 answer's first copy is the echo
 	drain   time.Time // after a failed exchange: the line must be silent from here
 	quiet   time.Duration
+	want    int // the failed exchange's answer length, for the drain's byte cap
 	pending []byte
 	chunk   [256]byte
 }
@@ -109,6 +111,7 @@ func (t *transporter) Send(req []byte) ([]byte, error) {
 		// margin for a meter (or converter) that pauses mid-frame.
 		t.drain = time.Now()
 		t.quiet = time.Duration(want)*t.char + t.gap + drainMargin
+		t.want = want
 		return nil, err
 	}
 	if resp[1] == req[1]|0x80 {
@@ -127,13 +130,23 @@ func (t *transporter) settle() error {
 	}
 	until, limit := t.drain.Add(t.quiet), t.drain.Add(t.timeout+t.quiet)
 	t.drain = time.Time{}
+	// The drain's own budget: the line must fall silent by limit; one that
+	// is still talking then is noise, the line's fault, not the next
+	// meter's.
+	b := link.NewBudgetUntil(context.Background(), limit, 4*t.want+256, t.quiet, "a failed exchange (drain)")
 	for {
 		n, err := t.line.ReadSome(t.chunk[:], until)
 		if n > 0 {
 			t.c.Stray.Add(int64(n))
+			if err := b.Count(t.chunk[:n]); err != nil {
+				return err
+			}
 			until = earliest(time.Now().Add(t.quiet), limit)
 		}
 		if errors.Is(err, link.ErrTimeout) {
+			if _, noise := b.Over(); noise != nil {
+				return noise
+			}
 			return nil
 		}
 		if err != nil {
@@ -147,8 +160,9 @@ func (t *transporter) settle() error {
 // counted), an exception frame is an answer.
 func (t *transporter) read(req []byte, want int) ([]byte, error) {
 	deadline := time.Now().Add(t.timeout)
+	tx := link.NewBudget(context.Background(), t.timeout, 4*want+256, t.gap+crcGrace, fmt.Sprintf("request % X", req))
 	t.pending = t.pending[:0]
-	echoes, crcs, got := 0, 0, 0
+	echoes, crcs := 0, 0
 	for {
 		s := pmodbus.ScanAnswer(req, t.pending, t.echoing && echoes == 0)
 		t.c.Stray.Add(int64(s.Stray))
@@ -185,9 +199,8 @@ func (t *transporter) read(req []byte, want int) ([]byte, error) {
 			}
 			return nil, err
 		}
-		got += n
-		if got > 4*want+256 {
-			return nil, fmt.Errorf("slave %d: flooded with %d bytes", req[0], got)
+		if err := tx.Count(t.chunk[:n]); err != nil {
+			return nil, fmt.Errorf("slave %d: %w", req[0], err)
 		}
 		t.pending = append(t.pending, t.chunk[:n]...)
 	}

@@ -263,3 +263,49 @@ func TestStillToComeNeverPastTheFrame(t *testing.T) {
 		t.Errorf("one register, nothing in: %d, want 5", got)
 	}
 }
+
+// FuzzTransporterEndless: whatever answers a request, then bytes repeated
+// for ever (a babbler, a stuck slave), the transporter ends every exchange
+// having read at most its byte cap, reports a line
+// that never goes quiet as line noise, and reads cleanly once it is quiet.
+func FuzzTransporterEndless(f *testing.F) {
+	good := pmodbus.ReadResponse(1, pmodbus.FuncReadHoldingRegisters, make([]uint16, 17))
+	f.Add(good, []byte{0x00})
+	f.Add([]byte{}, good)
+	f.Add(good[:10], []byte{0x01, 0x03})
+	f.Add(make([]byte, 5000), []byte{0x01, 0x83, 0x02})
+	f.Fuzz(func(t *testing.T, answer, endless []byte) {
+		if len(endless) == 0 {
+			endless = []byte{0}
+		}
+		first := true
+		m := &memLine{answer: func(req []byte) ([][]byte, bool) {
+			if first {
+				first = false
+				return [][]byte{answer}, false
+			}
+			return slaves([]byte{1})(req)
+		}}
+		c := memClient(m)
+		m.endless = endless
+		regs, err := c.ReadRegisters(1, pmodbus.FuncReadHoldingRegisters, 0, 17)
+		if err == nil && len(regs) != 17 {
+			t.Fatalf("%d registers", len(regs))
+		}
+		_, err2 := c.ReadRegisters(1, pmodbus.FuncReadHoldingRegisters, 0, 17)
+		want := 5 + 2*17
+		if capped := 2 * (2*(4*want+256) + 2*64 + len(answer)); m.read > capped {
+			t.Fatalf("read %d endless bytes in two exchanges, cap %d", m.read, capped)
+		}
+		if err2 != nil && link.Classify(err2) == link.FaultStopped {
+			t.Fatalf("second exchange: %v", err2)
+		}
+		m.endless, m.queue = nil, nil
+		if _, err := c.ReadRegisters(1, pmodbus.FuncReadHoldingRegisters, 0, 17); err != nil {
+			// One exchange may go to the drain of a failed one.
+			if _, err := c.ReadRegisters(1, pmodbus.FuncReadHoldingRegisters, 0, 17); err != nil {
+				t.Fatalf("clean read after it: %v", err)
+			}
+		}
+	})
+}

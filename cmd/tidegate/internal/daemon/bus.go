@@ -129,6 +129,9 @@ func (r *busRun) status() BusStatus {
 	if st.Open {
 		s.State = "running"
 	}
+	if st.LineNoise != "" {
+		s.State = "line_noise" // a babbling line: backing off and retrying until it goes quiet
+	}
 	s.Requests += uint64(st.Requests)
 	s.Answers += uint64(st.PollsOK)
 	s.Timeouts += uint64(st.Timeouts)

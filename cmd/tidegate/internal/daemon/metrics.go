@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"strings"
 )
 
@@ -76,6 +77,7 @@ func writeMetrics(w io.Writer, s Status, h *hub, meterValues bool) {
 	m.sample("tidegate_build_info", "gauge", "Build and config of the running daemon.", 1, "version", s.Version, "gateway", s.Gateway, "config_hash", s.ConfigHash)
 	m.sample("tidegate_uptime_seconds", "gauge", "Seconds since the daemon started.", s.UptimeS)
 	m.sample("tidegate_reloads_total", "counter", "SIGHUP reloads attempted.", float64(s.Reloads))
+	m.sample("tidegate_goroutines", "gauge", "Goroutines of the daemon: flat while it runs, whatever its lines do.", float64(runtime.NumGoroutine()))
 	for _, b := range s.Buses {
 		m.sample("tidegate_bus_up", "gauge", "1 when the bus is polling.", b2f(b.State == "running"), "bus", b.Name, "protocol", b.Protocol)
 	}

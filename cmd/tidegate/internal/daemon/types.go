@@ -43,7 +43,7 @@ type BusStatus struct {
 	Name       string  `json:"name"`
 	Protocol   string  `json:"protocol"`
 	Port       string  `json:"port"`
-	State      string  `json:"state"` // running, reopening, stopped, not wired
+	State      string  `json:"state"` // running, reopening, line_noise, stopped, not wired
 	Requests   uint64  `json:"requests"`
 	Answers    uint64  `json:"answers"`
 	Timeouts   uint64  `json:"timeouts"`

@@ -9,6 +9,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"tidegate/drivers"
+	"tidegate/drivers/link"
 	"tidegate/reading"
 )
 
@@ -89,11 +90,12 @@ func (d *Daemon) valve(ctx context.Context, r valveRequest) (ValveJSON, error) {
 	d.valveMu.Unlock()
 
 	res, err := b.valve(ctx, m.ID, r.ID, r.Action == "open", drivers.ValveOrder{Operator: r.Operator, Sender: r.Sender})
-	if res.Outcome == "" && ctx.Err() != nil {
+	if ctx.Err() != nil && (res.Outcome == "" && !errors.Is(err, link.ErrNotSent) ||
+		res.Outcome == drivers.ValveFailed && errors.Is(err, link.ErrNoAnswer)) {
 		// The deadline (the token's exp, or the caller's) ended while the
-		// command was queued for or on the line: it may have been sent.
-		// Until the bus says which (helper 22's not-sent / no-answer
-		// errors), that is "unknown", and the status is read back.
+		// write was on the line, or the bus did not say: it may have moved
+		// the valve. That is "unknown", and the status is read back. A
+		// write the bus never sent (link.ErrNotSent) is "not sent" below.
 		return d.valveUnknown(b, r, m.ID, err), err
 	}
 	if res.Outcome == "" {

@@ -1,17 +1,19 @@
-package cjt188
+package configs
 
 import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	pcjt "tidegate/protocol/cjt188"
 )
 
-// The profile files in configs/profiles/cjt188 say what StatusProfiles
-// holds; the daemon uses the built-in values.
+// The profile files in profiles/cjt188 say what protocol/cjt188's
+// StatusProfiles holds; the daemon uses the built-in values.
 func TestStatusProfileFiles(t *testing.T) {
-	files, _ := filepath.Glob("../../configs/profiles/cjt188/*.yaml")
-	if len(files) != len(StatusProfiles) {
-		t.Fatalf("%d profile files, %d built-in profiles", len(files), len(StatusProfiles))
+	files, _ := filepath.Glob("profiles/cjt188/*.yaml")
+	if len(files) != len(pcjt.StatusProfiles) {
+		t.Fatalf("%d profile files, %d built-in profiles", len(files), len(pcjt.StatusProfiles))
 	}
 	for _, f := range files {
 		data, err := os.ReadFile(f)
@@ -22,7 +24,7 @@ func TestStatusProfileFiles(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if l, ok := StatusProfiles[p.Name]; !ok || l != p.Layout || p.Name+".yaml" != filepath.Base(f) {
+		if l, ok := pcjt.StatusProfiles[p.Name]; !ok || l != p.Layout || p.Name+".yaml" != filepath.Base(f) {
 			t.Errorf("%s: %+v, built-in %+v", f, p, l)
 		}
 	}
