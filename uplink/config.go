@@ -163,7 +163,7 @@ func (c Config) withDefaults() Config {
 func (c Config) brokerURL() (u *url.URL, useTLS bool, err error) {
 	u, err = url.Parse(c.Broker)
 	if err != nil || u.Host == "" {
-		return nil, false, fmt.Errorf("%w: broker %q is not a URL like tcp://host:1883", ErrConfig, c.Broker)
+		return nil, false, fmt.Errorf("%w: broker is not a URL like tcp://host:1883", ErrConfig) // not quoted: it may hold a password
 	}
 	switch u.Scheme {
 	case "tcp", "mqtt":
@@ -205,7 +205,7 @@ func (c Config) validate() error {
 	}
 	tlsFiles := c.TLS != (TLSConfig{})
 	if !useTLS && tlsFiles {
-		return fmt.Errorf("%w: tls files set but broker %q is plain TCP (use ssl://)", ErrConfig, c.Broker)
+		return fmt.Errorf("%w: tls files set but broker %s is plain TCP (use ssl://)", ErrConfig, u.Redacted())
 	}
 	if !useTLS && !c.Insecure && !isLoopback(u.Hostname()) {
 		return fmt.Errorf("%w (broker %s)", ErrInsecure, u.Host)

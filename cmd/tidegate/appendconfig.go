@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -181,7 +180,7 @@ func appendMeters(path string, found []foundMeter, nb config.Bus, identity func(
 	if _, err := config.Parse(path, out, os.Getenv); err != nil {
 		return appendResult{}, fmt.Errorf("the config with the found meters would not validate (nothing written):\n%w", err)
 	}
-	return res, replaceFile(path, out)
+	return res, config.WriteFile(path, out)
 }
 
 // textEdit inserts lines into a YAML file's text at places found from its
@@ -295,28 +294,4 @@ func (t *textEdit) bytes() []byte {
 	}
 	b.WriteString(strings.Join(t.tail, ""))
 	return []byte(b.String())
-}
-
-// replaceFile writes data to path atomically, keeping its mode.
-func replaceFile(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tidegate-*.yaml")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if fi, err := os.Stat(path); err == nil {
-		_ = tmp.Chmod(fi.Mode().Perm())
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

@@ -27,10 +27,12 @@ type Config struct {
 	// /etc/tidegate/profiles, then profile_dirs. Parse fills it.
 	Profiles map[string]*pmodbus.Profile `yaml:"-"`
 
-	// File is where the config was read from ("" when built in code), and Hash
-	// a digest of its bytes for the uplink's birth message.
-	File string `yaml:"-"`
-	Hash string `yaml:"-"`
+	// File is where the config was read from ("" when built in code), Hash
+	// a digest of its text with secrets replaced (redact.go) for the
+	// uplink's birth message, and Source the text itself.
+	File   string `yaml:"-"`
+	Hash   string `yaml:"-"`
+	Source []byte `yaml:"-"`
 }
 
 // Gateway identifies this concentrator to the central service.

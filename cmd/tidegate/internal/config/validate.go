@@ -229,7 +229,7 @@ func (c *Config) validateMQTT(at func(string, string, ...any)) {
 	if m.Broker == "" {
 		at("mqtt.broker", "required: the broker URL, e.g. tls://mqtt.example.net:8883")
 	} else if u, err := url.Parse(m.Broker); err != nil || u.Host == "" {
-		at("mqtt.broker", "%q is not a URL; expected scheme://host:port, e.g. tls://mqtt.example.net:8883", m.Broker)
+		at("mqtt.broker", "%q is not a URL; expected scheme://host:port, e.g. tls://mqtt.example.net:8883", RedactURL(m.Broker))
 	} else {
 		secure := false
 		switch u.Scheme {

@@ -67,7 +67,7 @@ func openDataPath(cfg *config.Config, log *logrus.Logger, h *hub, version string
 			buf.Close()
 			return nil, err
 		}
-		p.up, p.url = up, cfg.MQTT.Broker
+		p.up, p.url = up, config.RedactURL(cfg.MQTT.Broker)
 	}
 	p.own = pipeline.New(buf, po)
 	if p.up != nil {

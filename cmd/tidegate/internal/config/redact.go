@@ -1,0 +1,189 @@
+package config
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Redacted is what a secret is shown as.
+const Redacted = "***"
+
+// RedactURL hides the password of a URL's user info: tcp://gwuser:S3cret@host
+// becomes tcp://gwuser:***@host. It works on text that does not parse as a
+// URL too (a broker setting validation refuses is still printed in its
+// error), and leaves anything without user info as it is. This is the one
+// redaction of a URL: status, logs and problems all print through it.
+func RedactURL(s string) string {
+	i := strings.Index(s, "://")
+	if i < 0 {
+		return s
+	}
+	rest := s[i+3:]
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	at := strings.LastIndexByte(rest[:end], '@')
+	if at < 0 {
+		return s
+	}
+	colon := strings.IndexByte(rest[:at], ':')
+	if colon < 0 {
+		return s // a user name alone is no secret
+	}
+	return s[:i+3] + rest[:colon+1] + Redacted + rest[at:]
+}
+
+// secretKey says whether a mapping key holds a secret by its name: every
+// password, secret, token or private key the file may hold. File names
+// (password_file, key_file) are paths, not secrets.
+func secretKey(k string) bool {
+	k = strings.ToLower(k)
+	if strings.HasSuffix(k, "_file") || strings.HasSuffix(k, "_dir") {
+		return false
+	}
+	for _, w := range []string{"password", "passwd", "secret", "token", "private_key"} {
+		if strings.Contains(k, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// redactNode replaces every secret scalar below n in place and calls hit
+// with each node it changed and its new value.
+func redactNode(n *yaml.Node, hit func(n *yaml.Node, v string)) {
+	if n == nil {
+		return
+	}
+	switch n.Kind {
+	case yaml.DocumentNode, yaml.SequenceNode:
+		for _, c := range n.Content {
+			redactNode(c, hit)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if v.Kind == yaml.ScalarNode && secretKey(k.Value) && v.Tag != "!!null" && v.Value != "" && v.Value != Redacted {
+				hit(v, Redacted)
+				continue
+			}
+			redactNode(v, hit)
+		}
+	case yaml.ScalarNode:
+		if r := RedactURL(n.Value); r != n.Value {
+			hit(n, r)
+		}
+	}
+}
+
+// RedactText returns a config file's text with every secret replaced by ***
+// (secret keys' values, passwords inside URLs) and every other byte as it
+// was, comments included: what config_get sends. Text that is not YAML is
+// returned with only its URLs redacted line by line.
+func RedactText(data []byte) []byte {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		lines := strings.SplitAfter(string(data), "\n")
+		for i, l := range lines {
+			for _, f := range strings.Fields(l) {
+				if r := RedactURL(f); r != f {
+					l = strings.Replace(l, f, r, 1)
+				}
+			}
+			lines[i] = l
+		}
+		return []byte(strings.Join(lines, ""))
+	}
+	lines := strings.SplitAfter(string(data), "\n")
+	type cut struct {
+		line, from, to int
+		with           string
+	}
+	var cuts []cut
+	redactNode(&root, func(n *yaml.Node, v string) {
+		if n.Line < 1 || n.Line > len(lines) {
+			return
+		}
+		l := lines[n.Line-1]
+		from := n.Column - 1
+		if from < 0 || from > len(l) {
+			return
+		}
+		to := scalarEnd(l, from, n.Style)
+		cuts = append(cuts, cut{n.Line - 1, from, to, `"` + v + `"`})
+	})
+	// Later cuts first on a line, so earlier columns stay valid.
+	for i := len(cuts) - 1; i >= 0; i-- {
+		c := cuts[i]
+		l := lines[c.line]
+		lines[c.line] = l[:c.from] + c.with + l[c.to:]
+	}
+	return []byte(strings.Join(lines, ""))
+}
+
+// scalarEnd is where a scalar that starts at from on line l ends: its
+// closing quote, or for a plain scalar the start of a comment or flow
+// punctuation, or the line's end.
+func scalarEnd(l string, from int, style yaml.Style) int {
+	switch {
+	case style&yaml.DoubleQuotedStyle != 0:
+		for i := from + 1; i < len(l); i++ {
+			if l[i] == '\\' {
+				i++
+				continue
+			}
+			if l[i] == '"' {
+				return i + 1
+			}
+		}
+	case style&yaml.SingleQuotedStyle != 0:
+		for i := from + 1; i < len(l); i++ {
+			if l[i] == '\'' {
+				if i+1 < len(l) && l[i+1] == '\'' {
+					i++
+					continue
+				}
+				return i + 1
+			}
+		}
+	default:
+		end := len(strings.TrimRight(l, "\r\n"))
+		if j := strings.Index(l[from:], " #"); j >= 0 && from+j < end {
+			end = from + j
+		}
+		for _, p := range []string{", ", "}", "]"} {
+			if j := strings.Index(l[from:], p); j >= 0 && from+j < end {
+				end = from + j
+			}
+		}
+		return len(strings.TrimRight(l[:end], " \t"))
+	}
+	return len(strings.TrimRight(l, "\r\n"))
+}
+
+// hashOf is a config's config_hash: the digest of its text with every
+// secret replaced, so the published hash tells nothing of a password (a
+// plain digest of a file whose only unknown is a short password can be
+// searched) and two boxes differing only in their password share it.
+func hashOf(data []byte) string {
+	var root yaml.Node
+	text := data
+	if err := yaml.Unmarshal(data, &root); err == nil {
+		redactNode(&root, func(n *yaml.Node, v string) { n.Value = v })
+		var b bytes.Buffer
+		enc := yaml.NewEncoder(&b)
+		if enc.Encode(&root) == nil && enc.Close() == nil {
+			text = b.Bytes()
+		}
+	}
+	sum := sha256.Sum256(text)
+	return hex.EncodeToString(sum[:8])
+}
+
+// HashOf is the config_hash of a config file's text (see hashOf).
+func HashOf(data []byte) string { return hashOf(data) }
