@@ -33,6 +33,14 @@ type ValveHandler interface {
 	Valve(ctx context.Context, request, meter, action string) (any, error)
 }
 
+// ConfigHandler is a CommandHandler that also serves the remote
+// configuration commands "config", "meters_upsert", "meters_remove" and
+// "config_get" (configcmd.go). The uplink only parses and answers; the
+// daemon decides (signatures, base_hash, validation, rollback).
+type ConfigHandler interface {
+	Configure(ctx context.Context, req ConfigRequest) (any, error)
+}
+
 // Command errors, sent back in the result's "error".
 var (
 	ErrCommandMalformed = errors.New("malformed command")
@@ -44,6 +52,8 @@ const (
 	maxCommands    = 4
 	commandTimeout = 30 * time.Second
 	maxCommandSize = 4096
+	// A config command carries a whole tidegate.yaml.
+	maxConfigCommandSize = 64 << 10
 )
 
 var commandID = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
@@ -54,6 +64,10 @@ type commandRequest struct {
 	Meter    string `json:"meter"`
 	Interval string `json:"interval"`
 	Action   string `json:"action"` // valve: open or close
+	// config, meters_upsert, meters_remove (configcmd.go)
+	BaseHash string          `json:"base_hash"`
+	Config   string          `json:"config"`
+	Meters   json.RawMessage `json:"meters"`
 }
 
 type commandResult struct {
@@ -61,6 +75,8 @@ type commandResult struct {
 	OK     bool   `json:"ok"`
 	Error  string `json:"error,omitempty"`
 	Result any    `json:"result,omitempty"`
+	// Problems: a refused config's problems, each path:line:col: message.
+	Problems []string `json:"problems,omitempty"`
 }
 
 // SetCommandHandler gives the uplink the daemon's command handler; call it
@@ -90,6 +106,7 @@ func (u *Uplink) onCommand(c paho.Client, topic string, payload []byte) {
 	}
 	if err != nil {
 		res.Error = err.Error()
+		res.Problems = problemsOf(err)
 		log.WithError(err).Warn("uplink: command failed")
 	} else {
 		res.OK = true
@@ -101,8 +118,8 @@ func (u *Uplink) onCommand(c paho.Client, topic string, payload []byte) {
 
 func parseCommand(name string, payload []byte) (commandRequest, error) {
 	var req commandRequest
-	if len(payload) > maxCommandSize {
-		return req, fmt.Errorf("%w: %d bytes (max %d)", ErrCommandMalformed, len(payload), maxCommandSize)
+	if limit := commandSizeLimit(name); len(payload) > limit {
+		return req, fmt.Errorf("%w: %d bytes (max %d)", ErrCommandMalformed, len(payload), limit)
 	}
 	if err := json.Unmarshal(payload, &req); err != nil {
 		return req, fmt.Errorf("%w: %v", ErrCommandMalformed, err)
@@ -126,8 +143,10 @@ func (u *Uplink) runCommand(req commandRequest) (any, error) {
 	case "ping":
 		return map[string]any{"gateway": u.cfg.Gateway, "time": time.Now().UTC(), "version": Version}, nil
 	case "read", "set_interval", "valve":
+	case "config", "meters_upsert", "meters_remove", "config_get":
+		return u.configCommand(ctx, req)
 	default:
-		return nil, fmt.Errorf("%w: %q (want ping, read, set_interval or valve)", ErrCommandUnknown, req.Command)
+		return nil, fmt.Errorf("%w: %q (want ping, read, set_interval, valve, config, meters_upsert, meters_remove or config_get)", ErrCommandUnknown, req.Command)
 	}
 	if req.Meter == "" {
 		return nil, fmt.Errorf("%w: %s needs a meter", ErrCommandMalformed, req.Command)

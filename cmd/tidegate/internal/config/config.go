@@ -161,6 +161,17 @@ type MQTT struct {
 	// ReconnectMax caps the wait between reconnect attempts (default 1m):
 	// after an outage the gateway is back within it of the broker.
 	ReconnectMax time.Duration `yaml:"reconnect_max"`
+	// UnsignedConfig: "allow" lets the unsigned JSON form of the downlink
+	// config, meters_upsert and meters_remove commands change this file;
+	// "refuse" (the default) takes only signed ones. A config can point the
+	// box at another broker.
+	UnsignedConfig string `yaml:"unsigned_config"`
+	// ConfigRollbackAfter: a remote config after which the box cannot reach
+	// a broker for this long is rolled back to the last one that did (default 10m).
+	ConfigRollbackAfter time.Duration `yaml:"config_rollback_after"`
+	// HealthEvery is how often a health message is published and the
+	// retained status refreshed (default 5m).
+	HealthEvery time.Duration `yaml:"health_every"`
 }
 
 // TLS is the broker connection's TLS.
@@ -237,6 +248,15 @@ func (c *Config) Defaults() {
 	}
 	if c.MQTT.Ack == "" {
 		c.MQTT.Ack = "puback"
+	}
+	if c.MQTT.UnsignedConfig == "" {
+		c.MQTT.UnsignedConfig = "refuse"
+	}
+	if c.MQTT.ConfigRollbackAfter == 0 {
+		c.MQTT.ConfigRollbackAfter = 10 * time.Minute
+	}
+	if c.MQTT.HealthEvery == 0 {
+		c.MQTT.HealthEvery = 5 * time.Minute
 	}
 	if c.MQTT.Batch.MaxCount == 0 {
 		c.MQTT.Batch.MaxCount = 200

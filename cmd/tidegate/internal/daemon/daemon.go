@@ -45,6 +45,12 @@ type Daemon struct {
 	lastReload string
 
 	pipe *dataPath
+
+	// Remote configuration (remote.go, rollback.go): one change at a
+	// time, and one reload at a time whoever asked for it.
+	remoteMu sync.Mutex
+	reloadMu sync.Mutex
+	guard    *rollbackGuard
 }
 
 // New prepares a daemon; nothing is opened until Run.
@@ -66,13 +72,23 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 	log := d.log.WithFields(logrus.Fields{"gateway": cfg.Gateway.ID, "version": d.opts.Version, "config": d.opts.ConfigPath, "config_hash": cfg.Hash})
 	log.WithFields(logrus.Fields{"buses": len(cfg.Buses), "meters": len(cfg.Meters)}).Info("starting")
 
-	pipe, err := openDataPath(cfg, d.log, d.hub, d.opts.Version)
+	pipe, err := openDataPath(cfg, d.log, d.hub, d.opts.Version, d.config)
 	if err != nil {
 		return err
 	}
 	d.pipe = pipe
 	if pipe.up != nil {
 		pipe.up.SetCommandHandler(commands{d})
+		if d.opts.ConfigPath != "" {
+			g := &rollbackGuard{path: d.opts.ConfigPath, log: d.log, link: pipe, now: time.Now,
+				apply: func() (*config.Config, error) { d.reload(); return d.config(), nil },
+				event: func(e reading.Event) { d.ingest(reading.Record{Kind: reading.KindEvent, Event: &e}) }}
+			g.load()
+			d.mu.Lock()
+			d.guard = g
+			d.mu.Unlock()
+			go d.watchLink(ctx, g)
+		}
 	}
 
 	api, err := d.serveAPI(cfg)
@@ -130,6 +146,8 @@ func (d *Daemon) shutdown(api *apiServer) error {
 // keeps running; a valid one restarts only the buses whose settings or
 // meters changed.
 func (d *Daemon) reload() {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
 	path := d.opts.ConfigPath
 	nc, err := config.Load(path, d.opts.Getenv)
 	d.mu.Lock()

@@ -27,13 +27,17 @@ type dataPath struct {
 	filt bool
 	up   *uplink.Uplink // nil when no broker is configured
 	url  string
+	// opened is the config the uplink was started with: its connection
+	// proves that config's link settings only (rollback.go).
+	opened *config.Config
 
 	upCancel context.CancelFunc
 	upDone   chan struct{}
 }
 
-func openDataPath(cfg *config.Config, log *logrus.Logger, h *hub, version string) (*dataPath, error) {
-	p := &dataPath{log: log, hub: h}
+// running gives the config in force now, for the retained status.
+func openDataPath(cfg *config.Config, log *logrus.Logger, h *hub, version string, running func() *config.Config) (*dataPath, error) {
+	p := &dataPath{log: log, hub: h, opened: cfg}
 	h.gateway = cfg.Gateway.ID
 	buf, err := buffer.Open(cfg.Buffer.Path, buffer.Options{MaxBytes: int64(cfg.Buffer.MaxBytes), MaxRecords: int64(cfg.Buffer.MaxRecords), Logger: log})
 	if err != nil {
@@ -59,6 +63,9 @@ func openDataPath(cfg *config.Config, log *logrus.Logger, h *hub, version string
 		status := uc.Status
 		uc.Status = func() uplink.StatusInfo {
 			i := status()
+			if running != nil {
+				i = uplinkConfig(running(), version).Status()
+			}
 			i.SeqBase = buf.Stats().SeqBase
 			return i
 		}
