@@ -92,6 +92,8 @@ type StatusInfo struct {
 	// from the clock), so a service acking "everything up to" knows where
 	// its gateway's sequence begins.
 	SeqBase uint64 `json:"seq_base,omitempty"`
+	// Health is the gateway's health when it was published (health.go).
+	Health *Health `json:"health,omitempty"`
 }
 
 // Ack modes.

@@ -77,15 +77,16 @@ type Stats struct {
 	Connected      bool
 	Connects       uint64 // successful connections
 	ConnectionLost uint64
-	Batches        uint64 // readings messages acknowledged by PUBACK
-	Events         uint64 // event messages acknowledged by PUBACK
-	Records        uint64 // records acknowledged by PUBACK
-	Resent         uint64 // messages sent again for want of a trusted PUBACK
-	BytesSent      uint64 // payload bytes of acknowledged messages
-	AppAcks        uint64 // acks received on .../ack (application mode)
-	SubscribeErrs  uint64 // subscriptions the broker refused or did not confirm
-	StatusFixes    uint64 // a stale retained "offline" (a late Last Will) answered with "online"
-	Inflight       int    // messages published and not yet settled
+	Batches        uint64    // readings messages acknowledged by PUBACK
+	Events         uint64    // event messages acknowledged by PUBACK
+	Records        uint64    // records acknowledged by PUBACK
+	Resent         uint64    // messages sent again for want of a trusted PUBACK
+	BytesSent      uint64    // payload bytes of acknowledged messages
+	AppAcks        uint64    // acks received on .../ack (application mode)
+	SubscribeErrs  uint64    // subscriptions the broker refused or did not confirm
+	StatusFixes    uint64    // a stale retained "offline" (a late Last Will) answered with "online"
+	Inflight       int       // messages published and not yet settled
+	LastPublish    time.Time // when the broker last acknowledged a message
 	LastError      string
 }
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -51,6 +52,10 @@ type Daemon struct {
 	remoteMu sync.Mutex
 	reloadMu sync.Mutex
 	guard    *rollbackGuard
+
+	ready    atomic.Bool  // d.pipe is set: the status can be assembled
+	clock    gatewayClock // nil: the kernel's (clock.go)
+	healthAt time.Time    // the last health message published
 }
 
 // New prepares a daemon; nothing is opened until Run.
@@ -72,11 +77,12 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 	log := d.log.WithFields(logrus.Fields{"gateway": cfg.Gateway.ID, "version": d.opts.Version, "config": d.opts.ConfigPath, "config_hash": cfg.Hash})
 	log.WithFields(logrus.Fields{"buses": len(cfg.Buses), "meters": len(cfg.Meters)}).Info("starting")
 
-	pipe, err := openDataPath(cfg, d.log, d.hub, d.opts.Version, d.config)
+	pipe, err := openDataPath(cfg, d.log, d.hub, d.opts.Version, d.statusInfo)
 	if err != nil {
 		return err
 	}
 	d.pipe = pipe
+	d.ready.Store(true)
 	if pipe.up != nil {
 		pipe.up.SetCommandHandler(commands{d})
 		if d.opts.ConfigPath != "" {
@@ -89,6 +95,7 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 			d.mu.Unlock()
 			go d.watchLink(ctx, g)
 		}
+		go d.publishHealth(ctx)
 	}
 
 	api, err := d.serveAPI(cfg)

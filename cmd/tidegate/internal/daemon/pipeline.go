@@ -35,8 +35,9 @@ type dataPath struct {
 	upDone   chan struct{}
 }
 
-// running gives the config in force now, for the retained status.
-func openDataPath(cfg *config.Config, log *logrus.Logger, h *hub, version string, running func() *config.Config) (*dataPath, error) {
+// status, when set, fills the retained status from the daemon as it is
+// now (the config in force, its health).
+func openDataPath(cfg *config.Config, log *logrus.Logger, h *hub, version string, status func(*uplink.StatusInfo)) (*dataPath, error) {
 	p := &dataPath{log: log, hub: h, opened: cfg}
 	h.gateway = cfg.Gateway.ID
 	buf, err := buffer.Open(cfg.Buffer.Path, buffer.Options{MaxBytes: int64(cfg.Buffer.MaxBytes), MaxRecords: int64(cfg.Buffer.MaxRecords), Logger: log})
@@ -60,11 +61,11 @@ func openDataPath(cfg *config.Config, log *logrus.Logger, h *hub, version string
 	}
 	if cfg.MQTT.Broker != "" {
 		uc := uplinkConfig(cfg, version)
-		status := uc.Status
+		static := uc.Status
 		uc.Status = func() uplink.StatusInfo {
-			i := status()
-			if running != nil {
-				i = uplinkConfig(running(), version).Status()
+			i := static()
+			if status != nil {
+				status(&i)
 			}
 			i.SeqBase = buf.Stats().SeqBase
 			return i
