@@ -10,7 +10,7 @@ import (
 
 func TestRedactURL(t *testing.T) {
 	for in, want := range map[string]string{
-		"tcp://gwuser:S3cretPW@host:1883":     "tcp://gwuser:***@host:1883",
+		"tcp://gwuser:S3cretPW@host:1883":    "tcp://gwuser:***@host:1883",
 		"tls://u:p@ss@host:8883/x":           "tls://u:***@host:8883/x",
 		"tcp://gwuser@host:1883":             "tcp://gwuser@host:1883",
 		"tcp://host:1883":                    "tcp://host:1883",

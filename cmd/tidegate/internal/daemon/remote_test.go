@@ -61,6 +61,9 @@ func TestRemoteConfigure(t *testing.T) {
 	d, path := startRemoteDaemon(t, "allow")
 	dir := filepath.Dir(path)
 	h0 := d.config().Hash
+	if u := d.status().Broker.URL; u != "tcp://gwuser:***@127.0.0.1:1" {
+		t.Errorf("status broker URL %q: the password must never be shown", u)
+	}
 
 	// config_get: the running text, redacted.
 	got, err := d.configure(uplink.ConfigRequest{ID: "g1", Command: "config_get"})
