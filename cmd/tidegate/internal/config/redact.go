@@ -18,24 +18,28 @@ const Redacted = "***"
 // error), and leaves anything without user info as it is. This is the one
 // redaction of a URL: status, logs and problems all print through it.
 func RedactURL(s string) string {
-	i := strings.Index(s, "://")
-	if i < 0 {
-		return s
+	var b strings.Builder
+	for {
+		i := strings.Index(s, "://")
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		b.WriteString(s[:i+3])
+		rest := s[i+3:]
+		end := strings.IndexAny(rest, "/?# \t\n\"'")
+		if end < 0 {
+			end = len(rest)
+		}
+		host := rest[:end]
+		if at := strings.LastIndexByte(host, '@'); at >= 0 {
+			if colon := strings.IndexByte(host[:at], ':'); colon >= 0 {
+				host = host[:colon+1] + Redacted + host[at:]
+			}
+		}
+		b.WriteString(host)
+		s = rest[end:]
 	}
-	rest := s[i+3:]
-	end := strings.IndexAny(rest, "/?#")
-	if end < 0 {
-		end = len(rest)
-	}
-	at := strings.LastIndexByte(rest[:end], '@')
-	if at < 0 {
-		return s
-	}
-	colon := strings.IndexByte(rest[:at], ':')
-	if colon < 0 {
-		return s // a user name alone is no secret
-	}
-	return s[:i+3] + rest[:colon+1] + Redacted + rest[at:]
 }
 
 // secretKey says whether a mapping key holds a secret by its name: every

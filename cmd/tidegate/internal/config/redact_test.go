@@ -10,14 +10,15 @@ import (
 
 func TestRedactURL(t *testing.T) {
 	for in, want := range map[string]string{
-		"tcp://gwuser:S3cretPW@host:1883":    "tcp://gwuser:***@host:1883",
-		"tls://u:p@ss@host:8883/x":           "tls://u:***@host:8883/x",
-		"tcp://gwuser@host:1883":             "tcp://gwuser@host:1883",
-		"tcp://host:1883":                    "tcp://host:1883",
-		"not a url":                          "not a url",
-		"tcp://gw:S3cret@ bad host":          "tcp://gw:***@ bad host",
-		"mqtts://a:b@h:1/p?user=x:y@z":       "mqtts://a:***@h:1/p?user=x:y@z",
-		"see tcp://gw:pw@h and tcp://h2:1 .": "see tcp://gw:***@h and tcp://h2:1 .",
+		"tcp://gwuser:S3cretPW@host:1883":      "tcp://gwuser:***@host:1883",
+		"tls://u:p@ss@host:8883/x":             "tls://u:***@host:8883/x",
+		"tcp://gwuser@host:1883":               "tcp://gwuser@host:1883",
+		"tcp://host:1883":                      "tcp://host:1883",
+		"not a url":                            "not a url",
+		"tcp://gw:S3cret@[bad":                 "tcp://gw:***@[bad",
+		"dial tcp://a:b@h1 then ws://c:d@h2/x": "dial tcp://a:***@h1 then ws://c:***@h2/x",
+		"mqtts://a:b@h:1/p?user=x:y@z":         "mqtts://a:***@h:1/p?user=x:y@z",
+		"see tcp://gw:pw@h and tcp://h2:1 .":   "see tcp://gw:***@h and tcp://h2:1 .",
 	} {
 		if got := RedactURL(in); got != want {
 			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)

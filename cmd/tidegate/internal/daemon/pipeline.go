@@ -190,5 +190,5 @@ func (p *dataPath) brokerStatus() BrokerStatus {
 		return BrokerStatus{}
 	}
 	s := p.up.Stats()
-	return BrokerStatus{Wired: true, URL: p.url, Connected: s.Connected, Published: s.Records + s.Events, Acked: s.Records, Error: s.LastError}
+	return BrokerStatus{Wired: true, URL: p.url, Connected: s.Connected, Published: s.Records + s.Events, Acked: s.Records, Error: config.RedactURL(s.LastError)}
 }
