@@ -157,6 +157,11 @@ mqtt:
 	if err != nil || s.ConfigHash != h1 {
 		t.Fatalf("local status: %v %v", s.ConfigHash, err)
 	}
+	// mqtt.ack: application: only the receiver's acks let the buffer forget.
+	eventually(t, 20*time.Second, "the buffer kept short by the receiver's acks", func() bool {
+		s, err := status(t, filepath.Join(dir, "api.sock"))
+		return err == nil && s.Buffer.Depth < 20 && s.Broker.Published > 40
+	})
 
 	// meters_upsert: k2 is now the meter at address 9 (it leaks 0.6 m3/h).
 	r = command(`{"id":"u1","command":"meters_upsert","meters":[{"id":"k2","bus":"mb","address":9,"poll":{"flow":"1s","totals":"1s"}}]}`)

@@ -95,8 +95,9 @@ type rollbackGuard struct {
 	apply func() (*config.Config, error) // reload the config file; returns the running config
 	event func(reading.Event)
 
-	mu    sync.Mutex
-	state rollbackState
+	mu      sync.Mutex
+	state   rollbackState
+	lastErr string // the last write error logged: logged once, not every second
 }
 
 func (g *rollbackGuard) lastGoodPath() string { return g.path + ".last-good" }
@@ -153,13 +154,20 @@ func (g *rollbackGuard) check(running *config.Config) {
 	reached := g.link.Reached(running)
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if !running.MQTT.Commands && g.state.Pending == "" && g.state.RolledBack == nil {
+		return // no remote config can come: nothing to keep beside the file
+	}
 	switch g.state.decide(g.now(), running.Hash, reached, running.MQTT.ConfigRollbackAfter) {
 	case guardMarkGood:
 		if g.state.LastGood != running.Hash {
 			if err := config.WriteFile(g.lastGoodPath(), running.Source); err != nil {
-				g.log.WithError(err).Error("remote config: cannot keep the running config as the last good")
+				if err.Error() != g.lastErr {
+					g.lastErr = err.Error()
+					g.log.WithError(err).Error("remote config: cannot keep the running config as the last good (is the config's directory writable?)")
+				}
 				return
 			}
+			g.lastErr = ""
 			g.state.LastGood = running.Hash
 		}
 		g.state.Pending, g.state.Since = "", time.Time{}

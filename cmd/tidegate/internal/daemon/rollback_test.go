@@ -29,7 +29,7 @@ func (f *fakeLink) Reached(c *config.Config) bool {
 
 func guardConfig(t *testing.T, path, broker string) *config.Config {
 	t.Helper()
-	y := "gateway: {id: gw-1}\nbuses: []\nmeters: []\nbuffer: {path: /tmp/unused.db}\nmqtt: {broker: \"" + broker + "\", config_rollback_after: 20s}\n"
+	y := "gateway: {id: gw-1}\nbuses: []\nmeters: []\nbuffer: {path: /tmp/unused.db}\nmqtt: {broker: \"" + broker + "\", commands: true, config_rollback_after: 20s}\n"
 	if err := os.WriteFile(path, []byte(y), 0o640); err != nil {
 		t.Fatal(err)
 	}
