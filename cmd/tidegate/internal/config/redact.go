@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -103,31 +105,95 @@ func RedactText(data []byte) []byte {
 		}
 		return []byte(strings.Join(lines, ""))
 	}
+	var cuts []scalarCut
+	redactNode(&root, func(n *yaml.Node, v string) { cuts = append(cuts, scalarCut{n, v}) })
+	return replaceScalars(data, cuts)
+}
+
+// scalarCut replaces one scalar's text with a quoted value.
+type scalarCut struct {
+	n *yaml.Node
+	v string
+}
+
+// replaceScalars replaces scalars in a YAML file's text at their positions
+// (each on its first line), every other byte as it was. cuts are in
+// document order.
+func replaceScalars(data []byte, cuts []scalarCut) []byte {
 	lines := strings.SplitAfter(string(data), "\n")
-	type cut struct {
-		line, from, to int
-		with           string
-	}
-	var cuts []cut
-	redactNode(&root, func(n *yaml.Node, v string) {
+	// Later cuts first, so earlier columns on a line stay valid.
+	for i := len(cuts) - 1; i >= 0; i-- {
+		n := cuts[i].n
 		if n.Line < 1 || n.Line > len(lines) {
-			return
+			continue
 		}
 		l := lines[n.Line-1]
 		from := n.Column - 1
 		if from < 0 || from > len(l) {
-			return
+			continue
 		}
-		to := scalarEnd(l, from, n.Style)
-		cuts = append(cuts, cut{n.Line - 1, from, to, `"` + v + `"`})
-	})
-	// Later cuts first on a line, so earlier columns stay valid.
-	for i := len(cuts) - 1; i >= 0; i-- {
-		c := cuts[i]
-		l := lines[c.line]
-		lines[c.line] = l[:c.from] + c.with + l[c.to:]
+		q, _ := json.Marshal(cuts[i].v) // a JSON string is a YAML double-quoted scalar
+		lines[n.Line-1] = l[:from] + string(q) + l[scalarEnd(l, from, n.Style):]
 	}
 	return []byte(strings.Join(lines, ""))
+}
+
+// walkScalars calls fn with every scalar value below n, its path
+// (mqtt.password, meters[3].id) and the key it is the value of.
+func walkScalars(n *yaml.Node, path, key string, fn func(path, key string, n *yaml.Node)) {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			walkScalars(c, path, key, fn)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			walkScalars(c, fmt.Sprintf("%s[%d]", path, i), key, fn)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i].Value
+			p := k
+			if path != "" {
+				p = path + "." + k
+			}
+			walkScalars(n.Content[i+1], p, k, fn)
+		}
+	case yaml.ScalarNode:
+		fn(path, key, n)
+	}
+}
+
+// Unredact puts the running config's secrets back into a config edited
+// from config_get's text: a secret the sender left as *** (a password, the
+// password in a broker URL otherwise unchanged) is the running one at the
+// same place. Without it, the natural round trip (config_get, edit, push)
+// would write *** as the broker password and cut the box off.
+func Unredact(edited, running []byte) []byte {
+	var er, rr yaml.Node
+	if yaml.Unmarshal(edited, &er) != nil || yaml.Unmarshal(running, &rr) != nil {
+		return edited
+	}
+	secrets := map[string]string{} // path → the running value, where redaction hides something
+	redactedAs := map[string]string{}
+	walkScalars(&rr, "", "", func(path, key string, n *yaml.Node) {
+		switch {
+		case secretKey(key) && n.Value != "" && n.Value != Redacted:
+			secrets[path], redactedAs[path] = n.Value, Redacted
+		case RedactURL(n.Value) != n.Value:
+			secrets[path], redactedAs[path] = n.Value, RedactURL(n.Value)
+		}
+	})
+	var cuts []scalarCut
+	walkScalars(&er, "", "", func(path, key string, n *yaml.Node) {
+		if v, ok := secrets[path]; ok && n.Value == redactedAs[path] {
+			cuts = append(cuts, scalarCut{n, v})
+		}
+	})
+	if len(cuts) == 0 {
+		return edited
+	}
+	return replaceScalars(edited, cuts)
 }
 
 // scalarEnd is where a scalar that starts at from on line l ends: its

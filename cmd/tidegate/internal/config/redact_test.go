@@ -104,3 +104,22 @@ func TestWriteFileKeepsOwnerAndMode(t *testing.T) {
 		t.Errorf("temporary files left: %v", left)
 	}
 }
+
+// config_get, edit, push: the secrets left as *** are the running ones
+// again, the edit is kept, and a secret the sender changed is the sender's.
+func TestUnredactRoundTrip(t *testing.T) {
+	edited := strings.Replace(string(RedactText([]byte(secretConfig))), "gw-1", "gw-2", 1)
+	got := string(Unredact([]byte(edited), []byte(secretConfig)))
+	want := strings.Replace(secretConfig, "gw-1", "gw-2", 1)
+	want = strings.Replace(want, "tcp://gwuser:S3cretPW@127.0.0.1:1883", `"tcp://gwuser:S3cretPW@127.0.0.1:1883"`, 1)
+	if got != want {
+		t.Fatalf("unredacted:\n%s\nwant:\n%s", got, want)
+	}
+	if hashOf([]byte(got)) != hashOf([]byte(want)) {
+		t.Error("hash differs")
+	}
+	changed := strings.Replace(edited, `password: "***"`, `password: "n3w"`, 1)
+	if got := string(Unredact([]byte(changed), []byte(secretConfig))); !strings.Contains(got, `password: "n3w"`) || !strings.Contains(got, "S3cretPW") {
+		t.Errorf("a changed password or the kept URL lost:\n%s", got)
+	}
+}

@@ -172,6 +172,7 @@ func (d *Daemon) reload() {
 	}
 	diff := config.Compare(d.cfg, nc)
 	if diff.Empty() {
+		d.cfg = nc // the same settings; its text (comments) and hash may differ
 		d.lastReload = "no change at " + time.Now().Format(time.RFC3339)
 		d.mu.Unlock()
 		d.log.WithField("config", path).Info("reload: nothing changed")

@@ -152,7 +152,8 @@ func editedText(req uplink.ConfigRequest, running []byte) ([]byte, error) {
 		if req.Config == "" {
 			return nil, fmt.Errorf("%w: config (the whole tidegate.yaml) is empty", ErrBadConfigCommand)
 		}
-		return []byte(req.Config), nil
+		// Secrets left as *** (the text came from config_get) are the running ones.
+		return config.Unredact([]byte(req.Config), running), nil
 	case "meters_upsert":
 		var ms []json.RawMessage
 		if err := json.Unmarshal(req.Meters, &ms); err != nil || len(ms) == 0 {

@@ -110,6 +110,16 @@ func TestRemoteConfigure(t *testing.T) {
 		t.Fatalf("a second push from the old base: %v", err)
 	}
 
+	// config_get, edit, push: the password left as *** stays the running one.
+	got, _ = d.configure(uplink.ConfigRequest{ID: "g2", Command: "config_get"})
+	edited := strings.Replace(got.(ConfigGetResult).Config, "# kitchen", "# kitchen, 2nd floor", 1)
+	if _, err := d.configure(uplink.ConfigRequest{ID: "c3", Command: "config", BaseHash: d.config().Hash, Config: edited}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); !strings.Contains(string(b), "gwuser:S3cretPW@") || !strings.Contains(string(b), "2nd floor") {
+		t.Fatalf("after a round trip through config_get:\n%s", b)
+	}
+
 	// meters_upsert: m2 moves to address 5, the comment on m1 stays.
 	res, err = d.configure(uplink.ConfigRequest{ID: "u1", Command: "meters_upsert", Meters: json.RawMessage(`[{"id":"m2","bus":"b","address":5}]`)})
 	if err != nil {
