@@ -65,3 +65,26 @@ func TestRemoveMeters(t *testing.T) {
 		t.Error("removing a meter the file does not have succeeded")
 	}
 }
+
+// The downlink's meters and config text come from the wire: editing,
+// redacting and unredacting never panic, and a redacted text never holds
+// the password it hid.
+func FuzzRemoteEdits(f *testing.F) {
+	f.Add([]byte(meterFile), []byte(`[{"id":"flat-1","bus":"bus1","address":11}]`))
+	f.Add([]byte(secretConfig), []byte(`[{"id":"x","bus":"y","poll":{"flow":"1s"}}]`))
+	f.Add([]byte("meters:\n- id: a\n  bus: b\n"), []byte(`[{"id":"a"}]`))
+	f.Add([]byte("a: 'x''y' # c\nmqtt: {password: \"p\\\"w\"}\n"), []byte(`[]`))
+	f.Fuzz(func(t *testing.T, text, meters []byte) {
+		var ms []json.RawMessage
+		if json.Unmarshal(meters, &ms) == nil {
+			_, _ = UpsertMeters(text, ms)
+		}
+		var ids []string
+		if json.Unmarshal(meters, &ids) == nil {
+			_, _ = RemoveMeters(text, ids)
+		}
+		red := RedactText(text)
+		_ = Unredact(red, text)
+		_ = hashOf(text)
+	})
+}

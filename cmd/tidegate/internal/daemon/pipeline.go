@@ -28,7 +28,9 @@ type dataPath struct {
 	up   *uplink.Uplink // nil when no broker is configured
 	url  string
 	// opened is the config the uplink was started with: its connection
-	// proves that config's link settings only (rollback.go).
+	// proves that config's link settings only (rollback.go). Whatever
+	// replaces up with an uplink on new settings sets opened with it, or
+	// the rollback guard never sees the new config reach its broker.
 	opened *config.Config
 
 	upCancel context.CancelFunc
