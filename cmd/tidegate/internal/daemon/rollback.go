@@ -24,16 +24,16 @@ type brokerLink interface {
 	Reached(cfg *config.Config) bool
 }
 
-// linkOf is what of a config decides whether the box reaches its broker.
-// Settings the uplink's connection does not depend on are left out, so a
-// change of only them is not put on probation.
+// linkOf is what of a config decides whether the box reaches its broker:
+// where it connects and as whom. A change of anything else (batching, ack
+// mode, health_every) cannot cut the box off and is not on probation.
 func linkOf(c *config.Config) any {
 	m := c.MQTT
-	m.UnsignedConfig, m.ConfigRollbackAfter, m.HealthEvery = "", 0, 0
 	return struct {
-		ID   string
-		MQTT config.MQTT
-	}{c.Gateway.ID, m}
+		ID, Broker, ClientID, TopicPrefix, Username, Password, PasswordFile string
+		TLS                                                                 config.TLS
+		Insecure                                                            bool
+	}{c.Gateway.ID, m.Broker, m.ClientID, m.TopicPrefix, m.Username, m.Password, m.PasswordFile, m.TLS, m.Insecure}
 }
 
 func sameLink(a, b *config.Config) bool { return reflect.DeepEqual(linkOf(a), linkOf(b)) }

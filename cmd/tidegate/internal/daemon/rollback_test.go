@@ -138,6 +138,7 @@ func TestRollbackGuardOnlyLinkChanges(t *testing.T) {
 	good := guardConfig(t, path, "tcp://127.0.0.1:1883")
 	same := guardConfig(t, filepath.Join(dir, "b.yaml"), "tcp://127.0.0.1:1883")
 	same.Hash = "other"
+	same.MQTT.Batch.MaxCount, same.MQTT.HealthEvery, same.MQTT.Ack = 7, time.Minute, "application" // not the link
 	link := &fakeLink{up: map[string]bool{"tcp://127.0.0.1:1883": true}}
 	log := logrus.New()
 	log.SetOutput(io.Discard)
