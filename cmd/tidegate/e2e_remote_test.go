@@ -187,7 +187,7 @@ mqtt:
 	// announced once connected again.
 	unreachable := strings.Replace(string(text), broker, "tcp://127.0.0.1:1", 1)
 	t0 := time.Now()
-	if r := push("c-dead", h2, unreachable); r["ok"] != true {
+	if r := push("c-dead", h2, unreachable); r["ok"] != true || r["result"].(map[string]any)["rollback_after"] != "20s" {
 		t.Fatalf("config with an unreachable broker: %v", r)
 	}
 	eventually(t, 60*time.Second, "config_rolled_back event at the receiver", func() bool {

@@ -54,6 +54,7 @@ type Daemon struct {
 	guard    *rollbackGuard
 
 	ready    atomic.Bool  // d.pipe is set: the status can be assembled
+	stopped  atomic.Bool  // shutting down: a late reload (remote.go) does nothing
 	clock    gatewayClock // nil: the kernel's (clock.go)
 	healthAt time.Time    // the last health message published
 }
@@ -125,6 +126,9 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 // nothing buffered is left unsent if the broker is reachable.
 func (d *Daemon) shutdown(api *apiServer) error {
 	t0 := time.Now()
+	d.reloadMu.Lock() // no reload under way while the buses stop, none after
+	d.stopped.Store(true)
+	d.reloadMu.Unlock()
 	d.log.Info("stopping: finishing current requests")
 	deadline, cancel := context.WithTimeout(context.Background(), d.opts.ShutdownGrace)
 	defer cancel()
@@ -155,6 +159,9 @@ func (d *Daemon) shutdown(api *apiServer) error {
 func (d *Daemon) reload() {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
+	if d.stopped.Load() {
+		return
+	}
 	path := d.opts.ConfigPath
 	nc, err := config.Load(path, d.opts.Getenv)
 	d.mu.Lock()

@@ -86,7 +86,12 @@ func (d *Daemon) configure(req uplink.ConfigRequest) (any, error) {
 		return nil, fmt.Errorf("%w: remote configuration needs the daemon's config file and uplink", ErrBadConfigCommand)
 	}
 	d.remoteMu.Lock() // one change at a time: each is made from the one before
-	defer d.remoteMu.Unlock()
+	unlock := true
+	defer func() {
+		if unlock {
+			d.remoteMu.Unlock()
+		}
+	}()
 	cur := d.config()
 	if req.BaseHash == "" && req.Command == "config" {
 		return nil, fmt.Errorf("%w: base_hash is required (the config_hash the new config was edited from; config_get gives it)", ErrBadConfigCommand)
@@ -120,22 +125,35 @@ func (d *Daemon) configure(req uplink.ConfigRequest) (any, error) {
 	if nc.Hash == cur.Hash {
 		return res, nil
 	}
-	if err := guard.applying(cur, nc); err != nil {
+	probation, err := guard.applying(cur, nc)
+	if err != nil {
 		return nil, err
 	}
-	if !sameLink(cur, nc) {
+	if probation {
 		res.RollbackAfter = nc.MQTT.ConfigRollbackAfter.String()
 	}
 	if err := config.WriteFile(d.opts.ConfigPath, text); err != nil {
 		return nil, fmt.Errorf("writing %s: %w", d.opts.ConfigPath, err)
 	}
-	d.reload()
-	if now := d.config(); now.Hash != nc.Hash {
-		return nil, fmt.Errorf("%s was written but the reload did not apply it (running %s): %s", d.opts.ConfigPath, now.Hash, d.lastReloadText())
-	}
 	for _, g := range diff.Global {
 		if g != "log" && g != "filter" {
 			res.NeedsRestart = append(res.NeedsRestart, g)
+		}
+	}
+	if !sameLink(cur, nc) {
+		// A reload that moves the uplink to the new broker would take this
+		// result's connection with it: the result leaves first, then the
+		// reload applies the config, and the next change waits for it.
+		unlock = false
+		go func() {
+			defer d.remoteMu.Unlock()
+			time.Sleep(linkReloadDelay)
+			d.reload()
+		}()
+	} else {
+		d.reload()
+		if now := d.config(); now.Hash != nc.Hash {
+			return nil, fmt.Errorf("%s was written but the reload did not apply it (running %s): %s", d.opts.ConfigPath, now.Hash, d.lastReloadText())
 		}
 	}
 	d.log.WithFields(logrus.Fields{"request": req.ID, "command": req.Command, "signed": req.Signed, "from": cur.Hash, "config_hash": nc.Hash}).Warn("remote config applied")
@@ -144,6 +162,10 @@ func (d *Daemon) configure(req uplink.ConfigRequest) (any, error) {
 		Attrs:   map[string]string{"request": req.ID, "command": req.Command, "from": cur.Hash, "to": nc.Hash}}})
 	return res, nil
 }
+
+// linkReloadDelay is how long a config that changes the broker link waits
+// after its result was handed to the uplink before it is applied.
+const linkReloadDelay = time.Second
 
 // editedText is the whole new file a command asks for.
 func editedText(req uplink.ConfigRequest, running []byte) ([]byte, error) {

@@ -137,6 +137,18 @@ func TestRemoteConfigure(t *testing.T) {
 	if _, ok := d.config().MeterByID("m2"); ok {
 		t.Fatal("m2 still there after meters_remove")
 	}
+	// Another broker: the result comes back before the config is applied
+	// (the reload may take the result's connection), then it is applied.
+	cur, _ := os.ReadFile(path)
+	moved := strings.Replace(string(cur), "127.0.0.1:1\"", "127.0.0.1:2\"", 1)
+	res, err = d.configure(uplink.ConfigRequest{ID: "b1", Command: "config", BaseHash: d.config().Hash, Config: moved})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return d.config().Hash == res.(ConfigResult).ConfigHash })
+	if res.(ConfigResult).RollbackAfter != "" {
+		t.Errorf("rollback_after %q where no config ever reached a broker (nothing to roll back to)", res.(ConfigResult).RollbackAfter)
+	}
 	if _, err := d.configure(uplink.ConfigRequest{ID: "r2", Command: "meters_upsert", Meters: json.RawMessage(`[{"id":"m9","bus":"nowhere","address":5}]`)}); !errors.Is(err, ErrConfigProblems) {
 		t.Fatalf("upsert onto a bus that does not exist: %v", err)
 	}

@@ -75,7 +75,9 @@ const (
 // back to the last good one.
 func (s *rollbackState) decide(now time.Time, running string, reached bool, after time.Duration) guardAction {
 	if reached {
-		if s.LastGood != running || s.Pending != "" || s.RolledBack != nil {
+		// A pending config not applied yet (the old one still runs and
+		// reaches its broker) stays pending.
+		if s.LastGood != running || s.Pending == running || s.RolledBack != nil {
 			return guardMarkGood
 		}
 		return guardNothing
@@ -133,12 +135,12 @@ func (g *rollbackGuard) saveLocked() error {
 // applying is called before a remote config replaces the running one. The
 // running one is the last good (the command came over the broker); the new
 // one is on probation when it changes the link.
-func (g *rollbackGuard) applying(old, nc *config.Config) error {
+func (g *rollbackGuard) applying(old, nc *config.Config) (probation bool, err error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.state.LastGood != old.Hash && g.link.Reached(old) {
 		if err := config.WriteFile(g.lastGoodPath(), old.Source); err != nil {
-			return fmt.Errorf("keeping the running config as the last good: %w", err)
+			return false, fmt.Errorf("keeping the running config as the last good: %w", err)
 		}
 		g.state.LastGood = old.Hash
 	}
@@ -146,7 +148,7 @@ func (g *rollbackGuard) applying(old, nc *config.Config) error {
 	if !sameLink(old, nc) && g.state.LastGood != "" {
 		g.state.Pending, g.state.Since = nc.Hash, g.now()
 	}
-	return g.saveLocked()
+	return g.state.Pending != "", g.saveLocked()
 }
 
 // check looks at the link once and acts on what decide says.
@@ -170,7 +172,9 @@ func (g *rollbackGuard) check(running *config.Config) {
 			g.lastErr = ""
 			g.state.LastGood = running.Hash
 		}
-		g.state.Pending, g.state.Since = "", time.Time{}
+		if g.state.Pending == running.Hash {
+			g.state.Pending, g.state.Since = "", time.Time{}
+		}
 		if rb := g.state.RolledBack; rb != nil {
 			g.event(reading.Event{Time: g.now(), Type: "config_rolled_back",
 				Message: fmt.Sprintf("config %s was rolled back to %s: %s", rb.From, rb.To, rb.Reason),

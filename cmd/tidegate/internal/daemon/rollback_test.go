@@ -77,8 +77,14 @@ func TestRollbackGuardTiming(t *testing.T) {
 		t.Fatalf("last good %q, want %q", g.state.LastGood, good.Hash)
 	}
 	// The remote config arrives: written, applied.
-	if err := g.applying(good, bad); err != nil {
-		t.Fatal(err)
+	if probation, err := g.applying(good, bad); err != nil || !probation {
+		t.Fatalf("a config moving to another broker: probation %v, %v", probation, err)
+	}
+	// The old config still runs (and reaches its broker) until the reload:
+	// the new one stays on probation.
+	g.check(good)
+	if g.state.Pending != bad.Hash {
+		t.Fatalf("pending %q after a look before the new config was applied, want %q", g.state.Pending, bad.Hash)
 	}
 	badText, _ := os.ReadFile(filepath.Join(dir, "new.yaml"))
 	if err := config.WriteFile(path, badText); err != nil {
@@ -146,8 +152,8 @@ func TestRollbackGuardOnlyLinkChanges(t *testing.T) {
 	g := &rollbackGuard{path: path, log: log, link: link, now: func() time.Time { return now },
 		apply: func() (*config.Config, error) { t.Fatal("rolled back"); return nil, nil }, event: func(reading.Event) {}}
 	g.check(good)
-	if err := g.applying(good, same); err != nil {
-		t.Fatal(err)
+	if probation, err := g.applying(good, same); err != nil || probation {
+		t.Fatalf("a config keeping the link: probation %v, %v", probation, err)
 	}
 	link.up["tcp://127.0.0.1:1883"] = false
 	now = now.Add(time.Hour)
