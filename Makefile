@@ -5,7 +5,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null)
 DATE     ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 # version, commit and build date also when GOFLAGS has -buildvcs=false
-STAMP    := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
+STAMP    := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE) -X tidegate/buffer.buildDate=$(DATE)
 LDFLAGS  := -s -w $(STAMP)
 # The control API and the uplink never speak HTTP/2: leaving it out of net/http
 # saves about 0.5 MB, which keeps the mipsle binary under 10 MB.
@@ -14,10 +14,17 @@ RELEASE_TAGS := nethttpomithttp2
 # or per request, not per byte on the bus, and ~0.4 MB less on mipsle, which
 # was 10.03 MB (over the 10 MB limit) with CJ/T 188 in.
 RELEASE_GCFLAGS := -gcflags='net/...=-l' -gcflags='crypto/...=-l'
+# The packages' version: 0.x.y at a tag v0.x.y, else the commit (configs/packages/version).
+PKG_VERSION ?= $(shell ./configs/packages/version)
+# Build tools (nfpm, staticcheck, deadcode) are pinned in a module of their
+# own, so the product's go.mod lists only what the binaries link.
+TOOL     := $(GO) tool -modfile=tools/go.mod
+# What `make release` builds; CI packs only tidegate (RELEASE_CMDS=tidegate).
+RELEASE_CMDS ?= tidegate metersim
 FUZZTIME ?= 3s
 DEMO_SECONDS ?=
 
-.PHONY: all build test vet unit fuzz bench demo release clean
+.PHONY: all build test vet unit fuzz bench demo release package staticcheck deadcode clean
 
 all: build
 
@@ -26,6 +33,16 @@ build:
 
 vet:
 	$(GO) vet ./...
+
+# Must print nothing (CI runs it); `//lint:ignore CHECK reason` where a
+# finding is wrong.
+staticcheck:
+	$(TOOL) staticcheck ./...
+
+# Functions no binary or test reaches; informative (simulator and broker
+# helpers used only by tests are listed without -test).
+deadcode:
+	$(TOOL) deadcode -test ./...
 
 # Two go test runs (CPU-heavy packages, then the timing-sensitive ones with
 # -p 1); see .ci/unit. The events are kept in $(BIN)/unit for the skip list.
@@ -50,17 +67,37 @@ bench:
 demo: build
 	$(BIN)/demo --bin $(BIN) $(if $(DEMO_SECONDS),-seconds $(DEMO_SECONDS))
 
+# Static binaries for the release architectures, each checked ≤ 10 MB, with
+# its module list (go version -m) beside it and SHA256SUMS over all. mipsle is
+# soft-float: OpenWrt's mipsel_24kc has no FPU (+65 KB).
 release:
-	@for t in linux/amd64 linux/arm/7 linux/arm64 linux/mipsle; do \
+	@rm -rf $(BIN)/release; mkdir -p $(BIN)/release; \
+	for t in linux/amd64 linux/arm/7 linux/arm64 linux/mipsle; do \
 	  os=$${t%%/*}; rest=$${t#*/}; arch=$${rest%%/*}; arm=$${rest#*/}; [ "$$arm" = "$$rest" ] && arm=; \
 	  out=$(BIN)/release/tidegate-$$os-$$arch$${arm:+v$$arm}; \
-	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch GOARM=$$arm $(GO) build -trimpath -tags $(RELEASE_TAGS) $(RELEASE_GCFLAGS) -ldflags '$(LDFLAGS)' -o $$out ./cmd/tidegate || exit 1; \
-	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch GOARM=$$arm $(GO) build -trimpath -tags $(RELEASE_TAGS) $(RELEASE_GCFLAGS) -ldflags '$(LDFLAGS)' -o $$out-metersim ./cmd/metersim || exit 1; \
+	  for cmd in $(RELEASE_CMDS); do \
+	    o=$$out; [ $$cmd = tidegate ] || o=$$out-$$cmd; \
+	    CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch GOARM=$$arm GOMIPS=softfloat $(GO) build -trimpath -tags $(RELEASE_TAGS) $(RELEASE_GCFLAGS) -ldflags '$(LDFLAGS)' -o $$o ./cmd/$$cmd || exit 1; \
+	    $(GO) version -m $$o > $$o.modules.txt || exit 1; \
+	  done; \
 	done; \
 	for f in $(BIN)/release/*; do \
+	  case $$f in *.txt) continue;; esac; \
 	  sz=$$(wc -c < $$f); awk -v f=$$f -v s=$$sz 'BEGIN { printf "%-48s %6.2f MB\n", f, s / 1e6 }'; \
 	  [ $$sz -le 10000000 ] || { echo "$$f is over 10 MB" >&2; exit 1; }; \
-	done
+	done; \
+	cd $(BIN)/release && sha256sum * > SHA256SUMS
+
+# .deb (amd64, arm64, armhf) and OpenWrt .ipk (mipsel_24kc,
+# arm_cortex-a7_neon-vfpv4, aarch64_generic) of the release binaries, into
+# $(BIN)/packages with their SHA256SUMS. See configs/packages/README.md.
+package: release
+	@rm -rf $(BIN)/packages; \
+	fmt=$$($(BIN)/release/tidegate-linux-amd64 version --json 2>/dev/null | sed -n 's/.*"buffer_format":\([0-9]*\).*/\1/p'); \
+	[ -n "$$fmt" ] || fmt=$$($(GO) run ./cmd/tidegate version --json | sed -n 's/.*"buffer_format":\([0-9]*\).*/\1/p'); \
+	[ -n "$$fmt" ] || { echo "cannot tell the buffer format" >&2; exit 1; }; \
+	GO=$(GO) ./configs/packages/make-packages $(BIN)/release $(BIN)/packages '$(PKG_VERSION)' $$fmt && \
+	rm -rf $(BIN)/packages/work && cd $(BIN)/packages && sha256sum *.deb *.ipk > SHA256SUMS
 
 clean:
 	rm -rf $(BIN)

@@ -51,6 +51,13 @@ type Buffer struct {
 	jkeys     [][]byte  // the journal's keys in the records bucket, oldest first (journal.go)
 	jnext     uint64    // counter of the next journal key
 	hotFrom   uint64    // seqs from here on are in "records", older ones may be in the backlog (backlog.go)
+
+	broken        error         // the committer's: a replacement of a bad file failed; retried by a commit brokenRetry later
+	brokenAt      time.Time     // when it was last tried
+	floor         uint64        // what the seq floor file says (seqfloor.go); the committer's
+	floorWrites   atomic.Uint64 // writes of the floor file
+	swapped       chan struct{} // closed when the file has been replaced (replace.go); then a new one
+	removeOnClose bool          // a temporary copy (Salvaged)
 }
 
 // Open opens or creates the buffer at path. A file locked by another
@@ -65,13 +72,12 @@ func Open(path string, opt Options) (*Buffer, error) {
 		emptied = &Recovery{Reason: "file was empty", At: time.Now().UTC()}
 	}
 	db, unclean, err := openChecked(path, opt)
-	var rec *Recovery
+	rec := opt.salvagedCopy
 	if errors.Is(err, ErrCorrupt) && !opt.NoRecover {
 		why := err
 		rec, err = salvage(path, opt, why, opt.Logger)
 		if err != nil {
-			opt.Logger.WithField("error", err.Error()).Warn("buffer: nothing salvaged from the damaged file")
-			rec, err = quarantine(path, why, opt.Logger)
+			rec, err = quarantine(path, why, err, opt.Logger)
 		}
 		if err == nil {
 			db, unclean, err = openChecked(path, opt)
@@ -89,14 +95,20 @@ func Open(path string, opt Options) (*Buffer, error) {
 		quit:      make(chan struct{}),
 		stopped:   make(chan struct{}),
 		notify:    make(chan struct{}, 1),
+		swapped:   make(chan struct{}),
 		unclean:   unclean,
 		recovered: rec,
 		emptied:   emptied,
 	}
 	b.dbp.Store(db)
+	b.removeOnClose = opt.salvagedCopy != nil
+	b.floor = readFloor(path)
 	if err := b.init(); err != nil {
 		db.Close()
 		return nil, err
+	}
+	if err := b.ensureFloor(b.ctr.LastSeq + floorSlack); err != nil {
+		b.log.WithError(err).Error("buffer: the seq floor file could not be written; commits will try again")
 	}
 	if unclean {
 		b.log.WithFields(logrus.Fields{"last_seq": b.ctr.LastSeq, "held": b.ctr.Count}).
@@ -111,7 +123,7 @@ func Open(path string, opt Options) (*Buffer, error) {
 // so that a crash from here on is seen at the next Open.
 func (b *Buffer) init() error {
 	return b.update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketRecords, bucketBacklog, bucketUrgent, bucketMeta, bucketState} {
+		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -134,7 +146,7 @@ func (b *Buffer) init() error {
 		if err := b.bounds(meta); err != nil {
 			return err
 		}
-		bad, jkeys, err := recount(tx, &c, fresh)
+		bad, jkeys, gaps, err := recount(tx, &c, fresh)
 		if err != nil {
 			return err
 		}
@@ -142,23 +154,26 @@ func (b *Buffer) init() error {
 		if rec == nil && b.emptied != nil {
 			rec, b.recovered = b.emptied, b.emptied
 		}
-		if fresh || rec != nil {
+		if fresh || (rec != nil && !rec.seqKnown) {
 			// The receiver deduplicates on (gateway, seq): a fresh file
 			// must not reuse the numbers of one that was lost, emptied,
 			// replaced or moved aside. Microseconds since 1970 are beyond
 			// any sequence a file could have reached unless it took more
 			// than a million records a second for its whole life.
-			c.LastSeq = max(c.LastSeq, uint64(b.opt.Clock().UnixMicro()), b.minSeq)
+			c.LastSeq = max(c.LastSeq, uint64(max(0, b.opt.Clock().UnixMicro())), b.minSeq, b.floor, buildFloor())
 			c.Base = c.LastSeq
 		}
-		if rec != nil {
+		// A salvaged file carries on from the damaged file's last seq; a
+		// replaced one never numbers below what the old file handed out.
+		c.LastSeq = max(c.LastSeq, b.minSeq)
+		if rec != nil && b.opt.salvagedCopy == nil { // a copy for inspection shows the records as they are
 			msg := "buffer file was corrupt; moved aside and started afresh"
 			attrs := map[string]string{"reason": rec.Reason, "first_seq": fmt.Sprint(c.LastSeq + 1)}
 			switch {
 			case rec.MovedTo == "":
 				msg = "buffer file was empty; started afresh"
-			case rec.Salvaged > 0:
-				msg = fmt.Sprintf("buffer file was damaged; moved aside, its %d readable records kept (at least %d lost)", rec.Salvaged, rec.Lost)
+			case rec.Salvaged > 0 || rec.Lost > 0:
+				msg = fmt.Sprintf("buffer file was damaged; moved aside, its %d readable records kept under their seqs, %d lost (named in buffer_evicted events, reason salvage)", rec.Salvaged, rec.Lost)
 				attrs["salvaged"], attrs["lost"] = fmt.Sprint(rec.Salvaged), fmt.Sprint(rec.Lost)
 			}
 			if rec.MovedTo != "" {
@@ -166,6 +181,9 @@ func (b *Buffer) init() error {
 			}
 			ev := reading.Event{Time: rec.At, Type: "buffer_recovered", Message: msg, Attrs: attrs}
 			if err := appendEventTx(tx, &c, &ev); err != nil {
+				return err
+			}
+			if err := rangeEventsTx(tx, &c, rec.LostRanges, "salvage", "buffer file damaged: could not keep"); err != nil {
 				return err
 			}
 		}
@@ -177,8 +195,13 @@ func (b *Buffer) init() error {
 				return err
 			}
 		}
+		// The removed records' own seqs are somewhere in these gaps: named,
+		// so that the receiver can tell their loss from a delay.
+		if err := rangeEventsTx(tx, &c, gaps, "salvage", "records with damaged keys removed; their own seqs are among"); err != nil {
+			return err
+		}
 		if len(bad) > 0 {
-			b.log.WithFields(logrus.Fields{"removed": len(bad)}).Error("buffer: records with damaged keys removed")
+			b.log.WithFields(logrus.Fields{"removed": len(bad), "gaps": fmt.Sprint(gaps)}).Error("buffer: records with damaged keys removed")
 		}
 		if err := meta.Put(keyCounters, c.encode()); err != nil {
 			return err
@@ -220,6 +243,9 @@ func (b *Buffer) Close() error {
 		err = cerr
 	}
 	b.closeSpace()
+	if b.removeOnClose {
+		os.Remove(b.path)
+	}
 	return err
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -18,6 +19,7 @@ const (
 	opAppend opKind = iota
 	opAck
 	opAckUpTo
+	opEnsure
 )
 
 // op is one caller's request to the committer. The committer fills seqs
@@ -26,9 +28,9 @@ type op struct {
 	kind   opKind
 	vals   [][]byte // opAppend: encoded records
 	seqs   []uint64 // opAppend: assigned; opAck: to delete
-	upTo   uint64
-	states []State // opAppend: side-state written in the same transaction
-	jour   Journal // opAppend: journal change in the same transaction (journal.go)
+	upTo   uint64   // opAckUpTo; opEnsure: every seq held and to come above it
+	states []State  // opAppend: side-state written in the same transaction
+	jour   Journal  // opAppend: journal change in the same transaction (journal.go)
 	err    error
 	done   chan struct{}
 }
@@ -115,6 +117,24 @@ func (b *Buffer) AckUpTo(seq uint64) error {
 	return b.submit(context.Background(), &op{kind: opAckUpTo, upTo: seq})
 }
 
+// EnsureAbove makes every seq of a record not yet acknowledged, and every
+// seq to come, greater than seq: the uplink calls it before it publishes,
+// with the last seq its own retained status says this gateway published,
+// so that a fresh file (a lost card, a box whose clock says 1970) never
+// sends an id the receiver already has. When a held record is at or below
+// seq, every held record is renumbered in one transaction, in order, from
+// max(seq, last seq assigned)+1 (above anything this file may have sent),
+// each bound to its new seq (its CRC covers it); otherwise nothing moves
+// and only the seqs to come are raised. The seq floor file is written
+// first (seqfloor.go), so the promise survives the loss of the buffer
+// file. Call it before any record of the file has been published: a
+// record read and sent before the call goes out again under its new seq.
+// It holds every record in memory while it renumbers: meant for the small
+// file a fresh start has, it works for any.
+func (b *Buffer) EnsureAbove(seq uint64) error {
+	return b.submit(context.Background(), &op{kind: opEnsure, upTo: seq})
+}
+
 func (b *Buffer) submit(ctx context.Context, o *op) error {
 	o.done = make(chan struct{})
 	b.closeMu.RLock()
@@ -153,7 +173,7 @@ func (b *Buffer) run() {
 		case o := <-b.ops:
 			batch = append(batch, o)
 		case bp := <-b.bad:
-			if bp.db == b.dbh() {
+			if bp.db == b.dbh() && (b.broken == nil || time.Since(b.brokenAt) >= brokenRetry) {
 				b.replace(bp.err)
 			}
 			continue
@@ -192,6 +212,20 @@ func (b *Buffer) gather(batch []*op, n int) []*op {
 }
 
 func (b *Buffer) commit(batch []*op) {
+	if b.broken != nil {
+		err := fmt.Errorf("salvage failed %s ago, tried again after %s", time.Since(b.brokenAt).Round(time.Second), brokenRetry)
+		if time.Since(b.brokenAt) >= brokenRetry {
+			err = b.replace(b.broken)
+		}
+		if err != nil {
+			err = classify(fmt.Errorf("%w: the damaged file could not be replaced yet: %w", ErrCorrupt, err))
+			for _, o := range batch {
+				o.seqs, o.err = nil, err
+				close(o.done)
+			}
+			return
+		}
+	}
 	// Make room for this batch and no more: its encoded size (freed pages
 	// hold bbolt's overhead too), at least a few pages' worth so that a
 	// full disk costs one eviction round per many commits, not one each.
@@ -216,10 +250,22 @@ func (b *Buffer) commit(batch []*op) {
 	// while space is short, and not at the price of an eviction. A move
 	// that did not fit waits a span before it is tried again.
 	b.mu.Lock()
-	last := b.ctr.LastSeq
+	last, held := b.ctr.LastSeq, b.ctr.Count
 	b.mu.Unlock()
 	move := !b.sp.short && last >= b.sp.moveHold
-	err := b.apply(batch, move)
+	// The floor file first: no seq this commit can assign is above it.
+	var n uint64
+	top := last
+	for _, o := range batch {
+		n += uint64(len(o.vals))
+		if o.kind == opEnsure {
+			top = max(top, o.upTo) + held
+		}
+	}
+	err := b.ensureFloor(top + n + floorSlack)
+	if err == nil {
+		err = b.apply(batch, move)
+	}
 	if errors.Is(err, ErrCorrupt) && b.replace(err) == nil {
 		err = b.apply(batch, move) // on the fresh file
 	}
@@ -246,6 +292,7 @@ func (b *Buffer) commit(batch []*op) {
 			err = fmt.Errorf("%w: %w", ErrFull, err)
 		}
 	}
+	err = classify(err)
 	for _, o := range batch {
 		if err != nil {
 			o.seqs, o.err = nil, err
@@ -292,6 +339,7 @@ func (b *Buffer) apply(batch []*op, move bool) (err error) {
 					c.LastSeq++
 					k := keys[8*i : 8*i+8]
 					putSeq(k, c.LastSeq)
+					seal(v, c.LastSeq) // again on a retry: the seq may differ
 					if err := recs.Put(k, v); err != nil {
 						return err
 					}
@@ -340,6 +388,15 @@ func (b *Buffer) apply(batch []*op, move bool) (err error) {
 						}
 						c.Acked++
 					}
+				}
+			case opEnsure:
+				first, err := renumberTx(tx, &c, o.upTo)
+				if err != nil {
+					return err
+				}
+				if first != 0 {
+					hotFrom = first
+					added = true
 				}
 			case opAckUpTo:
 				if o.upTo > c.LastSeq {
@@ -420,6 +477,7 @@ func appendEventTx(tx *bolt.Tx, c *counters, ev *reading.Event) error {
 	}
 	c.LastSeq++
 	k := seqKey(c.LastSeq)
+	seal(v, c.LastSeq)
 	if err := tx.Bucket(bucketRecords).Put(k, v); err != nil {
 		return err
 	}
@@ -444,10 +502,11 @@ func cursorTx(tx *bolt.Tx, c *counters) uint64 {
 }
 
 // guard turns a panic inside bbolt (its assertions on a damaged page, or a
-// fault on a page the disk lost) into ErrCorrupt for the caller.
-func guard(err *error) {
+// fault on a page the disk lost) into ErrCorrupt for the caller, and any
+// other panic into ErrPanic (panic.go).
+func (b *Buffer) guard(err *error) {
 	if r := recover(); r != nil {
-		*err = fmt.Errorf("%w: %v", ErrCorrupt, r)
+		*err = recovered(r, b.log)
 	}
 }
 
@@ -464,10 +523,10 @@ func (b *Buffer) update(fn func(*bolt.Tx) error) (err error) {
 	}
 	defer func() {
 		if r := recover(); r != nil {
+			err = recovered(r, b.log)
 			if tx.DB() != nil {
 				_ = tx.Rollback()
 			}
-			err = fmt.Errorf("%w: %v", ErrCorrupt, r)
 		}
 	}()
 	if err := fn(tx); err != nil {
@@ -490,3 +549,78 @@ func Encode(r *reading.Record) ([]byte, error) { return appendRecord(nil, r) }
 
 // Decode is the inverse of Encode.
 func Decode(b []byte) (reading.Record, error) { return decodeRecord(b) }
+
+// brokenRetry is how often the committer tries again to replace a damaged
+// file whose salvage failed; the commits in between fail at once (a
+// salvage reads the whole file: not one per commit).
+const brokenRetry = 5 * time.Second
+
+// floorSlack covers the seqs a commit may assign beyond its records: the
+// buffer_evicted events of an eviction round, the buffer's own events.
+const floorSlack = 4096
+
+// classify makes every error of a commit one of the documented kinds
+// (errors.go), so that a caller can tell what to do with errors.Is: full
+// (evicting did not help: retry later), corrupt (the file was salvaged:
+// retry), a panic (a bug), closed, or else a disk error (retry).
+func classify(err error) error {
+	switch {
+	case err == nil, errors.Is(err, ErrFull), errors.Is(err, ErrCorrupt), errors.Is(err, ErrPanic),
+		errors.Is(err, ErrClosed), errors.Is(err, ErrIO):
+		return err
+	case isFull(err):
+		return fmt.Errorf("%w: %w", ErrFull, err)
+	}
+	return fmt.Errorf("%w: %w", ErrIO, err)
+}
+
+// renumberTx gives every held record a seq above above (EnsureAbove), in
+// order, from max(above, last seq)+1, when any of them is at or below it;
+// else it only raises the last seq. It returns the first new seq (0 when
+// nothing moved). Thinning's mark follows the records it covered.
+func renumberTx(tx *bolt.Tx, c *counters, above uint64) (first uint64, err error) {
+	recs, urgent := records(tx), tx.Bucket(bucketUrgent)
+	cur := recs.Cursor()
+	k, _ := cur.First()
+	for k != nil && isJournalKey(k) {
+		k, _ = cur.Next()
+	}
+	if k == nil || keySeq(k) > above {
+		c.LastSeq = max(c.LastSeq, above)
+		return 0, nil
+	}
+	var held []kv
+	for k, v := cur.First(); k != nil; k, v = cur.Next() {
+		if !isJournalKey(k) {
+			held = append(held, kv{append([]byte(nil), k...), append([]byte(nil), v...)})
+		}
+	}
+	for _, e := range held {
+		if err := recs.Delete(e.k); err != nil {
+			return 0, err
+		}
+		if err := urgent.Delete(e.k); err != nil {
+			return 0, err
+		}
+	}
+	first = max(above, c.LastSeq) + 1
+	thin := uint64(0)
+	for i, e := range held {
+		s := first + uint64(i)
+		if keySeq(e.k) <= c.ThinMark {
+			thin = s
+		}
+		k := seqKey(s)
+		if err := recs.Put(k, reseal(e.v, keySeq(e.k), s)); err != nil {
+			return 0, err
+		}
+		if recordKind(e.v) == reading.KindEvent {
+			if err := urgent.Put(k, nil); err != nil {
+				return 0, err
+			}
+		}
+	}
+	c.ThinMark = thin
+	c.LastSeq = first + uint64(len(held)) - 1
+	return first, nil
+}

@@ -24,4 +24,14 @@ var (
 	ErrInvalidRecord = errors.New("invalid record")
 	// ErrDecode is returned for stored bytes that do not decode as a record.
 	ErrDecode = errors.New("cannot decode record")
+	// ErrPanic means a panic in the buffer's own code (a bug) was recovered
+	// inside a transaction: the transaction was rolled back, the file is
+	// untouched and stays in use, and the stack was logged. It is never
+	// taken for corruption. The next call may succeed.
+	ErrPanic = errors.New("buffer: internal error (panic recovered)")
+	// ErrIO wraps a failure of the disk under a commit that is neither a
+	// full disk nor a damaged file (EIO from write or fsync): the
+	// transaction was rolled back and nothing changed, so retrying later
+	// is right. The underlying error is wrapped too.
+	ErrIO = errors.New("buffer: disk error")
 )

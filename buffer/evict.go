@@ -46,7 +46,7 @@ func (e *evictor) drop(cur *recCursor, k, v []byte) ([]byte, []byte) {
 		// A buffer_evicted report that is itself evicted passes its
 		// ranges on to this round's report: the receiver still learns of
 		// every gap.
-		if r, err := decodeRecord(v); err == nil && r.Event != nil && r.Event.Type == "buffer_evicted" {
+		if r, err := decodeStored(seq, v); err == nil && r.Event != nil && r.Event.Type == "buffer_evicted" {
 			e.ranges = append(e.ranges, parseRangeList(r.Event.Attrs["ranges"])...)
 		}
 	}
@@ -179,23 +179,8 @@ func (b *Buffer) evictTx(tx *bolt.Tx, c *counters, below uint64, forSpace uint64
 	for _, r := range rs {
 		total += r.To - r.From + 1
 	}
-	now := time.Now().UTC()
-	for i := 0; i < len(rs); i += rangesPerEvent {
-		chunk := rs[i:min(i+rangesPerEvent, len(rs))]
-		var n uint64
-		parts := make([]string, len(chunk))
-		for j, r := range chunk {
-			n += r.To - r.From + 1
-			parts[j] = r.String()
-		}
-		ev := reading.Event{Time: now, Type: "buffer_evicted",
-			Message: fmt.Sprintf("buffer full (%s): evicted %d records in %d ranges between %d and %d (attribute ranges lists them)",
-				reason, n, len(chunk), chunk[0].From, chunk[len(chunk)-1].To),
-			Attrs: map[string]string{"reason": reason, "ranges": strings.Join(parts, ","), "count": fmt.Sprint(n),
-				"first": fmt.Sprint(chunk[0].From), "last": fmt.Sprint(chunk[len(chunk)-1].To)}}
-		if err := appendEventTx(tx, c, &ev); err != nil {
-			return nil, err
-		}
+	if err := rangeEventsTx(tx, c, rs, reason, "buffer full ("+reason+"): evicted"); err != nil {
+		return nil, err
 	}
 	b.mu.Lock()
 	recent := append(append([]Range(nil), b.ranges...), rs...)
@@ -286,4 +271,29 @@ func mergeRanges(rs []Range) []Range {
 		out = append(out, r)
 	}
 	return out
+}
+
+// rangeEventsTx appends buffer_evicted events naming every seq of rs, split
+// over several events when there are many: the receiver tells loss from
+// delay by them. what starts the message ("buffer full (max_bytes): evicted").
+func rangeEventsTx(tx *bolt.Tx, c *counters, rs []Range, reason, what string) error {
+	now := time.Now().UTC()
+	for i := 0; i < len(rs); i += rangesPerEvent {
+		chunk := rs[i:min(i+rangesPerEvent, len(rs))]
+		var n uint64
+		parts := make([]string, len(chunk))
+		for j, r := range chunk {
+			n += r.To - r.From + 1
+			parts[j] = r.String()
+		}
+		ev := reading.Event{Time: now, Type: "buffer_evicted",
+			Message: fmt.Sprintf("%s %d records in %d ranges between %d and %d (attribute ranges lists them)",
+				what, n, len(chunk), chunk[0].From, chunk[len(chunk)-1].To),
+			Attrs: map[string]string{"reason": reason, "ranges": strings.Join(parts, ","), "count": fmt.Sprint(n),
+				"first": fmt.Sprint(chunk[0].From), "last": fmt.Sprint(chunk[len(chunk)-1].To)}}
+		if err := appendEventTx(tx, c, &ev); err != nil {
+			return err
+		}
+	}
+	return nil
 }

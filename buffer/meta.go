@@ -16,6 +16,7 @@ var (
 	bucketUrgent  = []byte("urgent")  // seq of every unacked event → empty, so ReadUrgent skips a backlog
 	bucketMeta    = []byte("meta")    // the keys below
 	bucketState   = []byte("state")   // side state of other stages
+	bucketJournal = []byte("journal") // the filter's journal: counter (8 bytes big-endian) → entry (journal.go)
 )
 
 var (
@@ -29,9 +30,11 @@ var (
 // fileFormat is the layout version written to meta/format. Records carry
 // their own version byte (record.go). 2: the older records may be in the
 // backlog bucket (backlog.go); a build that knows only 1 would not see
-// them, so it refuses the file (ErrNewerFormat) instead. A file of format
-// 1 is taken as it is and marked 2.
-const fileFormat = 2
+// them, so it refuses the file (ErrNewerFormat) instead. 3: records are
+// stored as version 3 (a CRC that covers the seq), which a build of format
+// 2 would report as undecodable, and the journal has its own bucket
+// (journal.go). Files of format 1 and 2 are taken as they are and marked 3.
+const fileFormat = 3
 
 // recentRanges is how many evicted ranges Stats reports; the buffer_evicted
 // events carry all of them.
@@ -186,11 +189,14 @@ func keySeq(k []byte) uint64 {
 // byte in a key (such a key sorts to the end, where the next append would
 // collide with it or the cursor would take it for the newest record): that
 // record is removed and its key returned, so the cost is that one record.
-// The counters are set to what the records say.
-func recount(tx *bolt.Tx, c *counters, fresh bool) (bad, journal [][]byte, err error) {
+// The counters are set to what the records say. gaps are where the
+// removed records' own seqs must have been: between the good keys around
+// each (a record acknowledged out of order may share such a gap).
+func recount(tx *bolt.Tx, c *counters, fresh bool) (bad, journal [][]byte, gaps []Range, err error) {
 	recs, urgent := records(tx), tx.Bucket(bucketUrgent)
 	var n counters
 	var prev uint64
+	open := -1 // the first gap still waiting for the good key after it
 	cur := recs.Cursor()
 	for k, v := cur.First(); k != nil; k, v = cur.Next() {
 		if isJournalKey(k) && bytes.HasPrefix(v, journalMagic[:]) {
@@ -201,7 +207,15 @@ func recount(tx *bolt.Tx, c *counters, fresh bool) (bad, journal [][]byte, err e
 		s := keySeq(k)
 		if len(k) != 8 || s <= prev || (!fresh && s > c.LastSeq) {
 			bad = append(bad, append([]byte(nil), k...))
+			if open < 0 {
+				open = len(gaps)
+				gaps = append(gaps, Range{prev + 1, 0})
+			}
 			continue
+		}
+		if open >= 0 {
+			gaps[open].To = s - 1
+			open = -1
 		}
 		prev = s
 		n.add(recordKind(v), len(v))
@@ -212,7 +226,7 @@ func recount(tx *bolt.Tx, c *counters, fresh bool) (bad, journal [][]byte, err e
 		for ck, _ := cur.First(); ck != nil; ck, _ = cur.Next() {
 			if bytes.Equal(ck, k) {
 				if err := cur.Delete(); err != nil {
-					return nil, nil, err
+					return nil, nil, nil, err
 				}
 				break
 			}
@@ -230,7 +244,7 @@ func recount(tx *bolt.Tx, c *counters, fresh bool) (bad, journal [][]byte, err e
 		for ck, _ := uc.First(); ck != nil; ck, _ = uc.Next() {
 			if bytes.Equal(ck, k) {
 				if err := uc.Delete(); err != nil {
-					return nil, nil, err
+					return nil, nil, nil, err
 				}
 				break
 			}
@@ -240,5 +254,14 @@ func recount(tx *bolt.Tx, c *counters, fresh bool) (bad, journal [][]byte, err e
 		c.LastSeq = max(c.LastSeq, prev)
 	}
 	c.Count, c.Bytes, c.ByKind, c.Journal = n.Count, n.Bytes, n.ByKind, n.Journal
-	return bad, journal, nil
+	if open >= 0 {
+		gaps[open].To = c.LastSeq
+	}
+	var out []Range
+	for _, g := range gaps {
+		if g.From >= 1 && g.From <= g.To {
+			out = append(out, g)
+		}
+	}
+	return bad, journal, out, nil
 }

@@ -64,6 +64,13 @@ type Options struct {
 	// inspect: an inspection tool (NoRecover) that gave no bounds: Stats
 	// shows the bounds the daemon opened the file with.
 	inspect bool
+	// floorStep: seqs one write of the floor file reserves (seqfloor.go);
+	// zero means FloorStep. Small in tests, so that a crash test crosses
+	// many.
+	floorStep int
+	// salvagedCopy: Open is opening Salvaged's temporary copy; this is what
+	// the salvage found.
+	salvagedCopy *Recovery
 }
 
 // On a 32-bit box (armv7, mipsle) a process cannot map 1 GiB of one file:
@@ -113,6 +120,9 @@ func (o Options) withDefaultsFor(intBits int) Options {
 	}
 	if o.hotSpan <= 0 {
 		o.hotSpan = DefaultHotSpan
+	}
+	if o.floorStep <= 0 {
+		o.floorStep = FloorStep
 	}
 	if o.Clock == nil {
 		o.Clock = time.Now

@@ -35,7 +35,7 @@ func (b *Buffer) Pages() (p Pages, err error) {
 	p.Writes = st.TxStats.GetWrite()
 	p.Journal = len(b.journalKeys())
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer guard(&err)
+	defer b.guard(&err)
 	err = db.View(func(tx *bolt.Tx) error {
 		s := tx.Bucket(bucketRecords).Stats()
 		p.Depth = s.Depth

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"tidegate/reading"
 )
@@ -27,23 +29,44 @@ func (b *Buffer) ReadUrgent(after uint64, max int) ([]reading.Record, error) {
 	return b.read(after, max, true)
 }
 
+// swapWait bounds how long a read waits for a damaged file to be salvaged
+// (replace.go) before it returns ErrCorrupt, which the caller retries.
+const swapWait = time.Minute
+
 func (b *Buffer) read(after uint64, max int, urgentOnly bool) ([]reading.Record, error) {
 	for try := 0; ; try++ {
+		swapped := b.swapCh()
 		db := b.dbh()
 		out, err := b.readOn(db, after, max, urgentOnly)
-		if err != nil && try == 0 && b.dbh() != db {
-			continue // the file was replaced under the call (replace.go): once more on the new one
+		if err == nil || errors.Is(err, ErrClosed) || errors.Is(err, ErrPanic) || try > 0 {
+			return out, classify(err)
 		}
-		if errors.Is(err, ErrCorrupt) {
-			b.reportBad(db, err)
+		if b.dbh() != db {
+			continue // the file was replaced under the call: once more on the new one
 		}
-		return out, err
+		if !errors.Is(err, ErrCorrupt) && !errors.Is(err, berrors.ErrDatabaseNotOpen) {
+			return out, classify(err)
+		}
+		// A bad page (or the file closed for its salvage): the committer
+		// salvages it; the records keep their seqs, so the read goes on
+		// from where it was on the fresh file.
+		b.reportBad(db, err)
+		t := time.NewTimer(swapWait)
+		select {
+		case <-swapped:
+			t.Stop()
+		case <-b.quit:
+			t.Stop()
+			return nil, ErrClosed
+		case <-t.C:
+			return nil, fmt.Errorf("%w: %w (salvage still running after %s)", ErrCorrupt, err, swapWait)
+		}
 	}
 }
 
 func (b *Buffer) readOn(db *bolt.DB, after uint64, max int, urgentOnly bool) (_ []reading.Record, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer guard(&err)
+	defer b.guard(&err)
 	if b.isClosed() {
 		return nil, ErrClosed
 	}
@@ -84,7 +107,7 @@ func (b *Buffer) readOn(db *bolt.DB, after uint64, max int, urgentOnly bool) (_ 
 // so, under the same sequence number: the uplink sends and acknowledges it
 // like any other, instead of the queue stalling on it forever.
 func decodeOrReport(seq uint64, v []byte) reading.Record {
-	r, err := decodeRecord(v)
+	r, err := decodeStored(seq, v)
 	if err != nil {
 		r = reading.Record{Kind: reading.KindEvent, Event: &reading.Event{Type: "buffer_undecodable",
 			Message: fmt.Sprintf("record %d could not be decoded: %v", seq, err),

@@ -40,7 +40,52 @@ const formatV1 = 1
 //	value   = 2:u8 kind:u8 payload crc32c:u32
 const formatV2 = 2
 
+// Version 3 is how a record is stored in the buffer: version 2 whose CRC
+// also covers the record's own seq (its bbolt key, 8 bytes big-endian,
+// hashed before the value). A key that a bad byte moved to another seq no
+// longer matches its value: the record is undecodable under the wrong id
+// instead of one reading's values going out under another's id. Encode
+// (side state, no seq) keeps writing version 2.
+//
+//	value   = 3:u8 kind:u8 payload crc32c(seq:u64be value-without-crc):u32
+const formatV3 = 3
+
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// seal makes an encoded record (version 2, from appendRecord) the stored
+// version 3 bound to seq, in place. Anything else is left as it is.
+func seal(v []byte, seq uint64) {
+	if len(v) < 6 || (v[0] != formatV2 && v[0] != formatV3) {
+		return
+	}
+	v[0] = formatV3
+	binary.LittleEndian.PutUint32(v[len(v)-4:], seqCRC(seq, v[:len(v)-4]))
+}
+
+func seqCRC(seq uint64, body []byte) uint32 {
+	var k [8]byte
+	putSeq(k[:], seq)
+	return crc32.Update(crc32.Checksum(k[:], crcTable), crcTable, body)
+}
+
+// reseal binds a stored record to a new seq (renumbering, seqfloor.go) if
+// it is intact under its old one. A damaged record keeps its bytes, so
+// that it stays undecodable: resealing would launder the damage.
+func reseal(v []byte, from, to uint64) []byte {
+	if len(v) < 6 || v[0] != formatV3 || seqCRC(from, v[:len(v)-4]) != binary.LittleEndian.Uint32(v[len(v)-4:]) {
+		return v
+	}
+	out := append([]byte(nil), v...)
+	seal(out, to)
+	return out
+}
+
+// decodeStored decodes the value stored under seq: version 3 is checked
+// against seq, older versions as well as they can be (version 2 against
+// its own bytes, version 1 by decoding).
+func decodeStored(seq uint64, b []byte) (reading.Record, error) {
+	return decodeWith(b, seq, true)
+}
 
 // MaxRecordBytes bounds one encoded record; Raw frames are the only thing
 // that could approach it.
@@ -61,8 +106,9 @@ const (
 	rmError
 	rmRaw
 	rmFilter
-	rmStorage // added after the first release: older files never set it
-	rmAll     = rmStorage<<1 - 1
+	rmStorage   // added after the first release: older files never set it
+	rmMeterZone // the offset the meter's clock was placed at, s east of UTC (issue 25)
+	rmAll       = rmMeterZone<<1 - 1
 )
 
 const (
@@ -145,6 +191,8 @@ func appendReading(dst []byte, x *reading.Reading) []byte {
 	set(rmRaw, len(x.Raw) > 0)
 	set(rmFilter, x.Filter != nil)
 	set(rmStorage, x.Storage != 0)
+	_, zone := x.MeterTime.Zone()
+	set(rmMeterZone, !x.MeterTime.IsZero() && zone != 0)
 	dst = binary.AppendUvarint(dst, m)
 	dst = appendString(dst, x.Meter)
 	if m&rmReceived != 0 {
@@ -204,6 +252,9 @@ func appendReading(dst []byte, x *reading.Reading) []byte {
 	}
 	if m&rmStorage != 0 {
 		dst = append(dst, x.Storage)
+	}
+	if m&rmMeterZone != 0 {
+		dst = binary.AppendVarint(dst, int64(zone))
 	}
 	return dst
 }
@@ -294,7 +345,9 @@ func appendTime(dst []byte, t time.Time) []byte {
 // decodeRecord is the inverse of appendRecord. It never retains b (values
 // read from bbolt live in its mmap), and it allocates at most in proportion
 // to len(b), whatever the bytes say.
-func decodeRecord(b []byte) (reading.Record, error) {
+func decodeRecord(b []byte) (reading.Record, error) { return decodeWith(b, 0, false) }
+
+func decodeWith(b []byte, seq uint64, haveSeq bool) (reading.Record, error) {
 	d := decoder{b: b}
 	var r reading.Record
 	version := d.byte()
@@ -313,8 +366,20 @@ func decodeRecord(b []byte) (reading.Record, error) {
 			return r, fmt.Errorf("%w: checksum mismatch", ErrDecode)
 		}
 		d.b = body[2:]
+	case formatV3:
+		if !haveSeq {
+			return r, fmt.Errorf("%w: a stored record (version 3) is checked against its seq", ErrDecode)
+		}
+		if len(b) < 6 {
+			return r, fmt.Errorf("%w: %d bytes, too short for a checksum", ErrDecode, len(b))
+		}
+		body := b[:len(b)-4]
+		if seqCRC(seq, body) != binary.LittleEndian.Uint32(b[len(b)-4:]) {
+			return r, fmt.Errorf("%w: checksum mismatch under seq %d (the record or its key is damaged)", ErrDecode, seq)
+		}
+		d.b = body[2:]
 	default:
-		return r, fmt.Errorf("%w: format version %d, this build reads up to %d", ErrDecode, version, formatV2)
+		return r, fmt.Errorf("%w: format version %d, this build reads up to %d", ErrDecode, version, formatV3)
 	}
 	r.Kind = kind
 	switch kind {
@@ -514,6 +579,14 @@ func (d *decoder) reading() *reading.Reading {
 	}
 	if m&rmStorage != 0 {
 		x.Storage = d.byte()
+	}
+	if m&rmMeterZone != 0 {
+		// meter_time says which offset it was placed at
+		if z := d.varint(); z > -18*3600 && z < 18*3600 {
+			x.MeterTime = x.MeterTime.In(time.FixedZone("", int(z)))
+		} else {
+			d.fail("meter zone")
+		}
 	}
 	return x
 }

@@ -3,6 +3,7 @@ package buffer
 import (
 	"bytes"
 	"errors"
+	"hash/crc32"
 	"math"
 	"reflect"
 	"testing"
@@ -183,4 +184,89 @@ func FuzzDecodeRecord(f *testing.F) {
 			t.Fatalf("re-encode changed the record: %v\n%x\n%x", err, b2, b3)
 		}
 	})
+}
+
+// A meter time placed in the meter's zone keeps its offset through the
+// buffer (meter_time says which offset was used); one in UTC costs no byte.
+func TestRecordMeterZone(t *testing.T) {
+	cet := time.FixedZone("CET", 3600)
+	r := reading.Record{Kind: reading.KindReading, Reading: &reading.Reading{Meter: "mb-2", Received: t0,
+		MeterTime: time.Date(2026, 10, 25, 2, 30, 0, 0, cet), Has: reading.HasForward | reading.HasMeterTime, Forward: 1}}
+	b, err := appendRecord(nil, &r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeRecord(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, off := got.Reading.MeterTime.Zone(); off != 3600 || !got.Reading.MeterTime.Equal(r.Reading.MeterTime) {
+		t.Fatalf("meter time %v, want %v with its offset", got.Reading.MeterTime, r.Reading.MeterTime)
+	}
+	u := r
+	x := *r.Reading
+	x.MeterTime = x.MeterTime.UTC()
+	u.Reading = &x
+	bu, _ := appendRecord(nil, &u)
+	if len(bu) >= len(b) {
+		t.Errorf("UTC meter time %d bytes, zoned %d: the zone should cost bytes only where it is not UTC", len(bu), len(b))
+	}
+}
+
+func crc32c(b []byte) uint32 { return crc32.Checksum(b, crcTable) }
+
+// FuzzDecodeStored: a stored record (version 3, bound to its seq) decodes
+// only under its own seq, never panics, and re-encodes to what it decoded.
+func FuzzDecodeStored(f *testing.F) {
+	for _, r := range recordCases() {
+		b, err := appendRecord(nil, &r)
+		if err != nil {
+			f.Fatal(err)
+		}
+		seal(b, 42)
+		f.Add(b, uint64(42))
+	}
+	f.Fuzz(func(t *testing.T, b []byte, seq uint64) {
+		r, err := decodeStored(seq, b)
+		if err != nil {
+			return
+		}
+		if len(b) > 0 && b[0] == formatV3 {
+			if _, err := decodeStored(seq+1, b); err == nil {
+				t.Fatalf("version-3 record decodes under seq %d and %d", seq, seq+1)
+			}
+		}
+		b2, err := appendRecord(nil, &r)
+		if err != nil {
+			t.Fatalf("decoded record does not re-encode: %v", err)
+		}
+		seal(b2, seq)
+		if _, err := decodeStored(seq, b2); err != nil {
+			t.Fatalf("re-sealed record does not decode: %v", err)
+		}
+	})
+}
+
+// A record sealed under one seq is undecodable under any other, and
+// reseal moves only an intact one.
+func TestSealBindsSeq(t *testing.T) {
+	b, _ := appendRecord(nil, &reading.Record{Kind: reading.KindReading, Reading: sampleReading("m", 1)})
+	seal(b, 7)
+	if _, err := decodeStored(7, b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := decodeStored(8, b); !errors.Is(err, ErrDecode) {
+		t.Fatalf("decoded under another seq: %v", err)
+	}
+	if _, err := decodeRecord(b); !errors.Is(err, ErrDecode) {
+		t.Fatalf("a stored record decoded without its seq: %v", err)
+	}
+	moved := reseal(b, 7, 9)
+	if _, err := decodeStored(9, moved); err != nil {
+		t.Fatalf("resealed: %v", err)
+	}
+	b[5] ^= 1 // rotten
+	if _, err := decodeStored(9, reseal(b, 7, 9)); err == nil {
+		t.Fatal("reseal laundered a damaged record")
+	}
 }

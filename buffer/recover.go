@@ -32,6 +32,14 @@ type Recovery struct {
 	// kept (they keep their seqs); Lost how many were not, at least.
 	Salvaged uint64 `json:"salvaged,omitempty"`
 	Lost     uint64 `json:"lost,omitempty"`
+	// LostRanges names every seq the salvage could not keep, as the
+	// buffer_evicted events (reason "salvage") in the fresh file do: a
+	// receiver that has some of them (delivered before the damage) loses
+	// nothing there; the others are lost, not late.
+	LostRanges []Range `json:"lost_ranges,omitempty"`
+	// seqKnown: the damaged file's counters read, so its last seq is known
+	// and new seqs carry on from it rather than from the clock.
+	seqKnown bool
 }
 
 func boltOptions(opt Options) *bolt.Options {
@@ -222,9 +230,18 @@ func walk(path string, opt Options) error {
 	})
 }
 
-// quarantine moves a corrupt file aside under a timestamped name and says
-// so loudly: the records in it are not lost yet, but they will not be sent.
-func quarantine(path string, why error, log logrus.FieldLogger) (*Recovery, error) {
+// quarantine moves a corrupt file whose salvage failed (salvageErr) aside
+// under a timestamped name and says so loudly: the records in it are not
+// lost yet, but they will not be sent.
+func quarantine(path string, why, salvageErr error, log logrus.FieldLogger) (*Recovery, error) {
+	return moveAside(path, why, log, fmt.Sprintf("BUFFER FILE CORRUPT: its records could not be salvaged (%v); moved aside, "+
+		"starting a fresh buffer; the records in the moved file will not be sent ('tidegate buffer export --path FILE' "+
+		"shows what is readable in it)", salvageErr))
+}
+
+// moveAside renames path under a timestamped name and logs msg at error
+// level with the fields a technician needs.
+func moveAside(path string, why error, log logrus.FieldLogger, msg string) (*Recovery, error) {
 	now := time.Now().UTC()
 	dst := path + ".corrupt-" + now.Format("20060102T150405Z")
 	for i := 1; ; i++ {
@@ -237,8 +254,7 @@ func quarantine(path string, why error, log logrus.FieldLogger) (*Recovery, erro
 		return nil, fmt.Errorf("moving corrupt buffer aside: %w (it failed its checks: %v)", err, why)
 	}
 	syncDir(filepath.Dir(path))
-	log.WithFields(logrus.Fields{"path": path, "moved_to": dst, "reason": why.Error()}).
-		Error("BUFFER FILE CORRUPT: moved aside, starting a fresh buffer; records in the old file will not be sent")
+	log.WithFields(logrus.Fields{"path": path, "moved_to": dst, "reason": why.Error()}).Error(msg)
 	return &Recovery{MovedTo: dst, Reason: why.Error(), At: now}, nil
 }
 

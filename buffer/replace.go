@@ -1,30 +1,46 @@
 package buffer
 
 import (
+	"time"
+
 	"github.com/sirupsen/logrus"
 	bolt "go.etcd.io/bbolt"
 )
 
 // replace runs on the committer when a page of the open file went bad (a
-// commit or a reader met it): the file is closed, moved aside like a file
-// that fails its checks at Open, and a fresh one takes its place, numbering
-// above every seq the old one assigned and starting with a buffer_recovered
-// event. The process goes on: appends and the uplink continue on the new
-// file, and the records of the old one are where the event says.
-func (b *Buffer) replace(why error) error {
+// commit or a reader met it): the file is closed and salvaged as at Open
+// (salvage.go): its readable records are copied into a fresh file under
+// their own seqs, the damaged file is moved aside, and the seqs that could
+// not be kept are named in buffer_evicted events. The process goes on:
+// appends carry on above the old file's last seq, and readers waiting on
+// the swap (read.go) read on from where they were.
+func (b *Buffer) replace(why error) (err error) {
+	// Until a replacement succeeds, every commit tries again (commit.go):
+	// a salvage that failed once (a full disk, a rename refused) must not
+	// leave the buffer failed for good.
+	b.broken = why
+	defer func() {
+		if err == nil {
+			b.broken = nil
+		}
+		b.brokenAt = time.Now()
+	}()
 	old := b.dbh()
 	b.mu.Lock()
 	last := b.ctr.LastSeq
 	b.mu.Unlock()
-	b.log.WithFields(logrus.Fields{"reason": why.Error(), "last_seq": last}).Error("buffer file went bad while running; replacing it")
+	b.log.WithFields(logrus.Fields{"reason": why.Error(), "last_seq": last}).
+		Error("buffer file went bad while running; salvaging its readable records into a fresh file")
 	// bbolt's Close waits for the readers' transactions to end; readers
-	// that come after it get an error for that call and try again.
+	// that come after it get an error for that call and wait for the swap.
 	_ = old.Close()
 	b.closeSpace()
-	rec, err := quarantine(b.path, why, b.opt.Logger)
+	rec, err := salvage(b.path, b.opt, why, b.opt.Logger)
 	if err != nil {
-		b.log.WithError(err).Error("buffer file could not be replaced")
-		return err
+		if rec, err = quarantine(b.path, why, err, b.opt.Logger); err != nil {
+			b.log.WithError(err).Error("buffer file could not be replaced")
+			return err
+		}
 	}
 	db, unclean, err := openChecked(b.path, b.opt)
 	if err != nil {
@@ -41,11 +57,24 @@ func (b *Buffer) replace(why error) error {
 		return err
 	}
 	b.openSpace()
+	b.mu.Lock()
+	close(b.swapped)
+	b.swapped = make(chan struct{})
+	b.mu.Unlock()
+	b.log.WithFields(logrus.Fields{"salvaged": rec.Salvaged, "lost": rec.Lost, "moved_to": rec.MovedTo}).
+		Warn("buffer file replaced while running; the uplink carries on with the salvaged records")
 	select {
 	case b.notify <- struct{}{}:
 	default:
 	}
 	return nil
+}
+
+// swapCh is closed when the file is next replaced.
+func (b *Buffer) swapCh() chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.swapped
 }
 
 // badPage is a corrupt page a reader met, in the file db was open on.

@@ -102,7 +102,15 @@ func newBus(cfg BusConfig, meters []MeterConfig, profiles map[string]*pmodbus.Pr
 		l.SetOutput(io.Discard)
 		log = logrus.NewEntry(l)
 	}
-	b := &Bus{cfg: cfg, sink: sink, log: log.WithField("bus", cfg.Name), profiles: profiles, clk: clk, reqs: make(chan readReq)}
+	log = log.WithField("bus", cfg.Name)
+	// Said once: the line is reopened after every failure, the cause stays.
+	var lockFile sync.Once
+	cfg.Link.LockFileError = func(err error) {
+		lockFile.Do(func() {
+			log.WithError(err).Warn("serial port lock file not written: the port is held (flock), but minicom and picocom will not see it")
+		})
+	}
+	b := &Bus{cfg: cfg, sink: sink, log: log, profiles: profiles, clk: clk, reqs: make(chan readReq)}
 	switch cfg.Protocol {
 	case ProtoModbus, ProtoModbusTCP:
 		for _, m := range meters {

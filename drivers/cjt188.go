@@ -45,7 +45,7 @@ func cjtMeters(cfg BusConfig, meters []MeterConfig) (map[string]dcjt.PollMeter, 
 // cjtMeter reads a meter's CJ/T 188 settings.
 func cjtMeter(m MeterConfig) (dcjt.PollMeter, error) {
 	c := m.CJT
-	pm := dcjt.PollMeter{Meter: dcjt.Meter{ID: m.ID, Layout: c.StatusLayout}, SettlementDay: c.SettlementDay}
+	pm := dcjt.PollMeter{Meter: dcjt.Meter{ID: m.ID, Layout: c.StatusLayout}, SettlementDay: c.SettlementDay, Location: m.Location}
 	var err error
 	if pm.Address, err = pcjt.ParseAddress(c.Address); err != nil {
 		return pm, err

@@ -62,6 +62,9 @@ type MeterConfig struct {
 	// for a CJ/T 188 meter on an M-Bus bus; "" speaks the bus's.
 	Protocol string
 	CJT      CJTMeterConfig
+	// Location is the zone the meter's clock keeps (nil: the gateway's
+	// local zone): M-Bus date-times are placed in it.
+	Location *time.Location
 }
 
 // defaultTimeout is the answer timeout when none is configured. Modbus: the

@@ -35,7 +35,7 @@ func openMBus(cfg BusConfig) (poller, error) {
 func (p *mbusPoller) poll(ctx context.Context, m *meterState, raw bool) (reading.Reading, error) {
 	start := time.Now()
 	defer func() { p.busy.Add(int64(time.Since(start))) }()
-	res, err := p.c.PollResult(ctx, dmbus.Meter{ID: m.cfg.ID, Address: byte(m.cfg.Address), Secondary: m.cfg.Secondary}, raw)
+	res, err := p.c.PollResult(ctx, dmbus.Meter{ID: m.cfg.ID, Address: byte(m.cfg.Address), Secondary: m.cfg.Secondary, Location: m.cfg.Location}, raw)
 	p.lastDue = nil
 	if err == nil {
 		p.lastDue = res.Due

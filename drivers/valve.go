@@ -27,6 +27,14 @@ const (
 type valveOp struct {
 	request string // the command's request id, carried into the event
 	open    bool
+	by      ValveOrder
+}
+
+// ValveOrder says who asked for a valve movement; its fields go into the
+// valve event beside the request id, so every movement names its sender.
+type ValveOrder struct {
+	Operator string // the person at the utility, if the command says
+	Sender   string // how it came: "mqtt signed kid=k1", "socket uid=0 gid=0"
 }
 
 // ValveResult is what a valve command did.
@@ -52,6 +60,11 @@ type valvePoller interface {
 // the outcome goes to the sink. A meter without valve: true is refused
 // before anything is sent.
 func (b *Bus) Valve(ctx context.Context, meterID, requestID string, open bool) (ValveResult, error) {
+	return b.ValveBy(ctx, meterID, requestID, open, ValveOrder{})
+}
+
+// ValveBy is Valve with who asked, for the event.
+func (b *Bus) ValveBy(ctx context.Context, meterID, requestID string, open bool, by ValveOrder) (ValveResult, error) {
 	ms := b.meter(meterID)
 	if ms == nil {
 		return ValveResult{}, fmt.Errorf("no meter %q on bus %s", meterID, b.cfg.Name)
@@ -59,7 +72,7 @@ func (b *Bus) Valve(ctx context.Context, meterID, requestID string, open bool) (
 	if !ms.cfg.CJT.Valve {
 		return ValveResult{}, fmt.Errorf("meter %s: %w", meterID, ErrValveNotEnabled)
 	}
-	req := readReq{meter: meterID, valve: &valveOp{request: requestID, open: open}, reply: make(chan readResult, 1)}
+	req := readReq{meter: meterID, valve: &valveOp{request: requestID, open: open, by: by}, reply: make(chan readResult, 1)}
 	select {
 	case b.reqs <- req:
 	case <-ctx.Done():
@@ -123,9 +136,16 @@ func (b *Bus) doValve(ctx context.Context, p poller, m *meterState, op valveOp) 
 	if res.Error != "" {
 		msg += ": " + res.Error
 	}
-	b.sink.Event(reading.Event{Time: b.now(), Meter: m.cfg.ID, Type: "valve", Message: msg, Attrs: map[string]string{
+	attrs := map[string]string{
 		"bus": b.cfg.Name, "request": op.request, "action": res.Action, "outcome": res.Outcome, "valve": res.Valve,
-	}})
+	}
+	if op.by.Operator != "" {
+		attrs["operator"] = op.by.Operator
+	}
+	if op.by.Sender != "" {
+		attrs["sender"] = op.by.Sender
+	}
+	b.sink.Event(reading.Event{Time: b.now(), Meter: m.cfg.ID, Type: "valve", Message: msg, Attrs: attrs})
 	b.log.WithField("meter", m.cfg.ID).WithField("request", op.request).Info(msg)
 	if res.Outcome == ValveFailed || res.Outcome == ValveRefused {
 		return res, err

@@ -1,5 +1,9 @@
 package filter
 
+import "tidegate/reading"
+
+var oneWayAfter = int64(15 * 60e9)
+
 // credit carries, beyond the hold-back window, at most one totaliser step of
 // forward registered during surge activity, waiting for its reverse, and on
 // a coarse totaliser at most one step of reverse waiting for its forward.
@@ -18,9 +22,6 @@ const (
 	creditSteps     = 1.0
 	creditSurgeSpan = int64(3 * 3600e9) // forward is withheld only this soon after reverse activity
 	fwdCreditLife   = int64(3 * 3600e9)
-	// surgeReverseSteps of reverse left over in an interval that also paired
-	// surge volume are dropped rather than reported as backflow.
-	surgeReverseSteps = 2.0
 	// A coarse totaliser's reverse step can come before the forward step
 	// of the same surges: up to revSteps of it (forward-equivalent) wait
 	// revLife for that forward step.
@@ -43,6 +44,12 @@ func (m *meter) settle(it *item) (cons, back, phantom float64) {
 	}
 	if it.ur > 0 {
 		q := min(c.fwd, it.ur)
+		if it.dF == 0 && it.r.Has&reading.HasFlow != 0 && it.r.Flow < 0 {
+			// Water ran backwards at the poll and nothing went forward in
+			// the interval: one-way flow, a backflow, not the reverse half
+			// of the forward withheld.
+			q = 0
+		}
 		c.fwd -= q
 		rest := it.ur - q
 		if m.res >= coarseRes {
@@ -53,9 +60,9 @@ func (m *meter) settle(it *item) (cons, back, phantom float64) {
 				rest -= add
 			}
 		}
-		if it.pf > 0 && rest <= surgeReverseSteps*m.res {
-			rest = 0 // the tail of a surge's reverse (ratio or step error), not backflow
-		}
+		// Reverse left over beside a surge's paired volume is kept: it
+		// may be a surge's tail (ratio or step error) or a backflow under
+		// the surge, and a backflow removed hides a contamination event.
 		back += rest
 	}
 	if it.uf > 0 {

@@ -3,6 +3,7 @@ package filter
 import (
 	"sort"
 	"tidegate/reading"
+	"time"
 )
 
 // Output is what the filter emits: readings with Filter set, in each
@@ -30,7 +31,6 @@ type Filter struct {
 	// Config.InitialRatio until three have.
 	prior  float64
 	pushes uint32
-	hook   func(*meter) // EXPERIMENT
 }
 
 // New returns a filter. An invalid cfg is replaced by the defaults (keeping
@@ -103,6 +103,7 @@ func (f *Filter) End() Output {
 		m.ending = true
 		m.release(1<<63-1, &f.cfg, &o)
 		m.ending = false
+		m.closeBackflow(0, time.Unix(0, m.lastT).UTC(), true, &o)
 	}
 	return o
 }

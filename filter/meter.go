@@ -2,6 +2,7 @@ package filter
 
 import (
 	"math"
+	"strconv"
 	"time"
 
 	"tidegate/reading"
@@ -9,15 +10,20 @@ import (
 
 // meter is everything the filter keeps about one meter between readings.
 type meter struct {
-	id           string
-	init         bool
-	lastT        int64 // unix ns of the last accepted reading
-	lastF, lastR float64
-	res          float64 // smallest total step seen, m3: the totaliser resolution
-	resSeen      bool    // res is measured, not the initial guess
-	ratio        float64 // current reverse/forward ratio
-	learn        ratioLearner
-	learned      bool // ratio is the meter's own, not the prior
+	id    string
+	init  bool
+	lastT int64 // unix ns of the last accepted reading, on the corrected timeline
+	// The meter's timeline is monotonic: clockOff is added to a reading's
+	// own time after its clock (or the gateway's) stepped back; lastGap is
+	// the last interval's length, which the stepped interval is taken to
+	// have; lastRecv is when the gateway received the last reading.
+	clockOff, lastGap, lastRecv int64
+	lastF, lastR                float64
+	res                         float64 // smallest total step seen, m3: the totaliser resolution
+	resSeen                     bool    // res is measured, not the initial guess
+	ratio                       float64 // current reverse/forward ratio
+	learn                       ratioLearner
+	learned                     bool // ratio is the meter's own, not the prior
 
 	pending []item // held-back intervals, oldest first
 	credit  credit
@@ -29,6 +35,9 @@ type meter struct {
 	noUse     bool
 	lastBackT int64
 	backVol   float64 // backflow in the current episode, m3
+	backSurge bool    // surge volume was paired beside it
+	backStart int64   // start of the current episode
+	backSent  bool    // its backflow event is out
 
 	burst burstState
 	leak  leakState
@@ -60,25 +69,26 @@ func newMeter(id string, c *Config) *meter {
 // arrive turns a reading into an interval, pairs its phantom and holds it
 // back; intervals older than the window are released into out.
 func (m *meter) arrive(r reading.Reading, c *Config, prior float64, out *Output) {
-	t := readingTime(r)
+	t := readingTime(r) + m.clockOff
+	good := r.Quality == reading.QualityGood && r.Has&reading.HasForward != 0 && finite(r.Forward) && finite(r.Reverse)
 	if !m.init {
-		if r.Quality != reading.QualityGood || r.Has&reading.HasForward == 0 || !finite(r.Forward) || !finite(r.Reverse) {
+		if !good {
 			return // nothing to start from yet
 		}
 		m.init, m.lastT, m.lastF, m.lastR = true, t, r.Forward, r.Reverse
+		m.lastRecv = r.Received.UnixNano()
 		m.lastConsT = t
 		m.day.reset(t, c.Location)
 		m.leak.reset()
 		return
 	}
+	if good {
+		t = m.steady(t, r, out)
+	}
 	it := item{r: r, start: m.lastT, t: t}
-	switch {
-	case r.Quality != reading.QualityGood || r.Has&reading.HasForward == 0 || !finite(r.Forward) || !finite(r.Reverse):
-		it.t, it.start = max(t, m.lastT), m.lastT // a failed poll: an empty interval
-	case t < m.lastT:
-		it.flags |= reading.FlagMeterFault // out of order: the clock or the driver is wrong
-		it.t = m.lastT
-	default:
+	if !good {
+		it.t = max(t, m.lastT) // a failed poll: an empty interval
+	} else {
 		m.deltas(&it, r, c, out)
 	}
 	// Reverse registered, or water moving backwards at the poll (the meter's
@@ -118,6 +128,43 @@ func (m *meter) arrive(r reading.Reading, c *Config, prior float64, out *Output)
 	m.pair(&it)
 	m.pending = append(m.pending, it)
 	m.release(it.t-int64(c.Window), c, out)
+}
+
+// clockSlack is how much longer than the last interval a forward jump of
+// the time must be to give back a correction made at a step back (the clock
+// set right again), rather than be a late poll.
+const clockSlack = int64(10 * 60e9)
+
+// steady places a good reading's time t (its own time plus the correction
+// so far) on the meter's monotonic timeline. A step back of the meter's
+// clock (summer time ending on a meter without the zone, a reset, a battery
+// swap) or of the gateway's is a clock_step event: the interval is taken to
+// be as long as the last one (on a meter with a clock, as long as the
+// gateway saw it take) and the counting goes on from there. A later jump
+// forward while a correction is held is the clock set right again: it
+// gives the correction back, as far as it goes beyond a poll.
+func (m *meter) steady(t int64, r reading.Reading, out *Output) int64 {
+	recv := r.Received.UnixNano()
+	gap := m.lastGap
+	if r.Has&reading.HasMeterTime != 0 && recv >= m.lastRecv && m.lastRecv != 0 {
+		gap = recv - m.lastRecv
+	}
+	m.lastRecv = recv
+	var step int64
+	switch {
+	case t < m.lastT:
+		want := m.lastT + gap
+		step = t - want
+	case m.clockOff > 0 && t-m.lastT > gap+clockSlack:
+		step = min(m.clockOff, t-m.lastT-gap)
+	default:
+		return t
+	}
+	m.clockOff -= step
+	out.Events = append(out.Events, reading.Event{Time: r.Received, Meter: m.id, Type: "clock_step",
+		Message: "the reading's clock stepped; counting goes on from the new time",
+		Attrs:   map[string]string{"step_s": strconv.FormatFloat(float64(step)/1e9, 'f', 0, 64)}})
+	return t - step
 }
 
 // deltas computes the registered volumes of the interval ending at r,
@@ -162,6 +209,9 @@ func (m *meter) deltas(it *item, r reading.Reading, c *Config, out *Output) {
 		}
 	}
 	it.dF, it.dR = dF, dR
+	if it.t > m.lastT {
+		m.lastGap = it.t - m.lastT
+	}
 	m.lastT, m.lastF = it.t, r.Forward
 	if r.Has&reading.HasReverse != 0 {
 		m.lastR = r.Reverse

@@ -1,5 +1,11 @@
 package filter
 
+import (
+	"math"
+
+	"tidegate/reading"
+)
+
 // Pairing within the hold-back window. A surge moves water in and back out
 // within one oscillation period (seconds to a minute), so the forward and
 // the reverse halves usually fall in the same or adjacent polls. Reverse is
@@ -19,22 +25,36 @@ func (m *meter) pair(it *item) {
 	p := min(it.dF, rev)
 	it.pf = p
 	it.uf, it.ur = it.dF-p, rev-p
-	for i := len(m.pending) - 1; i >= 0 && (it.uf > 0 || it.ur > 0); i-- {
+	budget := math.Inf(1)
+	for i := len(m.pending) - 1; i >= 0 && (it.uf > 0 || it.ur > 0) && budget > 0; i-- {
 		o := &m.pending[i]
 		if o.t < it.start-pairSpan {
 			break // further back than an oscillation: a real use meeting a real backflow
 		}
+		if stillAt(o.r) {
+			// The column stood still at the poll between: no oscillation
+			// spans it, only a totaliser step's carry of one.
+			budget = min(budget, m.res/it.ratio)
+		}
 		if it.ur > 0 && o.uf > 0 {
-			q := min(it.ur, o.uf)
+			q := min(it.ur, o.uf, budget)
 			o.uf -= q
 			o.pf += q
 			it.ur -= q
+			budget -= q
 		}
 		if it.uf > 0 && o.ur > 0 {
-			q := min(it.uf, o.ur)
+			q := min(it.uf, o.ur, budget)
 			o.ur -= q
 			it.uf -= q
 			it.pf += q
+			budget -= q
 		}
 	}
+}
+
+// stillAt reports a poll at which the meter's flow reading showed no water
+// moving: the halves of one oscillation cannot lie on both sides of it.
+func stillAt(r reading.Reading) bool {
+	return r.Has&reading.HasFlow != 0 && r.Flow == 0
 }

@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"strconv"
 	"time"
 
 	"tidegate/reading"
@@ -21,9 +22,34 @@ func (m *meter) release(upTo int64, c *Config, out *Output) {
 }
 
 const (
-	backflowSteps = 3
-	backflowMin   = 0.005 // m3
+	backflowMin = 0.001 // m3: every backflow of a litre is an event
+	// backflowGap without reverse ends a backflow episode.
+	backflowGap = int64(time.Hour)
 )
+
+// backflowShown reports whether the episode under way is a backflow to
+// flag: backflowMin of reverse that nothing explained as a surge's. Beside
+// a surge that may be its tail (the ratio's error, a totaliser step): it is
+// flagged all the same, and its event says it came beside a surge.
+func (m *meter) backflowShown() bool { return m.backVol >= backflowMin }
+
+// closeBackflow reports the backflow episode under way as a backflow event
+// with its volume once backflowGap has passed since its last reverse (or
+// at the end of the data), if it reached backflowMin.
+func (m *meter) closeBackflow(t int64, at time.Time, end bool, out *Output) {
+	if m.backSent || !m.backflowShown() || (!end && t-m.lastBackT <= backflowGap) {
+		return
+	}
+	m.backSent = true
+	out.Events = append(out.Events, reading.Event{Time: at, Meter: m.id, Type: "backflow",
+		Message: "real reverse flow: water pushed back into the main",
+		Attrs: map[string]string{
+			"volume_l":     strconv.FormatFloat(m.backVol*1000, 'f', 1, 64),
+			"start":        time.Unix(0, m.backStart).UTC().Format(time.RFC3339),
+			"end":          time.Unix(0, m.lastBackT).UTC().Format(time.RFC3339),
+			"beside_surge": strconv.FormatBool(m.backSurge),
+		}})
+}
 
 // finish decides an interval and appends its reading to out.
 func (m *meter) finish(it *item, c *Config, out *Output, last bool) {
@@ -54,21 +80,19 @@ func (m *meter) finish(it *item, c *Config, out *Output, last bool) {
 				Message: "no consumption for " + c.NoUse.String()})
 		}
 	}
+	m.closeBackflow(it.t, it.r.Received, last, out)
 	if f.Reverse > 0 {
-		// A step or two of reverse left over from a surge is not worth an
-		// alarm: the flag and the event need an episode of real volume.
-		if it.t-m.lastBackT > int64(time.Hour) {
-			m.backVol = 0
+		// Any reverse that nothing explains as a surge's is kept as
+		// backflow, and an episode of backflowMin is flagged: water from
+		// the home into the main is a contamination risk.
+		if it.t-m.lastBackT > backflowGap {
+			m.backVol, m.backSurge, m.backStart, m.backSent = 0, false, it.start, false
 		}
-		before := m.backVol
 		m.backVol += f.Reverse
+		m.backSurge = m.backSurge || it.pf > 0
 		m.lastBackT = it.t
-		if limit := max(backflowSteps*m.res, backflowMin); m.backVol >= limit {
+		if m.backflowShown() {
 			f.Flags |= reading.FlagBackflow
-			if before < limit {
-				out.Events = append(out.Events, reading.Event{Time: it.r.Received, Meter: m.id, Type: "backflow",
-					Message: "real reverse flow: water pushed back into the main"})
-			}
 		}
 	}
 	if m.burst.observe(it.start, it.t, cons, c) {

@@ -14,7 +14,7 @@ import (
 // ErrState reports per-meter state bytes that cannot be restored.
 var ErrState = errors.New("filter: bad state")
 
-const stateVersion = 2
+const stateVersion = 3
 
 // State returns one meter's state as bytes, for the daemon to persist
 // through the buffer's side-state: learned parameters, counters, and the
@@ -157,6 +157,13 @@ func (m *meter) MarshalBinary() ([]byte, error) {
 	e.u64(uint64(d.hours))
 	e.u16(uint16(d.flags))
 	e.bool(d.any)
+	// version 3: the monotonic timeline and the backflow episode
+	e.i64(m.clockOff)
+	e.i64(m.lastGap)
+	e.i64(m.lastRecv)
+	e.i64(m.backStart)
+	e.bool(m.backSurge)
+	e.bool(m.backSent)
 	e.u64(uint64(len(m.pending)))
 	for i := range m.pending {
 		it := &m.pending[i]
@@ -177,7 +184,7 @@ func (m *meter) MarshalBinary() ([]byte, error) {
 func (m *meter) UnmarshalBinary(b []byte) error {
 	d := &dec{b: b}
 	v := d.take(1)[0]
-	if d.err == nil && v != stateVersion && v != 1 {
+	if d.err == nil && (v < 1 || v > stateVersion) {
 		return fmt.Errorf("%w: version %d, want %d", ErrState, v, stateVersion)
 	}
 	v1 := v == 1 // before the span learner: its learner is dropped, all else kept
@@ -247,6 +254,15 @@ func (m *meter) UnmarshalBinary(b []byte) error {
 	ds.hours = uint32(d.u64())
 	ds.flags = reading.FilterFlags(d.u16())
 	ds.any = d.bool()
+	if v >= 3 {
+		m.clockOff, m.lastGap, m.lastRecv, m.backStart = d.i64(), d.i64(), d.i64(), d.i64()
+		m.backSurge, m.backSent = d.bool(), d.bool()
+	} else {
+		// Before version 3 the backflow event went out when an episode
+		// reached 3 steps or 5 L.
+		m.backStart = m.lastBackT
+		m.backSent = m.backVol >= max(3*m.res, 0.005)
+	}
 	n := d.u64()
 	if d.err != nil {
 		return d.err

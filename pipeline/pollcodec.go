@@ -56,9 +56,8 @@ var errPolls = errors.New("filter journal entry malformed")
 // pollCoder is the journal's meters and each one's last poll, on either
 // side: the owner encoding, restore decoding.
 type pollCoder struct {
-	index   map[string]int
-	last    []reading.Reading
-	scratch []byte
+	index map[string]int
+	last  []reading.Reading
 }
 
 func (c *pollCoder) reset() {

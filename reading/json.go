@@ -80,7 +80,7 @@ func ToJSON(gateway string, r Record) RecordJSON {
 		j.Meter = rd.Meter
 		j.GatewayTime = utc(rd.Received)
 		if rd.Has&HasMeterTime != 0 {
-			j.MeterTime = utc(rd.MeterTime)
+			j.MeterTime = zoned(rd.MeterTime)
 		}
 		opt := func(f Field, v float64) *float64 {
 			if rd.Has&f == 0 || math.IsNaN(v) || math.IsInf(v, 0) {
@@ -117,6 +117,15 @@ func ToJSON(gateway string, r Record) RecordJSON {
 		j.Meter, j.Time, j.Type, j.Message, j.Attrs = e.Meter, utc(e.Time), e.Type, e.Message, e.Attrs
 	}
 	return j
+}
+
+// zoned keeps the offset the meter's zone gave its clock: meter_time says
+// which offset it used.
+func zoned(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }
 
 func utc(t time.Time) *time.Time {

@@ -55,3 +55,18 @@ func TestToJSON(t *testing.T) {
 		t.Errorf("event without a time: %s", s)
 	}
 }
+
+// meter_time says which offset the meter's clock was placed at; the
+// gateway's own time stays UTC.
+func TestMeterTimeOffset(t *testing.T) {
+	cest := time.FixedZone("CEST", 2*3600)
+	r := Reading{Meter: "m1", Received: time.Date(2026, 10, 25, 0, 30, 5, 0, time.UTC),
+		MeterTime: time.Date(2026, 10, 25, 2, 30, 0, 0, cest), Has: HasForward | HasMeterTime, Forward: 1}
+	b, err := json.Marshal(ToJSON("gw", Record{Kind: KindReading, Reading: &r}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := string(b); !strings.Contains(s, `"meter_time":"2026-10-25T02:30:00+02:00"`) || !strings.Contains(s, `"gateway_time":"2026-10-25T00:30:05Z"`) {
+		t.Fatalf("%s: want meter_time with +02:00, gateway_time in UTC", s)
+	}
+}

@@ -133,16 +133,6 @@ func (f FilterFlags) Names() []string {
 	return out
 }
 
-// FilterFlagByName is the inverse of Names for one flag; ok is false for an unknown name.
-func FilterFlagByName(name string) (FilterFlags, bool) {
-	for i, n := range filterFlagNames {
-		if n == name {
-			return 1 << i, true
-		}
-	}
-	return 0, false
-}
-
 // Filtered is the self-rotation filter's verdict on the interval that ends at
 // a reading. Raw totals are never altered; these travel beside them.
 type Filtered struct {
@@ -171,7 +161,7 @@ type DailySummary struct {
 type Event struct {
 	Time    time.Time
 	Meter   string // empty for gateway-wide events
-	Type    string // e.g. "leak", "burst", "backflow", "self_rotation", "no_use", "meter_offline", "meter_online", "buffer_evicted"
+	Type    string // e.g. "leak", "burst", "backflow", "clock_step", "self_rotation", "no_use", "meter_offline", "meter_online", "buffer_evicted"
 	Message string
 	Attrs   map[string]string
 }

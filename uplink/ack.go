@@ -29,12 +29,12 @@ func (u *Uplink) subscribe(c paho.Client) {
 	epoch := u.epoch.Load()
 	// Its own status: a Last Will the broker publishes after this session's
 	// "online" (the old session's, on a takeover) is answered (status.go).
-	u.subscribeChecked(c, epoch, u.t.status, func(_ paho.Client, m paho.Message) { u.onStatus(c, m.Payload()) })
+	u.subscribeChecked(c, epoch, u.t.status, func(_ paho.Client, m paho.Message) { go u.onStatus(c, m.Payload()) })
 	if u.cfg.Ack == AckApplication {
-		u.subscribeChecked(c, epoch, u.t.ack, func(_ paho.Client, m paho.Message) { u.onAppAck(m.Payload()) })
+		u.subscribeChecked(c, epoch, u.t.ack, func(_ paho.Client, m paho.Message) { go u.onAppAck(m.Payload()) })
 	}
 	if u.cfg.Commands {
-		u.subscribeChecked(c, epoch, u.t.cmd+"+", func(c paho.Client, m paho.Message) { go u.onCommand(c, m.Topic(), m.Payload()) })
+		u.subscribeChecked(c, epoch, u.t.cmd+"+", u.onCommandMessage)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"tidegate/reading"
+	"tidegate/uplink/cmdauth"
 )
 
 // meters is a small CommandHandler over an in-memory fleet, as the daemon's
@@ -20,6 +21,7 @@ import (
 type meters struct {
 	mu        sync.Mutex
 	intervals map[string]time.Duration
+	valves    []ValveRequest
 }
 
 var errNoMeter = errors.New("no such meter")
@@ -44,13 +46,14 @@ func (m *meters) SetInterval(_ context.Context, id string, d time.Duration) erro
 }
 
 // Valve makes meters a ValveHandler: the request id comes through.
-func (m *meters) Valve(_ context.Context, request, id, action string) (any, error) {
+func (m *meters) Valve(_ context.Context, r ValveRequest) (any, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, ok := m.intervals[id]; !ok {
-		return nil, fmt.Errorf("%w: %s", errNoMeter, id)
+	if _, ok := m.intervals[r.Meter]; !ok {
+		return nil, fmt.Errorf("%w: %s", errNoMeter, r.Meter)
 	}
-	return map[string]string{"request": request, "meter": id, "action": action, "outcome": "done"}, nil
+	m.valves = append(m.valves, r)
+	return map[string]string{"request": r.ID, "meter": r.Meter, "action": r.Action, "outcome": "done", "sender": r.Sender}, nil
 }
 
 func startCommands(t *testing.T, enabled bool) (*meters, func(topic, payload, resultID string) (map[string]any, bool)) {
@@ -58,6 +61,8 @@ func startCommands(t *testing.T, enabled bool) (*meters, func(topic, payload, re
 	sub := subscribe(t, br.URL(), "test")
 	cfg := testConfig(br.URL())
 	cfg.Commands = enabled
+	cfg.UnsignedValve = true
+	cfg.UnsignedConfig = true
 	u, err := New(cfg, openBuffer(t), quietLogEntry(t))
 	if err != nil {
 		t.Fatal(err)
@@ -154,11 +159,12 @@ func FuzzParseCommand(f *testing.F) {
 		f.Add("ping", []byte(s))
 	}
 	f.Fuzz(func(t *testing.T, name string, p []byte) {
-		req, err := parseCommand(name, p)
+		u := &Uplink{verifier: &cmdauth.Verifier{Audience: "gw1", Default: cmdauth.Policy{Unsigned: true}}}
+		req, _, err := u.parseCommand(name, p)
 		if err == nil && (!commandID.MatchString(req.ID) || req.Command != name) {
 			t.Fatalf("accepted %q on %q: %+v", p, name, req)
 		}
-		if err != nil && !errors.Is(err, ErrCommandMalformed) {
+		if err != nil && !errors.Is(err, ErrCommandMalformed) && !errors.Is(err, cmdauth.ErrUnknownKey) {
 			t.Fatalf("error %v is not ErrCommandMalformed", err)
 		}
 	})

@@ -52,6 +52,20 @@ type Config struct {
 	Ack string `yaml:"ack"`
 	// Commands enables the downlink (.../cmd/<name>).
 	Commands bool `yaml:"commands"`
+	// CommandKeys are the central service's Ed25519 public keys (PEM
+	// "PUBLIC KEY" files) by kid: a signed command's kid header picks one.
+	// Two kids at once while a key is rotated.
+	CommandKeys map[string]string `yaml:"command_keys"`
+	// UnsignedValve accepts the unsigned JSON form of "valve" (warned at
+	// start): the broker's ACL is then all that guards the valves.
+	UnsignedValve bool `yaml:"unsigned_valve"`
+	// UnsignedConfig accepts the unsigned JSON form of the remote
+	// configuration commands (config, meters_upsert, meters_remove): a
+	// config can point the box at another broker.
+	UnsignedConfig bool `yaml:"unsigned_config"`
+	// MaxPacket caps an incoming MQTT packet (default 64 KiB): a larger one
+	// is never read into memory; the connection is closed and it is logged.
+	MaxPacket int `yaml:"max_packet"`
 
 	// AckTimeout: a batch without PUBACK after this long is sent again.
 	AckTimeout time.Duration `yaml:"ack_timeout"`
@@ -114,11 +128,15 @@ const (
 	DefaultKeepAlive       = 30 * time.Second
 	DefaultReconnectMax    = time.Minute
 	DefaultReconnectJitter = time.Second
+	DefaultMaxPacket       = 64 << 10
 )
 
 func (c Config) withDefaults() Config {
 	if c.TopicPrefix == "" {
 		c.TopicPrefix = DefaultTopicPrefix
+	}
+	if c.MaxPacket == 0 {
+		c.MaxPacket = DefaultMaxPacket
 	}
 	if c.ClientID == "" {
 		c.ClientID = "tidegate-" + c.Gateway
@@ -187,10 +205,13 @@ func (c Config) brokerURL() (u *url.URL, useTLS bool, err error) {
 
 func (c Config) validate() error {
 	if c.Gateway == "" || strings.ContainsAny(c.Gateway, "/+#:") {
-		return fmt.Errorf("%w: gateway %q must be set and contain none of / + # :", ErrConfig, c.Gateway)
+		return fmt.Errorf("%w: gateway %q must be set, without / + # or : in it", ErrConfig, c.Gateway)
 	}
 	if strings.ContainsAny(c.TopicPrefix, "+#") || strings.HasSuffix(c.TopicPrefix, "/") {
 		return fmt.Errorf("%w: topic_prefix %q", ErrConfig, c.TopicPrefix)
+	}
+	if c.MaxPacket < maxCommandSize+1024 {
+		return fmt.Errorf("%w: max_packet %d bytes; at least %d (a command and its topic)", ErrConfig, c.MaxPacket, maxCommandSize+1024)
 	}
 	if c.QoS != 1 {
 		return fmt.Errorf("%w: qos %d: only QoS 1 gives at-least-once with PUBACKs", ErrConfig, c.QoS)

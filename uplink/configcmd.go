@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"tidegate/uplink/cmdauth"
 )
 
 // ConfigRequest is one remote configuration command as the uplink received
@@ -43,10 +45,10 @@ func commandSizeLimit(name string) int {
 	return maxCommandSize
 }
 
-func (u *Uplink) configCommand(ctx context.Context, req commandRequest) (any, error) {
+func (u *Uplink) configCommand(ctx context.Context, req commandRequest, env cmdauth.Envelope) (any, error) {
 	ch, ok := u.cmds.(ConfigHandler)
 	if !ok {
 		return nil, fmt.Errorf("%w: %s is not served by this gateway", ErrCommandUnknown, req.Command)
 	}
-	return ch.Configure(ctx, ConfigRequest{ID: req.ID, Command: req.Command, BaseHash: req.BaseHash, Config: req.Config, Meters: req.Meters})
+	return ch.Configure(ctx, ConfigRequest{ID: req.ID, Command: req.Command, BaseHash: req.BaseHash, Config: req.Config, Meters: req.Meters, Signed: env.Signed})
 }

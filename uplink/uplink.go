@@ -21,6 +21,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"tidegate/reading"
+	"tidegate/uplink/cmdauth"
 )
 
 // Queue is what the uplink needs of the buffer (*buffer.Buffer satisfies it).
@@ -46,7 +47,10 @@ type Uplink struct {
 	tlsConf  *tls.Config
 	password string
 	cmds     CommandHandler
-	cmdSem   chan struct{}
+	verifier *cmdauth.Verifier
+	replay   ReplayWindow
+	cq       commandQueues
+	done     chan struct{} // closed when Run returns: command workers end
 
 	// epoch changes whenever the connection is lost, re-attempted or made.
 	// A publish whose epoch changed before its token completed is not
@@ -77,17 +81,19 @@ type Stats struct {
 	Connected      bool
 	Connects       uint64 // successful connections
 	ConnectionLost uint64
-	Batches        uint64    // readings messages acknowledged by PUBACK
-	Events         uint64    // event messages acknowledged by PUBACK
-	Records        uint64    // records acknowledged by PUBACK
-	Resent         uint64    // messages sent again for want of a trusted PUBACK
-	BytesSent      uint64    // payload bytes of acknowledged messages
-	AppAcks        uint64    // acks received on .../ack (application mode)
-	SubscribeErrs  uint64    // subscriptions the broker refused or did not confirm
-	StatusFixes    uint64    // a stale retained "offline" (a late Last Will) answered with "online"
-	Inflight       int       // messages published and not yet settled
-	LastPublish    time.Time // when the broker last acknowledged a message
-	LastError      string
+	Batches        uint64 // readings messages acknowledged by PUBACK
+	Events         uint64 // event messages acknowledged by PUBACK
+	Records        uint64 // records acknowledged by PUBACK
+	Resent         uint64 // messages sent again for want of a trusted PUBACK
+	BytesSent      uint64 // payload bytes of acknowledged messages
+	AppAcks        uint64 // acks received on .../ack (application mode)
+	SubscribeErrs  uint64 // subscriptions the broker refused or did not confirm
+	StatusFixes    uint64 // a stale retained "offline" (a late Last Will) answered with "online"
+	// OversizePackets: incoming packets over max_packet (each closed the connection).
+	OversizePackets uint64
+	Inflight        int       // messages published and not yet settled
+	LastPublish     time.Time // when the broker last acknowledged a message
+	LastError       string
 }
 
 // New checks cfg and prepares an uplink draining q. It reads the password
@@ -105,7 +111,11 @@ func New(cfg Config, q Queue, log *logrus.Entry) (*Uplink, error) {
 		l.SetLevel(logrus.WarnLevel)
 		log = logrus.NewEntry(l)
 	}
-	u := &Uplink{cfg: cfg, q: q, t: newTopics(cfg.TopicPrefix, cfg.Gateway), wake: make(chan struct{}, 1), lost: make(chan struct{}, 1), cmdSem: make(chan struct{}, maxCommands)}
+	u := &Uplink{cfg: cfg, q: q, t: newTopics(cfg.TopicPrefix, cfg.Gateway), wake: make(chan struct{}, 1), lost: make(chan struct{}, 1), done: make(chan struct{})}
+	u.replay = &memReplay{}
+	if rw, ok := q.(ReplayWindow); ok {
+		u.replay = rw
+	}
 	u.log = log.WithFields(logrus.Fields{"component": "uplink", "gateway": cfg.Gateway})
 	var useTLS bool
 	u.broker, useTLS, _ = cfg.brokerURL()
@@ -121,6 +131,11 @@ func New(cfg Config, q Queue, log *logrus.Entry) (*Uplink, error) {
 		return nil, err
 	}
 	u.password = pw
+	keys, err := cmdauth.LoadKeys(cfg.CommandKeys)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	u.verifier = &cmdauth.Verifier{Audience: cfg.Gateway, Keys: keys, Policies: cfg.commandPolicies(), Default: cmdauth.Policy{Unsigned: true}}
 	return u, nil
 }
 
@@ -189,7 +204,9 @@ func (u *Uplink) options() *paho.ClientOptions {
 		SetClientID(u.cfg.ClientID).
 		SetCleanSession(true). // bbolt is the durable queue, not paho's stores
 		SetStore(u.store()).
-		SetOrderMatters(false). // handlers must never block the client (#474, #509)
+		// In arrival order, so commands run in the order sent; every handler
+		// returns at once (queues, goroutines), never blocking the client (#474, #509).
+		SetOrderMatters(true).
 		SetAutoReconnect(u.naiveClient).
 		SetConnectRetry(u.naiveClient).
 		SetConnectRetryInterval(time.Second).
@@ -201,6 +218,7 @@ func (u *Uplink) options() *paho.ClientOptions {
 	if u.tlsConf != nil {
 		o.SetTLSConfig(u.tlsConf)
 	}
+	o.SetCustomOpenConnectionFn(u.dial)
 	if u.cfg.Username != "" {
 		o.SetUsername(u.cfg.Username)
 	}
@@ -278,6 +296,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 		err = u.runSessions(ctx)
 	}
 	u.stopping.Store(true)
+	close(u.done)
 	c := u.currentClient()
 	if c == nil {
 		u.connected.Store(false)

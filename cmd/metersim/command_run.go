@@ -71,7 +71,8 @@ func runSimulator(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if *ports != "" {
 		data, _ := json.MarshalIndent(info, "", "  ")
 		tmp := *ports + ".tmp"
-		if err := os.WriteFile(tmp, append(data, '\n'), 0o644); err == nil {
+		err := os.WriteFile(tmp, append(data, '\n'), 0o644)
+		if err == nil {
 			err = os.Rename(tmp, *ports)
 		}
 		if err != nil {

@@ -100,9 +100,37 @@ func explain(path string, err error) error {
 		return fmt.Errorf("%s is in use by the running tidegate daemon; stop it first (systemctl stop tidegate) "+
 			"or use 'tidegate status' for live figures: %w", path, err)
 	case errors.Is(err, buffer.ErrCorrupt):
-		return fmt.Errorf("%s is corrupt; the daemon moves it aside and starts afresh at its next start: %w", path, err)
+		return fmt.Errorf("%s is damaged; at its next start the daemon keeps what is readable in a fresh file and moves this one aside "+
+			"('tidegate buffer export --path %s' shows what is readable): %w", path, path, err)
 	}
 	return err
+}
+
+// openInspect opens the file for a read-only verb. A damaged file is not
+// refused: what the daemon would salvage from it at its next start is
+// copied to a temporary file and shown from there (the file itself is
+// never modified), with a note on stderr saying so.
+func openInspect(e *env, t bufferTarget) (*buffer.Buffer, error) {
+	b, err := buffer.Open(t.path, t.opt)
+	if !errors.Is(err, buffer.ErrCorrupt) {
+		if err != nil {
+			return nil, explain(t.path, err)
+		}
+		return b, nil
+	}
+	sb, serr := buffer.Salvaged(t.path, "", t.opt)
+	if serr != nil {
+		return nil, fmt.Errorf("%s is damaged and nothing in it can be read; the daemon moves it aside and starts afresh at its next start: %w", t.path, serr)
+	}
+	rec := sb.Stats().Recovered
+	lost := make([]string, len(rec.LostRanges))
+	for i, r := range rec.LostRanges {
+		lost[i] = r.String()
+	}
+	fmt.Fprintf(e.stderr, "%s is damaged (%v); showing what the daemon will salvage at its next start: "+
+		"%d records readable, %d lost (seqs %s; the daemon names them in buffer_evicted events, reason salvage). The file was not modified.\n",
+		t.path, err, rec.Salvaged, rec.Lost, strings.Join(lost, ","))
+	return sb, nil
 }
 
 // bufferArgs parses the flags every buffer subcommand shares, plus extra's.
@@ -121,27 +149,25 @@ func bufferArgs(e *env, args []string, name string, extra func(fs *flag.FlagSet)
 	return resolveBuffer(e, *path, *cfg)
 }
 
-func openBuffer(e *env, args []string, name string, extra func(fs *flag.FlagSet)) (*buffer.Buffer, error) {
+func openBuffer(e *env, args []string, name string, extra func(fs *flag.FlagSet)) (*buffer.Buffer, bufferTarget, error) {
 	t, err := bufferArgs(e, args, name, extra)
 	if err != nil {
-		return nil, err
+		return nil, t, err
 	}
-	b, err := buffer.Open(t.path, t.opt)
-	if err != nil {
-		return nil, explain(t.path, err)
-	}
-	return b, nil
+	b, err := openInspect(e, t)
+	return b, t, err
 }
 
 func runBufferStats(e *env, args []string) error {
 	var asJSON *bool
-	b, err := openBuffer(e, args, "stats", func(fs *flag.FlagSet) {
+	b, t, err := openBuffer(e, args, "stats", func(fs *flag.FlagSet) {
 		asJSON = fs.Bool("json", false, "print the figures as JSON")
 	})
 	if err != nil {
 		return err
 	}
 	s := b.Stats()
+	s.Path, s.FileBytes = t.path, fileBytes(t.path) // not the temporary copy of a damaged file
 	if err := b.Close(); err != nil {
 		return err
 	}
@@ -182,6 +208,13 @@ func printBufferStats(w io.Writer, s buffer.Stats, now time.Time) error {
 	if len(ranges) > 0 {
 		lines = append(lines, [2]string{"evicted", strings.Join(ranges, ",")})
 	}
+	if r := s.Recovered; r != nil {
+		what := fmt.Sprintf("%s: %d records salvaged, %d lost", r.Reason, r.Salvaged, r.Lost)
+		if r.MovedTo != "" {
+			what += "; damaged file moved to " + r.MovedTo
+		}
+		lines = append(lines, [2]string{"damaged", what})
+	}
 	for _, l := range lines {
 		if _, err := fmt.Fprintf(w, "%-9s %s\n", l[0], l[1]); err != nil {
 			return err
@@ -218,9 +251,9 @@ func runBufferExport(e *env, args []string) error {
 	if *gateway != "" {
 		t.gateway = *gateway
 	}
-	b, err := buffer.Open(t.path, t.opt)
+	b, err := openInspect(e, t)
 	if err != nil {
-		return explain(t.path, err)
+		return err
 	}
 	err = b.ExportAs(e.stdout, t.gateway, *from, *to)
 	if cerr := b.Close(); err == nil {
@@ -244,4 +277,12 @@ func runBufferCompact(e *env, args []string) error {
 	}
 	_, err = fmt.Fprintf(e.stdout, "compacted %s: %s → %s\n", t.path, mib(before.Size()), mib(after.Size()))
 	return err
+}
+
+func fileBytes(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -127,5 +128,61 @@ func TestBufferCommandLockedByDaemon(t *testing.T) {
 		if code != exitFailure || !strings.Contains(errOut, "in use by the running tidegate daemon") {
 			t.Errorf("buffer %s on a locked file: code %d, stderr %q", sub, code, errOut)
 		}
+	}
+}
+
+// A file with a damaged key ("key out of order"): export and stats show
+// what the daemon would salvage, say so on stderr, and leave the file as
+// it was. (Before: both refused the file outright, so a technician copying
+// a card's buffer got nothing.)
+func TestBufferCommandDamagedFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "buffer.db")
+	b, err := buffer.Open(path, buffer.Options{Clock: func() time.Time { return time.UnixMicro(0) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	for i := 0; i < 3; i++ {
+		recs := make([]reading.Record, 100)
+		for j := range recs {
+			recs[j] = reading.Record{Kind: reading.KindReading, Reading: &reading.Reading{Meter: "m1", Received: at.Add(time.Duration(100*i+j) * time.Minute), Forward: float64(100*i + j), Has: reading.HasForward}}
+		}
+		if _, err := b.Append(context.Background(), recs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.Close()
+	raw, _ := os.ReadFile(path)
+	key := []byte{0, 0, 0, 0, 0, 0, 0, 5, 3, byte(reading.KindReading)} // seq 5, record format 3
+	f, _ := os.OpenFile(path, os.O_RDWR, 0)
+	for i := strings.Index(string(raw), string(key)); i >= 0; {
+		f.WriteAt([]byte{0x7f}, int64(i))
+		j := strings.Index(string(raw[i+1:]), string(key))
+		if j < 0 {
+			break
+		}
+		i += j + 1
+	}
+	f.Close()
+	before, _ := os.ReadFile(path)
+	if _, err := buffer.Open(path, buffer.Options{NoRecover: true}); !errors.Is(err, buffer.ErrCorrupt) {
+		t.Fatalf("the damaged file opens as %v, want ErrCorrupt", err)
+	}
+	code, out, errOut := runCmd(t, "", "buffer", "export", "--path", path)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != exitOK || len(lines) != 299 || strings.Contains(out, `"seq":5,`) || !strings.Contains(out, `"seq":300,`) ||
+		!strings.Contains(errOut, "damaged") || !strings.Contains(errOut, "299 records readable, 1 lost (seqs 5;") {
+		t.Fatalf("export of a damaged file: exit %d, %d lines, stderr %q", code, len(lines), errOut)
+	}
+	code, out, errOut = runCmd(t, "", "buffer", "stats", "--path", path)
+	if code != exitOK || !strings.Contains(out, "held      299 records") || !strings.Contains(out, "file      "+path) || !strings.Contains(out, "damaged") {
+		t.Fatalf("stats of a damaged file: exit %d\n%s%s", code, out, errOut)
+	}
+	after, _ := os.ReadFile(path)
+	if string(before) != string(after) {
+		t.Fatal("the damaged file was modified by a read-only verb")
+	}
+	if m, _ := filepath.Glob(path + "*"); len(m) != 2 { // the file and its seq floor
+		t.Fatalf("files beside the buffer: %v", m)
 	}
 }

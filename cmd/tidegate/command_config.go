@@ -118,6 +118,9 @@ func runConfigValidate(e *env, args []string) error {
 		}
 		return usageError(err)
 	}
+	for _, w := range c.Warnings() {
+		fmt.Fprintf(e.stderr, "%s: warning: %s\n", path, w)
+	}
 	return printValid(e.stdout, path, c)
 }
 

@@ -68,6 +68,9 @@ func paint(on bool) func(word string) string {
 func writeStatus(w io.Writer, s daemon.Status, c func(string) string, now time.Time) {
 	fmt.Fprintf(w, "tidegate %s  version %s  up %s  config %s  stages: %s\n", s.Gateway, s.Version,
 		(time.Duration(s.UptimeS) * time.Second).String(), s.ConfigHash, strings.Join(s.Stages, " → "))
+	for _, x := range s.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", x)
+	}
 	if s.LastReload != "" {
 		fmt.Fprintf(w, "last reload: %s\n", s.LastReload)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"os"
 	"strconv"
 	"time"
 
@@ -18,6 +19,9 @@ func runValve(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet("valve", e)
 	socket := socketFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
+	// The socket tells the daemon the caller's uid; under sudo that is
+	// root, so the person is named too (the valve event's operator).
+	operator := fs.String("operator", os.Getenv("SUDO_USER"), "who asks, for the valve event (default: $SUDO_USER)")
 	if err := fs.Parse(args); err != nil {
 		return usageError(err)
 	}
@@ -27,6 +31,9 @@ func runValve(ctx context.Context, e *env, args []string) error {
 	request := "cli-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	var j daemon.ValveJSON
 	path := "/v1/valve?meter=" + url.QueryEscape(fs.Arg(0)) + "&action=" + fs.Arg(1) + "&request=" + request
+	if *operator != "" {
+		path += "&operator=" + url.QueryEscape(*operator)
+	}
 	if err := newAPIClient(socket()).getJSON(ctx, "POST", path, &j); err != nil {
 		return err
 	}

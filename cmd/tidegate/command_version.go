@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+
+	"tidegate/buffer"
 )
 
 // Set at link time by the Makefile (-X main.version=... -X main.commit=...
@@ -58,7 +60,7 @@ func (b buildInfo) String() string {
 	if d == "" {
 		d = "unknown"
 	}
-	return fmt.Sprintf("tidegate %s (commit %s, built %s) %s/%s %s", b.Version, c, d, runtime.GOOS, runtime.GOARCH, runtime.Version())
+	return fmt.Sprintf("tidegate %s (commit %s, built %s) %s/%s %s, buffer format %d", b.Version, c, d, runtime.GOOS, runtime.GOARCH, runtime.Version(), buffer.Format)
 }
 
 // short is the version with the commit, as the daemon reports it in its
@@ -82,7 +84,7 @@ func runVersion(_ context.Context, e *env, args []string) error {
 	b := readBuildInfo()
 	if *asJSON {
 		return json.NewEncoder(e.stdout).Encode(map[string]any{"version": b.Version, "commit": b.Commit, "date": b.Date,
-			"modified": b.Modified, "os": runtime.GOOS, "arch": runtime.GOARCH, "go": runtime.Version()})
+			"modified": b.Modified, "os": runtime.GOOS, "arch": runtime.GOARCH, "go": runtime.Version(), "buffer_format": buffer.Format})
 	}
 	_, err := fmt.Fprintln(e.stdout, b)
 	return err

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"tidegate/buffer"
 )
 
 // version names the commit and the build date however the binary was
@@ -46,5 +50,23 @@ func TestVersionNamesCommit(t *testing.T) {
 	v = build("novcs", "-buildvcs=false", "-ldflags", "-X main.version=v9 -X main.commit="+head+"0000 -X main.date=2026-12-01T20:00:00Z")
 	if !strings.HasPrefix(v, "tidegate v9 (commit "+head+", built 2026-12-01T20:00:00Z)") {
 		t.Errorf("GOFLAGS=-buildvcs=false with link flags: %q", v)
+	}
+}
+
+// The packages' scripts read the buffer format a build writes from
+// `tidegate version --json` (configs/packages): it must be this build's.
+func TestVersionNamesBufferFormat(t *testing.T) {
+	code, out, errOut := runCmd(t, "", "version", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var v struct {
+		BufferFormat *int `json:"buffer_format"`
+	}
+	if err := json.Unmarshal([]byte(out), &v); err != nil || v.BufferFormat == nil || *v.BufferFormat != buffer.Format {
+		t.Errorf("version --json: %s (%v), want buffer_format %d", out, err, buffer.Format)
+	}
+	if code, out, _ := runCmd(t, "", "version"); code != 0 || !strings.Contains(out, fmt.Sprintf("buffer format %d", buffer.Format)) {
+		t.Errorf("version: %q, want it to name buffer format %d", out, buffer.Format)
 	}
 }

@@ -45,11 +45,11 @@ func TestE2ECJT188Chain(t *testing.T) {
 	// default (a third of a second at 2400 baud) on a loaded test machine.
 	buses := "  - {name: cj, protocol: cjt188, device: " + ports["cj"] + ", preamble: 3, timeout: 1s}\n" +
 		"  - {name: mix, protocol: mbus, device: " + ports["mix"] + ", timeout: 1s}\n"
-	meters := "  - {id: cj-1, bus: cj, address: \"78330011223344\", valve: true, poll: {flow: 1s, totals: 1s}}\n" +
+	meters := "  - {id: cj-1, bus: cj, address: \"78330011223344\", valve: true, valve_min_interval: 1s, poll: {flow: 1s, totals: 1s}}\n" +
 		"  - {id: cj-2, bus: cj, address: 00000024170567, di_order: low-first, clock_order: century-first, poll: {flow: 1s, totals: 1s}, billing_time: \"" + billing + "\"}\n" +
 		"  - {id: k1, bus: mix, address: 3, poll: {flow: 1s, totals: 1s}}\n" +
 		"  - {id: cj-3, bus: mix, protocol: cjt188, address: \"78330000000003\", poll: {flow: 1s, totals: 1s}}\n"
-	text := strings.Replace(e2eConfig(dir, br.addr, buses, meters), "topic_prefix: e2e,", "topic_prefix: e2e, commands: true,", 1)
+	text := strings.Replace(e2eConfig(dir, br.addr, buses, meters), "topic_prefix: e2e,", "topic_prefix: e2e, commands: true, unsigned_valve: allow,", 1) // signed commands: e2e_valve_test.go
 	cfg := filepath.Join(dir, "tidegate.yaml")
 	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
 		t.Fatal(err)

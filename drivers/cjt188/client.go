@@ -29,6 +29,8 @@ type PollMeter struct {
 	// SettlementDay is the meter's settlement day of the month (1..28),
 	// 0 when unknown: the due value then has no date.
 	SettlementDay int
+	// Location is the zone the meter's clock keeps; nil: the client's.
+	Location *time.Location
 }
 
 // Client is a master on its own line, the shape the bus scheduler polls.
@@ -74,7 +76,11 @@ func (c *Client) poll(ctx context.Context, m PollMeter, raw bool) (Result, error
 		return Result{}, fmt.Errorf("meter %s: %w", m.ID, err)
 	}
 	received := c.now()
-	return Decode(m, cur, ex.Raw, received, c.loc, raw)
+	loc := c.loc
+	if m.Location != nil {
+		loc = m.Location
+	}
+	return Decode(m, cur, ex.Raw, received, loc, raw)
 }
 
 // Decode maps a 901F reply onto the canonical reading: the one cumulative

@@ -289,3 +289,19 @@ func TestAnswerTimeoutFromBaud(t *testing.T) {
 		t.Fatalf("2400: %v, 9600: %v", slow, fast)
 	}
 }
+
+// A meter's own zone (meters[].timezone) places its clock, whatever the
+// client's: the same wall clock read as Shanghai time is 8 h earlier.
+func TestPollMeterZone(t *testing.T) {
+	low := p.LowFirst
+	meter := simMeter(t, simulator.CJTMeterConfig{ID: "a", Address: addrA, DIOrder: p.LowFirst, Preamble: 2, ReplyOrder: &low}, 1, 90*time.Second)
+	c := newTestClient(lineTo(meter), Options{Preamble: 3})
+	cst := time.FixedZone("CST", 8*3600)
+	res, err := c.Poll(context.Background(), PollMeter{Meter: Meter{ID: "a", Address: addrA, Order: p.LowFirst}, Location: cst}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mt := res.Reading.MeterTime; !mt.Equal(t0.Add(90*time.Second-8*time.Hour)) || mt.Location() != cst {
+		t.Fatalf("meter time %v, want the wall clock %v in +08:00", mt, t0.Add(90*time.Second))
+	}
+}

@@ -35,6 +35,10 @@ type Config struct {
 	StopBits int    // default 1
 	RS485    bool   // enable the kernel's RS-485 mode before use
 	LockDir  string // lock files (LCK..name) of serial ports; default DefaultLockDir
+	// LockFileError is told why the lock file could not be written (a
+	// read-only /run/lock, no permission): the port is still held by its
+	// flock, but minicom and picocom will not see it. nil: not told.
+	LockFileError func(error)
 }
 
 // BitsPerChar is start + data + parity + stop bits.
@@ -103,6 +107,9 @@ func Open(cfg Config) (*Line, error) {
 			return nil, err
 		}
 		l.lock = lk
+		if err := lk.fileError(); err != nil && cfg.LockFileError != nil {
+			cfg.LockFileError(err)
+		}
 		if err := l.openSerial(); err != nil {
 			lk.release()
 			return nil, err

@@ -24,13 +24,15 @@ import (
 // port through it, from an epoll of its own that watches input only
 // (poll_linux.go).
 type portLock struct {
-	fd   int
-	file string // the lock file we wrote, "" if none
+	fd      int
+	file    string // the lock file we wrote, "" if none
+	fileErr error  // why there is none
 }
 
 // lockPort takes the port or says who holds it. dir is the lock-file
 // directory ("" = DefaultLockDir); where it cannot be written (not root, no
-// /run/lock) the flock alone guards the port.
+// /run/lock, read-only under systemd) the flock alone guards the port and
+// fileError says why.
 func lockPort(dev, dir string) (*portLock, error) {
 	if dir == "" {
 		dir = DefaultLockDir
@@ -61,10 +63,14 @@ func lockPort(dev, dir string) (*portLock, error) {
 			be.Device = dev
 		}
 		return nil, err
+	default:
+		// The directory is not ours to write; the flock holds.
+		l.fileErr = err
 	}
-	// Any other error: the directory is not ours to write; the flock holds.
 	return l, nil
 }
+
+func (l *portLock) fileError() error { return l.fileErr }
 
 // reader is the port's descriptor for the line's reads: non-blocking, in
 // no poller.

@@ -11,3 +11,5 @@ func lockPort(dev, dir string) (*portLock, error) { return nil, nil }
 func (l *portLock) release() {}
 
 func (l *portLock) reader() int { return -1 }
+
+func (l *portLock) fileError() error { return nil }

@@ -168,3 +168,24 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(m.Run())
 }
+
+// TestLockFileErrorTold: a lock directory the process cannot write (here:
+// one that does not exist, which binds root too) still leaves the port held
+// by its flock, and the reason reaches LockFileError instead of vanishing.
+func TestLockFileErrorTold(t *testing.T) {
+	dev := newPty(t)
+	var told []error
+	cfg := Config{Device: dev, Baud: 9600, LockDir: filepath.Join(t.TempDir(), "missing"),
+		LockFileError: func(err error) { told = append(told, err) }}
+	l, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if len(told) != 1 || !errors.Is(told[0], os.ErrNotExist) {
+		t.Fatalf("LockFileError got %v, want one not-exist error", told)
+	}
+	if _, err := Open(cfg); !errors.Is(err, ErrPortBusy) {
+		t.Errorf("second open without a lock file: %v, want ErrPortBusy (the flock)", err)
+	}
+}

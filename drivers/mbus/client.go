@@ -17,6 +17,9 @@ type Meter struct {
 	ID        string
 	Address   byte
 	Secondary string // 8 id digits or 16 hex digits (id, manufacturer, version, medium)
+	// Location is the zone the meter's clock keeps (nil: the gateway's
+	// local zone): its date-times are wall clock with a summer-time bit.
+	Location *time.Location
 }
 
 // Client is an M-Bus master on its own line, the shape the bus scheduler
@@ -112,7 +115,7 @@ func (c *Client) poll(ctx context.Context, m Meter, raw bool) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("meter %s: %w", m.ID, err)
 	}
-	return Decode(m.ID, ts, time.Now(), raw)
+	return DecodeIn(m.ID, ts, time.Now(), raw, m.Location)
 }
 
 // isMeterError tells a meter's failure (which the scheduler retries) from

@@ -29,7 +29,15 @@ type Result struct {
 // meters that order their records differently map alike: the current
 // (storage 0, tariff 0, subunit 0, instantaneous) volume is the forward
 // total, its "backward flow" variant the reverse total, and so on.
+//
+// The meter's date-times are placed in the gateway's local zone: DecodeIn
+// names the zone.
 func Decode(meterID string, ts []Telegram, received time.Time, withRaw bool) (Result, error) {
+	return DecodeIn(meterID, ts, received, withRaw, nil)
+}
+
+// DecodeIn is Decode for a meter whose clock keeps loc (nil: time.Local).
+func DecodeIn(meterID string, ts []Telegram, received time.Time, withRaw bool, loc *time.Location) (Result, error) {
 	res := Result{Reading: reading.Reading{Meter: meterID, Received: received}}
 	r := &res.Reading
 	var due reading.Reading
@@ -81,11 +89,11 @@ func Decode(meterID string, ts []Telegram, received time.Time, withRaw bool) (Re
 					r.Temperature, r.Has = rec.Value.Number, r.Has|reading.HasTemperature
 				}
 			case rec.Storage == 0 && q == "date and time" && !rec.Value.Invalid && !rec.Value.Time.IsZero():
-				r.MeterTime, r.Has = rec.Value.Time, r.Has|reading.HasMeterTime
+				r.MeterTime, r.Has = MeterTime(rec.Value, loc), r.Has|reading.HasMeterTime
 			case rec.Storage == 1 && num && rec.Unit == "m3" && (q == "volume" || q == "volume, forward flow"):
 				due.Forward, due.Has, haveDue = rec.Value.Number, due.Has|reading.HasForward, true
 			case rec.Storage == 1 && (q == "date" || q == "date and time") && !rec.Value.Invalid && !rec.Value.Time.IsZero():
-				due.MeterTime, haveDueDate = rec.Value.Time, true
+				due.MeterTime, haveDueDate = MeterTime(rec.Value, loc), true
 			}
 		}
 	}
@@ -106,6 +114,43 @@ func Decode(meterID string, ts []Telegram, received time.Time, withRaw bool) (Re
 		res.Due = &due
 	}
 	return res, nil
+}
+
+// MeterTime places a decoded date or date-time, the meter's wall clock, in
+// the zone loc its clock keeps (nil: the gateway's local zone). A type F or I
+// date-time's SU bit says which of the zone's offsets the wall clock shows:
+// summer time with it, standard time without (so the hour that repeats when
+// summer time ends is two different instants, and a meter that keeps
+// standard time all year is placed right). A zone without summer time
+// ignores the bit.
+func MeterTime(v pmbus.Value, loc *time.Location) time.Time {
+	if loc == nil {
+		loc = time.Local
+	}
+	w := v.Time
+	y, mo, d := w.Date()
+	h, mi, s := w.Clock()
+	t := time.Date(y, mo, d, h, mi, s, 0, loc)
+	if v.Kind != pmbus.ValueDateTime {
+		return t
+	}
+	if off, ok := zoneOffset(loc, y, v.SummerTime); ok {
+		return w.Add(-time.Duration(off) * time.Second).In(loc)
+	}
+	return t
+}
+
+// zoneOffset is loc's offset east of UTC, s, in summer (dst) or standard
+// time in the given year, if it has one: taken in January and July, so
+// either hemisphere's summer is found.
+func zoneOffset(loc *time.Location, year int, dst bool) (int, bool) {
+	for _, m := range [2]time.Month{time.January, time.July} {
+		if c := time.Date(year, m, 1, 12, 0, 0, 0, loc); c.IsDST() == dst {
+			_, off := c.Zone()
+			return off, true
+		}
+	}
+	return 0, false
 }
 
 // headerStatus maps the header's status byte (EN 13757-3 table 7) onto the

@@ -66,7 +66,7 @@ func TestDecode(t *testing.T) {
 			for _, rs := range tc.recs {
 				ts = append(ts, telegram(t, tc.status, rs...))
 			}
-			res, err := Decode("m1", ts, at, false)
+			res, err := DecodeIn("m1", ts, at, false, time.UTC)
 			if !errors.Is(err, tc.err) {
 				t.Fatalf("err %v, want %v", err, tc.err)
 			}

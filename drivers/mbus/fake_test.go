@@ -162,7 +162,6 @@ func busAnswer(meters []*fakeMeter, f pmbus.Frame, mergeAcks bool) []byte {
 // holds each answer back for the request's and the answer's wire time plus
 // a turnaround, as a real line would.
 type fakeBus struct {
-	t          *testing.T
 	cfg        link.Config
 	master     *os.File
 	slave      *os.File

@@ -17,6 +17,7 @@ import (
 type Truth struct {
 	RealUse, RealBackflow, Phantom float64
 	Leak                           bool
+	Backflow                       bool // a real backflow ran during the interval
 }
 
 // Result is the score of a run. Percentages are of the true volumes.
@@ -33,9 +34,17 @@ type Result struct {
 	LeaksPresent, LeaksFlagged int // leaks with a full night in the data; flagged within 24 h of it
 	FalseLeakMeters            int // meters flagged leak that never leaked
 	FalseBackflowMeters        int // meters flagged backflow that had none
-	MissedLeaks                []string
-	FalseLeaks                 []string
-	PerMeter                   []Meter
+	// Backflow episodes (hours with a real backflow running, back to back)
+	// that registered at least BackflowFlagMin, and those of them flagged
+	// backflow in one of their hours or the hour after.
+	BackflowsPresent, BackflowsFlagged int
+	MissedBackflows                    []string
+	// The same for the episodes that registered at least one step of the
+	// meter's totaliser as well: a smaller one may never move the total.
+	BackflowsOverStep, BackflowsOverStepFlagged int
+	MissedLeaks                                 []string
+	FalseLeaks                                  []string
+	PerMeter                                    []Meter
 }
 
 // Meter is one meter's share of the errors, m3, to find the cases a filter gets wrong.
@@ -52,6 +61,7 @@ type hour struct {
 	leakGap    bool // some interval of the hour had no leak
 	leakFlag   bool
 	backFlag   bool
+	backTruth  bool
 	seenTruth  bool
 	seenOutput bool
 }
@@ -120,6 +130,7 @@ func (s *Scorer) AddTruth(meter string, t time.Time, tr Truth) {
 	h.b += tr.RealBackflow
 	h.leakTruth = h.leakTruth || tr.Leak
 	h.leakGap = h.leakGap || !tr.Leak
+	h.backTruth = h.backTruth || tr.Backflow
 	h.seenTruth = true
 }
 
@@ -213,6 +224,7 @@ func (s *Scorer) Result() Result {
 		if everBackFlag && !everBack {
 			res.FalseBackflowMeters++
 		}
+		s.backflowEpisodes(id, m, keys, &res)
 		if night, ok := s.firstLeakNight(m, keys); ok {
 			res.LeaksPresent++
 			found := false
@@ -244,6 +256,46 @@ func (s *Scorer) Result() Result {
 	}
 	res.BackflowAddedPct = pct(backUp, res.Back)
 	return res
+}
+
+// BackflowFlagMin is the registered volume from which a backflow episode
+// must be flagged, m3.
+const BackflowFlagMin = 0.001
+
+// backflowEpisodes counts a meter's backflow episodes of at least
+// BackflowFlagMin and those flagged.
+func (s *Scorer) backflowEpisodes(id string, m *meterScore, keys []int64, res *Result) {
+	for i := 0; i < len(keys); {
+		if !m.hours[keys[i]].backTruth {
+			i++
+			continue
+		}
+		j, vol, flagged := i, 0.0, false
+		for ; j < len(keys) && m.hours[keys[j]].backTruth && keys[j]-keys[i] == int64(j-i); j++ {
+			vol += m.hours[keys[j]].b
+			flagged = flagged || m.hours[keys[j]].backFlag
+		}
+		if h := m.hours[keys[j-1]+1]; h != nil && h.backFlag {
+			flagged = true
+		}
+		if vol >= BackflowFlagMin {
+			res.BackflowsPresent++
+			over := vol >= m.res-1e-9
+			if over {
+				res.BackflowsOverStep++
+			}
+			if flagged {
+				res.BackflowsFlagged++
+				if over {
+					res.BackflowsOverStepFlagged++
+				}
+			} else {
+				res.MissedBackflows = append(res.MissedBackflows, fmt.Sprintf("%s@%s(%.1fL)", id,
+					time.Unix(0, keys[i]*int64(time.Hour)).UTC().Format("02T15"), vol*1000))
+			}
+		}
+		i = j
+	}
 }
 
 // firstLeakNight finds the end (unix ns) of the first night window 01–05 h
@@ -280,4 +332,6 @@ func (r Result) Write(w io.Writer, name string) {
 		r.PhantomRemovedPct, r.RealUseRemovedPct, r.VolumeAddedPct, r.BackflowKeptPct, r.BackflowAddedPct)
 	fmt.Fprintf(w, "  leaks flagged %d/%d  false leak meters %d  false backflow meters %d  missed %v false %v\n",
 		r.LeaksFlagged, r.LeaksPresent, r.FalseLeakMeters, r.FalseBackflowMeters, r.MissedLeaks, r.FalseLeaks)
+	fmt.Fprintf(w, "  backflows ≥ %.0f L flagged %d/%d (of those ≥ a totaliser step %d/%d)  missed %v\n",
+		BackflowFlagMin*1000, r.BackflowsFlagged, r.BackflowsPresent, r.BackflowsOverStepFlagged, r.BackflowsOverStep, r.MissedBackflows)
 }

@@ -145,15 +145,19 @@ func encodeTime(v Value, l int) ([]byte, error) {
 	}
 	yy := y % 100
 	yl, yh := byte(yy&0x07)<<5, byte(yy>>3)<<4
+	var su byte
+	if v.SummerTime {
+		su = 0x80
+	}
 	switch l {
 	case 2:
 		return []byte{yl | byte(d), yh | byte(mo)}, nil
 	case 3:
 		return []byte{byte(s), byte(mi), byte(h)}, nil
 	case 4:
-		return []byte{byte(mi), byte(h), yl | byte(d), yh | byte(mo)}, nil
+		return []byte{byte(mi), byte(h) | su, yl | byte(d), yh | byte(mo)}, nil
 	case 6:
-		return []byte{byte(s), byte(mi), byte(h), yl | byte(d), yh | byte(mo), 0}, nil
+		return []byte{byte(s), byte(mi), byte(h) | su, yl | byte(d), yh | byte(mo), 0}, nil
 	}
 	return nil, fmt.Errorf("%w: no date/time type has %d bytes", ErrBadValue, l)
 }

@@ -19,7 +19,7 @@ const (
 	// ValueDate (type G) has Text "YYYY-MM-DD" and Time if the date exists.
 	ValueDate
 	// ValueDateTime (types F and I) has Text "YYYY-MM-DDThh:mm:ssZ" in the
-	// meter's own clock, and Time if the date exists.
+	// meter's own clock, Time if the date exists, and SummerTime.
 	ValueDateTime
 	// ValueTime (type J) has Text "hh:mm:ss".
 	ValueTime
@@ -42,8 +42,13 @@ type Value struct {
 	// Text holds dates, times and strings.
 	Text string
 	// Time is the date or date-time as a UTC time, zero if the meter sent
-	// a date that does not exist (e.g. month 0).
+	// a date that does not exist (e.g. month 0). It is the meter's wall
+	// clock: the zone it keeps is not on the wire, so the driver places it
+	// (with SummerTime to tell the hour that repeats when summer time ends).
 	Time time.Time
+	// SummerTime is a type F or I date-time's SU bit: the meter's clock
+	// shows summer (daylight saving) time.
+	SummerTime bool
 	// Bytes is a slice of the decoded input (not a copy).
 	Bytes []byte
 	// Invalid is set when the meter marks the value invalid (IV bit of a
@@ -66,9 +71,11 @@ func Date(t time.Time) Value {
 	return Value{Kind: ValueDate, Time: t, Text: t.Format("2006-01-02")}
 }
 
-// DateTime returns a type F or I date-time Value, for encoding.
+// DateTime returns a type F or I date-time Value of t's wall clock in t's
+// own location, with the SU bit set where that location keeps summer time
+// at t, for encoding.
 func DateTime(t time.Time) Value {
-	return Value{Kind: ValueDateTime, Time: t, Text: t.Format("2006-01-02T15:04:05Z")}
+	return Value{Kind: ValueDateTime, Time: t, Text: t.Format("2006-01-02T15:04:05Z"), SummerTime: t.IsDST()}
 }
 
 // decodeData turns the data field d (already in LSB-first order) into a
@@ -141,7 +148,7 @@ func bcdSigned(d []byte) (v int64, ok bool) {
 func decodeTime(d []byte, f form) (Value, bool) {
 	var year, month, day, hour, min, sec int
 	kind := ValueDateTime
-	invalid := false
+	invalid, su := false, false
 	switch len(d) {
 	case 2: // G
 		kind = ValueDate
@@ -154,10 +161,12 @@ func decodeTime(d []byte, f form) (Value, bool) {
 	case 4: // F
 		min, hour = int(d[0]&0x3F), int(d[1]&0x1F)
 		invalid = d[0]&0x80 != 0 // IV: the meter says its clock is not set
+		su = d[1]&0x80 != 0      // SU: summer time
 		day, month = int(d[2]&0x1F), int(d[3]&0x0F)
 		year = int(d[2]&0xE0)>>5 | int(d[3]&0xF0)>>1
 	case 6: // I
 		sec, min, hour = int(d[0]&0x3F), int(d[1]&0x3F), int(d[2]&0x1F)
+		su = d[2]&0x80 != 0 // SU: summer time
 		day, month = int(d[3]&0x1F), int(d[4]&0x0F)
 		year = int(d[3]&0xE0)>>5 | int(d[4]&0xF0)>>1
 	default:
@@ -177,7 +186,7 @@ func decodeTime(d []byte, f form) (Value, bool) {
 		s = appendClock(s, hour, min, sec)
 		s = append(s, 'Z')
 	}
-	v := Value{Kind: kind, Text: string(s), Invalid: invalid}
+	v := Value{Kind: kind, Text: string(s), Invalid: invalid, SummerTime: su}
 	if month >= 1 && month <= 12 && day >= 1 && day <= daysIn(year, month) && hour < 24 && min < 60 && sec < 60 {
 		v.Time = time.Date(year, time.Month(month), day, hour, min, sec, 0, time.UTC)
 	}

@@ -23,7 +23,7 @@ const (
 type form uint8
 
 const (
-	formNumber form = iota
+	_ form = iota // a number: the zero value
 	// formDate is a date (type G), or a date-time if the field is longer.
 	formDate
 	// formDateTime is type F (32 bit), I (48 bit) or J (24 bit, time only).

@@ -102,10 +102,5 @@ func equalFold(a, b string) bool {
 	return true
 }
 
-// Types and Orders list every type and word order, for `read --raw`.
-func Types() []Type {
-	return []Type{Uint16, Int16, Uint32, Int32, Uint64, Int64, Float32, Float64, BCD16, BCD32}
-}
-
-// Orders lists the four word orders.
+// Orders lists the four word orders, for `read --raw`.
 func Orders() []WordOrder { return []WordOrder{ABCD, CDAB, BADC, DCBA} }

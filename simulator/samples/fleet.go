@@ -23,6 +23,13 @@ type Options struct {
 	// 0.6–1.0. 0.35–0.75 gives traces on which forward − reverse removes
 	// about 56 % of the phantom, the reference.
 	ReverseGain [2]float64
+	// SmallBackflows adds short real backflows (20–200 L/h for 1–10 min,
+	// 0.3–33 L) to about a third of the meters, half of them at times the
+	// meter's surges come (pump switching, the night), so a filter must
+	// tell them from a surge's reverse half. They are drawn from a
+	// generator of their own: the rest of the fleet is the same with or
+	// without them.
+	SmallBackflows bool
 }
 
 // MeterSpec is one simulated meter of the fleet and how it is polled.
@@ -105,5 +112,40 @@ func Fleet(o Options) []MeterSpec {
 		specs[i] = MeterSpec{ID: fmt.Sprintf("m%03d", i+1), Interval: iv,
 			Offset: time.Duration(r.Int64N(int64(iv))).Truncate(time.Second), Water: c}
 	}
+	if o.SmallBackflows {
+		addSmallBackflows(specs, o)
+	}
 	return specs
+}
+
+// addSmallBackflows gives about a third of the meters one to three short
+// backflows, half of them alone (any time of day) and half under surges
+// (minutes after a pump switching time, or in the night hours where most
+// random surges fall).
+func addSmallBackflows(specs []MeterSpec, o Options) {
+	r := rand.New(rand.NewPCG(uint64(o.Seed), 0xBAC4F10))
+	u := func(a, b float64) float64 { return a + r.Float64()*(b-a) }
+	days := max(o.Days, 1)
+	for i := range specs {
+		if r.Float64() >= 0.35 {
+			continue
+		}
+		c := &specs[i].Water
+		for n := 1 + r.IntN(3); n > 0; n-- {
+			day := time.Duration(r.IntN(days)) * 24 * time.Hour
+			var at time.Duration
+			switch {
+			case r.IntN(2) == 0: // alone
+				at = time.Duration(u(0, 24) * float64(time.Hour))
+			case len(c.Surges.PumpTimes) > 0:
+				pt := c.Surges.PumpTimes[r.IntN(len(c.Surges.PumpTimes))]
+				hh, mm := int(pt[0]-'0')*10+int(pt[1]-'0'), int(pt[3]-'0')*10+int(pt[4]-'0')
+				at = time.Duration(hh)*time.Hour + time.Duration(mm)*time.Minute + time.Duration(u(0, 8)*float64(time.Minute))
+			default: // in the night, where most surges fall
+				at = time.Duration(u(0, 5) * float64(time.Hour))
+			}
+			c.Backflows = append(c.Backflows, water.Flow{After: water.Duration(day + at),
+				For: water.Duration(time.Duration(u(1, 10) * float64(time.Minute)).Truncate(time.Second)), RateLH: u(20, 200)})
+		}
+	}
 }

@@ -26,6 +26,7 @@ type IntervalTruth struct {
 	PhantomReverse float64
 	Leak           bool // a leak ran during the interval
 	Surge          bool // a surge episode ran during the interval
+	Backflow       bool // a real backflow ran during the interval
 }
 
 // DefaultStart is where runs begin when Options.Start is zero: a Monday.
@@ -69,6 +70,7 @@ func Run(ctx context.Context, o Options, specs []MeterSpec, emit func(Row) error
 		}
 		leakBefore := l.m.LeakOn()
 		surgeBefore := l.prev.SurgeOn
+		backBefore := l.prev.BackflowOn
 		l.m.Advance(l.next)
 		snap, tr := l.m.Snapshot(), l.m.Truth()
 		row := Row{Time: l.next, Meter: l.spec.ID, Forward: snap.Forward, Reverse: snap.Reverse, Flow: snap.Flow}
@@ -80,6 +82,7 @@ func Run(ctx context.Context, o Options, specs []MeterSpec, emit func(Row) error
 				PhantomReverse: tr.PhantomReverse - l.prev.PhantomReverse,
 				Leak:           leakBefore || tr.LeakOn || tr.LeakVolume > l.prev.LeakVolume,
 				Surge:          surgeBefore || tr.SurgeOn || tr.PhantomForward != l.prev.PhantomForward,
+				Backflow:       backBefore || tr.BackflowOn || tr.RealBackflow > l.prev.RealBackflow,
 			}
 		}
 		l.first = false

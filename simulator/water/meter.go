@@ -362,6 +362,7 @@ type Truth struct {
 	LeakVolume     float64 // water lost through leaks, m3
 	LeakOn         bool    // a leak is running now
 	SurgeOn        bool    // the column is oscillating now
+	BackflowOn     bool    // real water is flowing back into the main now
 }
 
 // Truth returns the cumulative ground truth at the current time.
@@ -371,6 +372,7 @@ func (m *Meter) Truth() Truth {
 		PhantomForward: m.fAcc - m.f0, PhantomReverse: m.rAcc - m.r0,
 		TrueUse: m.trueUse, TrueBackflow: m.trueBack, LeakVolume: m.leakVol,
 		LeakOn: m.leaks > 0 && m.leak > 0, SurgeOn: m.surge.on,
+		BackflowOn: m.back > 0 && m.empty == 0 && !m.valveClosed,
 	}
 }
 

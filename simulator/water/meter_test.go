@@ -168,3 +168,29 @@ func TestValveStopsFlow(t *testing.T) {
 		t.Fatal("opened valve: still nothing flows")
 	}
 }
+
+// A small backflow under a surge: the oscillation registers both ways and
+// nets to nothing but the gains, while the backflow's litre and a half goes
+// one way and is in the truth as real backflow, running only while it runs.
+func TestSmallBackflowUnderSurge(t *testing.T) {
+	cfg := Config{Profile: ProfileVacant,
+		Meter:     Metrology{ResolutionL: 0.1, ReverseGain: 0.6},
+		Surges:    SurgeConfig{PumpTimes: []string{"01:00"}, AmplitudeLH: 200, PeriodS: 20, Duration: Duration(20 * time.Minute)},
+		Backflows: []Flow{{After: Duration(time.Hour + 5*time.Minute), For: Duration(2 * time.Minute), RateLH: 75}}}
+	m := mustNew(t, cfg, 1)
+	m.Advance(t0.Add(time.Hour + 6*time.Minute))
+	if tr := m.Truth(); !tr.BackflowOn || !tr.SurgeOn {
+		t.Fatalf("backflow on %v, surge on %v: want both", tr.BackflowOn, tr.SurgeOn)
+	}
+	m.Advance(t0.Add(2 * time.Hour))
+	tr := m.Truth()
+	if tr.BackflowOn {
+		t.Error("backflow still on after it ended")
+	}
+	if want := 0.075 * 2 / 60 * 0.6; math.Abs(tr.RealBackflow-want) > 1e-9 {
+		t.Errorf("real backflow %.5f m3, want %.5f", tr.RealBackflow, want)
+	}
+	if tr.PhantomReverse <= 0 || tr.PhantomForward <= 0 {
+		t.Errorf("surge registered forward %.5f reverse %.5f: want both", tr.PhantomForward, tr.PhantomReverse)
+	}
+}

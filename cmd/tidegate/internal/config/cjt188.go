@@ -20,6 +20,8 @@ type CJT188 struct {
 	StatusProfile string `yaml:"status_profile"` // status bit layout: cjt188-common (default) or cjt188-mirrored
 	SettlementDay int    `yaml:"settlement_day"` // the meter's settlement day 1..28, dates its settlement-day volume; 0 = unknown
 	Valve         bool   `yaml:"valve"`          // valve control allowed (tidegate valve, downlink "valve"); off by default
+	// ValveMinInterval: at most one valve movement per this long (default 1m).
+	ValveMinInterval time.Duration `yaml:"valve_min_interval"`
 
 	// AddressLabel is the address as written in the file: leading zeros
 	// matter, and YAML would read them as octal.

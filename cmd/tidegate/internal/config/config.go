@@ -52,6 +52,12 @@ type API struct {
 	Socket  string `yaml:"socket"`  // Unix socket path, mode 0660
 	Group   string `yaml:"group"`   // group that may use the socket; "" = the daemon's
 	Metrics string `yaml:"metrics"` // optional TCP address for /metrics, e.g. 127.0.0.1:9475
+	// ControlGroup may also act (valve, read-now, reload) besides root;
+	// api.group may only read (status, readings, tail, metrics).
+	ControlGroup string `yaml:"control_group"`
+	// MetricsMeterValues puts each meter's totals and flow on /metrics:
+	// a household's use, so off unless asked for.
+	MetricsMeterValues bool `yaml:"metrics_meter_values"`
 }
 
 // Protocols a bus may speak.
@@ -91,7 +97,10 @@ type Meter struct {
 	Poll      Poll   `yaml:"poll"`
 	Billing   string `yaml:"billing_time"` // local HH:MM of the guaranteed daily read; "" = 00:05
 	Disabled  bool   `yaml:"disabled"`
-	CJT188    `yaml:",inline"`
+	// Timezone is the IANA zone the meter's clock keeps (M-Bus date-times
+	// are its wall clock with a summer-time bit); "" = gateway.timezone.
+	Timezone string `yaml:"timezone"`
+	CJT188   `yaml:",inline"`
 }
 
 // Poll is how often a meter is read.
@@ -157,7 +166,14 @@ type MQTT struct {
 	Insecure     bool   `yaml:"insecure"` // allow plain TCP to a non-loopback broker
 	Batch        Batch  `yaml:"batch"`
 	Commands     bool   `yaml:"commands"` // accept downlink commands
-	Ack          string `yaml:"ack"`      // puback|application
+	// CommandKeys: kid → PEM "PUBLIC KEY" file of the central service's
+	// Ed25519 key that signs valve commands (two kids while rotating).
+	CommandKeys map[string]string `yaml:"command_keys"`
+	// UnsignedValve: "refuse" (default) or "allow" the unsigned JSON valve command.
+	UnsignedValve string `yaml:"unsigned_valve"`
+	// MaxPacket caps an incoming MQTT packet (default 64 KiB).
+	MaxPacket Size   `yaml:"max_packet"`
+	Ack       string `yaml:"ack"` // puback|application
 	// ReconnectMax caps the wait between reconnect attempts (default 1m):
 	// after an outage the gateway is back within it of the broker.
 	ReconnectMax time.Duration `yaml:"reconnect_max"`

@@ -134,6 +134,25 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			seen[k.Value] = true
 			d.decode(val, v.FieldByIndex(idx), sub)
 		}
+	case reflect.Map:
+		// Free-form keys (mqtt.command_keys: kid → file), string keys only.
+		if n.Kind != yaml.MappingNode || t.Key().Kind() != reflect.String {
+			d.problems.at(n, path, "expected a mapping of keys")
+			return
+		}
+		m := reflect.MakeMapWithSize(t, len(n.Content)/2)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, val := n.Content[i], n.Content[i+1]
+			sub := join(path, k.Value)
+			if m.MapIndex(reflect.ValueOf(k.Value)).IsValid() {
+				d.problems.at(k, sub, "duplicate key")
+				continue
+			}
+			e := reflect.New(t.Elem()).Elem()
+			d.decode(val, e, sub)
+			m.SetMapIndex(reflect.ValueOf(k.Value).Convert(t.Key()), e)
+		}
+		v.Set(m)
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			d.problems.at(n, path, "expected a list")

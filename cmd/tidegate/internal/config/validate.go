@@ -56,6 +56,8 @@ func (c *Config) validate(ps *Problems, nodes map[string]*yaml.Node) {
 		}
 	}
 
+	c.validateSecurity(at)
+
 	buses := map[string]Bus{}
 	for i, b := range c.Buses {
 		p := fmt.Sprintf("buses[%d]", i)
@@ -120,6 +122,11 @@ func (c *Config) validate(ps *Problems, nodes map[string]*yaml.Node) {
 			at(p+".id", "meter %q is defined twice", m.ID)
 		}
 		ids[m.ID] = true
+		if m.Timezone != "" {
+			if _, err := time.LoadLocation(m.Timezone); err != nil {
+				at(p+".timezone", "%q is not a known time zone; expected an IANA name such as Europe/Berlin", m.Timezone)
+			}
+		}
 		b, ok := buses[m.Bus]
 		if m.Bus == "" {
 			at(p+".bus", "required: the name of one of the buses")

@@ -29,12 +29,14 @@ type apiServer struct {
 	socket  string
 }
 
-func (d *Daemon) handler() http.Handler {
+func (d *Daemon) handler(a authz) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+	read := func(pattern string, h http.HandlerFunc) { mux.HandleFunc(pattern, d.guard(a, accessRead, h)) }
+	act := func(pattern string, h http.HandlerFunc) { mux.HandleFunc(pattern, d.guard(a, accessControl, h)) }
+	read("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, d.status())
 	})
-	mux.HandleFunc("GET /v1/readings", func(w http.ResponseWriter, r *http.Request) {
+	read("GET /v1/readings", func(w http.ResponseWriter, r *http.Request) {
 		meter := r.URL.Query().Get("meter")
 		out := []reading.RecordJSON{}
 		for _, m := range d.config().Meters {
@@ -47,7 +49,7 @@ func (d *Daemon) handler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, out)
 	})
-	mux.HandleFunc("POST /v1/read", func(w http.ResponseWriter, r *http.Request) {
+	act("POST /v1/read", func(w http.ResponseWriter, r *http.Request) {
 		meter := r.URL.Query().Get("meter")
 		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 		defer cancel()
@@ -61,24 +63,27 @@ func (d *Daemon) handler() http.Handler {
 			writeJSON(w, http.StatusOK, j)
 		}
 	})
-	mux.HandleFunc("POST /v1/valve", func(w http.ResponseWriter, r *http.Request) {
+	act("POST /v1/valve", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 		defer cancel()
-		j, err := d.valve(ctx, q.Get("request"), q.Get("meter"), q.Get("action"))
+		j, err := d.valve(ctx, valveRequest{ID: q.Get("request"), Meter: q.Get("meter"), Action: q.Get("action"),
+			Operator: q.Get("operator"), Sender: peerFrom(r.Context()).String()})
 		switch {
 		case errors.Is(err, ErrUnknownMeter):
 			writeJSON(w, http.StatusNotFound, apiError{err.Error()})
 		case errors.Is(err, ErrBadValveAction), errors.Is(err, drivers.ErrValveNotEnabled):
 			writeJSON(w, http.StatusBadRequest, apiError{err.Error()})
+		case errors.Is(err, ErrValveRate):
+			writeJSON(w, http.StatusTooManyRequests, apiError{err.Error()})
 		case err != nil && j.Outcome == "":
 			writeJSON(w, http.StatusBadGateway, apiError{err.Error()})
 		default:
 			writeJSON(w, http.StatusOK, j) // a refused or failed write is a result, with its outcome
 		}
 	})
-	mux.HandleFunc("GET /v1/tail", d.serveTail)
-	mux.HandleFunc("GET /metrics", d.serveMetrics)
+	read("GET /v1/tail", d.serveTail)
+	read("GET /metrics", d.serveMetrics)
 	return mux
 }
 
@@ -124,14 +129,19 @@ func (d *Daemon) serveTail(w http.ResponseWriter, r *http.Request) {
 func (d *Daemon) serveAPI(cfg *config.Config) (*apiServer, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	a := &apiServer{cancel: cancel, socket: cfg.API.Socket}
+	az, err := newAuthz(cfg.API.ControlGroup)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
 	ln, err := listenSocket(cfg.API.Socket, cfg.API.Group)
 	if err != nil {
 		cancel()
 		return nil, err
 	}
-	h := d.handler()
+	h := d.handler(az)
 	base := func(net.Listener) context.Context { return ctx }
-	srv := &http.Server{Handler: h, BaseContext: base, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: h, BaseContext: base, ConnContext: withPeer, ReadHeaderTimeout: 5 * time.Second}
 	a.servers = append(a.servers, srv)
 	go func() { _ = srv.Serve(ln) }()
 	d.log.WithField("socket", cfg.API.Socket).Info("control API listening")

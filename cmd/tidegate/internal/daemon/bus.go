@@ -61,7 +61,10 @@ func driverConfig(b config.Bus, meters []config.Meter, loc *time.Location) (driv
 		if m.Poll.Totals > 0 && (iv == 0 || m.Poll.Totals < iv) {
 			iv = m.Poll.Totals
 		}
-		mc := drivers.MeterConfig{ID: m.ID, Address: m.Address, Secondary: m.Secondary, Profile: m.Profile, Interval: iv, Billing: m.Billing}
+		mc := drivers.MeterConfig{ID: m.ID, Address: m.Address, Secondary: m.Secondary, Profile: m.Profile, Interval: iv, Billing: m.Billing, Location: loc}
+		if z, err := time.LoadLocation(m.Timezone); m.Timezone != "" && err == nil {
+			mc.Location = z // the meter's clock keeps a zone of its own
+		}
 		if m.Speaks(b) == config.ProtoCJT188 {
 			mc.CJT = cjtMeterConfig(m)
 			if b.Protocol != config.ProtoCJT188 {
@@ -144,9 +147,9 @@ func cjtMeterConfig(m config.Meter) drivers.CJTMeterConfig {
 		StatusLayout: l, SettlementDay: m.SettlementDay, Valve: m.Valve}
 }
 
-func (r *busRun) valve(ctx context.Context, meter, request string, open bool) (drivers.ValveResult, error) {
+func (r *busRun) valve(ctx context.Context, meter, request string, open bool, by drivers.ValveOrder) (drivers.ValveResult, error) {
 	if r.bus == nil {
 		return drivers.ValveResult{}, ErrNoDrivers
 	}
-	return r.bus.Valve(ctx, meter, request, open)
+	return r.bus.ValveBy(ctx, meter, request, open, by)
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"tidegate/reading"
+	"tidegate/uplink"
 )
 
 // ErrIntervalRemote: the poll interval is part of the config file, which is
@@ -41,12 +42,11 @@ func (c commands) SetInterval(_ context.Context, meter string, every time.Durati
 	return fmt.Errorf("%w (asked: %s every %s)", ErrIntervalRemote, meter, every)
 }
 
-// Valve opens or closes a CJ/T 188 meter's valve (downlink "valve"; also
-// the API's POST /v1/valve). Off unless the meter has valve: true; who may
-// send it is the broker's ACL on the command topic and the gateway's client
-// certificate.
-func (c commands) Valve(ctx context.Context, request, meter, action string) (any, error) {
-	res, err := c.d.valve(ctx, request, meter, action)
+// Valve opens or closes a CJ/T 188 meter's valve (downlink "valve"; the
+// uplink has checked its signature, freshness and id; also the API's POST
+// /v1/valve). See Daemon.valve for what is checked here.
+func (c commands) Valve(ctx context.Context, r uplink.ValveRequest) (any, error) {
+	res, err := c.d.valve(ctx, valveRequest{ID: r.ID, Meter: r.Meter, Action: r.Action, Operator: r.Operator, Sender: r.Sender, NotAfter: r.NotAfter})
 	if res.Outcome == "" {
 		return nil, err
 	}

@@ -16,7 +16,6 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"tidegate/cmd/tidegate/internal/config"
-	"tidegate/drivers"
 	"tidegate/reading"
 )
 
@@ -47,11 +46,14 @@ type Daemon struct {
 
 	pipe *dataPath
 
+	valveMu   sync.Mutex
+	lastValve map[string]time.Time // meter → when a valve write was last sent (rate limit)
+
 	// Remote configuration (remote.go, rollback.go): one change at a
 	// time, and one reload at a time whoever asked for it.
 	remoteMu sync.Mutex
 	reloadMu sync.Mutex
-	guard    *rollbackGuard
+	rollback *rollbackGuard
 
 	ready    atomic.Bool  // d.pipe is set: the status can be assembled
 	stopped  atomic.Bool  // shutting down: a late reload (remote.go) does nothing
@@ -77,6 +79,9 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 	cfg := d.config()
 	log := d.log.WithFields(logrus.Fields{"gateway": cfg.Gateway.ID, "version": d.opts.Version, "config": d.opts.ConfigPath, "config_hash": cfg.Hash})
 	log.WithFields(logrus.Fields{"buses": len(cfg.Buses), "meters": len(cfg.Meters)}).Info("starting")
+	for _, w := range cfg.Warnings() {
+		log.Warn(w)
+	}
 
 	pipe, err := openDataPath(cfg, d.log, d.hub, d.opts.Version, d.statusInfo)
 	if err != nil {
@@ -92,7 +97,7 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 				event: func(e reading.Event) { d.ingest(reading.Record{Kind: reading.KindEvent, Event: &e}) }}
 			g.load()
 			d.mu.Lock()
-			d.guard = g
+			d.rollback = g
 			d.mu.Unlock()
 			go d.watchLink(ctx, g)
 		}
@@ -259,7 +264,11 @@ func (d *Daemon) status() Status {
 	d.mu.Lock()
 	cfg := d.cfg
 	s := Status{Gateway: cfg.Gateway.ID, Version: d.opts.Version, ConfigHash: cfg.Hash, Started: d.started,
-		UptimeS: time.Since(d.started).Seconds(), Reloads: d.reloads, LastReload: d.lastReload}
+		UptimeS: time.Since(d.started).Seconds(), Reloads: d.reloads, LastReload: d.lastReload, Warnings: cfg.Warnings(),
+		Commands: CommandsStatus{Enabled: cfg.MQTT.Commands, UnsignedValve: cfg.MQTT.UnsignedValve == config.UnsignedAllow}}
+	if d.pipe != nil && d.pipe.up != nil {
+		s.Commands.KeyIDs = d.pipe.up.CommandKeyIDs() // what the running uplink accepts, not what a reload wrote
+	}
 	for _, b := range cfg.Buses {
 		if r := d.buses[b.Name]; r != nil {
 			s.Buses = append(s.Buses, r.status())
@@ -309,51 +318,6 @@ func (d *Daemon) readNow(ctx context.Context, meter string) (reading.RecordJSON,
 // never stored, so it has no seq and no id.
 func liveRecord(r *reading.Reading) reading.RecordJSON {
 	return reading.ToJSON("", reading.Record{Kind: reading.KindReading, Reading: r})
-}
-
-// ValveJSON is a valve command's result for the API and the downlink.
-type ValveJSON struct {
-	Meter   string              `json:"meter"`
-	Request string              `json:"request,omitempty"`
-	Action  string              `json:"action"`
-	Outcome string              `json:"outcome"`
-	Valve   string              `json:"valve"` // as read back after the write
-	Error   string              `json:"error,omitempty"`
-	Reading *reading.RecordJSON `json:"reading,omitempty"` // the status read back, in the record's one encoding
-}
-
-// ErrBadValveAction: the action is neither open nor close.
-var ErrBadValveAction = errors.New("valve action must be open or close")
-
-// valve sends a valve command to a meter's bus.
-func (d *Daemon) valve(ctx context.Context, request, meter, action string) (ValveJSON, error) {
-	if action != "open" && action != "close" {
-		return ValveJSON{}, fmt.Errorf("%w, not %q", ErrBadValveAction, action)
-	}
-	cfg := d.config()
-	m, ok := cfg.MeterByID(meter)
-	if !ok {
-		return ValveJSON{}, fmt.Errorf("%w: %q", ErrUnknownMeter, meter)
-	}
-	if !m.Valve {
-		return ValveJSON{}, fmt.Errorf("meter %s: %w", m.ID, drivers.ErrValveNotEnabled)
-	}
-	d.mu.Lock()
-	b := d.buses[m.Bus]
-	d.mu.Unlock()
-	if b == nil {
-		return ValveJSON{}, fmt.Errorf("bus %q of meter %q is not running", m.Bus, m.ID)
-	}
-	res, err := b.valve(ctx, m.ID, request, action == "open")
-	if res.Outcome == "" {
-		return ValveJSON{}, err
-	}
-	j := ValveJSON{Meter: m.ID, Request: request, Action: res.Action, Outcome: res.Outcome, Valve: res.Valve, Error: res.Error}
-	if res.Reading.Meter != "" {
-		r := liveRecord(&res.Reading)
-		j.Reading = &r
-	}
-	return j, err
 }
 
 // ErrUnknownMeter is returned for a meter id that is not in the running config.

@@ -80,8 +80,10 @@ func TestDaemonReloadAndAPI(t *testing.T) {
 	}
 	oldHash := st.ConfigHash
 
-	// Records handed in by a bus show up as last readings and on /metrics.
+	// Records handed in by a bus show up as last readings; /metrics says
+	// when, not how much (api.metrics_meter_values is off).
 	d.ingest(reading.Record{Kind: reading.KindReading, Reading: &reading.Reading{Meter: "m1", Received: time.Now(), Has: reading.HasForward, Forward: 12.5}})
+	var metrics string
 	waitFor(t, func() bool {
 		resp, err := cl.Get("http://x/metrics")
 		if err != nil {
@@ -89,8 +91,12 @@ func TestDaemonReloadAndAPI(t *testing.T) {
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		return strings.Contains(string(b), `tidegate_meter_forward_m3{meter="m1"} 12.5`)
+		metrics = string(b)
+		return strings.Contains(metrics, `tidegate_meter_last_reading_timestamp_seconds{meter="m1"}`)
 	})
+	if strings.Contains(metrics, "tidegate_meter_forward_m3") || strings.Contains(metrics, "12.5") {
+		t.Errorf("/metrics shows a household's total by default:\n%s", metrics)
+	}
 
 	// Broken config: refused, old one kept.
 	if err := os.WriteFile(cfgPath, []byte("gateway: {id: gw-test}\nmeters: [{id: x, bus: nowhere}]\n"), 0o600); err != nil {
@@ -136,9 +142,22 @@ func TestDaemonReloadAndAPI(t *testing.T) {
 	}
 }
 
+// A meter's total is on /metrics only when asked for.
+func TestMetricsMeterValues(t *testing.T) {
+	f := 12.5
+	s := Status{Meters: []MeterStatus{{ID: "m1", State: "online", Last: &reading.RecordJSON{Forward: &f}}}}
+	for _, on := range []bool{false, true} {
+		var b bytes.Buffer
+		writeMetrics(&b, s, newHub(), on)
+		if got := strings.Contains(b.String(), `tidegate_meter_forward_m3{meter="m1"} 12.5`); got != on {
+			t.Errorf("metrics_meter_values %v: total shown %v\n%s", on, got, b.String())
+		}
+	}
+}
+
 func TestWriteMetricsEscapes(t *testing.T) {
 	var b bytes.Buffer
-	writeMetrics(&b, Status{Gateway: `g"w\1`, Meters: []MeterStatus{{ID: "m\n1", State: "online"}}}, newHub())
+	writeMetrics(&b, Status{Gateway: `g"w\1`, Meters: []MeterStatus{{ID: "m\n1", State: "online"}}}, newHub(), false)
 	out := b.String()
 	for _, want := range []string{`gateway="g\"w\\1"`, `tidegate_meter_online{meter="m\n1",bus=""} 1`, "# TYPE tidegate_buffer_records gauge"} {
 		if !strings.Contains(out, want) {

@@ -13,7 +13,7 @@ import (
 func (d *Daemon) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	bw := bufio.NewWriter(w)
-	writeMetrics(bw, d.status(), d.hub)
+	writeMetrics(bw, d.status(), d.hub, d.config().API.MetricsMeterValues)
 	_ = bw.Flush()
 }
 
@@ -68,7 +68,10 @@ func b2f(b bool) float64 {
 	return 0
 }
 
-func writeMetrics(w io.Writer, s Status, h *hub) {
+// writeMetrics writes the gateway's health. A meter's totals are a
+// household's use: they appear only with meterValues
+// (api.metrics_meter_values), /metrics being readable by whoever reaches it.
+func writeMetrics(w io.Writer, s Status, h *hub, meterValues bool) {
 	m := &metricWriter{w: w, seen: map[string]bool{}}
 	m.sample("tidegate_build_info", "gauge", "Build and config of the running daemon.", 1, "version", s.Version, "gateway", s.Gateway, "config_hash", s.ConfigHash)
 	m.sample("tidegate_uptime_seconds", "gauge", "Seconds since the daemon started.", s.UptimeS)
@@ -103,7 +106,7 @@ func writeMetrics(w io.Writer, s Status, h *hub) {
 		}
 	}
 	for _, mt := range s.Meters {
-		if mt.Last != nil && mt.Last.Forward != nil {
+		if meterValues && mt.Last != nil && mt.Last.Forward != nil {
 			m.sample("tidegate_meter_forward_m3", "gauge", "Last forward total registered by the meter.", *mt.Last.Forward, "meter", mt.ID)
 		}
 	}

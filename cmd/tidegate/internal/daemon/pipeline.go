@@ -101,6 +101,7 @@ func uplinkConfig(cfg *config.Config, version string) uplink.Config {
 		// password_file or TIDEGATE_MQTT_PASSWORD: read once, one way.
 		Username: m.Username, Password: m.Password, Insecure: m.Insecure, QoS: 1,
 		Ack: m.Ack, Commands: m.Commands, ReconnectMax: m.ReconnectMax,
+		CommandKeys: m.CommandKeys, UnsignedValve: m.UnsignedValve == config.UnsignedAllow, UnsignedConfig: m.UnsignedConfig == config.UnsignedAllow, MaxPacket: int(m.MaxPacket),
 		TLS:   uplink.TLSConfig{CAFile: m.TLS.CAFile, CertFile: m.TLS.CertFile, KeyFile: m.TLS.KeyFile, ServerName: m.TLS.ServerName},
 		Batch: uplink.BatchConfig{MaxCount: m.Batch.MaxCount, MaxBytes: int(m.Batch.MaxBytes), MaxLatency: m.Batch.MaxLatency},
 	}

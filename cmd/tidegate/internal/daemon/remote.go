@@ -80,7 +80,7 @@ func (d *Daemon) configure(req uplink.ConfigRequest) (any, error) {
 		return nil, ErrUnsignedConfig
 	}
 	d.mu.Lock()
-	guard := d.guard
+	guard := d.rollback
 	d.mu.Unlock()
 	if guard == nil {
 		return nil, fmt.Errorf("%w: remote configuration needs the daemon's config file and uplink", ErrBadConfigCommand)

@@ -48,7 +48,7 @@ func startRemoteDaemon(t *testing.T, unsigned string) (*Daemon, string) {
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx, nil) }()
 	t.Cleanup(func() { cancel(); <-done })
-	waitFor(t, func() bool { d.mu.Lock(); defer d.mu.Unlock(); return d.guard != nil })
+	waitFor(t, func() bool { d.mu.Lock(); defer d.mu.Unlock(); return d.rollback != nil })
 	return d, path
 }
 

@@ -26,6 +26,16 @@ type Status struct {
 	Stages     []string      `json:"stages"` // pipeline stages wired in this build, e.g. drivers, filter, buffer, uplink
 	Reloads    int           `json:"reloads"`
 	LastReload string        `json:"last_reload,omitempty"` // result of the last SIGHUP
+	// Commands is who may act through the downlink.
+	Commands CommandsStatus `json:"commands"`
+	Warnings []string       `json:"warnings,omitempty"` // valid but unsafe settings (config validate says the same)
+}
+
+// CommandsStatus: the downlink's security settings.
+type CommandsStatus struct {
+	Enabled       bool     `json:"enabled"`
+	KeyIDs        []string `json:"key_ids,omitempty"`        // kids of the keys that may sign commands
+	UnsignedValve bool     `json:"unsigned_valve,omitempty"` // unsigned valve commands accepted (mqtt.unsigned_valve: allow)
 }
 
 // BusStatus is one bus's counters.
