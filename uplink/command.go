@@ -60,6 +60,14 @@ type BackfillHandler interface {
 	Backfill(ctx context.Context, meter string, from, to time.Time) (any, error)
 }
 
+// ConfigHandler is a CommandHandler that also serves the remote
+// configuration commands "config", "meters_upsert", "meters_remove" and
+// "config_get" (configcmd.go). The uplink only parses and answers; the
+// daemon decides (signatures, base_hash, validation, rollback).
+type ConfigHandler interface {
+	Configure(ctx context.Context, req ConfigRequest) (any, error)
+}
+
 // Command errors, sent back in the result's "error".
 var (
 	ErrCommandMalformed = cmdauth.ErrMalformed
@@ -81,6 +89,8 @@ const (
 	commandQueue   = 32
 	commandTimeout = 30 * time.Second
 	maxCommandSize = 4096
+	// A config command carries a whole tidegate.yaml.
+	maxConfigCommandSize = 64 << 10
 )
 
 var commandID = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
@@ -95,6 +105,10 @@ type commandRequest struct {
 	Action   string `json:"action"` // valve: open or close
 	From     string `json:"from"`   // backfill: RFC 3339
 	To       string `json:"to"`
+	// config, meters_upsert, meters_remove (configcmd.go)
+	BaseHash string          `json:"base_hash"`
+	Config   string          `json:"config"`
+	Meters   json.RawMessage `json:"meters"`
 }
 
 type commandResult struct {
@@ -102,6 +116,8 @@ type commandResult struct {
 	OK     bool   `json:"ok"`
 	Error  string `json:"error,omitempty"`
 	Result any    `json:"result,omitempty"`
+	// Problems: a refused config's problems, each path:line:col: message.
+	Problems []string `json:"problems,omitempty"`
 }
 
 // ReplayWindow remembers used request ids until a time, refusing one in
@@ -155,7 +171,9 @@ func (u *Uplink) SetCommandHandler(h CommandHandler) { u.cmds = h }
 // a command listed here also has its ids kept in the replay window. Every
 // command not listed accepts the unsigned form (ping, read, set_interval).
 func (c Config) commandPolicies() map[string]cmdauth.Policy {
-	return map[string]cmdauth.Policy{"valve": {Unsigned: c.UnsignedValve}}
+	return map[string]cmdauth.Policy{"valve": {Unsigned: c.UnsignedValve},
+		"config": {Unsigned: c.UnsignedConfig, NoMeter: true}, "meters_upsert": {Unsigned: c.UnsignedConfig, NoMeter: true},
+		"meters_remove": {Unsigned: c.UnsignedConfig, NoMeter: true}, "config_get": {Unsigned: true, NoMeter: true}}
 }
 
 // cmdJob is one accepted command waiting its turn.
@@ -234,6 +252,7 @@ func (u *Uplink) answer(c paho.Client, req commandRequest, env cmdauth.Envelope,
 	}
 	if err != nil {
 		res.Error = err.Error()
+		res.Problems = problemsOf(err)
 		log.WithError(err).Warn("uplink: command refused or failed")
 	} else {
 		res.OK = true
@@ -250,8 +269,8 @@ func (u *Uplink) answer(c paho.Client, req commandRequest, env cmdauth.Envelope,
 // cmdauth) and decodes it.
 func (u *Uplink) parseCommand(name string, payload []byte) (commandRequest, cmdauth.Envelope, error) {
 	var req commandRequest
-	if len(payload) > maxCommandSize {
-		return req, cmdauth.Envelope{}, fmt.Errorf("%w: %d bytes (max %d)", ErrCommandMalformed, len(payload), maxCommandSize)
+	if limit := commandSizeLimit(name); len(payload) > limit {
+		return req, cmdauth.Envelope{}, fmt.Errorf("%w: %d bytes (max %d)", ErrCommandMalformed, len(payload), limit)
 	}
 	env, err := u.verifier.Decode(name, payload, &req)
 	// The envelope is the truth (a token's jti, sub, cmd); what decoded is
@@ -302,8 +321,10 @@ func (u *Uplink) runCommand(ctx context.Context, req commandRequest, env cmdauth
 	case "ping":
 		return map[string]any{"gateway": u.cfg.Gateway, "time": time.Now().UTC(), "version": Version}, nil
 	case "read", "set_interval", "valve", "backfill":
+	case "config", "meters_upsert", "meters_remove", "config_get":
+		return u.configCommand(ctx, req, env)
 	default:
-		return nil, fmt.Errorf("%w: %q (want ping, read, set_interval, valve or backfill)", ErrCommandUnknown, req.Command)
+		return nil, fmt.Errorf("%w: %q (want ping, read, set_interval, valve, backfill, config, meters_upsert, meters_remove or config_get)", ErrCommandUnknown, req.Command)
 	}
 	if req.Meter == "" {
 		return nil, fmt.Errorf("%w: %s needs a meter", ErrCommandMalformed, req.Command)

@@ -72,6 +72,7 @@ func startCommands(t *testing.T, enabled bool) (*meters, func(topic, payload, re
 	cfg := testConfig(br.URL())
 	cfg.Commands = enabled
 	cfg.UnsignedValve = true
+	cfg.UnsignedConfig = true
 	u, err := New(cfg, openBuffer(t), quietLogEntry(t))
 	if err != nil {
 		t.Fatal(err)

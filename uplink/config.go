@@ -59,6 +59,10 @@ type Config struct {
 	// UnsignedValve accepts the unsigned JSON form of "valve" (warned at
 	// start): the broker's ACL is then all that guards the valves.
 	UnsignedValve bool `yaml:"unsigned_valve"`
+	// UnsignedConfig accepts the unsigned JSON form of the remote
+	// configuration commands (config, meters_upsert, meters_remove): a
+	// config can point the box at another broker.
+	UnsignedConfig bool `yaml:"unsigned_config"`
 	// MaxPacket caps an incoming MQTT packet (default 64 KiB): a larger one
 	// is never read into memory; the connection is closed and it is logged.
 	MaxPacket int `yaml:"max_packet"`
@@ -102,6 +106,8 @@ type StatusInfo struct {
 	// from the clock), so a service acking "everything up to" knows where
 	// its gateway's sequence begins.
 	SeqBase uint64 `json:"seq_base,omitempty"`
+	// Health is the gateway's health when it was published (health.go).
+	Health *Health `json:"health,omitempty"`
 }
 
 // Ack modes.
@@ -177,7 +183,7 @@ func (c Config) withDefaults() Config {
 func (c Config) brokerURL() (u *url.URL, useTLS bool, err error) {
 	u, err = url.Parse(c.Broker)
 	if err != nil || u.Host == "" {
-		return nil, false, fmt.Errorf("%w: broker %q is not a URL like tcp://host:1883", ErrConfig, c.Broker)
+		return nil, false, fmt.Errorf("%w: broker is not a URL like tcp://host:1883", ErrConfig) // not quoted: it may hold a password
 	}
 	switch u.Scheme {
 	case "tcp", "mqtt":
@@ -222,7 +228,7 @@ func (c Config) validate() error {
 	}
 	tlsFiles := c.TLS != (TLSConfig{})
 	if !useTLS && tlsFiles {
-		return fmt.Errorf("%w: tls files set but broker %q is plain TCP (use ssl://)", ErrConfig, c.Broker)
+		return fmt.Errorf("%w: tls files set but broker %s is plain TCP (use ssl://)", ErrConfig, u.Redacted())
 	}
 	if !useTLS && !c.Insecure && !isLoopback(u.Hostname()) {
 		return fmt.Errorf("%w (broker %s)", ErrInsecure, u.Host)

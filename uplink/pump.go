@@ -210,6 +210,7 @@ func (u *Uplink) settle(m *message, acks *acker) {
 		}
 		s.Records += uint64(len(m.seqs))
 		s.BytesSent += uint64(len(m.payload))
+		s.LastPublish = time.Now()
 	})
 }
 

@@ -91,7 +91,8 @@ type Stats struct {
 	StatusFixes    uint64 // a stale retained "offline" (a late Last Will) answered with "online"
 	// OversizePackets: incoming packets over max_packet (each closed the connection).
 	OversizePackets uint64
-	Inflight        int // messages published and not yet settled
+	Inflight        int       // messages published and not yet settled
+	LastPublish     time.Time // when the broker last acknowledged a message
 	LastError       string
 }
 

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -154,7 +153,7 @@ func appendMeters(path string, found []foundMeter, nb config.Bus, identity func(
 	if len(meters) == 0 {
 		return res, nil
 	}
-	ed := &textEdit{data: data}
+	ed := config.NewTextEdit(data)
 	if !hasBus {
 		b := "{name: " + nb.Name + ", protocol: " + nb.Protocol
 		if nb.Device != "" {
@@ -169,154 +168,17 @@ func appendMeters(path string, found []foundMeter, nb config.Bus, identity func(
 			b += ", parity: " + nb.Parity
 		}
 		b += "}  # added by scan"
-		if err := ed.appendItems(doc, "buses", []string{"- " + b}); err != nil {
+		if err := ed.AppendItems(doc, "buses", []string{"- " + b}); err != nil {
 			return res, fmt.Errorf("%s: %w", path, err)
 		}
 		res.BusAdded = true
 	}
-	if err := ed.appendItems(doc, "meters", meters); err != nil {
+	if err := ed.AppendItems(doc, "meters", meters); err != nil {
 		return res, fmt.Errorf("%s: %w", path, err)
 	}
-	out := ed.bytes()
+	out := ed.Bytes()
 	if _, err := config.Parse(path, out, os.Getenv); err != nil {
 		return appendResult{}, fmt.Errorf("the config with the found meters would not validate (nothing written):\n%w", err)
 	}
-	return res, replaceFile(path, out)
-}
-
-// textEdit inserts lines into a YAML file's text at places found from its
-// parsed tree, leaving every other byte alone. Insertions are kept apart
-// from the original lines so positions from the tree stay valid.
-type textEdit struct {
-	data  []byte
-	lines []string         // the original lines, each with its newline
-	after map[int][]string // lines to insert after original line i (0-based; -1 = before the first)
-	repl  map[int]string   // original lines replaced
-	tail  []string         // lines appended at the end
-}
-
-func (t *textEdit) split() {
-	if t.lines != nil {
-		return
-	}
-	t.after, t.repl = map[int][]string{}, map[int]string{}
-	s := string(t.data)
-	for s != "" {
-		i := strings.IndexByte(s, '\n')
-		if i < 0 {
-			t.lines = append(t.lines, s)
-			break
-		}
-		t.lines = append(t.lines, s[:i+1])
-		s = s[i+1:]
-	}
-}
-
-// appendItems adds list items (each starting "- " or "# - ") to the
-// top-level block list key: after its last item, before whatever comes
-// next (blank lines and column-0 comments before the next key stay with
-// that key). `key: []` becomes a block list; a missing key is added at the
-// end of the file.
-func (t *textEdit) appendItems(doc *yaml.Node, key string, items []string) error {
-	t.split()
-	idx := -1
-	for i := 0; i+1 < len(doc.Content); i += 2 {
-		if doc.Content[i].Value == key {
-			idx = i
-		}
-	}
-	if idx < 0 {
-		t.tail = append(t.tail, key+":\n")
-		for _, it := range items {
-			t.tail = append(t.tail, "  "+it+"\n")
-		}
-		return nil
-	}
-	k, v := doc.Content[idx], doc.Content[idx+1]
-	indent := "  "
-	switch {
-	case v.Kind == yaml.SequenceNode && v.Style&yaml.FlowStyle != 0:
-		if len(v.Content) != 0 {
-			return fmt.Errorf("%s is a flow list [...]; write it as a block list (one '- ' item a line) to append to it", key)
-		}
-		// `key: []` on one line: drop the brackets, keep any comment.
-		ln := t.lines[v.Line-1]
-		c := v.Column - 1
-		if c+2 > len(ln) || ln[c:c+2] != "[]" {
-			return fmt.Errorf("%s: cannot find its [] on line %d", key, v.Line)
-		}
-		t.repl[v.Line-1] = strings.TrimRight(ln[:c], " ") + ln[c+2:]
-	case v.Kind == yaml.SequenceNode:
-		indent = strings.Repeat(" ", v.Column-1)
-	case v.Kind == yaml.ScalarNode && v.Tag == "!!null":
-	default:
-		return fmt.Errorf("%s is not a list", key)
-	}
-	// The list ends where the next top-level key (or the file) begins,
-	// less the blank lines and column-0 comments that lead into it.
-	end := len(t.lines)
-	if idx+2 < len(doc.Content) {
-		end = doc.Content[idx+2].Line - 1
-		if hc := doc.Content[idx+2].HeadComment; hc != "" {
-			end -= strings.Count(hc, "\n") + 1
-		}
-	}
-	for end-1 > k.Line-1 {
-		l := t.lines[end-1]
-		if tr := strings.TrimSpace(l); tr == "" || (strings.HasPrefix(l, "#")) {
-			end--
-			continue
-		}
-		break
-	}
-	at := end - 1 // insert after this original line
-	if at >= 0 && !strings.HasSuffix(t.lines[at], "\n") {
-		t.lines[at] += "\n"
-	}
-	for _, it := range items {
-		t.after[at] = append(t.after[at], indent+it+"\n")
-	}
-	return nil
-}
-
-func (t *textEdit) bytes() []byte {
-	t.split()
-	var b strings.Builder
-	b.WriteString(strings.Join(t.after[-1], ""))
-	for i, l := range t.lines {
-		if r, ok := t.repl[i]; ok {
-			l = r
-		}
-		b.WriteString(l)
-		b.WriteString(strings.Join(t.after[i], ""))
-	}
-	if len(t.tail) > 0 && b.Len() > 0 && !strings.HasSuffix(b.String(), "\n") {
-		b.WriteString("\n")
-	}
-	b.WriteString(strings.Join(t.tail, ""))
-	return []byte(b.String())
-}
-
-// replaceFile writes data to path atomically, keeping its mode.
-func replaceFile(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tidegate-*.yaml")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if fi, err := os.Stat(path); err == nil {
-		_ = tmp.Chmod(fi.Mode().Perm())
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return res, config.WriteFile(path, out)
 }

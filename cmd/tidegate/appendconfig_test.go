@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"tidegate/cmd/tidegate/internal/config"
@@ -146,5 +147,28 @@ mqtt:   {broker: "tcp://127.0.0.1:1883"}
 	if !strings.Contains(string(data), "    - {id: shop,    bus: mb, address: 9}\n    - {id: mb-12345613") ||
 		!strings.Contains(string(data), "    device: /dev/ttyUSB0\n  - {name: mb2") {
 		t.Errorf("items not at the ends of their lists:\n%s", data)
+	}
+}
+
+// scan --append-config run as root leaves the config to the service user
+// it belonged to (issue 23.8: the service could not read its own config).
+func TestAppendMetersKeepsOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give the file to another user")
+	}
+	path := filepath.Join(t.TempDir(), "tidegate.yaml")
+	writeFile(t, path, string(config.Starter(config.StarterOptions{Broker: "tcp://127.0.0.1:1883", Protocol: "mbus"}, path)))
+	if err := os.Chown(path, 4242, 4343); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := appendMeters(path, []foundMeter{{Bus: "bus1", Address: 3}}, config.Bus{Name: "bus1", Protocol: "mbus"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); st.Uid != 4242 || st.Gid != 4343 || fi.Mode().Perm() != 0o640 {
+		t.Errorf("after append: uid %d gid %d mode %v, want 4242 4343 -rw-r-----", st.Uid, st.Gid, fi.Mode().Perm())
 	}
 }

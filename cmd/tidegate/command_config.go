@@ -70,11 +70,14 @@ func runConfigInit(e *env, args []string) error {
 		_, err := e.stdout.Write(data)
 		return err
 	}
-	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
-	if *force {
-		flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	if *force { // a config rewritten keeps its owner, group and mode
+		if err := config.WriteFile(*out, data); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stderr, "wrote %s; next: %s\n", *out, config.ScanHint(o, *out))
+		return nil
 	}
-	f, err := os.OpenFile(*out, flags, 0o640)
+	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
 	if err != nil {
 		if errors.Is(err, os.ErrExist) {
 			return fmt.Errorf("%s exists; use --force to overwrite it", *out)

@@ -40,7 +40,7 @@ func buildBinaries(t testing.TB) string {
 		if buildErr != nil {
 			return
 		}
-		cmd := exec.Command("go", "build", "-o", binDir+"/", "tidegate/cmd/tidegate", "tidegate/cmd/metersim")
+		cmd := exec.Command("go", "build", "-o", binDir+"/", "tidegate/cmd/tidegate", "tidegate/cmd/metersim", "tidegate/cmd/tidegate-receiver")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)

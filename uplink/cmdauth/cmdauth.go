@@ -61,6 +61,9 @@ type Policy struct {
 	// Unsigned accepts the plain JSON form (signed is always accepted when
 	// keys are configured).
 	Unsigned bool
+	// NoMeter: the command is about no meter (config, meters_upsert, ...):
+	// its token need not carry sub.
+	NoMeter bool
 }
 
 // Envelope is what the verifier established about a request, whatever its
@@ -237,7 +240,7 @@ func (v *Verifier) decodeSigned(command, tok string, req any) (Envelope, error) 
 		return e, fmt.Errorf("%w: exp is %s after iat (at most %s)", ErrToken, c.ExpiresAt.Time.Sub(c.IssuedAt.Time), MaxLifetime)
 	case c.ID == "":
 		return e, fmt.Errorf("%w: jti (the request id) is required", ErrToken)
-	case c.Subject == "":
+	case c.Subject == "" && !v.policy(command).NoMeter:
 		return e, fmt.Errorf("%w: sub (the meter) is required", ErrToken)
 	case c.Cmd != command:
 		return e, fmt.Errorf("%w: cmd %q sent on topic cmd/%s", ErrToken, c.Cmd, command)

@@ -27,10 +27,12 @@ type Config struct {
 	// /etc/tidegate/profiles, then profile_dirs. Parse fills it.
 	Profiles map[string]*pmodbus.Profile `yaml:"-"`
 
-	// File is where the config was read from ("" when built in code), and Hash
-	// a digest of its bytes for the uplink's birth message.
-	File string `yaml:"-"`
-	Hash string `yaml:"-"`
+	// File is where the config was read from ("" when built in code), Hash
+	// a digest of its text with secrets replaced (redact.go) for the
+	// uplink's birth message, and Source the text itself.
+	File   string `yaml:"-"`
+	Hash   string `yaml:"-"`
+	Source []byte `yaml:"-"`
 }
 
 // Gateway identifies this concentrator to the central service.
@@ -175,6 +177,17 @@ type MQTT struct {
 	// ReconnectMax caps the wait between reconnect attempts (default 1m):
 	// after an outage the gateway is back within it of the broker.
 	ReconnectMax time.Duration `yaml:"reconnect_max"`
+	// UnsignedConfig: "allow" lets the unsigned JSON form of the downlink
+	// config, meters_upsert and meters_remove commands change this file;
+	// "refuse" (the default) takes only signed ones. A config can point the
+	// box at another broker.
+	UnsignedConfig string `yaml:"unsigned_config"`
+	// ConfigRollbackAfter: a remote config after which the box cannot reach
+	// a broker for this long is rolled back to the last one that did (default 10m).
+	ConfigRollbackAfter time.Duration `yaml:"config_rollback_after"`
+	// HealthEvery is how often a health message is published and the
+	// retained status refreshed (default 5m).
+	HealthEvery time.Duration `yaml:"health_every"`
 }
 
 // TLS is the broker connection's TLS.
@@ -251,6 +264,15 @@ func (c *Config) Defaults() {
 	}
 	if c.MQTT.Ack == "" {
 		c.MQTT.Ack = "puback"
+	}
+	if c.MQTT.UnsignedConfig == "" {
+		c.MQTT.UnsignedConfig = "refuse"
+	}
+	if c.MQTT.ConfigRollbackAfter == 0 {
+		c.MQTT.ConfigRollbackAfter = 10 * time.Minute
+	}
+	if c.MQTT.HealthEvery == 0 {
+		c.MQTT.HealthEvery = 5 * time.Minute
 	}
 	if c.MQTT.Batch.MaxCount == 0 {
 		c.MQTT.Batch.MaxCount = 200

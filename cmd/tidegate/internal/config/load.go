@@ -2,8 +2,6 @@ package config
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -53,8 +51,7 @@ func Parse(name string, data []byte, getenv func(string) string) (*Config, error
 	c := &Config{File: name}
 	d := &decoder{problems: ps, nodes: map[string]*yaml.Node{}}
 	d.decode(&root, reflect.ValueOf(c).Elem(), "")
-	sum := sha256.Sum256(data)
-	c.Hash = hex.EncodeToString(sum[:8])
+	c.Hash, c.Source = hashOf(data), data
 	c.Defaults()
 	c.secrets(getenv, ps, d.nodes)
 	c.validate(ps, d.nodes)

@@ -67,6 +67,9 @@ func (c *Config) Warnings() []string {
 	if c.MQTT.Commands && c.MQTT.UnsignedValve == UnsignedAllow {
 		w = append(w, "mqtt.unsigned_valve is allow: anyone who may publish on the command topic can open and close valves")
 	}
+	if c.MQTT.Commands && c.MQTT.UnsignedConfig == UnsignedAllow {
+		w = append(w, "mqtt.unsigned_config is allow: anyone who may publish on the command topic can rewrite this config, broker included")
+	}
 	return w
 }
 

@@ -237,7 +237,7 @@ func (c *Config) validateMQTT(at func(string, string, ...any)) {
 	if m.Broker == "" {
 		at("mqtt.broker", "required: the broker URL, e.g. tls://mqtt.example.net:8883")
 	} else if u, err := url.Parse(m.Broker); err != nil || u.Host == "" {
-		at("mqtt.broker", "%q is not a URL; expected scheme://host:port, e.g. tls://mqtt.example.net:8883", m.Broker)
+		at("mqtt.broker", "%q is not a URL; expected scheme://host:port, e.g. tls://mqtt.example.net:8883", RedactURL(m.Broker))
 	} else {
 		secure := false
 		switch u.Scheme {
@@ -256,6 +256,13 @@ func (c *Config) validateMQTT(at func(string, string, ...any)) {
 		at("mqtt.topic_prefix", "%q is not a topic prefix; expected e.g. utility/water (no wildcards, no leading or trailing '/')", m.TopicPrefix)
 	}
 	oneOf(at, "mqtt.ack", m.Ack, "puback", "application")
+	oneOf(at, "mqtt.unsigned_config", m.UnsignedConfig, "refuse", "allow")
+	if r := m.ConfigRollbackAfter; r < 10*time.Second || r > 24*time.Hour {
+		at("mqtt.config_rollback_after", "%s is out of range; expected 10s to 24h (default 10m)", r)
+	}
+	if h := m.HealthEvery; h < time.Second || h > 24*time.Hour {
+		at("mqtt.health_every", "%s is out of range; expected 1s to 24h (default 5m)", h)
+	}
 	if m.Batch.MaxCount < 1 || m.Batch.MaxCount > 10000 {
 		at("mqtt.batch.max_count", "%d is out of range 1..10000", m.Batch.MaxCount)
 	}

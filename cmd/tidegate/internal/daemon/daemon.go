@@ -10,6 +10,7 @@ import (
 	"os"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -47,6 +48,17 @@ type Daemon struct {
 
 	valveMu   sync.Mutex
 	lastValve map[string]time.Time // meter → when a valve write was last sent (rate limit)
+
+	// Remote configuration (remote.go, rollback.go): one change at a
+	// time, and one reload at a time whoever asked for it.
+	remoteMu sync.Mutex
+	reloadMu sync.Mutex
+	rollback *rollbackGuard
+
+	ready    atomic.Bool  // d.pipe is set: the status can be assembled
+	stopped  atomic.Bool  // shutting down: a late reload (remote.go) does nothing
+	clock    gatewayClock // nil: the kernel's (clock.go)
+	healthAt time.Time    // the last health message published
 }
 
 // New prepares a daemon; nothing is opened until Run.
@@ -71,13 +83,25 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 		log.Warn(w)
 	}
 
-	pipe, err := openDataPath(cfg, d.log, d.hub, d.opts.Version)
+	pipe, err := openDataPath(cfg, d.log, d.hub, d.opts.Version, d.statusInfo)
 	if err != nil {
 		return err
 	}
 	d.pipe = pipe
+	d.ready.Store(true)
 	if pipe.up != nil {
 		pipe.up.SetCommandHandler(commands{d})
+		if d.opts.ConfigPath != "" {
+			g := &rollbackGuard{path: d.opts.ConfigPath, log: d.log, link: pipe, now: time.Now,
+				apply: func() (*config.Config, error) { d.reload(); return d.config(), nil },
+				event: func(e reading.Event) { d.ingest(reading.Record{Kind: reading.KindEvent, Event: &e}) }}
+			g.load()
+			d.mu.Lock()
+			d.rollback = g
+			d.mu.Unlock()
+			go d.watchLink(ctx, g)
+		}
+		go d.publishHealth(ctx)
 	}
 
 	api, err := d.serveAPI(cfg)
@@ -107,6 +131,9 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 // nothing buffered is left unsent if the broker is reachable.
 func (d *Daemon) shutdown(api *apiServer) error {
 	t0 := time.Now()
+	d.reloadMu.Lock() // no reload under way while the buses stop, none after
+	d.stopped.Store(true)
+	d.reloadMu.Unlock()
 	d.log.Info("stopping: finishing current requests")
 	deadline, cancel := context.WithTimeout(context.Background(), d.opts.ShutdownGrace)
 	defer cancel()
@@ -135,6 +162,11 @@ func (d *Daemon) shutdown(api *apiServer) error {
 // keeps running; a valid one restarts only the buses whose settings or
 // meters changed.
 func (d *Daemon) reload() {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	if d.stopped.Load() {
+		return
+	}
 	path := d.opts.ConfigPath
 	nc, err := config.Load(path, d.opts.Getenv)
 	d.mu.Lock()
@@ -152,6 +184,7 @@ func (d *Daemon) reload() {
 	}
 	diff := config.Compare(d.cfg, nc)
 	if diff.Empty() {
+		d.cfg = nc // the same settings; its text (comments) and hash may differ
 		d.lastReload = "no change at " + time.Now().Format(time.RFC3339)
 		d.mu.Unlock()
 		d.log.WithField("config", path).Info("reload: nothing changed")

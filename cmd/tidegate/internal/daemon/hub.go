@@ -15,6 +15,7 @@ type hub struct {
 	mu      sync.Mutex
 	last    map[string]lastReading
 	state   map[string]string
+	offline map[string]reading.Event           // the meter_offline event of a meter offline now: since when, and why
 	subs    map[chan reading.RecordJSON]string // channel → meter filter ("" = all)
 	gateway string                             // for the records' ids
 	dropped uint64
@@ -22,7 +23,7 @@ type hub struct {
 }
 
 func newHub() *hub {
-	return &hub{last: map[string]lastReading{}, state: map[string]string{}, subs: map[chan reading.RecordJSON]string{}}
+	return &hub{last: map[string]lastReading{}, state: map[string]string{}, offline: map[string]reading.Event{}, subs: map[chan reading.RecordJSON]string{}}
 }
 
 // lastReading is a meter's last reading in the record's one encoding, with
@@ -56,13 +57,16 @@ func (h *hub) publish(rec reading.Record) {
 		}
 		if rec.Reading.Quality == reading.QualityGood {
 			h.state[meter] = "online"
+			delete(h.offline, meter)
 		}
 	case rec.Event != nil:
 		switch rec.Event.Type {
 		case "meter_offline":
 			h.state[meter] = "offline"
+			h.offline[meter] = *rec.Event
 		case "meter_online":
 			h.state[meter] = "online"
+			delete(h.offline, meter)
 		}
 	}
 	for ch, m := range h.subs {
@@ -94,6 +98,14 @@ func (h *hub) lastOf(meter string) (reading.RecordJSON, bool) {
 	defer h.mu.Unlock()
 	l, ok := h.last[meter]
 	return l.rec, ok
+}
+
+// offlineOf is the event that took a meter offline, if it is offline.
+func (h *hub) offlineOf(meter string) (reading.Event, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	e, ok := h.offline[meter]
+	return e, ok
 }
 
 func (h *hub) stateOf(meter string) string {

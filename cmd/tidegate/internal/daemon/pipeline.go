@@ -27,6 +27,11 @@ type dataPath struct {
 	filt bool
 	up   *uplink.Uplink // nil when no broker is configured
 	url  string
+	// opened is the config the uplink was started with: its connection
+	// proves that config's link settings only (rollback.go). Whatever
+	// replaces up with an uplink on new settings sets opened with it, or
+	// the rollback guard never sees the new config reach its broker.
+	opened *config.Config
 
 	marks *memoryMarks
 
@@ -34,8 +39,10 @@ type dataPath struct {
 	upDone   chan struct{}
 }
 
-func openDataPath(cfg *config.Config, log *logrus.Logger, h *hub, version string) (*dataPath, error) {
-	p := &dataPath{log: log, hub: h}
+// status, when set, fills the retained status from the daemon as it is
+// now (the config in force, its health).
+func openDataPath(cfg *config.Config, log *logrus.Logger, h *hub, version string, status func(*uplink.StatusInfo)) (*dataPath, error) {
+	p := &dataPath{log: log, hub: h, opened: cfg}
 	h.gateway = cfg.Gateway.ID
 	buf, err := buffer.Open(cfg.Buffer.Path, buffer.Options{MaxBytes: int64(cfg.Buffer.MaxBytes), MaxRecords: int64(cfg.Buffer.MaxRecords), Logger: log})
 	if err != nil {
@@ -59,9 +66,12 @@ func openDataPath(cfg *config.Config, log *logrus.Logger, h *hub, version string
 	}
 	if cfg.MQTT.Broker != "" {
 		uc := uplinkConfig(cfg, version)
-		status := uc.Status
+		static := uc.Status
 		uc.Status = func() uplink.StatusInfo {
-			i := status()
+			i := static()
+			if status != nil {
+				status(&i)
+			}
 			i.SeqBase = buf.Stats().SeqBase
 			return i
 		}
@@ -70,7 +80,7 @@ func openDataPath(cfg *config.Config, log *logrus.Logger, h *hub, version string
 			buf.Close()
 			return nil, err
 		}
-		p.up, p.url = up, cfg.MQTT.Broker
+		p.up, p.url = up, config.RedactURL(cfg.MQTT.Broker)
 	}
 	p.own = pipeline.New(buf, po)
 	if p.up != nil {
@@ -94,7 +104,7 @@ func uplinkConfig(cfg *config.Config, version string) uplink.Config {
 		// password_file or TIDEGATE_MQTT_PASSWORD: read once, one way.
 		Username: m.Username, Password: m.Password, Insecure: m.Insecure, QoS: 1,
 		Ack: m.Ack, Commands: m.Commands, ReconnectMax: m.ReconnectMax,
-		CommandKeys: m.CommandKeys, UnsignedValve: m.UnsignedValve == config.UnsignedAllow, MaxPacket: int(m.MaxPacket),
+		CommandKeys: m.CommandKeys, UnsignedValve: m.UnsignedValve == config.UnsignedAllow, UnsignedConfig: m.UnsignedConfig == config.UnsignedAllow, MaxPacket: int(m.MaxPacket),
 		TLS:   uplink.TLSConfig{CAFile: m.TLS.CAFile, CertFile: m.TLS.CertFile, KeyFile: m.TLS.KeyFile, ServerName: m.TLS.ServerName},
 		Batch: uplink.BatchConfig{MaxCount: m.Batch.MaxCount, MaxBytes: int(m.Batch.MaxBytes), MaxLatency: m.Batch.MaxLatency},
 	}
@@ -186,5 +196,5 @@ func (p *dataPath) brokerStatus() BrokerStatus {
 		return BrokerStatus{}
 	}
 	s := p.up.Stats()
-	return BrokerStatus{Wired: true, URL: p.url, Connected: s.Connected, Published: s.Records + s.Events, Acked: s.Records, Error: s.LastError}
+	return BrokerStatus{Wired: true, URL: p.url, Connected: s.Connected, Published: s.Records + s.Events, Acked: s.Records, Error: config.RedactURL(s.LastError)}
 }
