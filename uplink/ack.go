@@ -9,6 +9,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/sirupsen/logrus"
 )
 
 // ErrAppAck marks an unusable message on .../ack.
@@ -107,6 +108,14 @@ func (u *Uplink) onAppAck(p []byte) {
 		return
 	}
 	if seq == 0 {
+		return
+	}
+	if pub := u.published.Load(); seq > pub {
+		// Events go ahead of a readings backlog, so the highest id a
+		// service has stored may be far above readings never sent; and
+		// anyone who can publish on .../ack could empty the buffer.
+		u.count(func(s *Stats) { s.AppAcksRefused++ })
+		u.log.WithFields(logrus.Fields{"seq": seq, "published": pub}).Warn("uplink: application ack beyond what was published refused; nothing deleted")
 		return
 	}
 	if err := u.q.AckUpTo(seq); err != nil {

@@ -56,11 +56,27 @@ type Config struct {
 	// AckTimeout: a batch without PUBACK after this long is sent again.
 	AckTimeout time.Duration `yaml:"ack_timeout"`
 	KeepAlive  time.Duration `yaml:"keepalive"`
-	// ReconnectMax caps paho's exponential reconnect backoff; up to
-	// ReconnectJitter is added to each attempt so a fleet that lost the
-	// broker together does not come back in lockstep.
+	// Connecting is fleet-safe (session.go): the first connect after start
+	// and the first after a lost connection wait a random time in
+	// [0, ReconnectJitter] (the spread; negative: none), each failed attempt
+	// is followed by a wait drawn from [0, min(ReconnectMax, ReconnectMin ×
+	// 2^n)] (full jitter), and two attempts are never closer than
+	// ConnectGap (20 s: at most 3 connects a minute; negative: no gap).
+	// While it waits the uplink dials the broker's TCP port every
+	// ProbeInterval: a broker that answers shortens the wait to a fresh
+	// draw from the spread, never below the gap.
+	ReconnectMin    time.Duration `yaml:"reconnect_min"`
 	ReconnectMax    time.Duration `yaml:"reconnect_max"`
 	ReconnectJitter time.Duration `yaml:"reconnect_jitter"`
+	ConnectGap      time.Duration `yaml:"connect_gap"`
+	ProbeInterval   time.Duration `yaml:"probe_interval"`
+	// RetainedWait bounds how long the first connection waits for the
+	// gateway's own retained status (its last_seq) before publishing.
+	RetainedWait time.Duration `yaml:"retained_wait"`
+	// RestartMin and RestartMax bound the full-jitter backoff before the
+	// pump is started again after an error of the queue.
+	RestartMin time.Duration `yaml:"restart_min"`
+	RestartMax time.Duration `yaml:"restart_max"`
 
 	// Status fills the retained birth message; nil sends gateway and
 	// version only. The daemon passes a func so meters and buses are current.
@@ -110,8 +126,14 @@ const (
 	DefaultHistoricalAfter = 10 * time.Minute
 	DefaultAckTimeout      = 30 * time.Second
 	DefaultKeepAlive       = 30 * time.Second
+	DefaultReconnectMin    = time.Second
 	DefaultReconnectMax    = time.Minute
-	DefaultReconnectJitter = time.Second
+	DefaultReconnectJitter = 20 * time.Second
+	DefaultConnectGap      = 20 * time.Second
+	DefaultProbeInterval   = 5 * time.Second
+	DefaultRetainedWait    = 2 * time.Second
+	DefaultRestartMin      = 100 * time.Millisecond
+	DefaultRestartMax      = 30 * time.Second
 )
 
 func (c Config) withDefaults() Config {
@@ -151,12 +173,35 @@ func (c Config) withDefaults() Config {
 	if c.ReconnectMax <= 0 {
 		c.ReconnectMax = DefaultReconnectMax
 	}
-	if c.ReconnectJitter < 0 {
-		c.ReconnectJitter = 0
-	} else if c.ReconnectJitter == 0 {
-		c.ReconnectJitter = DefaultReconnectJitter
+	if c.ReconnectMin <= 0 {
+		c.ReconnectMin = DefaultReconnectMin
+	}
+	c.ReconnectJitter = orNone(c.ReconnectJitter, DefaultReconnectJitter)
+	c.ConnectGap = orNone(c.ConnectGap, DefaultConnectGap)
+	if c.ProbeInterval <= 0 {
+		c.ProbeInterval = DefaultProbeInterval
+	}
+	if c.RetainedWait <= 0 {
+		c.RetainedWait = DefaultRetainedWait
+	}
+	if c.RestartMin <= 0 {
+		c.RestartMin = DefaultRestartMin
+	}
+	if c.RestartMax <= 0 {
+		c.RestartMax = DefaultRestartMax
 	}
 	return c
+}
+
+// orNone: zero means the default, a negative duration means none.
+func orNone(d, def time.Duration) time.Duration {
+	switch {
+	case d < 0:
+		return 0
+	case d == 0:
+		return def
+	}
+	return d
 }
 
 // brokerURL parses and checks Broker; useTLS says whether the scheme is a TLS one.

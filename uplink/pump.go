@@ -69,6 +69,8 @@ func (u *Uplink) pump(ctx context.Context, client func() paho.Client) error {
 			case <-ctx.Done():
 				return ctx.Err()
 			case <-u.wake:
+			case ch := <-u.alive:
+				close(ch)
 			}
 			continue
 		}
@@ -85,6 +87,7 @@ func (u *Uplink) pump(ctx context.Context, client func() paho.Client) error {
 				return err
 			}
 			if m == nil {
+				u.markPublished(cur.after)
 				wakeAt = at
 				break
 			}
@@ -92,6 +95,7 @@ func (u *Uplink) pump(ctx context.Context, client func() paho.Client) error {
 			m.sent = time.Now()
 			m.tok = c.Publish(m.topic, 1, false, m.payload)
 			window = append(window, m)
+			u.markPublished(cur.after)
 		}
 		u.setInflight(len(window))
 
@@ -166,6 +170,8 @@ func (u *Uplink) pump(ctx context.Context, client func() paho.Client) error {
 		case <-timer:
 		case <-more:
 		case <-u.wake:
+		case ch := <-u.alive:
+			close(ch)
 		}
 		if t != nil {
 			t.Stop()
@@ -190,6 +196,16 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 		return ctx.Err()
 	case <-t.C:
 		return nil
+	}
+}
+
+// markPublished moves the published bound (Uplink.published) up to seq.
+func (u *Uplink) markPublished(seq uint64) {
+	for {
+		p := u.published.Load()
+		if seq <= p || u.published.CompareAndSwap(p, seq) {
+			return
+		}
 	}
 }
 
@@ -252,6 +268,17 @@ func (u *Uplink) next(cur *cursors) (*message, time.Time, error) {
 			if !urgent {
 				full = true // send the batch so far; the event comes next
 				break
+			}
+			if r.Seq > cur.afterUrgent {
+				// Appended after this call's ReadUrgent: the urgent path has
+				// not sent it yet, and the readings cursor must not pass an
+				// unsent record (it bounds application acks).
+				if len(seqs) > 0 {
+					full = true
+					break
+				}
+				cur.afterUrgent, cur.after = r.Seq, r.Seq
+				return u.eventMessage(r, now)
 			}
 			last = r.Seq // events travel on their own topic via ReadUrgent
 			continue

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/url"
 	"strings"
 	"sync"
@@ -59,6 +58,13 @@ type Uplink struct {
 	lost      chan struct{}               // a connection was lost (session.go)
 	stopping  atomic.Bool                 // Run is publishing its own "offline": not a stale will to answer
 	wake      chan struct{}
+	alive     chan chan struct{} // liveness probes the sending loop answers (supervise.go)
+
+	// published is how far the readings cursor has handed everything to
+	// Publish, on this connection or an earlier one: every seq at or below
+	// it went out (readings in their batches, events ahead of them). An
+	// application ack beyond it is refused (ack.go).
+	published atomic.Uint64
 
 	// Test-only switches that take the #563 protection apart, to show that
 	// the PUBACK-withholding test fails without it. naiveClient: paho's
@@ -74,19 +80,28 @@ type Uplink struct {
 
 // Stats are the uplink's counters since New.
 type Stats struct {
-	Connected      bool
-	Connects       uint64 // successful connections
-	ConnectionLost uint64
-	Batches        uint64 // readings messages acknowledged by PUBACK
-	Events         uint64 // event messages acknowledged by PUBACK
-	Records        uint64 // records acknowledged by PUBACK
-	Resent         uint64 // messages sent again for want of a trusted PUBACK
-	BytesSent      uint64 // payload bytes of acknowledged messages
-	AppAcks        uint64 // acks received on .../ack (application mode)
-	SubscribeErrs  uint64 // subscriptions the broker refused or did not confirm
-	StatusFixes    uint64 // a stale retained "offline" (a late Last Will) answered with "online"
-	Inflight       int    // messages published and not yet settled
-	LastError      string
+	Connected       bool
+	Connects        uint64 // successful connections
+	ConnectionLost  uint64
+	Batches         uint64 // readings messages acknowledged by PUBACK
+	Events          uint64 // event messages acknowledged by PUBACK
+	Records         uint64 // records acknowledged by PUBACK
+	Resent          uint64 // messages sent again for want of a trusted PUBACK
+	BytesSent       uint64 // payload bytes of acknowledged messages
+	AppAcks         uint64 // acks received on .../ack (application mode)
+	SubscribeErrs   uint64 // subscriptions the broker refused or did not confirm
+	StatusFixes     uint64 // a stale retained "offline" (a late Last Will) answered with "online"
+	AppAcksRefused  uint64 // application acks beyond what the pump has published: nothing deleted
+	ConnectAttempts uint64 // connections tried (successful or not)
+	Probes          uint64 // TCP probes that found the broker's port open while waiting to connect
+	// State is the sending loop's: "running", or "restarting" after an
+	// error (RestartError, Restarts) until it runs again.
+	State        string
+	Restarts     uint64
+	RestartError string
+	LastSeq      uint64 // the last_seq the retained status carries
+	Inflight     int    // messages published and not yet settled
+	LastError    string
 }
 
 // New checks cfg and prepares an uplink draining q. It reads the password
@@ -104,7 +119,7 @@ func New(cfg Config, q Queue, log *logrus.Entry) (*Uplink, error) {
 		l.SetLevel(logrus.WarnLevel)
 		log = logrus.NewEntry(l)
 	}
-	u := &Uplink{cfg: cfg, q: q, t: newTopics(cfg.TopicPrefix, cfg.Gateway), wake: make(chan struct{}, 1), lost: make(chan struct{}, 1), cmdSem: make(chan struct{}, maxCommands)}
+	u := &Uplink{cfg: cfg, q: q, t: newTopics(cfg.TopicPrefix, cfg.Gateway), wake: make(chan struct{}, 1), alive: make(chan chan struct{}), lost: make(chan struct{}, 1), cmdSem: make(chan struct{}, maxCommands)}
 	u.log = log.WithFields(logrus.Fields{"component": "uplink", "gateway": cfg.Gateway})
 	var useTLS bool
 	u.broker, useTLS, _ = cfg.brokerURL()
@@ -231,10 +246,6 @@ func (u *Uplink) options() *paho.ClientOptions {
 		u.epoch.Add(1)
 		// The will carries the time of this connection, not of the first.
 		opts.SetBinaryWill(u.t.status, u.statusPayload("offline"), 1, true)
-		if j := u.cfg.ReconnectJitter; j > 0 {
-			// Spread a fleet's reconnects; paho's own backoff has no jitter.
-			time.Sleep(rand.N(j))
-		}
 	})
 	var lastBrokerErr string // only touched by paho's connecting goroutine
 	o.SetConnectionNotificationHandler(func(_ paho.Client, n paho.ConnectionNotification) {
