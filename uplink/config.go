@@ -215,18 +215,23 @@ func (c Config) brokerURL() (u *url.URL, useTLS bool, err error) {
 		u.Scheme = "tcp"
 	case "ssl", "tls", "mqtts", "tcps":
 		u.Scheme, useTLS = "ssl", true
+	case "ws":
+	case "wss":
+		useTLS = true
 	default:
-		return nil, false, fmt.Errorf("%w: broker scheme %q (want tcp, mqtt, ssl, tls or mqtts)", ErrConfig, u.Scheme)
+		return nil, false, fmt.Errorf("%w: broker scheme %q (want tcp, mqtt, ssl, tls, mqtts, ws or wss)", ErrConfig, u.Scheme)
 	}
 	if u.Port() == "" {
-		if useTLS {
-			u.Host = net.JoinHostPort(u.Hostname(), "8883")
-		} else {
-			u.Host = net.JoinHostPort(u.Hostname(), "1883")
-		}
+		port := map[string]string{"tcp": "1883", "ssl": "8883", "ws": "80", "wss": "443"}[u.Scheme]
+		u.Host = net.JoinHostPort(u.Hostname(), port)
 	}
 	return u, useTLS, nil
 }
+
+// Check says whether New would accept cfg, without reading the password or
+// TLS files: what `tidegate config validate` runs, so that a config it
+// accepts is one the daemon starts with.
+func Check(cfg Config) error { return cfg.withDefaults().validate() }
 
 func (c Config) validate() error {
 	if c.Gateway == "" || strings.ContainsAny(c.Gateway, "/+#:") {
@@ -250,7 +255,7 @@ func (c Config) validate() error {
 	}
 	tlsFiles := c.TLS != (TLSConfig{})
 	if !useTLS && tlsFiles {
-		return fmt.Errorf("%w: tls files set but broker %q is plain TCP (use ssl://)", ErrConfig, c.Broker)
+		return fmt.Errorf("%w: tls files set but broker %q is plain TCP (use ssl:// or wss://)", ErrConfig, c.Broker)
 	}
 	if !useTLS && !c.Insecure && !isLoopback(u.Hostname()) {
 		return fmt.Errorf("%w (broker %s)", ErrInsecure, u.Host)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -83,14 +84,41 @@ func openDataPath(cfg *config.Config, log *logrus.Logger, h *hub, version string
 	return p, nil
 }
 
+// CheckUplink says whether the uplink would start with cfg's mqtt section:
+// `config validate` runs it, so a config it accepts is one `run` starts with.
+func CheckUplink(cfg *config.Config) error {
+	if cfg.MQTT.Broker == "" {
+		return nil
+	}
+	return uplink.Check(uplinkConfig(cfg, ""))
+}
+
+// brokerURL is mqtt.broker as the uplink takes it: tls.enabled turns a
+// plain scheme into its TLS one (tcp:// and mqtt:// into ssl://, ws:// into
+// wss://), as the file's comment promises.
+func brokerURL(m config.MQTT) string {
+	if !m.TLS.Enabled {
+		return m.Broker
+	}
+	for plain, secure := range map[string]string{"tcp://": "ssl://", "mqtt://": "ssl://", "ws://": "wss://"} {
+		if rest, ok := strings.CutPrefix(m.Broker, plain); ok {
+			return secure + rest
+		}
+	}
+	return m.Broker
+}
+
 func uplinkConfig(cfg *config.Config, version string) uplink.Config {
 	m := cfg.MQTT
 	uc := uplink.Config{
-		Broker: m.Broker, ClientID: m.ClientID, Gateway: cfg.Gateway.ID, TopicPrefix: m.TopicPrefix,
+		Broker: brokerURL(m), ClientID: m.ClientID, Gateway: cfg.Gateway.ID, TopicPrefix: m.TopicPrefix,
 		// The loader has the password already, from mqtt.password, its
 		// password_file or TIDEGATE_MQTT_PASSWORD: read once, one way.
 		Username: m.Username, Password: m.Password, Insecure: m.Insecure, QoS: 1,
-		Ack: m.Ack, Commands: m.Commands, ReconnectMax: m.ReconnectMax,
+		Ack: m.Ack, Commands: m.Commands, ReconnectMin: m.ReconnectMin, ReconnectMax: m.ReconnectMax,
+		ReconnectJitter: m.ReconnectJitter, ConnectGap: m.ConnectGap, ProbeInterval: m.ProbeInterval,
+		RetainedWait: m.RetainedWait, RestartMin: m.RestartMin, RestartMax: m.RestartMax,
+		AckTimeout: m.AckTimeout, KeepAlive: m.KeepAlive, HistoricalAfter: m.HistoricalAfter, MaxInflight: m.MaxInflight,
 		TLS:   uplink.TLSConfig{CAFile: m.TLS.CAFile, CertFile: m.TLS.CertFile, KeyFile: m.TLS.KeyFile, ServerName: m.TLS.ServerName},
 		Batch: uplink.BatchConfig{MaxCount: m.Batch.MaxCount, MaxBytes: int(m.Batch.MaxBytes), MaxLatency: m.Batch.MaxLatency},
 	}
