@@ -58,10 +58,11 @@ type Config struct {
 	KeepAlive  time.Duration `yaml:"keepalive"`
 	// Connecting is fleet-safe (session.go): the first connect after start
 	// and the first after a lost connection wait a random time in
-	// [0, ReconnectJitter] (the spread; negative: none), each failed attempt
-	// is followed by a wait drawn from [0, min(ReconnectMax, ReconnectMin ×
-	// 2^n)] (full jitter), and two attempts are never closer than
-	// ConnectGap (20 s: at most 3 connects a minute; negative: no gap).
+	// [0, ReconnectJitter] (the spread; negative: none); after a failed
+	// attempt the uplink waits out ConnectGap (20 s: at most 3 connects a
+	// minute; negative: no gap) and then a time drawn from [0,
+	// min(ReconnectMax, ReconnectMin × 2^n)] (full jitter; the range is
+	// never narrower than the spread).
 	// While it waits the uplink dials the broker's TCP port every
 	// ProbeInterval: a broker that answers shortens the wait to a fresh
 	// draw from the spread, never below the gap.
@@ -128,7 +129,7 @@ const (
 	DefaultKeepAlive       = 30 * time.Second
 	DefaultReconnectMin    = time.Second
 	DefaultReconnectMax    = time.Minute
-	DefaultReconnectJitter = 20 * time.Second
+	DefaultReconnectJitter = 30 * time.Second
 	DefaultConnectGap      = 20 * time.Second
 	DefaultProbeInterval   = 5 * time.Second
 	DefaultRetainedWait    = 2 * time.Second

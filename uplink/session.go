@@ -46,12 +46,16 @@ func (u *Uplink) connectLoop(ctx context.Context) {
 	fails := 0
 	wait := u.spread() // the first connect after start
 	for ctx.Err() == nil {
-		at := time.Now().Add(wait)
+		// The wait counts from the end of the gap, not into it: clamping
+		// to the gap would gather every box of a fleet at last+gap, and
+		// the fleet would keep the phase of its first failed attempts.
+		at := time.Now()
 		if !last.IsZero() {
 			if g := last.Add(u.cfg.ConnectGap); at.Before(g) {
 				at = g
 			}
 		}
+		at = at.Add(wait)
 		if !u.waitToConnect(ctx, at, last) {
 			return
 		}
@@ -71,7 +75,10 @@ func (u *Uplink) connectLoop(ctx context.Context) {
 		}
 		if tok.Error() != nil { // logged by the connection notification handler
 			fails++
-			wait = fullJitter(fails, u.cfg.ReconnectMin, u.cfg.ReconnectMax)
+			// Never narrower than the spread: a fleet whose first attempts
+			// failed together would otherwise retry within a second of
+			// each other, and come back in that second.
+			wait = fullJitter(fails, u.cfg.ReconnectMin, u.cfg.ReconnectMax, u.cfg.ReconnectJitter)
 			continue
 		}
 		fails = 0
@@ -94,12 +101,13 @@ func (u *Uplink) spread() time.Duration {
 	return 0
 }
 
-// fullJitter is a wait drawn from [0, min(ceiling, base × 2^(n-1))].
-func fullJitter(n int, base, ceiling time.Duration) time.Duration {
+// fullJitter is a wait drawn from [0, max(floor, min(ceiling, base × 2^(n-1)))].
+func fullJitter(n int, base, ceiling, floor time.Duration) time.Duration {
 	d := ceiling
 	if n < 31 {
 		d = min(ceiling, base<<(n-1))
 	}
+	d = max(d, floor)
 	if d <= 0 {
 		return 0
 	}

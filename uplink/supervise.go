@@ -43,7 +43,7 @@ func (u *Uplink) superviseSend(ctx context.Context, client func() paho.Client) e
 			fails = 0
 		}
 		fails++
-		wait := fullJitter(fails, u.cfg.RestartMin, u.cfg.RestartMax)
+		wait := fullJitter(fails, u.cfg.RestartMin, u.cfg.RestartMax, 0)
 		u.setState(StateRestarting, err)
 		u.log.WithError(err).WithFields(logrus.Fields{"restarts": u.Stats().Restarts, "retry_in": wait.Round(time.Millisecond).String()}).
 			Error("uplink: sending stopped; restarting")

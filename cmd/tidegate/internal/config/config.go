@@ -161,7 +161,7 @@ type MQTT struct {
 	// none.
 	ReconnectMin    time.Duration `yaml:"reconnect_min"`    // first backoff after a failed connect (1s)
 	ReconnectMax    time.Duration `yaml:"reconnect_max"`    // cap of the full-jitter backoff (1m)
-	ReconnectJitter time.Duration `yaml:"reconnect_jitter"` // spread of the first connect after start or a loss (20s)
+	ReconnectJitter time.Duration `yaml:"reconnect_jitter"` // spread of the first connect after start or a loss (30s)
 	ConnectGap      time.Duration `yaml:"connect_gap"`      // least time between two connects (20s: at most 3 a minute)
 	ProbeInterval   time.Duration `yaml:"probe_interval"`   // TCP probe of the broker while waiting to connect (5s)
 	RetainedWait    time.Duration `yaml:"retained_wait"`    // wait for the own retained status at start (2s)
