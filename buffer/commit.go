@@ -18,6 +18,7 @@ const (
 	opAppend opKind = iota
 	opAck
 	opAckUpTo
+	opFloor // ensureabove.go
 )
 
 // op is one caller's request to the committer. The committer fills seqs
@@ -341,6 +342,8 @@ func (b *Buffer) apply(batch []*op, move bool) (err error) {
 						c.Acked++
 					}
 				}
+			case opFloor:
+				c.LastSeq = max(c.LastSeq, o.upTo)
 			case opAckUpTo:
 				if o.upTo > c.LastSeq {
 					o.err = fmt.Errorf("%w: %d (last is %d)", ErrUnknownSeq, o.upTo, c.LastSeq)

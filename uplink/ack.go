@@ -30,7 +30,7 @@ func (u *Uplink) subscribe(c paho.Client) {
 	epoch := u.epoch.Load()
 	// Its own status: a Last Will the broker publishes after this session's
 	// "online" (the old session's, on a takeover) is answered (status.go).
-	u.subscribeChecked(c, epoch, u.t.status, func(_ paho.Client, m paho.Message) { u.onStatus(c, m.Payload()) })
+	u.subscribeChecked(c, epoch, u.t.status, u.statusHandler(c))
 	if u.cfg.Ack == AckApplication {
 		u.subscribeChecked(c, epoch, u.t.ack, func(_ paho.Client, m paho.Message) { u.onAppAck(m.Payload()) })
 	}

@@ -22,6 +22,10 @@ type wireStatus struct {
 	Gateway string    `json:"gateway"`
 	State   string    `json:"state"` // online | offline
 	Time    time.Time `json:"time"`
+	// LastSeq is at least the highest seq this gateway may have published
+	// on the connection (lastseq.go): in the will too, so a gateway that
+	// starts on a fresh file numbers above it.
+	LastSeq uint64 `json:"last_seq,omitempty"`
 	StatusInfo
 }
 

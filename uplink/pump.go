@@ -3,9 +3,11 @@ package uplink
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/sirupsen/logrus"
 
 	"tidegate/reading"
 )
@@ -46,6 +48,7 @@ func (u *Uplink) pump(ctx context.Context, client func() paho.Client) error {
 		notify   = u.q.Notify()
 		failures int
 		c        = client()
+		hold     bool // nothing is published until the next connection (lastseq.go)
 	)
 	acks := newAcker(u.q)
 	defer acks.close()
@@ -63,7 +66,7 @@ func (u *Uplink) pump(ctx context.Context, client func() paho.Client) error {
 		if err := acks.err(); err != nil {
 			return err
 		}
-		if !u.connected.Load() && !u.naiveClient {
+		if (!u.connected.Load() || !u.floorKnown.Load()) && !u.naiveClient {
 			reset()
 			select {
 			case <-ctx.Done():
@@ -76,12 +79,12 @@ func (u *Uplink) pump(ctx context.Context, client func() paho.Client) error {
 		}
 		if e := u.epoch.Load(); e != epoch && !u.naiveClient {
 			reset()
-			epoch = e
+			epoch, hold = e, false
 			c = client() // stored before the epoch moved: this connection's or a newer one's
 		}
 
 		var wakeAt time.Time
-		for c != nil && len(window) < u.cfg.MaxInflight {
+		for c != nil && !hold && len(window) < u.cfg.MaxInflight {
 			m, at, err := u.next(&cur)
 			if err != nil {
 				return err
@@ -89,6 +92,15 @@ func (u *Uplink) pump(ctx context.Context, client func() paho.Client) error {
 			if m == nil {
 				u.markPublished(cur.after)
 				wakeAt = at
+				break
+			}
+			if top := slices.Max(m.seqs); top > u.bound.Load() && !u.naiveClient {
+				// Past the last_seq this connection's will carries: a new
+				// connection claims more (lastseq.go); this message goes on it.
+				u.log.WithFields(logrus.Fields{"seq": top, "last_seq": u.bound.Load()}).Info("uplink: reconnecting to claim seqs beyond the status's last_seq")
+				u.signalLost()
+				reset()
+				hold = true
 				break
 			}
 			m.epoch = u.epoch.Load()

@@ -65,6 +65,7 @@ func (u *Uplink) connectLoop(ctx context.Context) {
 		}
 		last = time.Now()
 		u.count(func(s *Stats) { s.ConnectAttempts++ })
+		u.log.WithField("failed_before", fails).Debug("uplink: connecting")
 		c := paho.NewClient(u.options()) // the will is built now, with this connection's time
 		tok := c.Connect()
 		select {
@@ -87,6 +88,11 @@ func (u *Uplink) connectLoop(ctx context.Context) {
 			return // Run says offline and disconnects this client
 		case <-u.lost:
 			c.Disconnect(0)
+			// A loss the uplink decided itself (lastseq.go) gets no
+			// connection-lost callback from paho.
+			u.connected.Store(false)
+			u.epoch.Add(1)
+			u.signal()
 			wait = u.spread()
 		}
 	}

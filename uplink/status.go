@@ -17,7 +17,7 @@ func (u *Uplink) onStatus(c paho.Client, p []byte) {
 	if json.Unmarshal(p, &w) != nil || w.State != "offline" || w.Gateway != u.cfg.Gateway {
 		return
 	}
-	if !u.connected.Load() || u.stopping.Load() {
+	if !u.connected.Load() || u.stopping.Load() || !u.floorKnown.Load() {
 		return
 	}
 	u.count(func(s *Stats) { s.StatusFixes++ })

@@ -44,7 +44,11 @@ func (f *faultyQueue) fault(op string) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.rnd.Float64() >= f.rate {
+	rate := f.rate
+	if op == "ack" {
+		rate *= 5 // acks are few: the acker takes many records in one
+	}
+	if f.rnd.Float64() >= rate {
 		return nil
 	}
 	f.injected[op]++

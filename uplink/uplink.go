@@ -29,6 +29,11 @@ type Queue interface {
 	Ack(seqs ...uint64) error
 	AckUpTo(seq uint64) error
 	Notify() <-chan struct{}
+	// EnsureAbove makes every record held or stored from now on carry a
+	// seq above floor (renumbering what is held); LastSeq is the highest
+	// seq assigned. See lastseq.go.
+	EnsureAbove(floor uint64) error
+	LastSeq() uint64
 }
 
 // Version is reported in the birth message when Config.Status gives none.
@@ -65,6 +70,15 @@ type Uplink struct {
 	// it went out (readings in their batches, events ahead of them). An
 	// application ack beyond it is refused (ack.go).
 	published atomic.Uint64
+
+	// lastseq.go: bound is the last_seq the status and the will of the
+	// current connection carry; nothing above it is published. floorKnown
+	// is set once the gateway's own retained status was read (or found
+	// absent) and the buffer numbers above it; retained hands a retained
+	// status to the first connection's floor reader.
+	bound      atomic.Uint64
+	floorKnown atomic.Bool
+	retained   chan []byte
 
 	// Test-only switches that take the #563 protection apart, to show that
 	// the PUBACK-withholding test fails without it. naiveClient: paho's
@@ -119,7 +133,7 @@ func New(cfg Config, q Queue, log *logrus.Entry) (*Uplink, error) {
 		l.SetLevel(logrus.WarnLevel)
 		log = logrus.NewEntry(l)
 	}
-	u := &Uplink{cfg: cfg, q: q, t: newTopics(cfg.TopicPrefix, cfg.Gateway), wake: make(chan struct{}, 1), alive: make(chan chan struct{}), lost: make(chan struct{}, 1), cmdSem: make(chan struct{}, maxCommands)}
+	u := &Uplink{cfg: cfg, q: q, t: newTopics(cfg.TopicPrefix, cfg.Gateway), wake: make(chan struct{}, 1), alive: make(chan chan struct{}), retained: make(chan []byte, 1), lost: make(chan struct{}, 1), cmdSem: make(chan struct{}, maxCommands)}
 	u.log = log.WithFields(logrus.Fields{"component": "uplink", "gateway": cfg.Gateway})
 	var useTLS bool
 	u.broker, useTLS, _ = cfg.brokerURL()
@@ -138,15 +152,18 @@ func New(cfg Config, q Queue, log *logrus.Entry) (*Uplink, error) {
 	return u, nil
 }
 
-// Connected reports whether the MQTT connection is up now.
-func (u *Uplink) Connected() bool { return u.connected.Load() }
+// Connected reports whether the MQTT connection is up now and ready to
+// send (the gateway's last_seq read on the first one: lastseq.go).
+func (u *Uplink) Connected() bool {
+	return u.connected.Load() && (u.floorKnown.Load() || u.naiveClient)
+}
 
 // Stats returns a copy of the counters.
 func (u *Uplink) Stats() Stats {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	s := u.stats
-	s.Connected = u.connected.Load()
+	s.Connected = u.Connected()
 	s.LastError = u.lastErr
 	return s
 }
@@ -171,7 +188,7 @@ func (u *Uplink) signal() {
 }
 
 func (u *Uplink) statusPayload(state string) []byte {
-	w := wireStatus{Gateway: u.cfg.Gateway, State: state, Time: time.Now().UTC()}
+	w := wireStatus{Gateway: u.cfg.Gateway, State: state, Time: time.Now().UTC(), LastSeq: u.bound.Load()}
 	if state == "online" {
 		if u.cfg.Status != nil {
 			w.StatusInfo = u.cfg.Status()
@@ -198,6 +215,7 @@ func (u *Uplink) store() paho.Store {
 // connection (no reconnect, no retry: session.go makes the next client);
 // the naive client of the #563 test reconnects and retries on its own.
 func (u *Uplink) options() *paho.ClientOptions {
+	u.claim() // before the will is built: it carries the new bound
 	o := paho.NewClientOptions().
 		AddBroker(u.broker.String()).
 		SetClientID(u.cfg.ClientID).
@@ -227,6 +245,10 @@ func (u *Uplink) options() *paho.ClientOptions {
 		u.connected.Store(true)
 		u.count(func(s *Stats) { s.Connects++ })
 		u.log.WithField("broker", u.broker.Host).Info("uplink connected")
+		if !u.floorKnown.Load() && !u.naiveClient {
+			go u.learnFloor(c) // publishes online once the floor is known
+			return
+		}
 		c.Publish(u.t.status, 1, true, u.statusPayload("online"))
 		u.subscribe(c)
 		u.signal()

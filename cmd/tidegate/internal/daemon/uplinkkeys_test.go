@@ -98,3 +98,5 @@ func (nopQueue) ReadUrgent(uint64, int) ([]reading.Record, error) { return nil, 
 func (nopQueue) Ack(...uint64) error                              { return nil }
 func (nopQueue) AckUpTo(uint64) error                             { return nil }
 func (nopQueue) Notify() <-chan struct{}                          { return nil }
+func (nopQueue) EnsureAbove(uint64) error                         { return nil }
+func (nopQueue) LastSeq() uint64                                  { return 0 }
