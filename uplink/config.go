@@ -109,6 +109,16 @@ type StatusInfo struct {
 	// from the clock), so a service acking "everything up to" knows where
 	// its gateway's sequence begins.
 	SeqBase uint64 `json:"seq_base,omitempty"`
+	// Parts are the daemon's supervised parts and their states.
+	Parts []PartState `json:"parts,omitempty"`
+}
+
+// PartState is one supervised part in the retained status.
+type PartState struct {
+	Name     string `json:"name"`
+	State    string `json:"state"` // running, restarting
+	Restarts uint64 `json:"restarts"`
+	Error    string `json:"error,omitempty"`
 }
 
 // Ack modes.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -71,6 +72,8 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 		return err
 	}
 	d.pipe = pipe
+	parts := d.parts
+	pipe.parts.Store(&parts)
 	if pipe.up != nil {
 		pipe.up.SetCommandHandler(commands{d})
 	}
@@ -88,14 +91,56 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 	d.mu.Unlock()
 	log.WithField("stages", pipe.stages()).Info("running")
 
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	var shown string
 	for {
 		select {
 		case <-ctx.Done():
 			return d.shutdown(api)
 		case <-hup:
 			d.reload()
+		case <-tick.C:
+			shown = d.showParts(shown)
 		}
 	}
+}
+
+// parts is Status.Parts: every bus, the pipeline owner, the uplink.
+func (d *Daemon) parts() []PartStatus {
+	d.mu.Lock()
+	var out []PartStatus
+	for _, r := range d.buses {
+		b := r.status()
+		ps := PartStatus{Name: "bus/" + b.Name, State: b.State, Restarts: b.Restarts, Error: b.RestartError}
+		if b.State == "reopening" {
+			ps.State, ps.Error = "restarting", b.Error // the bus reopens its line itself, with a backoff
+		}
+		out = append(out, ps)
+	}
+	pipe := d.pipe
+	d.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return append(out, pipe.partStates()...)
+}
+
+// showParts logs a change of any part's state and says it in the retained
+// status, so a utility sees a box that is healing itself without asking.
+func (d *Daemon) showParts(shown string) string {
+	var b strings.Builder
+	for _, p := range d.parts() {
+		fmt.Fprintf(&b, "%s=%s ", p.Name, p.State)
+	}
+	now := b.String()
+	if now != shown {
+		if shown != "" {
+			d.log.WithField("parts", strings.TrimSpace(now)).Info("part states changed")
+		}
+		if d.pipe.up != nil {
+			d.pipe.up.RefreshStatus()
+		}
+	}
+	return now
 }
 
 // shutdown stops in data-flow order, so nothing polled is left unbuffered and
@@ -244,6 +289,7 @@ func (d *Daemon) status() Status {
 		}
 		s.Meters = append(s.Meters, ms)
 	}
+	s.Parts = d.parts()
 	s.Buffer = d.pipe.bufferStatus()
 	s.Broker = d.pipe.brokerStatus()
 	s.Stages = d.pipe.stages()

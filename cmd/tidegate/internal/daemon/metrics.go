@@ -73,6 +73,12 @@ func writeMetrics(w io.Writer, s Status, h *hub) {
 	m.sample("tidegate_build_info", "gauge", "Build and config of the running daemon.", 1, "version", s.Version, "gateway", s.Gateway, "config_hash", s.ConfigHash)
 	m.sample("tidegate_uptime_seconds", "gauge", "Seconds since the daemon started.", s.UptimeS)
 	m.sample("tidegate_reloads_total", "counter", "SIGHUP reloads attempted.", float64(s.Reloads))
+	for _, p := range s.Parts {
+		m.sample("tidegate_part_up", "gauge", "1 when the supervised part runs; 0 while it restarts after an error.", b2f(p.State == "running"), "part", p.Name)
+	}
+	for _, p := range s.Parts {
+		m.sample("tidegate_part_restarts_total", "counter", "Restarts of the supervised part after an error (for the pipeline: failed appends, retried).", float64(p.Restarts), "part", p.Name)
+	}
 	for _, b := range s.Buses {
 		m.sample("tidegate_bus_up", "gauge", "1 when the bus is polling.", b2f(b.State == "running"), "bus", b.Name, "protocol", b.Protocol)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -31,6 +32,25 @@ type dataPath struct {
 
 	upCancel context.CancelFunc
 	upDone   chan struct{}
+
+	// parts, set by the daemon, lists the supervised parts for the
+	// retained status.
+	parts atomic.Pointer[func() []PartStatus]
+}
+
+// partStates is the pipeline's and the uplink's part of Status.Parts.
+func (p *dataPath) partStates() []PartStatus {
+	ps := p.own.Stats()
+	out := []PartStatus{{Name: "pipeline", State: ps.State, Restarts: ps.Restarts + ps.AppendErrs, Error: ps.LastError}}
+	if p.up != nil {
+		us := p.up.Stats()
+		st := us.State
+		if st == "" {
+			st = uplink.StateRunning // Run not started yet: nothing has failed
+		}
+		out = append(out, PartStatus{Name: "uplink", State: st, Restarts: us.Restarts, Error: us.RestartError})
+	}
+	return out
 }
 
 func openDataPath(cfg *config.Config, log *logrus.Logger, h *hub, version string) (*dataPath, error) {
@@ -61,6 +81,11 @@ func openDataPath(cfg *config.Config, log *logrus.Logger, h *hub, version string
 		uc.Status = func() uplink.StatusInfo {
 			i := status()
 			i.SeqBase = buf.Stats().SeqBase
+			if f := p.parts.Load(); f != nil {
+				for _, ps := range (*f)() {
+					i.Parts = append(i.Parts, uplink.PartState{Name: ps.Name, State: ps.State, Restarts: ps.Restarts, Error: ps.Error})
+				}
+			}
 			return i
 		}
 		up, err := uplink.New(uc, buf, logrus.NewEntry(log).WithField("stage", "uplink"))

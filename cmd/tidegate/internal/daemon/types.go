@@ -24,6 +24,7 @@ type Status struct {
 	Buffer     BufferStatus  `json:"buffer"`
 	Broker     BrokerStatus  `json:"broker"`
 	Stages     []string      `json:"stages"` // pipeline stages wired in this build, e.g. drivers, filter, buffer, uplink
+	Parts      []PartStatus  `json:"parts"`  // every supervised part: bus/<name>, pipeline, uplink
 	Reloads    int           `json:"reloads"`
 	LastReload string        `json:"last_reload,omitempty"` // result of the last SIGHUP
 }
@@ -42,6 +43,20 @@ type BusStatus struct {
 	Errors     uint64  `json:"errors"`
 	Efficiency float64 `json:"efficiency"` // wire time used for answered requests ÷ elapsed, 0..1; or answers/requests when the driver does not time it
 	Error      string  `json:"error,omitempty"`
+	// Restarts counts the times the bus's goroutine ended on its own (a
+	// panic) and was started again; RestartError is the last reason.
+	Restarts     uint64 `json:"restarts,omitempty"`
+	RestartError string `json:"restart_error,omitempty"`
+}
+
+// PartStatus is one long-running part under supervision: every bus, the
+// pipeline owner, the uplink. State is running, restarting (after an
+// error, with Error and Restarts) or, for a bus, reopening its line.
+type PartStatus struct {
+	Name     string `json:"name"`
+	State    string `json:"state"`
+	Restarts uint64 `json:"restarts"`
+	Error    string `json:"error,omitempty"`
 }
 
 // MeterStatus is one meter's state and last reading.
