@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	sd "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/sirupsen/logrus"
 
 	"tidegate/cmd/tidegate/internal/config"
@@ -90,6 +91,10 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 	}
 	d.mu.Unlock()
 	log.WithField("stages", pipe.stages()).Info("running")
+	notify(d.log, sd.SdNotifyReady)
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	go d.watchdog(wctx)
 
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
@@ -97,9 +102,12 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 	for {
 		select {
 		case <-ctx.Done():
+			notify(d.log, sd.SdNotifyStopping)
 			return d.shutdown(api)
 		case <-hup:
+			notify(d.log, sd.SdNotifyReloading)
 			d.reload()
+			notify(d.log, sd.SdNotifyReady)
 		case <-tick.C:
 			shown = d.showParts(shown)
 		}
