@@ -157,8 +157,7 @@ type MQTT struct {
 	Commands     bool   `yaml:"commands"` // accept downlink commands
 	Ack          string `yaml:"ack"`      // puback|application
 	// The uplink's timing (uplink/README.md, uplink.Config): zero is the
-	// default; reconnect_jitter and connect_gap take a negative value for
-	// none.
+	// default; reconnect_jitter and connect_gap may be "off".
 	ReconnectMin    time.Duration `yaml:"reconnect_min"`    // first backoff after a failed connect (1s)
 	ReconnectMax    time.Duration `yaml:"reconnect_max"`    // cap of the full-jitter backoff (1m)
 	ReconnectJitter time.Duration `yaml:"reconnect_jitter"` // spread of the first connect after start or a loss (30s)

@@ -234,6 +234,10 @@ func (c *Config) validate(ps *Problems, nodes map[string]*yaml.Node) {
 		if d.v == 0 || d.v < 0 && d.none {
 			continue
 		}
+		if d.v < 0 {
+			at("mqtt."+d.key, "cannot be off; expected %s to %s (0 or absent: the default)", d.min, d.max)
+			continue
+		}
 		if d.v < d.min || d.v > d.max {
 			at("mqtt."+d.key, "%s is out of range; expected %s to %s (0 or absent: the default)", d.v, d.min, d.max)
 		}

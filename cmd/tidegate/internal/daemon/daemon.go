@@ -46,7 +46,17 @@ type Daemon struct {
 	reloads    int
 	lastReload string
 
-	pipe *dataPath
+	// pipeMu guards pipe: a reload of the buffer or gateway settings swaps
+	// the whole data path, and a bus's ingest holds the read lock so no
+	// record goes into a data path being closed.
+	pipeMu sync.RWMutex
+	pipe   *dataPath
+}
+
+func (d *Daemon) path() *dataPath {
+	d.pipeMu.RLock()
+	defer d.pipeMu.RUnlock()
+	return d.pipe
 }
 
 // New prepares a daemon; nothing is opened until Run.
@@ -72,12 +82,10 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 	if err != nil {
 		return err
 	}
+	d.pipeMu.Lock()
 	d.pipe = pipe
-	parts := d.parts
-	pipe.parts.Store(&parts)
-	if pipe.up != nil {
-		pipe.up.SetCommandHandler(commands{d})
-	}
+	d.pipeMu.Unlock()
+	d.wire(pipe)
 
 	api, err := d.serveAPI(cfg)
 	if err != nil {
@@ -126,8 +134,8 @@ func (d *Daemon) parts() []PartStatus {
 		}
 		out = append(out, ps)
 	}
-	pipe := d.pipe
 	d.mu.Unlock()
+	pipe := d.path()
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return append(out, pipe.partStates()...)
 }
@@ -144,8 +152,8 @@ func (d *Daemon) showParts(shown string) string {
 		if shown != "" {
 			d.log.WithField("parts", strings.TrimSpace(now)).Info("part states changed")
 		}
-		if d.pipe.up != nil {
-			d.pipe.up.RefreshStatus()
+		if up := d.path().up; up != nil {
+			up.RefreshStatus()
 		}
 	}
 	return now
@@ -168,7 +176,7 @@ func (d *Daemon) shutdown(api *apiServer) error {
 	wg.Wait()
 	// The pipeline drains what the buses delivered, flushes the filter and
 	// the buffer, lets the uplink send what it can, then publishes offline.
-	err := d.pipe.close(deadline)
+	err := d.path().close(deadline)
 	api.close()
 	fields := logrus.Fields{"took": time.Since(t0).Round(time.Millisecond).String()}
 	if err != nil {
@@ -224,15 +232,37 @@ func (d *Daemon) reload() {
 	wg.Wait()
 	cancel()
 	restartNeeded := []string{}
+	var dataPathChanged, mqttChanged bool
 	for _, g := range diff.Global {
 		switch g {
 		case "log":
 			applyLogLevel(d.log, nc.Log.Level)
 		case "filter":
-			d.pipe.setFilterConfig(nc)
+			d.path().setFilterConfig(nc)
+		case "buffer", "gateway":
+			dataPathChanged = true
+		case "mqtt":
+			mqttChanged = true
 		default:
-			restartNeeded = append(restartNeeded, g) // buffer file, broker and API socket stay as started
+			restartNeeded = append(restartNeeded, g) // the API socket stays as started
 		}
+	}
+	switch {
+	case dataPathChanged:
+		if err := d.reopenDataPath(nc); err != nil {
+			d.log.WithError(err).Error("reload: the new buffer or gateway settings could not be applied; keeping the running data path")
+			restartNeeded = append(restartNeeded, "buffer", "gateway")
+		}
+	case mqttChanged:
+		if err := d.path().restartUplink(nc, d.opts.Version); err != nil {
+			d.log.WithError(err).Error("reload: the new mqtt settings could not be applied; the uplink keeps the old ones")
+			restartNeeded = append(restartNeeded, "mqtt")
+		} else if up := d.path().up; up != nil {
+			up.SetCommandHandler(commands{d})
+		}
+	}
+	if p := d.path(); p != nil {
+		p.running.Store(nc)
 	}
 	carried := map[string]BusStatus{} // counters survive a restart of their bus
 	for name, b := range stopping {
@@ -256,6 +286,58 @@ func (d *Daemon) reload() {
 		f["needs_restart"] = restartNeeded
 	}
 	d.log.WithFields(f).Info("reloaded")
+	if p := d.path(); p != nil && p.up != nil {
+		p.up.RefreshStatus() // the birth says the hash that runs now
+	}
+}
+
+// wire connects a new data path to the daemon.
+func (d *Daemon) wire(p *dataPath) {
+	parts := d.parts
+	p.parts.Store(&parts)
+	if p.up != nil {
+		p.up.SetCommandHandler(commands{d})
+	}
+}
+
+// reopenDataPath applies new buffer or gateway settings in-process: the
+// buses wait at ingest while the old data path stores what it holds and
+// closes (its uplink says offline), the new one opens, and what the old
+// file still held is carried into the new one if the file moved. Nothing
+// polled is lost and the order is kept.
+func (d *Daemon) reopenDataPath(nc *config.Config) error {
+	d.pipeMu.Lock()
+	defer d.pipeMu.Unlock()
+	old := d.pipe
+	ctx, cancel := context.WithTimeout(context.Background(), d.opts.ShutdownGrace)
+	defer cancel()
+	moved := old.buf.Path() != nc.Buffer.Path
+	if err := old.closeKeep(ctx, moved); err != nil {
+		return err
+	}
+	np, err := openDataPath(nc, d.log, d.hub, d.opts.Version)
+	if err != nil {
+		// The old file is still there: open it again as it was.
+		d.log.WithError(err).Error("reload: new data path refused; reopening the old one")
+		op, oerr := openDataPath(old.running.Load(), d.log, d.hub, d.opts.Version)
+		if oerr != nil {
+			return fmt.Errorf("%w; and reopening the old one: %w", err, oerr)
+		}
+		d.pipe = op
+		d.wire(op)
+		return err
+	}
+	if moved {
+		if n, err := old.carryInto(np.buf); err != nil {
+			d.log.WithError(err).WithField("carried", n).Error("reload: records of the old buffer file not all carried into the new one; they stay in the old file")
+		} else if n > 0 {
+			d.log.WithFields(logrus.Fields{"records": n, "from": old.buf.Path(), "to": nc.Buffer.Path}).Info("reload: the old buffer file's records carried into the new one")
+		}
+		old.buf.Close()
+	}
+	d.pipe = np
+	d.wire(np)
+	return nil
 }
 
 func (d *Daemon) config() *config.Config {
@@ -298,9 +380,10 @@ func (d *Daemon) status() Status {
 		s.Meters = append(s.Meters, ms)
 	}
 	s.Parts = d.parts()
-	s.Buffer = d.pipe.bufferStatus()
-	s.Broker = d.pipe.brokerStatus()
-	s.Stages = d.pipe.stages()
+	pipe := d.path()
+	s.Buffer = pipe.bufferStatus()
+	s.Broker = pipe.brokerStatus()
+	s.Stages = pipe.stages()
 	return s
 }
 
@@ -381,4 +464,8 @@ func (d *Daemon) valve(ctx context.Context, request, meter, action string) (Valv
 var ErrUnknownMeter = errors.New("no such meter in the running config")
 
 // ingest is where a bus hands over what it polled.
-func (d *Daemon) ingest(rec reading.Record) { d.pipe.ingest(rec) }
+func (d *Daemon) ingest(rec reading.Record) {
+	d.pipeMu.RLock()
+	defer d.pipeMu.RUnlock()
+	d.pipe.ingest(rec)
+}

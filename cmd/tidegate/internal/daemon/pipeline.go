@@ -36,6 +36,9 @@ type dataPath struct {
 	// parts, set by the daemon, lists the supervised parts for the
 	// retained status.
 	parts atomic.Pointer[func() []PartStatus]
+	// running is the config in effect: the birth message's hash, meters
+	// and buses come from it, so after a reload it says what runs.
+	running atomic.Pointer[config.Config]
 }
 
 // partStates is the pipeline's and the uplink's part of Status.Parts.
@@ -75,38 +78,94 @@ func openDataPath(cfg *config.Config, log *logrus.Logger, h *hub, version string
 			po.Meters = append(po.Meters, m.ID)
 		}
 	}
-	if cfg.MQTT.Broker != "" {
-		uc := uplinkConfig(cfg, version)
-		status := uc.Status
-		uc.Status = func() uplink.StatusInfo {
-			i := status()
-			i.SeqBase = buf.Stats().SeqBase
-			if f := p.parts.Load(); f != nil {
-				for _, ps := range (*f)() {
-					i.Parts = append(i.Parts, uplink.PartState{Name: ps.Name, State: ps.State, Restarts: ps.Restarts, Error: ps.Error})
-				}
-			}
-			return i
-		}
-		up, err := uplink.New(uc, buf, logrus.NewEntry(log).WithField("stage", "uplink"))
-		if err != nil {
-			buf.Close()
-			return nil, err
-		}
-		p.up, p.url = up, cfg.MQTT.Broker
+	p.running.Store(cfg)
+	if err := p.newUplink(cfg, version); err != nil {
+		buf.Close()
+		return nil, err
 	}
 	p.own = pipeline.New(buf, po)
-	if p.up != nil {
-		ctx, cancel := context.WithCancel(context.Background())
-		p.upCancel, p.upDone = cancel, make(chan struct{})
-		go func() {
-			defer close(p.upDone)
-			if err := p.up.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				log.WithError(err).Error("uplink stopped")
-			}
-		}()
-	}
+	p.startUplink()
 	return p, nil
+}
+
+// newUplink makes the uplink for cfg (none without a broker); its birth
+// message reads the running config, the buffer's seq base and the parts.
+func (p *dataPath) newUplink(cfg *config.Config, version string) error {
+	p.up, p.url = nil, ""
+	if cfg.MQTT.Broker == "" {
+		return nil
+	}
+	uc := uplinkConfig(cfg, version)
+	uc.Status = func() uplink.StatusInfo {
+		i := uplinkConfig(p.running.Load(), version).Status()
+		i.SeqBase = p.buf.Stats().SeqBase
+		if f := p.parts.Load(); f != nil {
+			for _, ps := range (*f)() {
+				i.Parts = append(i.Parts, uplink.PartState{Name: ps.Name, State: ps.State, Restarts: ps.Restarts, Error: ps.Error})
+			}
+		}
+		return i
+	}
+	up, err := uplink.New(uc, p.buf, logrus.NewEntry(p.log).WithField("stage", "uplink"))
+	if err != nil {
+		return err
+	}
+	p.up, p.url = up, cfg.MQTT.Broker
+	return nil
+}
+
+func (p *dataPath) startUplink() {
+	if p.up == nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p.upCancel, p.upDone = cancel, make(chan struct{})
+	up, log := p.up, p.log
+	go func() {
+		defer close(p.upDone)
+		if err := up.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			log.WithError(err).Error("uplink stopped")
+		}
+	}()
+}
+
+// stopUplink stops the running uplink (it publishes offline). Nothing is
+// lost: what it had not delivered is still in the buffer.
+func (p *dataPath) stopUplink() {
+	if p.up == nil {
+		return
+	}
+	p.upCancel()
+	select {
+	case <-p.upDone:
+	case <-time.After(3 * time.Second):
+		p.log.Warn("uplink did not stop in time")
+	}
+}
+
+// restartUplink applies new mqtt settings in-process: the old uplink
+// stops, the new one starts from the buffer's cursor, so every record not
+// yet acknowledged is sent again, in order. A config the uplink refuses
+// leaves the old one running.
+func (p *dataPath) restartUplink(nc *config.Config, version string) error {
+	if nc.MQTT.Broker != "" {
+		if err := CheckUplink(nc); err != nil {
+			return err
+		}
+	}
+	old, oldURL, oldCancel, oldDone := p.up, p.url, p.upCancel, p.upDone
+	p.running.Store(nc)
+	if err := p.newUplink(nc, version); err != nil {
+		p.up, p.url = old, oldURL
+		return err
+	}
+	nu, nurl := p.up, p.url
+	p.up, p.upCancel, p.upDone = old, oldCancel, oldDone
+	p.stopUplink()
+	p.up, p.url = nu, nurl
+	p.startUplink()
+	p.log.WithField("broker", nc.MQTT.Broker).Info("reload: uplink restarted with the new mqtt settings")
+	return nil
 }
 
 // CheckUplink says whether the uplink would start with cfg's mqtt section:
@@ -177,7 +236,35 @@ func (p *dataPath) ingest(rec reading.Record) { p.own.Ingest(rec) }
 // close stores what the buses delivered and what the filter holds, gives
 // the uplink until ctx's deadline to send the backlog, stops it (it
 // publishes offline) and closes the buffer.
-func (p *dataPath) close(ctx context.Context) error {
+func (p *dataPath) close(ctx context.Context) error { return p.closeKeep(ctx, false) }
+
+// carryInto appends what this buffer still holds to dst, in order (new
+// seqs there), and acknowledges it here: a reload that moved the buffer
+// file leaves nothing behind in the old one.
+func (p *dataPath) carryInto(dst *buffer.Buffer) (int, error) {
+	n := 0
+	for {
+		recs, err := p.buf.Read(0, 1000)
+		if err != nil || len(recs) == 0 {
+			return n, err
+		}
+		seqs := make([]uint64, len(recs))
+		for i := range recs {
+			seqs[i], recs[i].Seq = recs[i].Seq, 0
+		}
+		if _, err := dst.Append(context.Background(), recs...); err != nil {
+			return n, err
+		}
+		if err := p.buf.Ack(seqs...); err != nil {
+			return n, err
+		}
+		n += len(recs)
+	}
+}
+
+// closeKeep is close; keepBuffer leaves the buffer open (the caller
+// carries its records elsewhere and closes it).
+func (p *dataPath) closeKeep(ctx context.Context, keepBuffer bool) error {
 	perr := p.own.Close(ctx)
 	if perr != nil && !errors.Is(perr, pipeline.ErrNotDrained) {
 		p.log.WithError(perr).Error("pipeline stopped with records not stored")
@@ -194,16 +281,14 @@ func (p *dataPath) close(ctx context.Context) error {
 			}
 			break
 		}
-		p.upCancel()
-		select {
-		case <-p.upDone:
-		case <-time.After(3 * time.Second):
-			p.log.Warn("uplink did not stop in time")
-		}
+		p.stopUplink()
 	}
 	if errors.Is(perr, pipeline.ErrNotDrained) {
 		// The owner is still inside an append on a disk that hangs: closing
 		// the buffer under it would wait for that append too.
+		return perr
+	}
+	if keepBuffer {
 		return perr
 	}
 	if err := p.buf.Close(); err != nil {

@@ -58,9 +58,7 @@ func (d *Daemon) watchdog(ctx context.Context) {
 
 // alive asks the pipeline owner and the uplink's sending loop to turn once.
 func (d *Daemon) alive(ctx context.Context) (bool, string) {
-	d.mu.Lock()
-	p := d.pipe
-	d.mu.Unlock()
+	p := d.path()
 	if !p.own.Alive(ctx) {
 		return false, "pipeline"
 	}
