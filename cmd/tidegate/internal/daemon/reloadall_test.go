@@ -30,7 +30,7 @@ func TestReloadAppliesMQTTAndBuffer(t *testing.T) {
 	defer br.Close()
 	var mu sync.Mutex
 	got := map[string][]string{} // prefix → event messages in arrival order
-	birth := map[string]string{}  // prefix → last retained config_hash
+	birth := map[string]string{} // prefix → last retained config_hash
 	br.Subscribe("#", func(topic string, p []byte) {
 		prefix, _, _ := strings.Cut(topic, "/")
 		var m struct {
