@@ -29,6 +29,10 @@ type dataPath struct {
 	filt bool
 	up   *uplink.Uplink // nil when no broker is configured
 	url  string
+	// store and queue are buf as the pipeline and the uplink see it
+	// (faults_none.go).
+	store pipeline.Store
+	queue uplink.Queue
 
 	upCancel context.CancelFunc
 	upDone   chan struct{}
@@ -64,6 +68,7 @@ func openDataPath(cfg *config.Config, log *logrus.Logger, h *hub, version string
 		return nil, fmt.Errorf("buffer %s: %w", cfg.Buffer.Path, err)
 	}
 	p.buf = buf
+	p.store, p.queue = faultable(buf, log)
 	po := pipeline.Options{Latency: cfg.Buffer.CommitLatency, Log: logrus.NewEntry(log).WithField("stage", "pipeline"),
 		Seen: h.publish}
 	if cfg.Filter.On() {
@@ -83,7 +88,7 @@ func openDataPath(cfg *config.Config, log *logrus.Logger, h *hub, version string
 		buf.Close()
 		return nil, err
 	}
-	p.own = pipeline.New(buf, po)
+	p.own = pipeline.New(p.store, po)
 	p.startUplink()
 	return p, nil
 }
@@ -106,7 +111,7 @@ func (p *dataPath) newUplink(cfg *config.Config, version string) error {
 		}
 		return i
 	}
-	up, err := uplink.New(uc, p.buf, logrus.NewEntry(p.log).WithField("stage", "uplink"))
+	up, err := uplink.New(uc, p.queue, logrus.NewEntry(p.log).WithField("stage", "uplink"))
 	if err != nil {
 		return err
 	}
