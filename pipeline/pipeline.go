@@ -184,6 +184,15 @@ func (p *Pipeline) Ingest(rec reading.Record) {
 	}
 }
 
+// Reading and Event make the pipeline a bus's sink (drivers.Sink): a
+// reading goes from the drivers to the pipeline with nothing between.
+func (p *Pipeline) Reading(r reading.Reading, kind reading.Kind) {
+	p.Ingest(reading.Record{Kind: kind, Reading: &r})
+}
+
+// Event is the other half of drivers.Sink.
+func (p *Pipeline) Event(e reading.Event) { p.Ingest(reading.Record{Kind: reading.KindEvent, Event: &e}) }
+
 // SetFilter replaces the filter's settings, keeping what each meter has
 // learned and holds. It runs on the owner, between two records.
 func (p *Pipeline) SetFilter(cfg filter.Config) error {

@@ -11,6 +11,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"tidegate/buffer"
+	"tidegate/drivers"
 	"tidegate/reading"
 )
 
@@ -77,3 +78,6 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// The pipeline is a bus's sink: drivers → pipeline with nothing between.
+var _ drivers.Sink = (*Pipeline)(nil)

@@ -21,6 +21,10 @@ import (
 // ErrNoDrivers is returned for a read on a bus that could not be started.
 var ErrNoDrivers = errors.New("bus not running")
 
+// ErrNoDataPath: a bus started before the daemon's data path is open has
+// nowhere to deliver.
+var ErrNoDataPath = errors.New("no data path open")
+
 // busRun is one running bus: its goroutine, its counters, a way to read now.
 type busRun struct {
 	cfg    config.Bus
@@ -38,15 +42,6 @@ type busRun struct {
 	restarts   uint64 // times Run was started again
 	runErr     string
 }
-
-// sink hands what a bus polls to the pipeline.
-type sink struct{ d *Daemon }
-
-func (s sink) Reading(r reading.Reading, k reading.Kind) {
-	s.d.ingest(reading.Record{Kind: k, Reading: &r})
-}
-
-func (s sink) Event(e reading.Event) { s.d.ingest(reading.Record{Kind: reading.KindEvent, Event: &e}) }
 
 func parityLetter(p string) string {
 	switch strings.ToLower(p) {
@@ -91,7 +86,15 @@ func (d *Daemon) startBus(cfg *config.Config, b config.Bus, meters []config.Mete
 	d.buses[b.Name] = r
 	log := d.log.WithField("bus", b.Name)
 	bc, mcs := driverConfig(b, meters, cfg.FilterConfig().Location) // meter clocks keep the gateway's zone
-	bus, err := drivers.NewBus(bc, mcs, cfg.Profiles, sink{d}, logrus.NewEntry(d.log))
+	pipe := d.path()
+	if pipe == nil {
+		r.err = ErrNoDataPath.Error()
+		close(r.done)
+		log.WithError(ErrNoDataPath).Error("bus not started")
+		return
+	}
+	// The pipeline is the bus's sink: drivers → pipeline, nothing between.
+	bus, err := drivers.NewBus(bc, mcs, cfg.Profiles, pipe.own, logrus.NewEntry(d.log))
 	if err != nil {
 		r.err = err.Error()
 		close(r.done)

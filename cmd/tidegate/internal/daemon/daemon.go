@@ -47,8 +47,8 @@ type Daemon struct {
 	lastReload string
 
 	// pipeMu guards pipe: a reload of the buffer or gateway settings swaps
-	// the whole data path, and a bus's ingest holds the read lock so no
-	// record goes into a data path being closed.
+	// the whole data path (with every bus stopped: they hand their records
+	// to the pipeline directly).
 	pipeMu sync.RWMutex
 	pipe   *dataPath
 }
@@ -214,7 +214,21 @@ func (d *Daemon) reload() {
 		return
 	}
 	stopping := map[string]*busRun{}
-	for _, name := range append(append([]string{}, diff.BusesRemoved...), diff.BusesRestarted...) {
+	stop := append(append([]string{}, diff.BusesRemoved...), diff.BusesRestarted...)
+	start := append(append([]string{}, diff.BusesAdded...), diff.BusesRestarted...)
+	if reopensDataPath(diff) {
+		// The buses hand their records to the pipeline itself: every one
+		// stops before the old data path closes and starts on the new one,
+		// so nothing polled goes into a closed pipeline.
+		stop, start = stop[:0], start[:0]
+		for name := range d.buses {
+			stop = append(stop, name)
+		}
+		for _, b := range nc.Buses {
+			start = append(start, b.Name)
+		}
+	}
+	for _, name := range stop {
 		if b := d.buses[name]; b != nil {
 			stopping[name] = b
 			delete(d.buses, name)
@@ -269,7 +283,7 @@ func (d *Daemon) reload() {
 		carried[name] = b.status()
 	}
 	d.mu.Lock()
-	for _, name := range append(append([]string{}, diff.BusesAdded...), diff.BusesRestarted...) {
+	for _, name := range start {
 		b, _ := nc.BusByName(name)
 		d.startBus(nc, b, metersOn(nc, name))
 		d.buses[name].carried = carried[name]
@@ -291,6 +305,17 @@ func (d *Daemon) reload() {
 	}
 }
 
+// reopensDataPath says whether a reload changes the buffer or the gateway:
+// the data path is then opened anew (reopenDataPath).
+func reopensDataPath(diff config.Diff) bool {
+	for _, g := range diff.Global {
+		if g == "buffer" || g == "gateway" {
+			return true
+		}
+	}
+	return false
+}
+
 // wire connects a new data path to the daemon.
 func (d *Daemon) wire(p *dataPath) {
 	parts := d.parts
@@ -300,11 +325,11 @@ func (d *Daemon) wire(p *dataPath) {
 	}
 }
 
-// reopenDataPath applies new buffer or gateway settings in-process: the
-// buses wait at ingest while the old data path stores what it holds and
-// closes (its uplink says offline), the new one opens, and what the old
-// file still held is carried into the new one if the file moved. Nothing
-// polled is lost and the order is kept.
+// reopenDataPath applies new buffer or gateway settings in-process, with
+// the buses stopped: the old data path stores what it holds and closes
+// (its uplink says offline), the new one opens, and what the old file
+// still held is carried into the new one if the file moved. Nothing polled
+// is lost and the order is kept.
 func (d *Daemon) reopenDataPath(nc *config.Config) error {
 	d.pipeMu.Lock()
 	defer d.pipeMu.Unlock()
@@ -462,10 +487,3 @@ func (d *Daemon) valve(ctx context.Context, request, meter, action string) (Valv
 
 // ErrUnknownMeter is returned for a meter id that is not in the running config.
 var ErrUnknownMeter = errors.New("no such meter in the running config")
-
-// ingest is where a bus hands over what it polled.
-func (d *Daemon) ingest(rec reading.Record) {
-	d.pipeMu.RLock()
-	defer d.pipeMu.RUnlock()
-	d.pipe.ingest(rec)
-}

@@ -14,13 +14,12 @@ import (
 	"tidegate/cmd/tidegate/internal/config"
 	"tidegate/filter"
 	"tidegate/pipeline"
-	"tidegate/reading"
 	"tidegate/uplink"
 )
 
 // dataPath is the daemon's end of the data flow: the buffer file, the
 // filter → buffer pipeline (package pipeline, its one owner) and the uplink
-// draining the buffer. Buses hand records to ingest.
+// draining the buffer. Buses hand records to the pipeline, their sink.
 type dataPath struct {
 	log  *logrus.Logger
 	hub  *hub
@@ -236,7 +235,6 @@ func (p *dataPath) stages() []string {
 	return s
 }
 
-func (p *dataPath) ingest(rec reading.Record) { p.own.Ingest(rec) }
 
 // close stores what the buses delivered and what the filter holds, gives
 // the uplink until ctx's deadline to send the backlog, stops it (it

@@ -77,19 +77,16 @@ mqtt: {broker: "%s", topic_prefix: %s, reconnect_jitter: off, connect_gap: off, 
 	waitFor(t, func() bool { return d.path() != nil && d.path().up != nil && d.path().up.Connected() })
 
 	const n = 300
-	ingested := make(chan struct{})
-	go func() {
-		defer close(ingested)
-		for i := range n {
-			d.ingest(reading.Record{Kind: reading.KindEvent, Event: &reading.Event{Time: time.Now(), Type: "t", Message: fmt.Sprint(i)}})
-			time.Sleep(time.Millisecond)
+	ingest := func(from, to int) {
+		for i := from; i < to; i++ {
+			d.path().own.Event(reading.Event{Time: time.Now(), Type: "t", Message: fmt.Sprint(i)})
 		}
-	}()
-	time.Sleep(50 * time.Millisecond)
+	}
+	ingest(0, n/2) // stored in one.db, partly sent on p1
 	write("p2", "two.db")
 	hup <- os.Interrupt
-	<-ingested
 	waitFor(t, func() bool { return strings.Contains(logs.String(), `"msg":"reloaded"`) })
+	ingest(n/2, n)
 	nc, _ := config.Load(cfgPath, nil)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
