@@ -191,7 +191,9 @@ func (p *Pipeline) Reading(r reading.Reading, kind reading.Kind) {
 }
 
 // Event is the other half of drivers.Sink.
-func (p *Pipeline) Event(e reading.Event) { p.Ingest(reading.Record{Kind: reading.KindEvent, Event: &e}) }
+func (p *Pipeline) Event(e reading.Event) {
+	p.Ingest(reading.Record{Kind: reading.KindEvent, Event: &e})
+}
 
 // SetFilter replaces the filter's settings, keeping what each meter has
 // learned and holds. It runs on the owner, between two records.

@@ -235,7 +235,6 @@ func (p *dataPath) stages() []string {
 	return s
 }
 
-
 // close stores what the buses delivered and what the filter holds, gives
 // the uplink until ctx's deadline to send the backlog, stops it (it
 // publishes offline) and closes the buffer.
