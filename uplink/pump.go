@@ -66,7 +66,7 @@ func (u *Uplink) pump(ctx context.Context, client func() paho.Client) error {
 		if err := acks.err(); err != nil {
 			return err
 		}
-		if (!u.connected.Load() || !u.floorKnown.Load()) && !u.naiveClient {
+		if !u.connected.Load() || !u.floorKnown.Load() {
 			reset()
 			select {
 			case <-ctx.Done():
@@ -77,7 +77,7 @@ func (u *Uplink) pump(ctx context.Context, client func() paho.Client) error {
 			}
 			continue
 		}
-		if e := u.epoch.Load(); e != epoch && !u.naiveClient {
+		if e := u.epoch.Load(); e != epoch {
 			reset()
 			epoch, hold = e, false
 			c = client() // stored before the epoch moved: this connection's or a newer one's
@@ -94,7 +94,7 @@ func (u *Uplink) pump(ctx context.Context, client func() paho.Client) error {
 				wakeAt = at
 				break
 			}
-			if top := slices.Max(m.seqs); top > u.bound.Load() && !u.naiveClient {
+			if top := slices.Max(m.seqs); top > u.bound.Load() {
 				// Past the last_seq this connection's will carries: a new
 				// connection claims more (lastseq.go); this message goes on it.
 				u.log.WithFields(logrus.Fields{"seq": top, "last_seq": u.bound.Load()}).Info("uplink: reconnecting to claim seqs beyond the status's last_seq")
@@ -128,7 +128,7 @@ func (u *Uplink) pump(ctx context.Context, client func() paho.Client) error {
 			if !isDone(m.tok) {
 				break
 			}
-			if err := m.tok.Error(); err != nil || (!u.trustTokens && u.epoch.Load() != m.epoch) {
+			if err := m.tok.Error(); err != nil || u.epoch.Load() != m.epoch {
 				// Not proof of delivery: an error, or the connection changed
 				// under the publish (paho #563 completes it with nil then).
 				if err == nil {

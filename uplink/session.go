@@ -182,21 +182,3 @@ func (u *Uplink) currentClient() paho.Client {
 	}
 	return nil
 }
-
-// runNaive is the #563 test's naive client: one paho client that
-// reconnects by itself, with paho's memory store. Its pump starts once the
-// first connection is complete: with a clean session paho empties its store
-// when the first CONNACK comes, and a publish stored while connecting would
-// be dropped unsent with its token never completed (that, not #563, made the
-// test's unprotected case time out under load).
-func (u *Uplink) runNaive(ctx context.Context) error {
-	c := paho.NewClient(u.options())
-	u.client.Store(&c)
-	tok := c.Connect() // ConnectRetry: completes when first connected
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-tok.Done():
-	}
-	return u.superviseSend(ctx, func() paho.Client { return c })
-}

@@ -80,13 +80,6 @@ type Uplink struct {
 	floorKnown atomic.Bool
 	retained   chan []byte
 
-	// Test-only switches that take the #563 protection apart, to show that
-	// the PUBACK-withholding test fails without it. naiveClient: paho's
-	// memory store (paho resends on reconnect) and the window kept across
-	// reconnects; trustTokens: a token without error counts as delivered
-	// even if the connection changed under it (no epoch check).
-	naiveClient, trustTokens bool
-
 	mu      sync.Mutex
 	lastErr string
 	stats   Stats
@@ -155,7 +148,7 @@ func New(cfg Config, q Queue, log *logrus.Entry) (*Uplink, error) {
 // Connected reports whether the MQTT connection is up now and ready to
 // send (the gateway's last_seq read on the first one: lastseq.go).
 func (u *Uplink) Connected() bool {
-	return u.connected.Load() && (u.floorKnown.Load() || u.naiveClient)
+	return u.connected.Load() && u.floorKnown.Load()
 }
 
 // Stats returns a copy of the counters.
@@ -204,28 +197,18 @@ func (u *Uplink) statusPayload(state string) []byte {
 	return b
 }
 
-func (u *Uplink) store() paho.Store {
-	if u.naiveClient {
-		return paho.NewMemoryStore() // the naive client of the #563 test
-	}
-	return discardStore{}
-}
-
-// options are a paho client's. The protected uplink's client is for one
-// connection (no reconnect, no retry: session.go makes the next client);
-// the naive client of the #563 test reconnects and retries on its own.
+// options are a paho client's: for one connection (no reconnect, no retry:
+// session.go makes the next client).
 func (u *Uplink) options() *paho.ClientOptions {
 	u.claim() // before the will is built: it carries the new bound
 	o := paho.NewClientOptions().
 		AddBroker(u.broker.String()).
 		SetClientID(u.cfg.ClientID).
-		SetCleanSession(true). // bbolt is the durable queue, not paho's stores
-		SetStore(u.store()).
-		SetOrderMatters(false). // handlers must never block the client (#474, #509)
-		SetAutoReconnect(u.naiveClient).
-		SetConnectRetry(u.naiveClient).
-		SetConnectRetryInterval(time.Second).
-		SetMaxReconnectInterval(u.cfg.ReconnectMax).
+		SetCleanSession(true).    // bbolt is the durable queue, not paho's stores
+		SetStore(discardStore{}). // paho must not resend on its own (#563); the pump resends from the buffer
+		SetOrderMatters(false).   // handlers must never block the client (#474, #509)
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
 		SetKeepAlive(u.cfg.KeepAlive).
 		SetConnectTimeout(10*time.Second).
 		SetWriteTimeout(10*time.Second).
@@ -245,7 +228,7 @@ func (u *Uplink) options() *paho.ClientOptions {
 		u.connected.Store(true)
 		u.count(func(s *Stats) { s.Connects++ })
 		u.log.WithField("broker", u.broker.Host).Info("uplink connected")
-		if !u.floorKnown.Load() && !u.naiveClient {
+		if !u.floorKnown.Load() {
 			go u.learnFloor(c) // publishes online once the floor is known
 			return
 		}
@@ -263,11 +246,6 @@ func (u *Uplink) options() *paho.ClientOptions {
 		u.log.WithError(err).Warn("uplink connection lost")
 		u.signal()
 		u.signalLost()
-	})
-	o.SetReconnectingHandler(func(_ paho.Client, opts *paho.ClientOptions) {
-		u.epoch.Add(1)
-		// The will carries the time of this connection, not of the first.
-		opts.SetBinaryWill(u.t.status, u.statusPayload("offline"), 1, true)
 	})
 	var lastBrokerErr string // only touched by paho's connecting goroutine
 	o.SetConnectionNotificationHandler(func(_ paho.Client, n paho.ConnectionNotification) {
@@ -303,12 +281,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 	if u.ran.Swap(true) {
 		return ErrRunTwice
 	}
-	var err error
-	if u.naiveClient {
-		err = u.runNaive(ctx)
-	} else {
-		err = u.runSessions(ctx)
-	}
+	err := u.runSessions(ctx)
 	u.stopping.Store(true)
 	c := u.currentClient()
 	if c == nil {
