@@ -8,7 +8,7 @@ import (
 	"os"
 
 	"tidegate/cmd/tidegate/internal/config"
-	"tidegate/cmd/tidegate/internal/daemon"
+	"tidegate/cmd/tidegate/internal/datapath"
 )
 
 // defaultConfigPath is where the daemon and the technician verbs look when
@@ -116,7 +116,7 @@ func runConfigValidate(e *env, args []string) error {
 		}
 		return usageError(err)
 	}
-	if err := daemon.CheckUplink(c); err != nil {
+	if err := datapath.CheckUplink(c); err != nil {
 		// The uplink's own check, as `run` meets it: what validate accepts
 		// must start, or systemd restarts it forever.
 		fmt.Fprintf(e.stderr, "%s: mqtt: %v\n", path, err)

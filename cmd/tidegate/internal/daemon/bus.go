@@ -94,7 +94,7 @@ func (d *Daemon) startBus(cfg *config.Config, b config.Bus, meters []config.Mete
 		return
 	}
 	// The pipeline is the bus's sink: drivers → pipeline, nothing between.
-	bus, err := drivers.NewBus(bc, mcs, cfg.Profiles, pipe.own, logrus.NewEntry(d.log))
+	bus, err := drivers.NewBus(bc, mcs, cfg.Profiles, pipe.Own, logrus.NewEntry(d.log))
 	if err != nil {
 		r.err = err.Error()
 		close(r.done)

@@ -17,6 +17,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"tidegate/cmd/tidegate/internal/config"
+	"tidegate/cmd/tidegate/internal/datapath"
 	"tidegate/drivers"
 	"tidegate/reading"
 )
@@ -50,10 +51,10 @@ type Daemon struct {
 	// the whole data path (with every bus stopped: they hand their records
 	// to the pipeline directly).
 	pipeMu sync.RWMutex
-	pipe   *dataPath
+	pipe   *datapath.Path
 }
 
-func (d *Daemon) path() *dataPath {
+func (d *Daemon) path() *datapath.Path {
 	d.pipeMu.RLock()
 	defer d.pipeMu.RUnlock()
 	return d.pipe
@@ -78,7 +79,8 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 	log := d.log.WithFields(logrus.Fields{"gateway": cfg.Gateway.ID, "version": d.opts.Version, "config": d.opts.ConfigPath, "config_hash": cfg.Hash})
 	log.WithFields(logrus.Fields{"buses": len(cfg.Buses), "meters": len(cfg.Meters)}).Info("starting")
 
-	pipe, err := openDataPath(cfg, d.log, d.hub, d.opts.Version)
+	d.hub.gateway = cfg.Gateway.ID
+	pipe, err := datapath.Open(cfg, d.log, d.hub.publish, d.opts.Version)
 	if err != nil {
 		return err
 	}
@@ -89,7 +91,7 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 
 	api, err := d.serveAPI(cfg)
 	if err != nil {
-		pipe.close(context.Background())
+		pipe.Close(context.Background())
 		return err
 	}
 
@@ -98,7 +100,7 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 		d.startBus(cfg, b, metersOn(cfg, b.Name))
 	}
 	d.mu.Unlock()
-	log.WithField("stages", pipe.stages()).Info("running")
+	log.WithField("stages", pipe.Stages()).Info("running")
 	notify(d.log, sd.SdNotifyReady)
 	wctx, wcancel := context.WithCancel(ctx)
 	defer wcancel()
@@ -137,7 +139,7 @@ func (d *Daemon) parts() []PartStatus {
 	d.mu.Unlock()
 	pipe := d.path()
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return append(out, pipe.partStates()...)
+	return append(out, pipe.PartStates()...)
 }
 
 // showParts logs a change of any part's state and says it in the retained
@@ -152,7 +154,7 @@ func (d *Daemon) showParts(shown string) string {
 		if shown != "" {
 			d.log.WithField("parts", strings.TrimSpace(now)).Info("part states changed")
 		}
-		if up := d.path().up; up != nil {
+		if up := d.path().Up; up != nil {
 			up.RefreshStatus()
 		}
 	}
@@ -176,7 +178,7 @@ func (d *Daemon) shutdown(api *apiServer) error {
 	wg.Wait()
 	// The pipeline drains what the buses delivered, flushes the filter and
 	// the buffer, lets the uplink send what it can, then publishes offline.
-	err := d.path().close(deadline)
+	err := d.path().Close(deadline)
 	api.close()
 	fields := logrus.Fields{"took": time.Since(t0).Round(time.Millisecond).String()}
 	if err != nil {
@@ -252,7 +254,7 @@ func (d *Daemon) reload() {
 		case "log":
 			applyLogLevel(d.log, nc.Log.Level)
 		case "filter":
-			d.path().setFilterConfig(nc)
+			d.path().SetFilterConfig(nc)
 		case "buffer", "gateway":
 			dataPathChanged = true
 		case "mqtt":
@@ -268,15 +270,15 @@ func (d *Daemon) reload() {
 			restartNeeded = append(restartNeeded, "buffer", "gateway")
 		}
 	case mqttChanged:
-		if err := d.path().restartUplink(nc, d.opts.Version); err != nil {
+		if err := d.path().RestartUplink(nc, d.opts.Version); err != nil {
 			d.log.WithError(err).Error("reload: the new mqtt settings could not be applied; the uplink keeps the old ones")
 			restartNeeded = append(restartNeeded, "mqtt")
-		} else if up := d.path().up; up != nil {
+		} else if up := d.path().Up; up != nil {
 			up.SetCommandHandler(commands{d})
 		}
 	}
 	if p := d.path(); p != nil {
-		p.running.Store(nc)
+		p.SetRunning(nc)
 	}
 	carried := map[string]BusStatus{} // counters survive a restart of their bus
 	for name, b := range stopping {
@@ -300,8 +302,8 @@ func (d *Daemon) reload() {
 		f["needs_restart"] = restartNeeded
 	}
 	d.log.WithFields(f).Info("reloaded")
-	if p := d.path(); p != nil && p.up != nil {
-		p.up.RefreshStatus() // the birth says the hash that runs now
+	if p := d.path(); p != nil && p.Up != nil {
+		p.Up.RefreshStatus() // the birth says the hash that runs now
 	}
 }
 
@@ -317,11 +319,10 @@ func reopensDataPath(diff config.Diff) bool {
 }
 
 // wire connects a new data path to the daemon.
-func (d *Daemon) wire(p *dataPath) {
-	parts := d.parts
-	p.parts.Store(&parts)
-	if p.up != nil {
-		p.up.SetCommandHandler(commands{d})
+func (d *Daemon) wire(p *datapath.Path) {
+	p.SetParts(d.parts)
+	if p.Up != nil {
+		p.Up.SetCommandHandler(commands{d})
 	}
 }
 
@@ -336,15 +337,17 @@ func (d *Daemon) reopenDataPath(nc *config.Config) error {
 	old := d.pipe
 	ctx, cancel := context.WithTimeout(context.Background(), d.opts.ShutdownGrace)
 	defer cancel()
-	moved := old.buf.Path() != nc.Buffer.Path
-	if err := old.closeKeep(ctx, moved); err != nil {
+	moved := old.Buf.Path() != nc.Buffer.Path
+	if err := old.CloseKeep(ctx, moved); err != nil {
 		return err
 	}
-	np, err := openDataPath(nc, d.log, d.hub, d.opts.Version)
+	d.hub.gateway = nc.Gateway.ID
+	np, err := datapath.Open(nc, d.log, d.hub.publish, d.opts.Version)
 	if err != nil {
 		// The old file is still there: open it again as it was.
 		d.log.WithError(err).Error("reload: new data path refused; reopening the old one")
-		op, oerr := openDataPath(old.running.Load(), d.log, d.hub, d.opts.Version)
+		d.hub.gateway = old.Running().Gateway.ID
+		op, oerr := datapath.Open(old.Running(), d.log, d.hub.publish, d.opts.Version)
 		if oerr != nil {
 			return fmt.Errorf("%w; and reopening the old one: %w", err, oerr)
 		}
@@ -353,12 +356,12 @@ func (d *Daemon) reopenDataPath(nc *config.Config) error {
 		return err
 	}
 	if moved {
-		if n, err := old.carryInto(np.buf); err != nil {
+		if n, err := old.CarryInto(np.Buf); err != nil {
 			d.log.WithError(err).WithField("carried", n).Error("reload: records of the old buffer file not all carried into the new one; they stay in the old file")
 		} else if n > 0 {
-			d.log.WithFields(logrus.Fields{"records": n, "from": old.buf.Path(), "to": nc.Buffer.Path}).Info("reload: the old buffer file's records carried into the new one")
+			d.log.WithFields(logrus.Fields{"records": n, "from": old.Buf.Path(), "to": nc.Buffer.Path}).Info("reload: the old buffer file's records carried into the new one")
 		}
-		old.buf.Close()
+		old.Buf.Close()
 	}
 	d.pipe = np
 	d.wire(np)
@@ -406,9 +409,9 @@ func (d *Daemon) status() Status {
 	}
 	s.Parts = d.parts()
 	pipe := d.path()
-	s.Buffer = pipe.bufferStatus()
-	s.Broker = pipe.brokerStatus()
-	s.Stages = pipe.stages()
+	s.Buffer = pipe.BufferStatus()
+	s.Broker = pipe.BrokerStatus()
+	s.Stages = pipe.Stages()
 	return s
 }
 

@@ -81,7 +81,7 @@ func TestDaemonReloadAndAPI(t *testing.T) {
 	oldHash := st.ConfigHash
 
 	// Records handed in by a bus show up as last readings and on /metrics.
-	d.path().own.Reading(reading.Reading{Meter: "m1", Received: time.Now(), Has: reading.HasForward, Forward: 12.5}, reading.KindReading)
+	d.path().Own.Reading(reading.Reading{Meter: "m1", Received: time.Now(), Has: reading.HasForward, Forward: 12.5}, reading.KindReading)
 	waitFor(t, func() bool {
 		resp, err := cl.Get("http://x/metrics")
 		if err != nil {

@@ -74,12 +74,12 @@ mqtt: {broker: "%s", topic_prefix: %s, reconnect_jitter: off, connect_gap: off, 
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx, hup) }()
 	defer func() { cancel(); <-done }()
-	waitFor(t, func() bool { return d.path() != nil && d.path().up != nil && d.path().up.Connected() })
+	waitFor(t, func() bool { return d.path() != nil && d.path().Up != nil && d.path().Up.Connected() })
 
 	const n = 300
 	ingest := func(from, to int) {
 		for i := from; i < to; i++ {
-			d.path().own.Event(reading.Event{Time: time.Now(), Type: "t", Message: fmt.Sprint(i)})
+			d.path().Own.Event(reading.Event{Time: time.Now(), Type: "t", Message: fmt.Sprint(i)})
 		}
 	}
 	ingest(0, n/2) // stored in one.db, partly sent on p1

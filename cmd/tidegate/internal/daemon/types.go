@@ -3,6 +3,7 @@ package daemon
 import (
 	"time"
 
+	"tidegate/cmd/tidegate/internal/datapath"
 	"tidegate/reading"
 )
 
@@ -49,16 +50,6 @@ type BusStatus struct {
 	RestartError string `json:"restart_error,omitempty"`
 }
 
-// PartStatus is one long-running part under supervision: every bus, the
-// pipeline owner, the uplink. State is running, restarting (after an
-// error, with Error and Restarts) or, for a bus, reopening its line.
-type PartStatus struct {
-	Name     string `json:"name"`
-	State    string `json:"state"`
-	Restarts uint64 `json:"restarts"`
-	Error    string `json:"error,omitempty"`
-}
-
 // MeterStatus is one meter's state and last reading.
 type MeterStatus struct {
 	ID     string              `json:"id"`
@@ -68,21 +59,9 @@ type MeterStatus struct {
 	Last   *reading.RecordJSON `json:"last,omitempty"` // the record's one encoding, as the uplink sends it
 }
 
-// BufferStatus is the durable queue's depth.
-type BufferStatus struct {
-	Wired      bool    `json:"wired"`
-	Depth      uint64  `json:"depth"`
-	OldestAgeS float64 `json:"oldest_age_s"`
-	Bytes      int64   `json:"bytes"`
-	Evicted    uint64  `json:"evicted"`
-}
-
-// BrokerStatus is the uplink's connection.
-type BrokerStatus struct {
-	Wired     bool   `json:"wired"`
-	URL       string `json:"url"`
-	Connected bool   `json:"connected"`
-	Published uint64 `json:"published"`
-	Acked     uint64 `json:"acked"`
-	Error     string `json:"error,omitempty"`
-}
+// The data path's parts of Status (package datapath).
+type (
+	BufferStatus = datapath.BufferStatus
+	BrokerStatus = datapath.BrokerStatus
+	PartStatus   = datapath.PartStatus
+)

@@ -59,10 +59,10 @@ func (d *Daemon) watchdog(ctx context.Context) {
 // alive asks the pipeline owner and the uplink's sending loop to turn once.
 func (d *Daemon) alive(ctx context.Context) (bool, string) {
 	p := d.path()
-	if !p.own.Alive(ctx) {
+	if !p.Own.Alive(ctx) {
 		return false, "pipeline"
 	}
-	if p.up != nil && !p.up.Alive(ctx) {
+	if p.Up != nil && !p.Up.Alive(ctx) {
 		return false, "uplink"
 	}
 	return true, ""

@@ -14,6 +14,7 @@ import (
 
 	"tidegate/buffer"
 	"tidegate/cmd/tidegate/internal/config"
+	"tidegate/cmd/tidegate/internal/datapath"
 	"tidegate/pipeline"
 	"tidegate/reading"
 )
@@ -126,7 +127,7 @@ func TestWatchdogStopsForAWedgedPipeline(t *testing.T) {
 	p := pipeline.New(hs, pipeline.Options{Latency: 10 * time.Millisecond})
 	logs := &syncBuffer{}
 	d := New(Options{Log: NewLogger(logs, "debug", "json")})
-	d.pipe = &dataPath{own: p}
+	d.pipe = &datapath.Path{Own: p}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go d.watchdog(ctx)

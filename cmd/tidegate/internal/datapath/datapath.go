@@ -1,4 +1,10 @@
-package daemon
+// Package datapath is tidegate's composition root for the data flow: it
+// opens the buffer file, wires the filter → buffer pipeline (its one owner,
+// which is also the buses' sink) and the uplink draining the buffer, and
+// closes them in the order that loses nothing: pipeline (stores what the
+// buses delivered and what the filter holds), uplink (sends what it can,
+// says offline), buffer. The daemon starts and stops buses around it.
+package datapath
 
 import (
 	"context"
@@ -14,19 +20,21 @@ import (
 	"tidegate/cmd/tidegate/internal/config"
 	"tidegate/filter"
 	"tidegate/pipeline"
+	"tidegate/reading"
 	"tidegate/uplink"
 )
 
-// dataPath is the daemon's end of the data flow: the buffer file, the
-// filter → buffer pipeline (package pipeline, its one owner) and the uplink
-// draining the buffer. Buses hand records to the pipeline, their sink.
-type dataPath struct {
-	log  *logrus.Logger
-	hub  *hub
-	own  *pipeline.Pipeline
-	buf  *buffer.Buffer
+// Path is one open data path: the buffer file, the filter → buffer
+// pipeline (package pipeline, its one owner, the buses' sink) and the
+// uplink draining the buffer.
+type Path struct {
+	log *logrus.Logger
+	// Own is the pipeline: hand it to every bus as its drivers.Sink.
+	Own *pipeline.Pipeline
+	Buf *buffer.Buffer
+	// Up is the uplink, nil when no broker is configured.
+	Up   *uplink.Uplink
 	filt bool
-	up   *uplink.Uplink // nil when no broker is configured
 	url  string
 	// store and queue are buf as the pipeline and the uplink see it
 	// (faults_none.go).
@@ -36,20 +44,20 @@ type dataPath struct {
 	upCancel context.CancelFunc
 	upDone   chan struct{}
 
-	// parts, set by the daemon, lists the supervised parts for the
-	// retained status.
+	// parts, set by the daemon (SetParts), lists the supervised parts for
+	// the retained status.
 	parts atomic.Pointer[func() []PartStatus]
 	// running is the config in effect: the birth message's hash, meters
 	// and buses come from it, so after a reload it says what runs.
 	running atomic.Pointer[config.Config]
 }
 
-// partStates is the pipeline's and the uplink's part of Status.Parts.
-func (p *dataPath) partStates() []PartStatus {
-	ps := p.own.Stats()
+// PartStates is the pipeline's and the uplink's part of Status.Parts.
+func (p *Path) PartStates() []PartStatus {
+	ps := p.Own.Stats()
 	out := []PartStatus{{Name: "pipeline", State: ps.State, Restarts: ps.Restarts + ps.AppendErrs, Error: ps.LastError}}
-	if p.up != nil {
-		us := p.up.Stats()
+	if p.Up != nil {
+		us := p.Up.Stats()
 		st := us.State
 		if st == "" {
 			st = uplink.StateRunning // Run not started yet: nothing has failed
@@ -59,17 +67,19 @@ func (p *dataPath) partStates() []PartStatus {
 	return out
 }
 
-func openDataPath(cfg *config.Config, log *logrus.Logger, h *hub, version string) (*dataPath, error) {
-	p := &dataPath{log: log, hub: h}
-	h.gateway = cfg.Gateway.ID
+// Open opens the data path of cfg: seen is called with every good poll as
+// it arrives and every record once stored (the daemon's tail and last
+// readings); version goes in the birth message.
+func Open(cfg *config.Config, log *logrus.Logger, seen func(reading.Record), version string) (*Path, error) {
+	p := &Path{log: log}
 	buf, err := buffer.Open(cfg.Buffer.Path, buffer.Options{MaxBytes: int64(cfg.Buffer.MaxBytes), MaxRecords: int64(cfg.Buffer.MaxRecords), Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("buffer %s: %w", cfg.Buffer.Path, err)
 	}
-	p.buf = buf
+	p.Buf = buf
 	p.store, p.queue = faultable(buf, log)
 	po := pipeline.Options{Latency: cfg.Buffer.CommitLatency, Log: logrus.NewEntry(log).WithField("stage", "pipeline"),
-		Seen: h.publish}
+		Seen: seen}
 	if cfg.Filter.On() {
 		fc := cfg.FilterConfig()
 		if err := fc.Validate(); err != nil {
@@ -87,22 +97,22 @@ func openDataPath(cfg *config.Config, log *logrus.Logger, h *hub, version string
 		buf.Close()
 		return nil, err
 	}
-	p.own = pipeline.New(p.store, po)
+	p.Own = pipeline.New(p.store, po)
 	p.startUplink()
 	return p, nil
 }
 
 // newUplink makes the uplink for cfg (none without a broker); its birth
 // message reads the running config, the buffer's seq base and the parts.
-func (p *dataPath) newUplink(cfg *config.Config, version string) error {
-	p.up, p.url = nil, ""
+func (p *Path) newUplink(cfg *config.Config, version string) error {
+	p.Up, p.url = nil, ""
 	if cfg.MQTT.Broker == "" {
 		return nil
 	}
-	uc := uplinkConfig(cfg, version)
+	uc := UplinkConfig(cfg, version)
 	uc.Status = func() uplink.StatusInfo {
-		i := uplinkConfig(p.running.Load(), version).Status()
-		i.SeqBase = p.buf.Stats().SeqBase
+		i := UplinkConfig(p.running.Load(), version).Status()
+		i.SeqBase = p.Buf.Stats().SeqBase
 		if f := p.parts.Load(); f != nil {
 			for _, ps := range (*f)() {
 				i.Parts = append(i.Parts, uplink.PartState{Name: ps.Name, State: ps.State, Restarts: ps.Restarts, Error: ps.Error})
@@ -114,17 +124,17 @@ func (p *dataPath) newUplink(cfg *config.Config, version string) error {
 	if err != nil {
 		return err
 	}
-	p.up, p.url = up, cfg.MQTT.Broker
+	p.Up, p.url = up, cfg.MQTT.Broker
 	return nil
 }
 
-func (p *dataPath) startUplink() {
-	if p.up == nil {
+func (p *Path) startUplink() {
+	if p.Up == nil {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p.upCancel, p.upDone = cancel, make(chan struct{})
-	up, log := p.up, p.log
+	up, log := p.Up, p.log
 	go func() {
 		defer close(p.upDone)
 		if err := up.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
@@ -135,8 +145,8 @@ func (p *dataPath) startUplink() {
 
 // stopUplink stops the running uplink (it publishes offline). Nothing is
 // lost: what it had not delivered is still in the buffer.
-func (p *dataPath) stopUplink() {
-	if p.up == nil {
+func (p *Path) stopUplink() {
+	if p.Up == nil {
 		return
 	}
 	p.upCancel()
@@ -147,26 +157,26 @@ func (p *dataPath) stopUplink() {
 	}
 }
 
-// restartUplink applies new mqtt settings in-process: the old uplink
+// RestartUplink applies new mqtt settings in-process: the old uplink
 // stops, the new one starts from the buffer's cursor, so every record not
 // yet acknowledged is sent again, in order. A config the uplink refuses
 // leaves the old one running.
-func (p *dataPath) restartUplink(nc *config.Config, version string) error {
+func (p *Path) RestartUplink(nc *config.Config, version string) error {
 	if nc.MQTT.Broker != "" {
 		if err := CheckUplink(nc); err != nil {
 			return err
 		}
 	}
-	old, oldURL, oldCancel, oldDone := p.up, p.url, p.upCancel, p.upDone
+	old, oldURL, oldCancel, oldDone := p.Up, p.url, p.upCancel, p.upDone
 	p.running.Store(nc)
 	if err := p.newUplink(nc, version); err != nil {
-		p.up, p.url = old, oldURL
+		p.Up, p.url = old, oldURL
 		return err
 	}
-	nu, nurl := p.up, p.url
-	p.up, p.upCancel, p.upDone = old, oldCancel, oldDone
+	nu, nurl := p.Up, p.url
+	p.Up, p.upCancel, p.upDone = old, oldCancel, oldDone
 	p.stopUplink()
-	p.up, p.url = nu, nurl
+	p.Up, p.url = nu, nurl
 	p.startUplink()
 	p.log.WithField("broker", nc.MQTT.Broker).Info("reload: uplink restarted with the new mqtt settings")
 	return nil
@@ -178,7 +188,7 @@ func CheckUplink(cfg *config.Config) error {
 	if cfg.MQTT.Broker == "" {
 		return nil
 	}
-	return uplink.Check(uplinkConfig(cfg, ""))
+	return uplink.Check(UplinkConfig(cfg, ""))
 }
 
 // brokerURL is mqtt.broker as the uplink takes it: tls.enabled turns a
@@ -196,7 +206,8 @@ func brokerURL(m config.MQTT) string {
 	return m.Broker
 }
 
-func uplinkConfig(cfg *config.Config, version string) uplink.Config {
+// UplinkConfig is cfg's mqtt section in the uplink's terms.
+func UplinkConfig(cfg *config.Config, version string) uplink.Config {
 	m := cfg.MQTT
 	uc := uplink.Config{
 		Broker: brokerURL(m), ClientID: m.ClientID, Gateway: cfg.Gateway.ID, TopicPrefix: m.TopicPrefix,
@@ -223,30 +234,31 @@ func uplinkConfig(cfg *config.Config, version string) uplink.Config {
 	return uc
 }
 
-func (p *dataPath) stages() []string {
+// Stages are the stages wired, in data-flow order.
+func (p *Path) Stages() []string {
 	s := []string{"drivers"}
 	if p.filt {
 		s = append(s, "filter")
 	}
 	s = append(s, "buffer")
-	if p.up != nil {
+	if p.Up != nil {
 		s = append(s, "uplink")
 	}
 	return s
 }
 
-// close stores what the buses delivered and what the filter holds, gives
+// Close stores what the buses delivered and what the filter holds, gives
 // the uplink until ctx's deadline to send the backlog, stops it (it
 // publishes offline) and closes the buffer.
-func (p *dataPath) close(ctx context.Context) error { return p.closeKeep(ctx, false) }
+func (p *Path) Close(ctx context.Context) error { return p.CloseKeep(ctx, false) }
 
-// carryInto appends what this buffer still holds to dst, in order (new
+// CarryInto appends what this buffer still holds to dst, in order (new
 // seqs there), and acknowledges it here: a reload that moved the buffer
 // file leaves nothing behind in the old one.
-func (p *dataPath) carryInto(dst *buffer.Buffer) (int, error) {
+func (p *Path) CarryInto(dst *buffer.Buffer) (int, error) {
 	n := 0
 	for {
-		recs, err := p.buf.Read(0, 1000)
+		recs, err := p.Buf.Read(0, 1000)
 		if err != nil || len(recs) == 0 {
 			return n, err
 		}
@@ -257,25 +269,25 @@ func (p *dataPath) carryInto(dst *buffer.Buffer) (int, error) {
 		if _, err := dst.Append(context.Background(), recs...); err != nil {
 			return n, err
 		}
-		if err := p.buf.Ack(seqs...); err != nil {
+		if err := p.Buf.Ack(seqs...); err != nil {
 			return n, err
 		}
 		n += len(recs)
 	}
 }
 
-// closeKeep is close; keepBuffer leaves the buffer open (the caller
+// CloseKeep is Close; keepBuffer leaves the buffer open (the caller
 // carries its records elsewhere and closes it).
-func (p *dataPath) closeKeep(ctx context.Context, keepBuffer bool) error {
-	perr := p.own.Close(ctx)
+func (p *Path) CloseKeep(ctx context.Context, keepBuffer bool) error {
+	perr := p.Own.Close(ctx)
 	if perr != nil && !errors.Is(perr, pipeline.ErrNotDrained) {
 		p.log.WithError(perr).Error("pipeline stopped with records not stored")
 	}
-	if p.up != nil {
+	if p.Up != nil {
 		// Let a connected uplink catch up before it stops; a disconnected
 		// one leaves the backlog in the buffer for the next start.
-		last := p.buf.Stats().LastSeq
-		for p.up.Connected() && p.buf.Cursor() < last {
+		last := p.Buf.Stats().LastSeq
+		for p.Up.Connected() && p.Buf.Cursor() < last {
 			select {
 			case <-ctx.Done():
 			case <-time.After(50 * time.Millisecond):
@@ -293,23 +305,25 @@ func (p *dataPath) closeKeep(ctx context.Context, keepBuffer bool) error {
 	if keepBuffer {
 		return perr
 	}
-	if err := p.buf.Close(); err != nil {
+	if err := p.Buf.Close(); err != nil {
 		return err
 	}
 	return perr
 }
 
-func (p *dataPath) setFilterConfig(cfg *config.Config) {
+// SetFilterConfig applies new filter settings live.
+func (p *Path) SetFilterConfig(cfg *config.Config) {
 	if !p.filt {
 		return
 	}
-	if err := p.own.SetFilter(cfg.FilterConfig()); err != nil {
+	if err := p.Own.SetFilter(cfg.FilterConfig()); err != nil {
 		p.log.WithError(err).Error("new filter settings refused")
 	}
 }
 
-func (p *dataPath) bufferStatus() BufferStatus {
-	s := p.buf.Stats()
+// BufferStatus is the buffer part of the daemon's status.
+func (p *Path) BufferStatus() BufferStatus {
+	s := p.Buf.Stats()
 	bs := BufferStatus{Wired: true, Depth: s.Depth, Bytes: s.FileBytes, Evicted: s.Evicted}
 	if !s.Oldest.IsZero() {
 		bs.OldestAgeS = time.Since(s.Oldest).Seconds()
@@ -317,10 +331,50 @@ func (p *dataPath) bufferStatus() BufferStatus {
 	return bs
 }
 
-func (p *dataPath) brokerStatus() BrokerStatus {
-	if p.up == nil {
+// BrokerStatus is the uplink part of the daemon's status.
+func (p *Path) BrokerStatus() BrokerStatus {
+	if p.Up == nil {
 		return BrokerStatus{}
 	}
-	s := p.up.Stats()
+	s := p.Up.Stats()
 	return BrokerStatus{Wired: true, URL: p.url, Connected: s.Connected, Published: s.Records + s.Events, Acked: s.Records, Error: s.LastError}
+}
+
+// SetParts gives the birth message the daemon's list of supervised parts.
+func (p *Path) SetParts(f func() []PartStatus) { p.parts.Store(&f) }
+
+// Running is the config in effect.
+func (p *Path) Running() *config.Config { return p.running.Load() }
+
+// SetRunning records the config in effect after a reload: the birth message
+// says its hash, meters and buses.
+func (p *Path) SetRunning(c *config.Config) { p.running.Store(c) }
+
+// BufferStatus is the durable queue's depth.
+type BufferStatus struct {
+	Wired      bool    `json:"wired"`
+	Depth      uint64  `json:"depth"`
+	OldestAgeS float64 `json:"oldest_age_s"`
+	Bytes      int64   `json:"bytes"`
+	Evicted    uint64  `json:"evicted"`
+}
+
+// BrokerStatus is the uplink's connection.
+type BrokerStatus struct {
+	Wired     bool   `json:"wired"`
+	URL       string `json:"url"`
+	Connected bool   `json:"connected"`
+	Published uint64 `json:"published"`
+	Acked     uint64 `json:"acked"`
+	Error     string `json:"error,omitempty"`
+}
+
+// PartStatus is one long-running part under supervision: every bus, the
+// pipeline owner, the uplink. State is running, restarting (after an
+// error, with Error and Restarts) or, for a bus, reopening its line.
+type PartStatus struct {
+	Name     string `json:"name"`
+	State    string `json:"state"`
+	Restarts uint64 `json:"restarts"`
+	Error    string `json:"error,omitempty"`
 }

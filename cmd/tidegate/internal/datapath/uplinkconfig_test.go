@@ -1,4 +1,4 @@
-package daemon
+package datapath
 
 import (
 	"os"
@@ -51,7 +51,7 @@ func TestEveryUplinkSettingInTheConfig(t *testing.T) {
 			want[ut.Field(i).Name] = i + 1
 		}
 	}
-	uc := reflect.ValueOf(uplinkConfig(&c, "v"))
+	uc := reflect.ValueOf(UplinkConfig(&c, "v"))
 	for name, v := range want {
 		if got := uc.FieldByName(name).Interface(); got != v {
 			t.Errorf("mqtt setting for uplink.Config.%s: set %v, the uplink got %v", name, v, got)
@@ -80,7 +80,7 @@ func TestValidGoldenConfigsStartTheUplink(t *testing.T) {
 			t.Errorf("%s: %v", dir, err)
 			continue
 		}
-		uc := uplinkConfig(cfg, "test")
+		uc := UplinkConfig(cfg, "test")
 		uc.TLS.CAFile, uc.TLS.CertFile, uc.TLS.KeyFile = "", "", ""
 		if _, err := uplink.New(uc, nopQueue{}, nil); err != nil {
 			t.Errorf("%s validates, but the uplink refuses it: %v", filepath.Base(dir), err)

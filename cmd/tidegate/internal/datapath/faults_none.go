@@ -1,6 +1,6 @@
 //go:build !faultinject
 
-package daemon
+package datapath
 
 import (
 	"github.com/sirupsen/logrus"
