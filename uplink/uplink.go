@@ -275,8 +275,8 @@ func (u *Uplink) options() *paho.ClientOptions {
 
 // Run connects and drains the queue until ctx ends, then publishes the
 // retained "offline" status and disconnects. Broker outages do not end Run;
-// they only let the buffer grow. It returns ctx's error on a normal stop, or
-// a queue error that makes draining impossible.
+// they only let the buffer grow, and a queue error only restarts the
+// sending loop (supervise.go). It returns ctx's error when ctx ends.
 func (u *Uplink) Run(ctx context.Context) error {
 	if u.ran.Swap(true) {
 		return ErrRunTwice
