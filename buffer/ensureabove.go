@@ -60,3 +60,10 @@ func (b *Buffer) firstHeld() uint64 {
 	}
 	return recs[0].Seq
 }
+
+// SeqBase is the seq the file's numbering started above: it names the file.
+func (b *Buffer) SeqBase() uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.ctr.Base
+}

@@ -209,3 +209,4 @@ func (s spreadInfo) hist(bin time.Duration) []int {
 
 func (emptyQueue) EnsureAbove(uint64) error { return nil }
 func (emptyQueue) LastSeq() uint64          { return 0 }
+func (emptyQueue) SeqBase() uint64          { return 0 }

@@ -13,8 +13,9 @@ import (
 // 1970: its new ids would repeat ids the receiver has and be dropped as
 // duplicates. So the retained status carries last_seq, at least the
 // highest seq this gateway may have published, and before it publishes
-// anything the uplink reads its own retained status and has the buffer
-// number above it (Queue.EnsureAbove).
+// anything the uplink reads its own retained status and, if another file
+// published it (its seq_base differs), has the buffer number above it
+// (Queue.EnsureAbove).
 //
 // The will is part of CONNECT and the broker publishes it, retained, in
 // place of the status when the box dies: so it must carry a last_seq no
@@ -75,7 +76,10 @@ func (u *Uplink) learnFloor(c paho.Client) {
 	select {
 	case p := <-u.retained:
 		var w wireStatus
-		if json.Unmarshal(p, &w) == nil && w.Gateway == u.cfg.Gateway {
+		// The same file going on (its seq_base) published those seqs
+		// itself: sending its records again under their ids is at least
+		// once, renumbering them would make duplicates nobody can drop.
+		if json.Unmarshal(p, &w) == nil && w.Gateway == u.cfg.Gateway && w.SeqBase != u.q.SeqBase() {
 			floor = w.LastSeq
 		}
 	case <-time.After(u.cfg.RetainedWait):

@@ -48,6 +48,24 @@ func TestFreshFileAt1970NumbersAboveLastSeq(t *testing.T) {
 		t.Fatalf("the will's last_seq %d is below the highest seq published %d", will.LastSeq, n)
 	}
 
+	// The same file after the crash: it sent those ids itself, so its
+	// records keep them (renumbering would make duplicates no receiver can
+	// drop).
+	again, err := old.Append(context.Background(), testReading("m-000", 9, time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u0, err := New(testConfig(br.URL()), old, quietLogEntry(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop0 := startUplink(t, u0)
+	waitFor(t, 10*time.Second, "the old file's new record delivered", func() bool { return old.Cursor() >= again[0] })
+	stop0()
+	if got, _ := sub.unique(); got[len(got)-1] != n+1 || again[0] != n+1 {
+		t.Fatalf("the same file's next record went out as %d (appended as %d), want %d", got[len(got)-1], again[0], n+1)
+	}
+
 	fresh, err := buffer.Open(t.TempDir()+"/fresh.db", buffer.Options{Clock: func() time.Time { return time.Unix(0, 0) }})
 	if err != nil {
 		t.Fatal(err)

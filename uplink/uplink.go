@@ -34,6 +34,8 @@ type Queue interface {
 	// seq assigned. See lastseq.go.
 	EnsureAbove(floor uint64) error
 	LastSeq() uint64
+	// SeqBase identifies the file: its seqs start above it.
+	SeqBase() uint64
 }
 
 // Version is reported in the birth message when Config.Status gives none.
@@ -181,7 +183,7 @@ func (u *Uplink) signal() {
 }
 
 func (u *Uplink) statusPayload(state string) []byte {
-	w := wireStatus{Gateway: u.cfg.Gateway, State: state, Time: time.Now().UTC(), LastSeq: u.bound.Load()}
+	w := wireStatus{Gateway: u.cfg.Gateway, State: state, Time: time.Now().UTC(), LastSeq: u.bound.Load(), SeqBase: u.q.SeqBase()}
 	if state == "online" {
 		if u.cfg.Status != nil {
 			w.StatusInfo = u.cfg.Status()

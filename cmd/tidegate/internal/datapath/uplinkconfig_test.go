@@ -100,3 +100,4 @@ func (nopQueue) AckUpTo(uint64) error                             { return nil }
 func (nopQueue) Notify() <-chan struct{}                          { return nil }
 func (nopQueue) EnsureAbove(uint64) error                         { return nil }
 func (nopQueue) LastSeq() uint64                                  { return 0 }
+func (nopQueue) SeqBase() uint64                                  { return 0 }
