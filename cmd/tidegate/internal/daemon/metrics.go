@@ -120,6 +120,7 @@ func writeMetrics(w io.Writer, s Status, h *hub) {
 	m.sample("tidegate_broker_connected", "gauge", "1 while connected to the MQTT broker.", b2f(s.Broker.Connected))
 	m.sample("tidegate_uplink_published_total", "counter", "Records published.", float64(s.Broker.Published))
 	m.sample("tidegate_uplink_acked_total", "counter", "Records acknowledged to the buffer.", float64(s.Broker.Acked))
+	m.sample("tidegate_uplink_app_acks_refused_total", "counter", "Application acks beyond what was published: refused, nothing deleted.", float64(s.Broker.AppAcksRefused))
 	seen, dropped, followers := h.counts()
 	m.sample("tidegate_records_total", "counter", "Records that passed the pipeline.", float64(seen))
 	m.sample("tidegate_tail_dropped_total", "counter", "Records a slow tail follower missed.", float64(dropped))

@@ -337,7 +337,7 @@ func (p *Path) BrokerStatus() BrokerStatus {
 		return BrokerStatus{}
 	}
 	s := p.Up.Stats()
-	return BrokerStatus{Wired: true, URL: p.url, Connected: s.Connected, Published: s.Records + s.Events, Acked: s.Records, Error: s.LastError}
+	return BrokerStatus{Wired: true, URL: p.url, Connected: s.Connected, Published: s.Records + s.Events, Acked: s.Records, AppAcksRefused: s.AppAcksRefused, Error: s.LastError}
 }
 
 // SetParts gives the birth message the daemon's list of supervised parts.
@@ -366,7 +366,11 @@ type BrokerStatus struct {
 	Connected bool   `json:"connected"`
 	Published uint64 `json:"published"`
 	Acked     uint64 `json:"acked"`
-	Error     string `json:"error,omitempty"`
+	// AppAcksRefused counts application acks beyond what was published:
+	// refused, nothing deleted (a service acking an event's id ahead of
+	// the readings, or someone else publishing on .../ack).
+	AppAcksRefused uint64 `json:"app_acks_refused"`
+	Error          string `json:"error,omitempty"`
 }
 
 // PartStatus is one long-running part under supervision: every bus, the
