@@ -9,6 +9,8 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/sirupsen/logrus"
+
+	"tidegate/buffer"
 )
 
 // ErrPanic wraps a panic recovered in the uplink's own sending loop: a bug,
@@ -45,7 +47,7 @@ func (u *Uplink) superviseSend(ctx context.Context, client func() paho.Client) e
 		fails++
 		wait := fullJitter(fails, u.cfg.RestartMin, u.cfg.RestartMax, 0)
 		u.setState(StateRestarting, err)
-		u.log.WithError(err).WithFields(logrus.Fields{"restarts": u.Stats().Restarts, "retry_in": wait.Round(time.Millisecond).String()}).
+		u.log.WithError(err).WithFields(logrus.Fields{"restarts": u.Stats().Restarts, "retry_in": wait.Round(time.Millisecond).String(), "class": classify(err)}).
 			Error("uplink: sending stopped; restarting")
 		if err := u.waitRestart(ctx, wait); err != nil {
 			return err
@@ -104,4 +106,22 @@ func (u *Uplink) Alive(ctx context.Context) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// classify names an error of the sending loop for the log, with errors.Is
+// on the buffer's sentinels: "panic" (a bug), "corrupt" (the buffer moved a
+// damaged file aside and salvaged it; sending goes on from the fresh one),
+// "full" (the buffer evicts by its rules), or "transient" (an EIO and the
+// like). The uplink's answer is the same for all: start again after a
+// backoff, from the cursor.
+func classify(err error) string {
+	switch {
+	case errors.Is(err, ErrPanic):
+		return "panic"
+	case errors.Is(err, buffer.ErrCorrupt):
+		return "corrupt"
+	case errors.Is(err, buffer.ErrFull):
+		return "full"
+	}
+	return "transient"
 }

@@ -246,3 +246,19 @@ func TestAppAckBeyondPublishedRefused(t *testing.T) {
 	svc.Publish(ackTopic, 1, false, fmt.Sprintf(`{"seq":%d}`, high)).Wait()
 	waitFor(t, 10*time.Second, "the sent readings deleted", func() bool { return q.Stats().Depth == 20001-high })
 }
+
+func TestClassify(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("uplink: ack 3 records: %w", buffer.ErrFull), "full"},
+		{fmt.Errorf("uplink: read: page 4: %w", buffer.ErrCorrupt), "corrupt"},
+		{fmt.Errorf("uplink: read: %w", syscall.EIO), "transient"},
+		{fmt.Errorf("%w: boom", ErrPanic), "panic"},
+	} {
+		if got := classify(tc.err); got != tc.want {
+			t.Errorf("%v: %s, want %s", tc.err, got, tc.want)
+		}
+	}
+}

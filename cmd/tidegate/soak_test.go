@@ -145,6 +145,8 @@ buses:
 meters:
   - {id: m1, bus: rtu, address: 1, profile: dynaflox-ultrad, poll: {flow: 1s, totals: 1s}}
   - {id: m2, bus: rtu, address: 2, profile: tuf2000m, poll: {flow: 1s, totals: 1s}}
+  - {id: m3, bus: rtu, address: 3, profile: dynaflox-ultrad, poll: {flow: 1s, totals: 1s}}
+  - {id: m4, bus: rtu, address: 4, profile: tuf2000m, poll: {flow: 1s, totals: 1s}}
 filter: {enabled: false}
 buffer: {path: ` + filepath.Join(dir, "buffer.db") + `, commit_latency: 100ms}
 mqtt: {broker: "tcp://` + br.addr + `", topic_prefix: soak, batch: {max_count: 20, max_latency: 100ms},
@@ -285,6 +287,8 @@ buses:
     meters:
       - {id: m1, address: 1, profile: dynaflox-ultrad, water: {profile: flat, persons: 4}}
       - {id: m2, address: 2, profile: tuf2000m, water: {profile: flat}}
+      - {id: m3, address: 3, profile: dynaflox-ultrad, water: {profile: flat, persons: 2}}
+      - {id: m4, address: 4, profile: tuf2000m, water: {profile: flat}}
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
