@@ -3,6 +3,8 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
+	"runtime/debug"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -37,9 +39,32 @@ type owner struct {
 	quiet     uint64    // failures since lastLog
 }
 
+// run is the owner's life: a panic in its own code (a bug) is logged with
+// its stack and the loop starts again, with the batch it held; the buses
+// never see a stopped pipeline.
 func (o *owner) run() {
+	defer close(o.p.done)
+	for fails := 1; !o.loop(); fails = min(fails+1, 8) {
+		select {
+		case <-time.After(time.Duration(fails) * 100 * time.Millisecond):
+		case <-o.p.closing:
+		}
+	}
+}
+
+// loop runs until Close has been handled (true) or a panic was recovered
+// (false).
+func (o *owner) loop() (closed bool) {
 	p := o.p
-	defer close(p.done)
+	defer func() {
+		if r := recover(); r != nil {
+			err := fmt.Errorf("%w: %v", ErrPanic, r)
+			p.restarts.Add(1)
+			p.setErr(err)
+			p.log.WithField("stack", string(debug.Stack())).WithField("error", err.Error()).Error("pipeline owner panicked; restarting it")
+			closed = false
+		}
+	}()
 	after := p.opt.after
 	if after == nil {
 		after = func(d time.Duration) (<-chan time.Time, func() bool) {
@@ -78,7 +103,7 @@ func (o *owner) run() {
 		case <-p.closing:
 			disarm()
 			p.err = o.finish()
-			return
+			return true
 		}
 	}
 }
@@ -200,6 +225,7 @@ func (o *owner) flush() error {
 		p.log.WithFields(logrus.Fields{"records": len(o.batch), "retried": o.failedFor}).Info("buffer append works again")
 		o.failing, o.failedFor, o.quiet = false, 0, 0
 	}
+	p.failing.Store(false)
 	p.commits.Add(1)
 	p.stored.Add(uint64(len(o.batch)))
 	for i := range o.batch {
@@ -218,6 +244,7 @@ func (o *owner) flush() error {
 func (o *owner) failed(err error) {
 	p := o.p
 	p.appendErrs.Add(1)
+	p.setErr(err)
 	o.failing = true
 	if n := len(o.batch) - p.opt.RetryMax; n > 0 {
 		// Bounded: a disk that stays dead must not take the memory too.

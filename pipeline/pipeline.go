@@ -51,6 +51,10 @@ var ErrClosed = errors.New("pipeline is closed")
 // stored what it held (a disk that hangs).
 var ErrNotDrained = errors.New("pipeline not drained")
 
+// ErrPanic wraps a panic recovered in the owner: a bug, logged with its
+// stack; the owner starts again with what it held.
+var ErrPanic = errors.New("pipeline: panic")
+
 // StateKey is where a meter's filter state lives in the buffer's side state.
 func StateKey(meter string) string { return "filter/" + meter }
 
@@ -101,6 +105,12 @@ type Stats struct {
 	Retried    uint64 // records stored by a retry after a failed append
 	Dropped    uint64 // records given up because the retry queue was full
 	Pending    uint64 // records held in memory now, waiting for a commit
+	Restarts   uint64 // panics the owner recovered from
+	// State is "running", or "restarting" while appends fail (they are
+	// retried, the records held) or just after a recovered panic;
+	// LastError says why.
+	State     string
+	LastError string
 }
 
 // Pipeline is one running owner. Its methods are safe for concurrent use.
@@ -116,7 +126,15 @@ type Pipeline struct {
 	closed  atomic.Bool
 	err     error // set by the owner before done closes
 
-	ingested, unqueued, stored, commits, appendErrs, retried, dropped, pending atomic.Uint64
+	ingested, unqueued, stored, commits, appendErrs, retried, dropped, pending, restarts atomic.Uint64
+	failing                                                                              atomic.Bool
+	lastErr                                                                              atomic.Pointer[string]
+}
+
+func (p *Pipeline) setErr(err error) {
+	s := err.Error()
+	p.lastErr.Store(&s)
+	p.failing.Store(true)
 }
 
 // New restores the filter states of opt.Meters from store and starts the
@@ -166,6 +184,17 @@ func (p *Pipeline) Ingest(rec reading.Record) {
 	}
 }
 
+// Reading and Event make the pipeline a bus's sink (drivers.Sink): a
+// reading goes from the drivers to the pipeline with nothing between.
+func (p *Pipeline) Reading(r reading.Reading, kind reading.Kind) {
+	p.Ingest(reading.Record{Kind: kind, Reading: &r})
+}
+
+// Event is the other half of drivers.Sink.
+func (p *Pipeline) Event(e reading.Event) {
+	p.Ingest(reading.Record{Kind: reading.KindEvent, Event: &e})
+}
+
 // SetFilter replaces the filter's settings, keeping what each meter has
 // learned and holds. It runs on the owner, between two records.
 func (p *Pipeline) SetFilter(cfg filter.Config) error {
@@ -200,9 +229,36 @@ func (p *Pipeline) SetFilter(cfg filter.Config) error {
 
 // Stats reads the counters.
 func (p *Pipeline) Stats() Stats {
-	return Stats{Ingested: p.ingested.Load(), Unqueued: p.unqueued.Load(), Stored: p.stored.Load(),
+	s := Stats{Ingested: p.ingested.Load(), Unqueued: p.unqueued.Load(), Stored: p.stored.Load(),
 		Commits: p.commits.Load(), AppendErrs: p.appendErrs.Load(), Retried: p.retried.Load(),
-		Dropped: p.dropped.Load(), Pending: p.pending.Load()}
+		Dropped: p.dropped.Load(), Pending: p.pending.Load(), Restarts: p.restarts.Load(), State: "running"}
+	if p.failing.Load() {
+		s.State = "restarting"
+	}
+	if e := p.lastErr.Load(); e != nil {
+		s.LastError = *e
+	}
+	return s
+}
+
+// Alive says whether the owner turns: it runs a no-op between two records
+// within ctx (a watchdog asks). An owner stuck in an append that hangs
+// does not answer.
+func (p *Pipeline) Alive(ctx context.Context) bool {
+	done := make(chan struct{})
+	select {
+	case p.ctl <- func(*owner) { close(done) }:
+	case <-ctx.Done():
+		return false
+	case <-p.done:
+		return false
+	}
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // Close stops taking records, stores what was handed over, flushes the

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/sirupsen/logrus"
 )
 
 // ErrAppAck marks an unusable message on .../ack.
@@ -29,7 +30,7 @@ func (u *Uplink) subscribe(c paho.Client) {
 	epoch := u.epoch.Load()
 	// Its own status: a Last Will the broker publishes after this session's
 	// "online" (the old session's, on a takeover) is answered (status.go).
-	u.subscribeChecked(c, epoch, u.t.status, func(_ paho.Client, m paho.Message) { go u.onStatus(c, m.Payload()) })
+	u.subscribeChecked(c, epoch, u.t.status, u.statusHandler(c))
 	if u.cfg.Ack == AckApplication {
 		u.subscribeChecked(c, epoch, u.t.ack, func(_ paho.Client, m paho.Message) { go u.onAppAck(m.Payload()) })
 	}
@@ -107,6 +108,14 @@ func (u *Uplink) onAppAck(p []byte) {
 		return
 	}
 	if seq == 0 {
+		return
+	}
+	if pub := u.published.Load(); seq > pub {
+		// Events go ahead of a readings backlog, so the highest id a
+		// service has stored may be far above readings never sent; and
+		// anyone who can publish on .../ack could empty the buffer.
+		u.count(func(s *Stats) { s.AppAcksRefused++ })
+		u.log.WithFields(logrus.Fields{"seq": seq, "published": pub}).Warn("uplink: application ack beyond what was published refused; nothing deleted")
 		return
 	}
 	if err := u.q.AckUpTo(seq); err != nil {

@@ -70,11 +70,28 @@ type Config struct {
 	// AckTimeout: a batch without PUBACK after this long is sent again.
 	AckTimeout time.Duration `yaml:"ack_timeout"`
 	KeepAlive  time.Duration `yaml:"keepalive"`
-	// ReconnectMax caps paho's exponential reconnect backoff; up to
-	// ReconnectJitter is added to each attempt so a fleet that lost the
-	// broker together does not come back in lockstep.
+	// Connecting is fleet-safe (session.go): the first connect after start
+	// and the first after a lost connection wait a random time in
+	// [0, ReconnectJitter] (the spread; negative: none); after a failed
+	// attempt the uplink waits out ConnectGap (20 s: at most 3 connects a
+	// minute; negative: no gap) and then a time drawn from [0,
+	// min(ReconnectMax, ReconnectMin × 2^n)] (full jitter; the range is
+	// never narrower than the spread).
+	// While it waits the uplink dials the broker's TCP port every
+	// ProbeInterval: a broker that answers shortens the wait to a fresh
+	// draw from the spread, never below the gap.
+	ReconnectMin    time.Duration `yaml:"reconnect_min"`
 	ReconnectMax    time.Duration `yaml:"reconnect_max"`
 	ReconnectJitter time.Duration `yaml:"reconnect_jitter"`
+	ConnectGap      time.Duration `yaml:"connect_gap"`
+	ProbeInterval   time.Duration `yaml:"probe_interval"`
+	// RetainedWait bounds how long the first connection waits for the
+	// gateway's own retained status (its last_seq) before publishing.
+	RetainedWait time.Duration `yaml:"retained_wait"`
+	// RestartMin and RestartMax bound the full-jitter backoff before the
+	// pump is started again after an error of the queue.
+	RestartMin time.Duration `yaml:"restart_min"`
+	RestartMax time.Duration `yaml:"restart_max"`
 
 	// Status fills the retained birth message; nil sends gateway and
 	// version only. The daemon passes a func so meters and buses are current.
@@ -108,6 +125,16 @@ type StatusInfo struct {
 	SeqBase uint64 `json:"seq_base,omitempty"`
 	// Health is the gateway's health when it was published (health.go).
 	Health *Health `json:"health,omitempty"`
+	// Parts are the daemon's supervised parts and their states.
+	Parts []PartState `json:"parts,omitempty"`
+}
+
+// PartState is one supervised part in the retained status.
+type PartState struct {
+	Name     string `json:"name"`
+	State    string `json:"state"` // running, restarting
+	Restarts uint64 `json:"restarts"`
+	Error    string `json:"error,omitempty"`
 }
 
 // Ack modes.
@@ -126,8 +153,14 @@ const (
 	DefaultHistoricalAfter = 10 * time.Minute
 	DefaultAckTimeout      = 30 * time.Second
 	DefaultKeepAlive       = 30 * time.Second
+	DefaultReconnectMin    = time.Second
 	DefaultReconnectMax    = time.Minute
-	DefaultReconnectJitter = time.Second
+	DefaultReconnectJitter = 30 * time.Second
+	DefaultConnectGap      = 20 * time.Second
+	DefaultProbeInterval   = 5 * time.Second
+	DefaultRetainedWait    = 2 * time.Second
+	DefaultRestartMin      = 100 * time.Millisecond
+	DefaultRestartMax      = 30 * time.Second
 	DefaultMaxPacket       = 64 << 10
 )
 
@@ -171,12 +204,35 @@ func (c Config) withDefaults() Config {
 	if c.ReconnectMax <= 0 {
 		c.ReconnectMax = DefaultReconnectMax
 	}
-	if c.ReconnectJitter < 0 {
-		c.ReconnectJitter = 0
-	} else if c.ReconnectJitter == 0 {
-		c.ReconnectJitter = DefaultReconnectJitter
+	if c.ReconnectMin <= 0 {
+		c.ReconnectMin = DefaultReconnectMin
+	}
+	c.ReconnectJitter = orNone(c.ReconnectJitter, DefaultReconnectJitter)
+	c.ConnectGap = orNone(c.ConnectGap, DefaultConnectGap)
+	if c.ProbeInterval <= 0 {
+		c.ProbeInterval = DefaultProbeInterval
+	}
+	if c.RetainedWait <= 0 {
+		c.RetainedWait = DefaultRetainedWait
+	}
+	if c.RestartMin <= 0 {
+		c.RestartMin = DefaultRestartMin
+	}
+	if c.RestartMax <= 0 {
+		c.RestartMax = DefaultRestartMax
 	}
 	return c
+}
+
+// orNone: zero means the default, a negative duration means none.
+func orNone(d, def time.Duration) time.Duration {
+	switch {
+	case d < 0:
+		return 0
+	case d == 0:
+		return def
+	}
+	return d
 }
 
 // brokerURL parses and checks Broker; useTLS says whether the scheme is a TLS one.
@@ -190,18 +246,23 @@ func (c Config) brokerURL() (u *url.URL, useTLS bool, err error) {
 		u.Scheme = "tcp"
 	case "ssl", "tls", "mqtts", "tcps":
 		u.Scheme, useTLS = "ssl", true
+	case "ws":
+	case "wss":
+		useTLS = true
 	default:
-		return nil, false, fmt.Errorf("%w: broker scheme %q (want tcp, mqtt, ssl, tls or mqtts)", ErrConfig, u.Scheme)
+		return nil, false, fmt.Errorf("%w: broker scheme %q (want tcp, mqtt, ssl, tls, mqtts, ws or wss)", ErrConfig, u.Scheme)
 	}
 	if u.Port() == "" {
-		if useTLS {
-			u.Host = net.JoinHostPort(u.Hostname(), "8883")
-		} else {
-			u.Host = net.JoinHostPort(u.Hostname(), "1883")
-		}
+		port := map[string]string{"tcp": "1883", "ssl": "8883", "ws": "80", "wss": "443"}[u.Scheme]
+		u.Host = net.JoinHostPort(u.Hostname(), port)
 	}
 	return u, useTLS, nil
 }
+
+// Check says whether New would accept cfg, without reading the password or
+// TLS files: what `tidegate config validate` runs, so that a config it
+// accepts is one the daemon starts with.
+func Check(cfg Config) error { return cfg.withDefaults().validate() }
 
 func (c Config) validate() error {
 	if c.Gateway == "" || strings.ContainsAny(c.Gateway, "/+#:") {
@@ -228,7 +289,7 @@ func (c Config) validate() error {
 	}
 	tlsFiles := c.TLS != (TLSConfig{})
 	if !useTLS && tlsFiles {
-		return fmt.Errorf("%w: tls files set but broker %s is plain TCP (use ssl://)", ErrConfig, u.Redacted())
+		return fmt.Errorf("%w: tls files set but broker %s is plain TCP (use ssl:// or wss://)", ErrConfig, u.Redacted())
 	}
 	if !useTLS && !c.Insecure && !isLoopback(u.Hostname()) {
 		return fmt.Errorf("%w (broker %s)", ErrInsecure, u.Host)

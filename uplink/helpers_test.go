@@ -97,7 +97,7 @@ func (s *syncBuf) String() string {
 func testConfig(url string) Config {
 	return Config{Broker: url, Gateway: "gw1", TopicPrefix: "test",
 		Batch: BatchConfig{MaxLatency: 50 * time.Millisecond}, ReconnectMax: time.Second,
-		ReconnectJitter: -1, AckTimeout: 5 * time.Second}
+		ReconnectJitter: -1, ConnectGap: -1, AckTimeout: 5 * time.Second, RetainedWait: 200 * time.Millisecond}
 }
 
 // startUplink runs u until the test ends and returns a func that stops it

@@ -22,6 +22,14 @@ type wireStatus struct {
 	Gateway string    `json:"gateway"`
 	State   string    `json:"state"` // online | offline
 	Time    time.Time `json:"time"`
+	// LastSeq is at least the highest seq this gateway may have published
+	// on the connection (lastseq.go): in the will too, so a gateway that
+	// starts on a fresh file numbers above it.
+	LastSeq uint64 `json:"last_seq,omitempty"`
+	// SeqBase names the buffer file that published (its seqs start above
+	// it), in the will too: a gateway finding its own file's seq_base in
+	// the retained status is the same file going on, not a fresh one.
+	SeqBase uint64 `json:"seq_base,omitempty"`
 	StatusInfo
 }
 

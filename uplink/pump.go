@@ -3,9 +3,11 @@ package uplink
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/sirupsen/logrus"
 
 	"tidegate/reading"
 )
@@ -46,6 +48,7 @@ func (u *Uplink) pump(ctx context.Context, client func() paho.Client) error {
 		notify   = u.q.Notify()
 		failures int
 		c        = client()
+		hold     bool // nothing is published until the next connection (lastseq.go)
 	)
 	acks := newAcker(u.q)
 	defer acks.close()
@@ -63,35 +66,48 @@ func (u *Uplink) pump(ctx context.Context, client func() paho.Client) error {
 		if err := acks.err(); err != nil {
 			return err
 		}
-		if !u.connected.Load() && !u.naiveClient {
+		if !u.connected.Load() || !u.floorKnown.Load() {
 			reset()
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
 			case <-u.wake:
+			case ch := <-u.alive:
+				close(ch)
 			}
 			continue
 		}
-		if e := u.epoch.Load(); e != epoch && !u.naiveClient {
+		if e := u.epoch.Load(); e != epoch {
 			reset()
-			epoch = e
+			epoch, hold = e, false
 			c = client() // stored before the epoch moved: this connection's or a newer one's
 		}
 
 		var wakeAt time.Time
-		for c != nil && len(window) < u.cfg.MaxInflight {
+		for c != nil && !hold && len(window) < u.cfg.MaxInflight {
 			m, at, err := u.next(&cur)
 			if err != nil {
 				return err
 			}
 			if m == nil {
+				u.markPublished(cur.after)
 				wakeAt = at
+				break
+			}
+			if top := slices.Max(m.seqs); top > u.bound.Load() {
+				// Past the last_seq this connection's will carries: a new
+				// connection claims more (lastseq.go); this message goes on it.
+				u.log.WithFields(logrus.Fields{"seq": top, "last_seq": u.bound.Load()}).Info("uplink: reconnecting to claim seqs beyond the status's last_seq")
+				u.signalLost()
+				reset()
+				hold = true
 				break
 			}
 			m.epoch = u.epoch.Load()
 			m.sent = time.Now()
 			m.tok = c.Publish(m.topic, 1, false, m.payload)
 			window = append(window, m)
+			u.markPublished(cur.after)
 		}
 		u.setInflight(len(window))
 
@@ -112,7 +128,7 @@ func (u *Uplink) pump(ctx context.Context, client func() paho.Client) error {
 			if !isDone(m.tok) {
 				break
 			}
-			if err := m.tok.Error(); err != nil || (!u.trustTokens && u.epoch.Load() != m.epoch) {
+			if err := m.tok.Error(); err != nil || u.epoch.Load() != m.epoch {
 				// Not proof of delivery: an error, or the connection changed
 				// under the publish (paho #563 completes it with nil then).
 				if err == nil {
@@ -166,6 +182,8 @@ func (u *Uplink) pump(ctx context.Context, client func() paho.Client) error {
 		case <-timer:
 		case <-more:
 		case <-u.wake:
+		case ch := <-u.alive:
+			close(ch)
 		}
 		if t != nil {
 			t.Stop()
@@ -190,6 +208,16 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 		return ctx.Err()
 	case <-t.C:
 		return nil
+	}
+}
+
+// markPublished moves the published bound (Uplink.published) up to seq.
+func (u *Uplink) markPublished(seq uint64) {
+	for {
+		p := u.published.Load()
+		if seq <= p || u.published.CompareAndSwap(p, seq) {
+			return
+		}
 	}
 }
 
@@ -253,6 +281,17 @@ func (u *Uplink) next(cur *cursors) (*message, time.Time, error) {
 			if !urgent {
 				full = true // send the batch so far; the event comes next
 				break
+			}
+			if r.Seq > cur.afterUrgent {
+				// Appended after this call's ReadUrgent: the urgent path has
+				// not sent it yet, and the readings cursor must not pass an
+				// unsent record (it bounds application acks).
+				if len(seqs) > 0 {
+					full = true
+					break
+				}
+				cur.afterUrgent, cur.after = r.Seq, r.Seq
+				return u.eventMessage(r, now)
 			}
 			last = r.Seq // events travel on their own topic via ReadUrgent
 			continue

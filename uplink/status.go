@@ -17,10 +17,20 @@ func (u *Uplink) onStatus(c paho.Client, p []byte) {
 	if json.Unmarshal(p, &w) != nil || w.State != "offline" || w.Gateway != u.cfg.Gateway {
 		return
 	}
-	if !u.connected.Load() || u.stopping.Load() {
+	if !u.connected.Load() || u.stopping.Load() || !u.floorKnown.Load() {
 		return
 	}
 	u.count(func(s *Stats) { s.StatusFixes++ })
 	u.log.Info("uplink: a late Last Will said offline; publishing online again")
 	go c.Publish(u.t.status, 1, true, u.statusPayload("online")) // not from paho's handler goroutine
+}
+
+// RefreshStatus publishes the retained "online" status again, with what
+// Config.Status says now (the daemon calls it when a part changes state).
+func (u *Uplink) RefreshStatus() {
+	c := u.currentClient()
+	if c == nil || !u.Connected() || u.stopping.Load() {
+		return
+	}
+	c.Publish(u.t.status, 1, true, u.statusPayload("online"))
 }

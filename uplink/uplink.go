@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/url"
 	"strings"
 	"sync"
@@ -31,6 +30,13 @@ type Queue interface {
 	Ack(seqs ...uint64) error
 	AckUpTo(seq uint64) error
 	Notify() <-chan struct{}
+	// EnsureAbove makes every record held or stored from now on carry a
+	// seq above floor (renumbering what is held); LastSeq is the highest
+	// seq assigned. See lastseq.go.
+	EnsureAbove(floor uint64) error
+	LastSeq() uint64
+	// SeqBase identifies the file: its seqs start above it.
+	SeqBase() uint64
 }
 
 // Version is reported in the birth message when Config.Status gives none.
@@ -63,13 +69,22 @@ type Uplink struct {
 	lost      chan struct{}               // a connection was lost (session.go)
 	stopping  atomic.Bool                 // Run is publishing its own "offline": not a stale will to answer
 	wake      chan struct{}
+	alive     chan chan struct{} // liveness probes the sending loop answers (supervise.go)
 
-	// Test-only switches that take the #563 protection apart, to show that
-	// the PUBACK-withholding test fails without it. naiveClient: paho's
-	// memory store (paho resends on reconnect) and the window kept across
-	// reconnects; trustTokens: a token without error counts as delivered
-	// even if the connection changed under it (no epoch check).
-	naiveClient, trustTokens bool
+	// published is how far the readings cursor has handed everything to
+	// Publish, on this connection or an earlier one: every seq at or below
+	// it went out (readings in their batches, events ahead of them). An
+	// application ack beyond it is refused (ack.go).
+	published atomic.Uint64
+
+	// lastseq.go: bound is the last_seq the status and the will of the
+	// current connection carry; nothing above it is published. floorKnown
+	// is set once the gateway's own retained status was read (or found
+	// absent) and the buffer numbers above it; retained hands a retained
+	// status to the first connection's floor reader.
+	bound      atomic.Uint64
+	floorKnown atomic.Bool
+	retained   chan []byte
 
 	mu      sync.Mutex
 	lastErr string
@@ -78,17 +93,26 @@ type Uplink struct {
 
 // Stats are the uplink's counters since New.
 type Stats struct {
-	Connected      bool
-	Connects       uint64 // successful connections
-	ConnectionLost uint64
-	Batches        uint64 // readings messages acknowledged by PUBACK
-	Events         uint64 // event messages acknowledged by PUBACK
-	Records        uint64 // records acknowledged by PUBACK
-	Resent         uint64 // messages sent again for want of a trusted PUBACK
-	BytesSent      uint64 // payload bytes of acknowledged messages
-	AppAcks        uint64 // acks received on .../ack (application mode)
-	SubscribeErrs  uint64 // subscriptions the broker refused or did not confirm
-	StatusFixes    uint64 // a stale retained "offline" (a late Last Will) answered with "online"
+	Connected       bool
+	Connects        uint64 // successful connections
+	ConnectionLost  uint64
+	Batches         uint64 // readings messages acknowledged by PUBACK
+	Events          uint64 // event messages acknowledged by PUBACK
+	Records         uint64 // records acknowledged by PUBACK
+	Resent          uint64 // messages sent again for want of a trusted PUBACK
+	BytesSent       uint64 // payload bytes of acknowledged messages
+	AppAcks         uint64 // acks received on .../ack (application mode)
+	SubscribeErrs   uint64 // subscriptions the broker refused or did not confirm
+	StatusFixes     uint64 // a stale retained "offline" (a late Last Will) answered with "online"
+	AppAcksRefused  uint64 // application acks beyond what the pump has published: nothing deleted
+	ConnectAttempts uint64 // connections tried (successful or not)
+	Probes          uint64 // TCP probes that found the broker's port open while waiting to connect
+	// State is the sending loop's: "running", or "restarting" after an
+	// error (RestartError, Restarts) until it runs again.
+	State        string
+	Restarts     uint64
+	RestartError string
+	LastSeq      uint64 // the last_seq the retained status carries
 	// OversizePackets: incoming packets over max_packet (each closed the connection).
 	OversizePackets uint64
 	Inflight        int       // messages published and not yet settled
@@ -111,7 +135,7 @@ func New(cfg Config, q Queue, log *logrus.Entry) (*Uplink, error) {
 		l.SetLevel(logrus.WarnLevel)
 		log = logrus.NewEntry(l)
 	}
-	u := &Uplink{cfg: cfg, q: q, t: newTopics(cfg.TopicPrefix, cfg.Gateway), wake: make(chan struct{}, 1), lost: make(chan struct{}, 1), done: make(chan struct{})}
+	u := &Uplink{cfg: cfg, q: q, t: newTopics(cfg.TopicPrefix, cfg.Gateway), wake: make(chan struct{}, 1), alive: make(chan chan struct{}), retained: make(chan []byte, 1), lost: make(chan struct{}, 1), done: make(chan struct{})}
 	u.replay = &memReplay{}
 	if rw, ok := q.(ReplayWindow); ok {
 		u.replay = rw
@@ -139,15 +163,18 @@ func New(cfg Config, q Queue, log *logrus.Entry) (*Uplink, error) {
 	return u, nil
 }
 
-// Connected reports whether the MQTT connection is up now.
-func (u *Uplink) Connected() bool { return u.connected.Load() }
+// Connected reports whether the MQTT connection is up now and ready to
+// send (the gateway's last_seq read on the first one: lastseq.go).
+func (u *Uplink) Connected() bool {
+	return u.connected.Load() && u.floorKnown.Load()
+}
 
 // Stats returns a copy of the counters.
 func (u *Uplink) Stats() Stats {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	s := u.stats
-	s.Connected = u.connected.Load()
+	s.Connected = u.Connected()
 	s.LastError = u.lastErr
 	return s
 }
@@ -172,7 +199,7 @@ func (u *Uplink) signal() {
 }
 
 func (u *Uplink) statusPayload(state string) []byte {
-	w := wireStatus{Gateway: u.cfg.Gateway, State: state, Time: time.Now().UTC()}
+	w := wireStatus{Gateway: u.cfg.Gateway, State: state, Time: time.Now().UTC(), LastSeq: u.bound.Load(), SeqBase: u.q.SeqBase()}
 	if state == "online" {
 		if u.cfg.Status != nil {
 			w.StatusInfo = u.cfg.Status()
@@ -188,29 +215,20 @@ func (u *Uplink) statusPayload(state string) []byte {
 	return b
 }
 
-func (u *Uplink) store() paho.Store {
-	if u.naiveClient {
-		return paho.NewMemoryStore() // the naive client of the #563 test
-	}
-	return discardStore{}
-}
-
-// options are a paho client's. The protected uplink's client is for one
-// connection (no reconnect, no retry: session.go makes the next client);
-// the naive client of the #563 test reconnects and retries on its own.
+// options are a paho client's: for one connection (no reconnect, no retry:
+// session.go makes the next client).
 func (u *Uplink) options() *paho.ClientOptions {
+	u.claim() // before the will is built: it carries the new bound
 	o := paho.NewClientOptions().
 		AddBroker(u.broker.String()).
 		SetClientID(u.cfg.ClientID).
-		SetCleanSession(true). // bbolt is the durable queue, not paho's stores
-		SetStore(u.store()).
+		SetCleanSession(true).    // bbolt is the durable queue, not paho's stores
+		SetStore(discardStore{}). // paho must not resend on its own (#563); the pump resends from the buffer
 		// In arrival order, so commands run in the order sent; every handler
 		// returns at once (queues, goroutines), never blocking the client (#474, #509).
 		SetOrderMatters(true).
-		SetAutoReconnect(u.naiveClient).
-		SetConnectRetry(u.naiveClient).
-		SetConnectRetryInterval(time.Second).
-		SetMaxReconnectInterval(u.cfg.ReconnectMax).
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
 		SetKeepAlive(u.cfg.KeepAlive).
 		SetConnectTimeout(10*time.Second).
 		SetWriteTimeout(10*time.Second).
@@ -231,6 +249,10 @@ func (u *Uplink) options() *paho.ClientOptions {
 		u.connected.Store(true)
 		u.count(func(s *Stats) { s.Connects++ })
 		u.log.WithField("broker", u.broker.Host).Info("uplink connected")
+		if !u.floorKnown.Load() {
+			go u.learnFloor(c) // publishes online once the floor is known
+			return
+		}
 		c.Publish(u.t.status, 1, true, u.statusPayload("online"))
 		u.subscribe(c)
 		u.signal()
@@ -245,15 +267,6 @@ func (u *Uplink) options() *paho.ClientOptions {
 		u.log.WithError(err).Warn("uplink connection lost")
 		u.signal()
 		u.signalLost()
-	})
-	o.SetReconnectingHandler(func(_ paho.Client, opts *paho.ClientOptions) {
-		u.epoch.Add(1)
-		// The will carries the time of this connection, not of the first.
-		opts.SetBinaryWill(u.t.status, u.statusPayload("offline"), 1, true)
-		if j := u.cfg.ReconnectJitter; j > 0 {
-			// Spread a fleet's reconnects; paho's own backoff has no jitter.
-			time.Sleep(rand.N(j))
-		}
 	})
 	var lastBrokerErr string // only touched by paho's connecting goroutine
 	o.SetConnectionNotificationHandler(func(_ paho.Client, n paho.ConnectionNotification) {
@@ -283,18 +296,13 @@ func (u *Uplink) options() *paho.ClientOptions {
 
 // Run connects and drains the queue until ctx ends, then publishes the
 // retained "offline" status and disconnects. Broker outages do not end Run;
-// they only let the buffer grow. It returns ctx's error on a normal stop, or
-// a queue error that makes draining impossible.
+// they only let the buffer grow, and a queue error only restarts the
+// sending loop (supervise.go). It returns ctx's error when ctx ends.
 func (u *Uplink) Run(ctx context.Context) error {
 	if u.ran.Swap(true) {
 		return ErrRunTwice
 	}
-	var err error
-	if u.naiveClient {
-		err = u.runNaive(ctx)
-	} else {
-		err = u.runSessions(ctx)
-	}
+	err := u.runSessions(ctx)
 	u.stopping.Store(true)
 	close(u.done)
 	c := u.currentClient()

@@ -138,7 +138,7 @@ func runDaemonBench(b *testing.B, bin, profiles, proto, where string, n int, d t
 		}
 		fmt.Fprintf(&cfg, "  - {id: m%d, bus: a, address: %d%s, poll: {flow: 1s, totals: 1s}}\n", i, i, prof)
 	}
-	fmt.Fprintf(&cfg, "buffer: {path: %s}\nmqtt: {broker: \"tcp://%s\", topic_prefix: bench}\n", filepath.Join(dir, "buf.db"), broker.addr)
+	fmt.Fprintf(&cfg, "buffer: {path: %s}\nmqtt: {broker: \"tcp://%s\", topic_prefix: bench, reconnect_jitter: off}\n", filepath.Join(dir, "buf.db"), broker.addr)
 	file := filepath.Join(dir, "tidegate.yaml")
 	if err := os.WriteFile(file, []byte(cfg.String()), 0o644); err != nil {
 		b.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"tidegate/cmd/tidegate/internal/config"
+	"tidegate/cmd/tidegate/internal/datapath"
 )
 
 // defaultConfigPath is where the daemon and the technician verbs look when
@@ -117,6 +118,12 @@ func runConfigValidate(e *env, args []string) error {
 			return usageErrorf("%d problem(s) in %s", len(ps.List), path)
 		}
 		return usageError(err)
+	}
+	if err := datapath.CheckUplink(c); err != nil {
+		// The uplink's own check, as `run` meets it: what validate accepts
+		// must start, or systemd restarts it forever.
+		fmt.Fprintf(e.stderr, "%s: mqtt: %v\n", path, err)
+		return usageErrorf("1 problem(s) in %s", path)
 	}
 	for _, w := range c.Warnings() {
 		fmt.Fprintf(e.stderr, "%s: warning: %s\n", path, w)

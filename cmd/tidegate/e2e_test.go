@@ -206,7 +206,7 @@ meters:
 ` + meters + `
 filter: {window: 2s}
 buffer: {path: ` + filepath.Join(dir, "buffer.db") + `}
-mqtt: {broker: "tcp://` + broker + `", topic_prefix: e2e, batch: {max_count: 20, max_latency: 200ms}}
+mqtt: {broker: "tcp://` + broker + `", topic_prefix: e2e, batch: {max_count: 20, max_latency: 200ms}, reconnect_jitter: off}
 `
 }
 

@@ -65,6 +65,10 @@ func (b *Broker) Subscribe(filter string, fn func(topic string, payload []byte))
 // failure), as a broker's ACL does; "" allows all again.
 func (b *Broker) DenySubscribe(topic string) { b.hook.deny.Store(&topic) }
 
+// OnConnect calls fn with the client id of every CONNECT the broker takes
+// (before authentication), so a test can count a fleet's connects.
+func (b *Broker) OnConnect(fn func(clientID string)) { b.hook.connect.Store(&fn) }
+
 // Close disconnects every client and stops listening.
 func (b *Broker) Close() error { return b.srv.Close() }
 
@@ -72,13 +76,21 @@ func (b *Broker) Close() error { return b.srv.Close() }
 // but its package pulls in gopkg.in/yaml.v3, which this module does not carry.
 type allowAll struct {
 	mqtt.HookBase
-	deny atomic.Pointer[string]
+	deny    atomic.Pointer[string]
+	connect atomic.Pointer[func(string)]
 }
 
 func (h *allowAll) ID() string { return "allow-all" }
 
 func (h *allowAll) Provides(b byte) bool {
-	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
+	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck || b == mqtt.OnConnect
+}
+
+func (h *allowAll) OnConnect(cl *mqtt.Client, _ packets.Packet) error {
+	if fn := h.connect.Load(); fn != nil {
+		(*fn)(cl.ID)
+	}
+	return nil
 }
 
 func (h *allowAll) OnConnectAuthenticate(*mqtt.Client, packets.Packet) bool { return true }

@@ -172,11 +172,7 @@ type MQTT struct {
 	// UnsignedValve: "refuse" (default) or "allow" the unsigned JSON valve command.
 	UnsignedValve string `yaml:"unsigned_valve"`
 	// MaxPacket caps an incoming MQTT packet (default 64 KiB).
-	MaxPacket Size   `yaml:"max_packet"`
-	Ack       string `yaml:"ack"` // puback|application
-	// ReconnectMax caps the wait between reconnect attempts (default 1m):
-	// after an outage the gateway is back within it of the broker.
-	ReconnectMax time.Duration `yaml:"reconnect_max"`
+	MaxPacket Size `yaml:"max_packet"`
 	// UnsignedConfig: "allow" lets the unsigned JSON form of the downlink
 	// config, meters_upsert and meters_remove commands change this file;
 	// "refuse" (the default) takes only signed ones. A config can point the
@@ -188,6 +184,21 @@ type MQTT struct {
 	// HealthEvery is how often a health message is published and the
 	// retained status refreshed (default 5m).
 	HealthEvery time.Duration `yaml:"health_every"`
+	Ack         string        `yaml:"ack"` // puback|application
+	// The uplink's timing (uplink/README.md, uplink.Config): zero is the
+	// default; reconnect_jitter and connect_gap may be "off".
+	ReconnectMin    time.Duration `yaml:"reconnect_min"`    // first backoff after a failed connect (1s)
+	ReconnectMax    time.Duration `yaml:"reconnect_max"`    // cap of the full-jitter backoff (1m)
+	ReconnectJitter time.Duration `yaml:"reconnect_jitter"` // spread of the first connect after start or a loss (30s)
+	ConnectGap      time.Duration `yaml:"connect_gap"`      // least time between two connects (20s: at most 3 a minute)
+	ProbeInterval   time.Duration `yaml:"probe_interval"`   // TCP probe of the broker while waiting to connect (5s)
+	RetainedWait    time.Duration `yaml:"retained_wait"`    // wait for the own retained status at start (2s)
+	RestartMin      time.Duration `yaml:"restart_min"`      // backoff after a queue error, first (100ms)
+	RestartMax      time.Duration `yaml:"restart_max"`      // and its cap (30s)
+	AckTimeout      time.Duration `yaml:"ack_timeout"`      // no PUBACK by then: sent again (30s)
+	KeepAlive       time.Duration `yaml:"keepalive"`        // MQTT keepalive (30s)
+	HistoricalAfter time.Duration `yaml:"historical_after"` // older records carry "historical": true (10m)
+	MaxInflight     int           `yaml:"max_inflight"`     // messages published and not yet acknowledged (4)
 }
 
 // TLS is the broker connection's TLS.

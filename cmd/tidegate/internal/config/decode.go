@@ -67,6 +67,12 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			d.problems.at(n, path, "expected a duration such as 30s, 15m or 1h")
 			return
 		}
+		if n.Value == "off" {
+			// A wait that can be switched off (mqtt.reconnect_jitter,
+			// connect_gap); the validator refuses it anywhere else.
+			v.SetInt(-1)
+			return
+		}
 		dur, err := time.ParseDuration(n.Value)
 		if err != nil || dur < 0 {
 			d.problems.at(n, path, "%q is not a duration; expected e.g. 30s, 15m or 1h", n.Value)

@@ -222,6 +222,37 @@ func (c *Config) validate(ps *Problems, nodes map[string]*yaml.Node) {
 	if r := c.MQTT.ReconnectMax; r != 0 && (r < time.Second || r > time.Hour) {
 		at("mqtt.reconnect_max", "%s is out of range; expected 1s to 1h (default 1m)", r)
 	}
+	for _, d := range []struct {
+		key      string
+		v        time.Duration
+		none     bool // a negative value means none
+		min, max time.Duration
+	}{
+		{"reconnect_min", c.MQTT.ReconnectMin, false, 10 * time.Millisecond, 10 * time.Minute},
+		{"reconnect_jitter", c.MQTT.ReconnectJitter, true, 0, time.Hour},
+		{"connect_gap", c.MQTT.ConnectGap, true, 0, time.Hour},
+		{"probe_interval", c.MQTT.ProbeInterval, false, 10 * time.Millisecond, time.Hour},
+		{"retained_wait", c.MQTT.RetainedWait, false, 10 * time.Millisecond, time.Minute},
+		{"restart_min", c.MQTT.RestartMin, false, time.Millisecond, time.Hour},
+		{"restart_max", c.MQTT.RestartMax, false, time.Millisecond, time.Hour},
+		{"ack_timeout", c.MQTT.AckTimeout, false, 100 * time.Millisecond, time.Hour},
+		{"keepalive", c.MQTT.KeepAlive, false, time.Second, time.Hour},
+		{"historical_after", c.MQTT.HistoricalAfter, false, time.Second, 365 * 24 * time.Hour},
+	} {
+		if d.v == 0 || d.v < 0 && d.none {
+			continue
+		}
+		if d.v < 0 {
+			at("mqtt."+d.key, "cannot be off; expected %s to %s (0 or absent: the default)", d.min, d.max)
+			continue
+		}
+		if d.v < d.min || d.v > d.max {
+			at("mqtt."+d.key, "%s is out of range; expected %s to %s (0 or absent: the default)", d.v, d.min, d.max)
+		}
+	}
+	if n := c.MQTT.MaxInflight; n < 0 || n > 1000 {
+		at("mqtt.max_inflight", "%d is out of range; expected 1 to 1000 (0 or absent: the default 4)", n)
+	}
 	if c.Buffer.MaxRecords < 0 {
 		at("buffer.max_records", "%d is negative; expected 0 (default) or more", c.Buffer.MaxRecords)
 	}

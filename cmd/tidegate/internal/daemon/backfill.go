@@ -29,8 +29,18 @@ type memoryMarks struct {
 	saved map[string]time.Time // committed and written
 }
 
-func newMemoryMarks(buf *buffer.Buffer, log *logrus.Logger) *memoryMarks {
-	return &memoryMarks{buf: buf, log: log, mem: map[string]time.Time{}, saved: map[string]time.Time{}}
+func newMemoryMarks(log *logrus.Logger) *memoryMarks {
+	return &memoryMarks{log: log, mem: map[string]time.Time{}, saved: map[string]time.Time{}}
+}
+
+// use points the marks at the buffer of the data path now open (a reload
+// may open another file): what was saved in the old one is read again from
+// the new one where it is there.
+func (m *memoryMarks) use(buf *buffer.Buffer) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.buf = buf
+	clear(m.saved)
 }
 
 func markKey(meter string) string { return "backfill/" + meter }
@@ -83,11 +93,12 @@ func (m *memoryMarks) stored(rec reading.Record) {
 	if newer {
 		m.saved[r.Meter] = r.MeterTime
 	}
+	buf := m.buf
 	m.mu.Unlock()
-	if !newer {
+	if !newer || buf == nil {
 		return
 	}
-	if err := m.buf.PutState(markKey(r.Meter), []byte(r.MeterTime.Format(time.RFC3339))); err != nil {
+	if err := buf.PutState(markKey(r.Meter), []byte(r.MeterTime.Format(time.RFC3339))); err != nil {
 		m.log.WithField("meter", r.Meter).WithError(err).Warn("backfill mark not written; the day may be sent again after a restart")
 	}
 }

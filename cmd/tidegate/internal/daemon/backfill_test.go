@@ -1,9 +1,12 @@
 package daemon
 
 import (
+	"io"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/sirupsen/logrus"
 
 	"tidegate/buffer"
 	"tidegate/reading"
@@ -22,7 +25,7 @@ func TestMemoryMarks(t *testing.T) {
 	value := func(d int) reading.Reading {
 		return reading.Reading{Meter: "a", MeterTime: day(d), Has: reading.HasForward | reading.HasMeterTime, Forward: float64(d), Source: reading.SourceMeterMemory}
 	}
-	m := newMemoryMarks(buf, discardLog())
+	m := marksOn(buf)
 	if !m.held("a").IsZero() {
 		t.Fatal("a mark before any value")
 	}
@@ -31,7 +34,7 @@ func TestMemoryMarks(t *testing.T) {
 	if !m.held("a").Equal(day(3)) {
 		t.Fatalf("held %s after handing Dec 3 over", m.held("a"))
 	}
-	if got := newMemoryMarks(buf, discardLog()).held("a"); !got.IsZero() {
+	if got := marksOn(buf).held("a"); !got.IsZero() {
 		t.Fatalf("written before the commit: %s", got)
 	}
 	v3, v2 := value(3), value(2)
@@ -45,7 +48,19 @@ func TestMemoryMarks(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer buf.Close()
-	if got := newMemoryMarks(buf, discardLog()).held("a"); !got.Equal(day(3)) {
+	if got := marksOn(buf).held("a"); !got.Equal(day(3)) {
 		t.Fatalf("after a restart: %s, want Dec 3", got)
 	}
+}
+
+func discardLog() *logrus.Logger {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	return l
+}
+
+func marksOn(buf *buffer.Buffer) *memoryMarks {
+	m := newMemoryMarks(discardLog())
+	m.use(buf)
+	return m
 }

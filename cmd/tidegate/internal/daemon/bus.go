@@ -3,7 +3,11 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math/rand/v2"
+	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -17,6 +21,10 @@ import (
 // ErrNoDrivers is returned for a read on a bus that could not be started.
 var ErrNoDrivers = errors.New("bus not running")
 
+// ErrNoDataPath: a bus started before the daemon's data path is open has
+// nowhere to deliver.
+var ErrNoDataPath = errors.New("no data path open")
+
 // busRun is one running bus: its goroutine, its counters, a way to read now.
 type busRun struct {
 	cfg    config.Bus
@@ -28,17 +36,12 @@ type busRun struct {
 	// carried is what earlier runs of this bus counted before a reload
 	// restarted it: counters in status and /metrics only ever grow.
 	carried BusStatus
+
+	mu         sync.Mutex
+	restarting bool   // Run ended on its own (a panic): restarting after a backoff
+	restarts   uint64 // times Run was started again
+	runErr     string
 }
-
-// sink hands what a bus polls to the pipeline.
-type sink struct{ d *Daemon }
-
-func (s sink) Reading(r reading.Reading, k reading.Kind) {
-	s.d.pipe.marks.sent(r)
-	s.d.ingest(reading.Record{Kind: k, Reading: &r})
-}
-
-func (s sink) Event(e reading.Event) { s.d.ingest(reading.Record{Kind: reading.KindEvent, Event: &e}) }
 
 func parityLetter(p string) string {
 	switch strings.ToLower(p) {
@@ -87,12 +90,22 @@ func (d *Daemon) startBus(cfg *config.Config, b config.Bus, meters []config.Mete
 	d.buses[b.Name] = r
 	log := d.log.WithField("bus", b.Name)
 	bc, mcs := driverConfig(b, meters, cfg.FilterConfig().Location) // meter clocks keep the gateway's zone
-	for i := range mcs {
-		if mcs[i].Backfill {
-			mcs[i].BackfillFrom = d.pipe.marks.held(mcs[i].ID)
+	pipe := d.path()
+	if pipe == nil {
+		r.err = ErrNoDataPath.Error()
+		close(r.done)
+		log.WithError(ErrNoDataPath).Error("bus not started")
+		return
+	}
+	if d.marks != nil {
+		for i := range mcs {
+			if mcs[i].Backfill {
+				mcs[i].BackfillFrom = d.marks.held(mcs[i].ID)
+			}
 		}
 	}
-	bus, err := drivers.NewBus(bc, mcs, cfg.Profiles, sink{d}, logrus.NewEntry(d.log))
+	// The pipeline is the bus's sink: drivers → pipeline, nothing between.
+	bus, err := drivers.NewBus(bc, mcs, cfg.Profiles, pipe.Own, logrus.NewEntry(d.log))
 	if err != nil {
 		r.err = err.Error()
 		close(r.done)
@@ -102,7 +115,47 @@ func (d *Daemon) startBus(cfg *config.Config, b config.Bus, meters []config.Mete
 	r.bus = bus
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
-	go func() { defer close(r.done); _ = bus.Run(ctx) }()
+	go func() { defer close(r.done); r.supervise(ctx, log) }()
+}
+
+// supervise runs the bus until ctx ends. Run heals line failures itself;
+// whatever still ends it (a panic in a driver, an error) costs a restart
+// after a backoff, never the bus.
+func (r *busRun) supervise(ctx context.Context, log *logrus.Entry) {
+	for fails := 1; ; fails = min(fails+1, 10) {
+		err := runBus(ctx, r.bus)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			err = errors.New("bus stopped on its own")
+		}
+		wait := time.Duration(rand.Int64N(int64(min(time.Duration(1)<<fails*100*time.Millisecond, 30*time.Second)) + 1))
+		r.mu.Lock()
+		r.restarting, r.restarts, r.runErr = true, r.restarts+1, err.Error()
+		r.mu.Unlock()
+		log.WithError(err).WithField("retry_in", wait.Round(time.Millisecond).String()).Error("bus stopped; restarting it")
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		r.mu.Lock()
+		r.restarting = false
+		r.mu.Unlock()
+	}
+}
+
+// errBusPanic wraps a panic recovered in a bus's goroutine: a bug.
+var errBusPanic = errors.New("bus: panic")
+
+func runBus(ctx context.Context, b *drivers.Bus) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v\n%s", errBusPanic, r, debug.Stack())
+		}
+	}()
+	return b.Run(ctx)
 }
 
 func (r *busRun) stop(ctx context.Context) {
@@ -132,6 +185,12 @@ func (r *busRun) status() BusStatus {
 	if st.LineNoise != "" {
 		s.State = "line_noise" // a babbling line: backing off and retrying until it goes quiet
 	}
+	r.mu.Lock()
+	s.Restarts, s.RestartError = r.restarts, r.runErr
+	if r.restarting {
+		s.State = "restarting"
+	}
+	r.mu.Unlock()
 	s.Requests += uint64(st.Requests)
 	s.Answers += uint64(st.PollsOK)
 	s.Timeouts += uint64(st.Timeouts)

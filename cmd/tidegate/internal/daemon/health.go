@@ -48,8 +48,8 @@ func (d *Daemon) health() uplink.Health {
 	if unix.Statfs(filepath.Dir(cfg.Buffer.Path), &fs) == nil {
 		h.Buffer.DiskFreeBytes = uint64(fs.Bavail) * uint64(fs.Bsize)
 	}
-	if d.pipe != nil && d.pipe.up != nil {
-		us := d.pipe.up.Stats()
+	if p := d.path(); p != nil && p.Up() != nil {
+		us := p.Up().Stats()
 		h.Uplink = uplink.UplinkHealth{Connects: us.Connects, ConnectionLost: us.ConnectionLost}
 		if !us.LastPublish.IsZero() {
 			t := us.LastPublish.UTC()
@@ -103,13 +103,14 @@ func (d *Daemon) publishHealth(ctx context.Context) {
 		case <-t.C:
 		}
 		cfg := d.config()
-		if d.pipe.up == nil || !d.pipe.up.Connected() {
+		up := d.path().Up()
+		if up == nil || !up.Connected() {
 			continue
 		}
 		if cfg.Hash == last && time.Since(d.lastHealth()) < every {
 			continue
 		}
-		if err := d.pipe.up.PublishHealth(d.health()); err != nil {
+		if err := up.PublishHealth(d.health()); err != nil {
 			d.log.WithError(err).Debug("health not published")
 			continue
 		}

@@ -78,6 +78,12 @@ func writeMetrics(w io.Writer, s Status, h *hub, meterValues bool) {
 	m.sample("tidegate_uptime_seconds", "gauge", "Seconds since the daemon started.", s.UptimeS)
 	m.sample("tidegate_reloads_total", "counter", "SIGHUP reloads attempted.", float64(s.Reloads))
 	m.sample("tidegate_goroutines", "gauge", "Goroutines of the daemon: flat while it runs, whatever its lines do.", float64(runtime.NumGoroutine()))
+	for _, p := range s.Parts {
+		m.sample("tidegate_part_up", "gauge", "1 when the supervised part runs; 0 while it restarts after an error.", b2f(p.State == "running"), "part", p.Name)
+	}
+	for _, p := range s.Parts {
+		m.sample("tidegate_part_restarts_total", "counter", "Restarts of the supervised part after an error (for the pipeline: failed appends, retried).", float64(p.Restarts), "part", p.Name)
+	}
 	for _, b := range s.Buses {
 		m.sample("tidegate_bus_up", "gauge", "1 when the bus is polling.", b2f(b.State == "running"), "bus", b.Name, "protocol", b.Protocol)
 	}
@@ -119,6 +125,7 @@ func writeMetrics(w io.Writer, s Status, h *hub, meterValues bool) {
 	m.sample("tidegate_broker_connected", "gauge", "1 while connected to the MQTT broker.", b2f(s.Broker.Connected))
 	m.sample("tidegate_uplink_published_total", "counter", "Records published.", float64(s.Broker.Published))
 	m.sample("tidegate_uplink_acked_total", "counter", "Records acknowledged to the buffer.", float64(s.Broker.Acked))
+	m.sample("tidegate_uplink_app_acks_refused_total", "counter", "Application acks beyond what was published: refused, nothing deleted.", float64(s.Broker.AppAcksRefused))
 	seen, dropped, followers := h.counts()
 	m.sample("tidegate_records_total", "counter", "Records that passed the pipeline.", float64(seen))
 	m.sample("tidegate_tail_dropped_total", "counter", "Records a slow tail follower missed.", float64(dropped))

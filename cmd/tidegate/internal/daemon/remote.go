@@ -211,8 +211,3 @@ func (d *Daemon) watchLink(ctx context.Context, g *rollbackGuard) {
 		}
 	}
 }
-
-// Reached: the uplink is connected, and runs with the link settings of cfg.
-func (p *dataPath) Reached(cfg *config.Config) bool {
-	return p.up != nil && p.up.Connected() && p.opened != nil && sameLink(p.opened, cfg)
-}

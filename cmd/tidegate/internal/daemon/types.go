@@ -3,6 +3,7 @@ package daemon
 import (
 	"time"
 
+	"tidegate/cmd/tidegate/internal/datapath"
 	"tidegate/reading"
 )
 
@@ -24,6 +25,7 @@ type Status struct {
 	Buffer     BufferStatus  `json:"buffer"`
 	Broker     BrokerStatus  `json:"broker"`
 	Stages     []string      `json:"stages"` // pipeline stages wired in this build, e.g. drivers, filter, buffer, uplink
+	Parts      []PartStatus  `json:"parts"`  // every supervised part: bus/<name>, pipeline, uplink
 	Reloads    int           `json:"reloads"`
 	LastReload string        `json:"last_reload,omitempty"` // result of the last SIGHUP
 	// Commands is who may act through the downlink.
@@ -52,6 +54,10 @@ type BusStatus struct {
 	Errors     uint64  `json:"errors"`
 	Efficiency float64 `json:"efficiency"` // wire time used for answered requests ÷ elapsed, 0..1; or answers/requests when the driver does not time it
 	Error      string  `json:"error,omitempty"`
+	// Restarts counts the times the bus's goroutine ended on its own (a
+	// panic) and was started again; RestartError is the last reason.
+	Restarts     uint64 `json:"restarts,omitempty"`
+	RestartError string `json:"restart_error,omitempty"`
 }
 
 // MeterStatus is one meter's state and last reading.
@@ -63,21 +69,9 @@ type MeterStatus struct {
 	Last   *reading.RecordJSON `json:"last,omitempty"` // the record's one encoding, as the uplink sends it
 }
 
-// BufferStatus is the durable queue's depth.
-type BufferStatus struct {
-	Wired      bool    `json:"wired"`
-	Depth      uint64  `json:"depth"`
-	OldestAgeS float64 `json:"oldest_age_s"`
-	Bytes      int64   `json:"bytes"`
-	Evicted    uint64  `json:"evicted"`
-}
-
-// BrokerStatus is the uplink's connection.
-type BrokerStatus struct {
-	Wired     bool   `json:"wired"`
-	URL       string `json:"url"`
-	Connected bool   `json:"connected"`
-	Published uint64 `json:"published"`
-	Acked     uint64 `json:"acked"`
-	Error     string `json:"error,omitempty"`
-}
+// The data path's parts of Status (package datapath).
+type (
+	BufferStatus = datapath.BufferStatus
+	BrokerStatus = datapath.BrokerStatus
+	PartStatus   = datapath.PartStatus
+)

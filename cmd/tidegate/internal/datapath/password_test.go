@@ -1,4 +1,4 @@
-package daemon
+package datapath
 
 import (
 	"io"
@@ -37,7 +37,7 @@ mqtt: {broker: "tcp://127.0.0.1:1", username: u, password: s3cret, reconnect_max
 	if err != nil {
 		t.Fatal(err)
 	}
-	uc := uplinkConfig(cfg, "test")
+	uc := UplinkConfig(cfg, "test")
 	if uc.Password != "s3cret" || uc.PasswordEnv != "" || uc.PasswordFile != "" || uc.ReconnectMax != 5*time.Second {
 		t.Fatalf("uplink config: password %q env %q file %q reconnect_max %s", uc.Password, uc.PasswordEnv, uc.PasswordFile, uc.ReconnectMax)
 	}
