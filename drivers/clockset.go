@@ -2,6 +2,7 @@ package drivers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -56,8 +57,18 @@ func (b *Bus) gatewayClock() GatewayClock {
 	if b.cfg.GatewayClock != nil {
 		return b.cfg.GatewayClock
 	}
-	return KernelClock{}
+	return noClock{}
 }
+
+// noClock is a bus's gateway clock when its owner gave none: a meter
+// clock is then never set (the owner knows how the box keeps its time).
+type noClock struct{}
+
+// ErrNoGatewayClock: the bus was given no way to tell whether the
+// gateway's clock is synchronised.
+var ErrNoGatewayClock = errors.New("no gateway clock state given to the bus")
+
+func (noClock) Synchronized() (bool, error) { return false, ErrNoGatewayClock }
 
 func absDur(d time.Duration) time.Duration {
 	if d < 0 {

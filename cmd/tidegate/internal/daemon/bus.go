@@ -90,6 +90,7 @@ func (d *Daemon) startBus(cfg *config.Config, b config.Bus, meters []config.Mete
 	d.buses[b.Name] = r
 	log := d.log.WithField("bus", b.Name)
 	bc, mcs := driverConfig(b, meters, cfg.FilterConfig().Location) // meter clocks keep the gateway's zone
+	bc.GatewayClock = busClock{d}
 	pipe := d.path()
 	if pipe == nil {
 		r.err = ErrNoDataPath.Error()

@@ -16,3 +16,23 @@ type ClockState struct {
 	MaxErrorMS   float64 // the kernel's maximum error estimate; 0 when unknown
 	Err          error   // the state could not be read: not synchronised
 }
+
+// gatewayClock is the clock health reports and the buses set meter clocks
+// by: d.clock where a test gave one, else the kernel's.
+func (d *Daemon) gatewayClock() gatewayClock {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.clock != nil {
+		return d.clock
+	}
+	return systemClock{}
+}
+
+// busClock is the daemon's gateway clock as a bus asks it
+// (drivers.GatewayClock): one answer for health and for meter clock sync.
+type busClock struct{ d *Daemon }
+
+func (c busClock) Synchronized() (bool, error) {
+	s := c.d.gatewayClock().State()
+	return s.Synchronised, s.Err
+}

@@ -56,13 +56,7 @@ func (d *Daemon) health() uplink.Health {
 			h.Uplink.LastPublish = &t
 		}
 	}
-	d.mu.Lock()
-	clk := d.clock
-	d.mu.Unlock()
-	if clk == nil {
-		clk = systemClock{}
-	}
-	cs := clk.State()
+	cs := d.gatewayClock().State()
 	h.Clock.Synchronised, h.Clock.MaxErrorMS = cs.Synchronised, cs.MaxErrorMS
 	if cs.Err != nil {
 		h.Clock.Error = cs.Err.Error()
