@@ -258,7 +258,7 @@ func TestMovedKeyBoundToContent(t *testing.T) {
 			found := 0
 			for i := bytes.Index(raw, k); i >= 0; i = bytes.Index(raw[i+1:], k) + i + 1 {
 				f.WriteAt(binary.BigEndian.AppendUint64(nil, 590), int64(i))
-				if found++; bytes.Index(raw[i+1:], k) < 0 {
+				if found++; !bytes.Contains(raw[i+1:], k) {
 					break
 				}
 			}

@@ -27,9 +27,6 @@ type GatewayClock interface {
 // clockRetry is how long a meter whose clock write failed waits for the next.
 const clockRetry = 6 * time.Hour
 
-// defaultClockSync is the drift beyond which a meter clock is set.
-const defaultClockSync = time.Minute
-
 // clockSetter is a poller that can write a meter's clock.
 type clockSetter interface {
 	setClock(ctx context.Context, m *meterState, t time.Time) error

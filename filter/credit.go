@@ -2,8 +2,6 @@ package filter
 
 import "tidegate/reading"
 
-var oneWayAfter = int64(15 * 60e9)
-
 // credit carries, beyond the hold-back window, at most one totaliser step of
 // forward registered during surge activity, waiting for its reverse, and on
 // a coarse totaliser at most one step of reverse waiting for its forward.

@@ -121,7 +121,7 @@ func TestRemoteConfigure(t *testing.T) {
 	}
 
 	// meters_upsert: m2 moves to address 5, the comment on m1 stays.
-	res, err = d.configure(uplink.ConfigRequest{ID: "u1", Command: "meters_upsert", Meters: json.RawMessage(`[{"id":"m2","bus":"b","address":5}]`)})
+	_, err = d.configure(uplink.ConfigRequest{ID: "u1", Command: "meters_upsert", Meters: json.RawMessage(`[{"id":"m2","bus":"b","address":5}]`)})
 	if err != nil {
 		t.Fatal(err)
 	}
