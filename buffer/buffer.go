@@ -213,12 +213,8 @@ func (b *Buffer) init() error {
 		}
 		b.cursor = cursorTx(tx, &c)
 		b.hotFrom = c.LastSeq + 1
-		cur := tx.Bucket(bucketRecords).Cursor()
-		for k, _ := cur.First(); k != nil; k, _ = cur.Next() {
-			if !isJournalKey(k) {
-				b.hotFrom = keySeq(k)
-				break
-			}
+		if k, _ := (recTree{hot: tx.Bucket(bucketRecords)}).Cursor().First(); k != nil {
+			b.hotFrom = keySeq(k)
 		}
 		return meta.Put(keyClean, []byte{0})
 	})

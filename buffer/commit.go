@@ -405,10 +405,6 @@ func (b *Buffer) apply(batch []*op, move bool) (err error) {
 				}
 				cur := recs.Cursor()
 				for k, v := cur.First(); k != nil && keySeq(k) <= o.upTo; {
-					if isJournalKey(k) {
-						k, v = cur.Next()
-						continue
-					}
 					var kk [8]byte
 					copy(kk[:], k)
 					kind, size := recordKind(v), len(v)
@@ -492,11 +488,8 @@ func appendEventTx(tx *bolt.Tx, c *counters, ev *reading.Event) error {
 // cursorTx: everything before the oldest record held has been acknowledged
 // or evicted.
 func cursorTx(tx *bolt.Tx, c *counters) uint64 {
-	cur := records(tx).Cursor()
-	for k, _ := cur.First(); k != nil; k, _ = cur.Next() {
-		if !isJournalKey(k) {
-			return keySeq(k) - 1
-		}
+	if k, _ := records(tx).Cursor().First(); k != nil {
+		return keySeq(k) - 1
 	}
 	return c.LastSeq
 }
@@ -582,18 +575,13 @@ func renumberTx(tx *bolt.Tx, c *counters, above uint64) (first uint64, err error
 	recs, urgent := records(tx), tx.Bucket(bucketUrgent)
 	cur := recs.Cursor()
 	k, _ := cur.First()
-	for k != nil && isJournalKey(k) {
-		k, _ = cur.Next()
-	}
 	if k == nil || keySeq(k) > above {
 		c.LastSeq = max(c.LastSeq, above)
 		return 0, nil
 	}
 	var held []kv
 	for k, v := cur.First(); k != nil; k, v = cur.Next() {
-		if !isJournalKey(k) {
-			held = append(held, kv{append([]byte(nil), k...), append([]byte(nil), v...)})
-		}
+		held = append(held, kv{append([]byte(nil), k...), append([]byte(nil), v...)})
 	}
 	for _, e := range held {
 		if err := recs.Delete(e.k); err != nil {

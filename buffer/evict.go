@@ -97,10 +97,6 @@ func (e *evictor) thin(keep int) {
 			k, v = cur.First()
 			continue
 		}
-		if isJournalKey(k) {
-			k, v = cur.Next()
-			continue
-		}
 		seq := keySeq(k)
 		c.ThinMark = seq
 		if recordKind(v) == reading.KindReading {

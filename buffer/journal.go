@@ -20,17 +20,13 @@ import (
 // rewrites anyway and costs no page at all.
 //
 // A journal key is the seq of the record it follows (8 bytes, big-endian)
-// and a counter (8 bytes): 16 bytes, so every walker over the records tells
-// it from a record (isJournalKey) and skips it; the value starts with two
-// bytes no record starts with (recordKind reads an unknown kind), so a
-// walker that looks only at kinds passes it by too. Entries are not records:
-// no seq of their own, not counted, never read, acknowledged or evicted.
-// They go only when a commit says Drop (the stage wrote a checkpoint).
-const journalKeyLen = 16
-
+// and a counter (8 bytes): the records' cursor passes it by (keyspace.go,
+// the one place that tells the two apart). The value starts with two bytes
+// no record starts with (recordKind reads an unknown kind). Entries are not
+// records: no seq of their own, not counted, never read, acknowledged or
+// evicted. They go only when a commit says Drop (the stage wrote a
+// checkpoint).
 var journalMagic = [2]byte{0xfe, 0xff}
-
-func isJournalKey(k []byte) bool { return len(k) == journalKeyLen }
 
 // Journal is what an AppendWithJournal adds to or removes from the journal,
 // in the same transaction as its records and states.

@@ -10,13 +10,13 @@ import (
 	"tidegate/reading"
 )
 
-// File layout: four buckets.
+// File layout: these four buckets and the backlog (backlog.go). The
+// journal lives among the records (keyspace.go).
 var (
 	bucketRecords = []byte("records") // seq (8 bytes big-endian) → encoded record
 	bucketUrgent  = []byte("urgent")  // seq of every unacked event → empty, so ReadUrgent skips a backlog
 	bucketMeta    = []byte("meta")    // the keys below
 	bucketState   = []byte("state")   // side state of other stages
-	bucketJournal = []byte("journal") // the filter's journal: counter (8 bytes big-endian) → entry (journal.go)
 )
 
 var (
@@ -32,8 +32,10 @@ var (
 // backlog bucket (backlog.go); a build that knows only 1 would not see
 // them, so it refuses the file (ErrNewerFormat) instead. 3: records are
 // stored as version 3 (a CRC that covers the seq), which a build of format
-// 2 would report as undecodable, and the journal has its own bucket
-// (journal.go). Files of format 1 and 2 are taken as they are and marked 3.
+// 2 would report as undecodable. Files of format 1 and 2 are taken as they
+// are and marked 3. The journal stays among the records in every format
+// (keyspace.go says why); an empty "journal" bucket that builds of format 3
+// created and never wrote is left alone.
 const fileFormat = 3
 
 // recentRanges is how many evicted ranges Stats reports; the buffer_evicted
@@ -197,9 +199,10 @@ func recount(tx *bolt.Tx, c *counters, fresh bool) (bad, journal [][]byte, gaps 
 	var n counters
 	var prev uint64
 	open := -1 // the first gap still waiting for the good key after it
-	cur := recs.Cursor()
+	// Every key: the journal's too, and damaged keys of any length.
+	cur := recs.keyCursor()
 	for k, v := cur.First(); k != nil; k, v = cur.Next() {
-		if isJournalKey(k) && bytes.HasPrefix(v, journalMagic[:]) {
+		if journalEntry(k, v) {
 			journal = append(journal, append([]byte(nil), k...))
 			n.Journal += uint64(len(v))
 			continue

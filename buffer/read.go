@@ -93,8 +93,6 @@ func (b *Buffer) readOn(db *bolt.DB, after uint64, max int, urgentOnly bool) (_ 
 				if v = recs.Get(k); v == nil {
 					continue
 				}
-			} else if isJournalKey(k) {
-				continue
 			}
 			out = append(out, decodeOrReport(keySeq(k), v))
 		}

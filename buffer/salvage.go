@@ -115,7 +115,6 @@ func copyReadable(src, dst string, opt Options) (res salvageResult, err error) {
 	var c counters
 	meta := map[string][]byte{}
 	state := map[string][]byte{}
-	jour := map[string][]byte{}
 	err = db.Update(func(w *bolt.Tx) error {
 		for _, name := range allBuckets {
 			if _, err := w.CreateBucketIfNotExists(name); err != nil {
@@ -130,7 +129,6 @@ func copyReadable(src, dst string, opt Options) (res salvageResult, err error) {
 	// Side buckets first: small, and the counters bound the records' keys.
 	readBucket(ro, bucketMeta, func(k, v []byte) { meta[string(k)] = append([]byte(nil), v...) })
 	readBucket(ro, bucketState, func(k, v []byte) { state[string(k)] = append([]byte(nil), v...) })
-	readBucket(ro, bucketJournal, func(k, v []byte) { jour[string(k)] = append([]byte(nil), v...) })
 	if v, ok := meta[string(keyCounters)]; ok && c.decode(v) == nil {
 		res.seqKnown = true
 	}
@@ -186,7 +184,7 @@ func copyReadable(src, dst string, opt Options) (res salvageResult, err error) {
 			res.kept = uint64(len(kept))
 			res.ranges, res.lost = lostRanges(kept, c, res.seqKnown, evicted)
 			return res, db.Update(func(w *bolt.Tx) error {
-				m, s, j := w.Bucket(bucketMeta), w.Bucket(bucketState), w.Bucket(bucketJournal)
+				m, s := w.Bucket(bucketMeta), w.Bucket(bucketState)
 				for k, v := range meta {
 					if k == string(keyClean) {
 						continue
@@ -197,11 +195,6 @@ func copyReadable(src, dst string, opt Options) (res salvageResult, err error) {
 				}
 				for k, v := range state {
 					if err := s.Put([]byte(k), v); err != nil {
-						return err
-					}
-				}
-				for k, v := range jour {
-					if err := j.Put([]byte(k), v); err != nil {
 						return err
 					}
 				}
@@ -224,7 +217,7 @@ func copyReadable(src, dst string, opt Options) (res salvageResult, err error) {
 }
 
 // allBuckets is every bucket of the file layout.
-var allBuckets = [][]byte{bucketRecords, bucketBacklog, bucketUrgent, bucketMeta, bucketState, bucketJournal}
+var allBuckets = [][]byte{bucketRecords, bucketBacklog, bucketUrgent, bucketMeta, bucketState}
 
 type kv struct{ k, v []byte }
 

@@ -79,17 +79,11 @@ func (b *Buffer) times(db *bolt.DB, s *Stats) (err error) {
 	return db.View(func(tx *bolt.Tx) error {
 		cur := records(tx).Cursor()
 		k, v := cur.First()
-		for k != nil && isJournalKey(k) {
-			k, v = cur.Next()
-		}
 		if k != nil {
 			s.FirstSeq = keySeq(k)
 			s.Oldest = recordTime(decodeOrReport(s.FirstSeq, v))
 		}
 		k, v = cur.Last()
-		for k != nil && isJournalKey(k) {
-			k, v = cur.Prev()
-		}
 		if k != nil {
 			s.Newest = recordTime(decodeOrReport(keySeq(k), v))
 		}
