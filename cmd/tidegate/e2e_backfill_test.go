@@ -22,6 +22,9 @@ import (
 // with the meters' own midnight as meter_time, equal to what the simulated
 // meters froze, and no day twice.
 func TestE2EBackfillAfterThreeDaysDown(t *testing.T) {
+	// Mostly waiting on its own processes: it runs beside the other long
+	// end-to-end tests (.ci/unit gives the timing pass -parallel 3).
+	t.Parallel()
 	bin := buildBinaries(t)
 	br := startTestBroker(t)
 	dir := t.TempDir()

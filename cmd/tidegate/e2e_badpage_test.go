@@ -57,6 +57,9 @@ func liveLeaves(raw []byte) map[int][]uint64 {
 // the page returned ErrCorrupt, the uplink stopped, the process lived on,
 // and the file was moved aside with its backlog.)
 func TestE2EPageGoesBadUnderDaemon(t *testing.T) {
+	// Mostly waiting on its own processes: it runs beside the other long
+	// end-to-end tests (.ci/unit gives the timing pass -parallel 3).
+	t.Parallel()
 	bin := buildBinaries(t)
 	mq := startMosquittoProc(t)
 	// tidegate reaches the broker through a gate the test opens once the

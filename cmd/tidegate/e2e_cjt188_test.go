@@ -16,6 +16,9 @@ import (
 // comes back as a valve event with the request id, and the simulated
 // meter's total stops moving.
 func TestE2ECJT188Chain(t *testing.T) {
+	// Mostly waiting on its own processes: it runs beside the other long
+	// end-to-end tests (.ci/unit gives the timing pass -parallel 3).
+	t.Parallel()
 	bin := buildBinaries(t)
 	br := startTestBroker(t)
 	dir := t.TempDir()

@@ -33,6 +33,9 @@ func receiverLines(p *proc) []map[string]any {
 // mqtt.config_rollback_after with a config_rolled_back event; tidegate
 // status never shows the broker password.
 func TestE2ERemoteConfig(t *testing.T) {
+	// Mostly waiting on its own processes: it runs beside the other long
+	// end-to-end tests (.ci/unit gives the timing pass -parallel 3).
+	t.Parallel()
 	bin := buildBinaries(t)
 	mq := startMosquittoProc(t)
 	dir := t.TempDir()

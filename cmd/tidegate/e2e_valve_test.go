@@ -33,6 +33,9 @@ import (
 // command topic leaves the daemon small and publishing; /metrics on TCP
 // carries no meter totals.
 func TestE2ESignedValve(t *testing.T) {
+	// Mostly waiting on its own processes: it runs beside the other long
+	// end-to-end tests (.ci/unit gives the timing pass -parallel 3).
+	t.Parallel()
 	bin := buildBinaries(t)
 	mq := startE2EMosquitto(t)
 	dir := t.TempDir()

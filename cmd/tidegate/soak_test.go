@@ -119,6 +119,9 @@ func (s *soakBroker) take(topic string, p []byte) {
 // a buffer_evicted range, and every part is running. 60 s of faults in
 // make test, 30 min with TIDEGATE_LONG=1.
 func TestSoakFaults(t *testing.T) {
+	// Mostly waiting on its own processes: it runs beside the other long
+	// end-to-end tests (.ci/unit gives the timing pass -parallel 3).
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("soak")
 	}
