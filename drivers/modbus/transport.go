@@ -34,7 +34,7 @@ type wire interface {
 	Config() link.Config
 	WaitGap(gap time.Duration)
 	Flush() (int, error)
-	Write(b []byte) error
+	WriteUntil(ctx context.Context, b []byte, deadline time.Time) error
 	ReadSome(buf []byte, deadline time.Time) (int, error)
 	ReadMin(buf []byte, min int, deadline time.Time) (int, error)
 }
@@ -100,7 +100,9 @@ func (t *transporter) Send(req []byte) ([]byte, error) {
 	} else if n > 0 {
 		t.c.Stray.Add(int64(n))
 	}
-	if err := t.line.Write(req); err != nil {
+	// goburrow's Transporter carries no context: the answer timeout bounds
+	// the write too.
+	if err := t.line.WriteUntil(context.Background(), req, time.Now().Add(t.timeout)); err != nil {
 		return nil, err
 	}
 	resp, err := t.read(req, want)
