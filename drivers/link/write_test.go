@@ -6,6 +6,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/creack/pty"
 )
 
 // A converter that accepts the connection and stops reading: once the
@@ -87,5 +89,59 @@ func TestWriteFollowsContextAndBudget(t *testing.T) {
 	cancel()
 	if err := l.WriteUntil(ctx, []byte("frame"), time.Time{}); !errors.Is(err, ErrNotSent) || Classify(err) != FaultStopped {
 		t.Errorf("write with a cancelled context: %v, want not sent", err)
+	}
+}
+
+// After a complete answer: a couple of stray bytes and then silence (a
+// radio module's RSSI, a driver's turn-off glitch) are not noise; a
+// stream with no gap (a stuck transmitter) is, over a real pty.
+func TestAfterAnswer(t *testing.T) {
+	master, slave, err := pty.Open()
+	if err != nil {
+		t.Skipf("no pty: %v", err)
+	}
+	defer master.Close()
+	defer slave.Close()
+	l, err := Open(Config{Device: slave.Name(), Baud: 9600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	gap := 20 * time.Millisecond
+
+	// Nothing after the answer.
+	tx := NewBudget(context.Background(), 2*time.Second, 1024, gap, "request r")
+	if n, err := AfterAnswer(l, tx, 39, gap); n != 0 || err != nil {
+		t.Fatalf("quiet line: %d stray, %v", n, err)
+	}
+	// Two bytes, then silence.
+	if _, err := master.Write([]byte{0xC4, 0x3A}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := AfterAnswer(l, tx, 39, gap); n != 2 || err != nil {
+		t.Fatalf("two trailing bytes: %d stray, %v; want 2, nil", n, err)
+	}
+	// The answer again and again.
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		frame := []byte{1, 3, 2, 0, 0, 0xB8, 0x44}
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := master.Write(frame); err != nil {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	tx = NewBudget(context.Background(), 2*time.Second, 1024, gap, "request r")
+	n, err := AfterAnswer(l, tx, 7, gap)
+	var ne *NoiseError
+	if !errors.As(err, &ne) || n < 16 || ne.After != "request r" {
+		t.Fatalf("a repeating answer: %d bytes, %v; want line noise", n, err)
 	}
 }
