@@ -314,10 +314,18 @@ func (l *Line) WriteUntil(ctx context.Context, b []byte, deadline time.Time) err
 		limit = cd
 	}
 	_ = l.conn.SetWriteDeadline(limit)
-	// A cancellation moves the deadline to now, which wakes the write.
-	stop := context.AfterFunc(ctx, func() { _ = l.conn.SetWriteDeadline(time.Unix(1, 0)) })
+	// A cancellation moves the deadline to the past, which wakes the
+	// write; once started it is waited for, so it cannot land on the
+	// next write's deadline.
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(fired)
+		_ = l.conn.SetWriteDeadline(time.Unix(1, 0))
+	})
 	n, err := l.conn.Write(b)
-	stop()
+	if !stop() {
+		<-fired
+	}
 	l.last = time.Now()
 	if err == nil {
 		return nil
