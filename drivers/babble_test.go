@@ -231,3 +231,62 @@ buses:
 		})
 	}
 }
+
+// TestStuckMeterAloneDiagnosed: a stuck meter that is the only one on its
+// bus answers every poll, but its answer does not end: bytes go on arriving
+// after a complete, valid answer, within the silence the protocol demands
+// after a frame. That is the line's fault (line_noise), on each protocol,
+// not a good reading.
+func TestStuckMeterAloneDiagnosed(t *testing.T) {
+	for _, proto := range []string{"mbus", "cjt188", "modbus"} {
+		t.Run(proto, func(t *testing.T) {
+			bc := babbleCases[proto]
+			if proto == "modbus" {
+				// One request per poll (the 17 registers in one read): every
+				// poll's request is the same, so the repeats answer it.
+				bc.sim = `{id: %s, address: 1, profile: bench17}`
+				bc.meter.Profile = "bench17"
+			}
+			stuck := strings.Replace(fmt.Sprintf(bc.sim, "s"), "}", ", faults: {stuck: 1, stuck_for: 60s}}", 1)
+			sim := startSim(t, fmt.Sprintf(`
+profiles: profiles
+buses:
+  - {name: st, protocol: %s, baud: 9600, meters: [%s]}
+`, proto, stuck))
+			var profiles map[string]*pmodbus.Profile
+			if bc.profiles {
+				profiles = loadProfiles(t)
+			}
+			m := bc.meter
+			m.ID, m.Interval = "s", 300*time.Millisecond
+			pi := sim.Ports()["st"]
+			sink := newCollector()
+			b, err := NewBus(BusConfig{Name: "st", Protocol: bc.proto, Link: link.Config{Device: pi.Device, Baud: pi.Baud, Parity: pi.Parity}, Backoff: 200 * time.Millisecond},
+				[]MeterConfig{m}, profiles, sink, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { defer close(done); b.Run(ctx) }()
+			defer func() { cancel(); <-done }()
+			// A few polls, not the minute the stuck transmitter lasts.
+			start := time.Now()
+			for noise := false; !noise; {
+				if time.Since(start) > 20*time.Second {
+					sink.mu.Lock()
+					t.Fatalf("no line_noise in 20 s; %d readings of the stuck meter taken as good", len(sink.readings["s"]))
+				}
+				time.Sleep(20 * time.Millisecond)
+				sink.mu.Lock()
+				for _, e := range sink.events {
+					noise = noise || e.Type == "line_noise"
+				}
+				sink.mu.Unlock()
+			}
+			sink.mu.Lock()
+			t.Logf("line_noise after %s, %d readings", time.Since(start).Round(time.Millisecond), len(sink.readings["s"]))
+			sink.mu.Unlock()
+		})
+	}
+}

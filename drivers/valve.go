@@ -149,6 +149,15 @@ func (b *Bus) doValve(ctx context.Context, p poller, m *meterState, op valveOp) 
 			}
 		}
 	}
+	if res.Outcome == ValveFailed && ctx.Err() != nil && errors.Is(err, link.ErrNoAnswer) {
+		// The command's deadline ended with the write on the line and
+		// unanswered: the meter may have acted. The caller, whose deadline
+		// it was, accounts for that as one "unknown" event with the status
+		// read back on a context of its own; a "failed" event here would
+		// be a second, wrong account of the same command.
+		b.log.WithField("meter", m.cfg.ID).WithField("request", op.request).Infof("valve %s: no answer before the command's deadline: %v", res.Action, err)
+		return res, err
+	}
 	msg := fmt.Sprintf("valve %s: %s, valve %s", res.Action, res.Outcome, res.Valve)
 	if res.Error != "" {
 		msg += ": " + res.Error

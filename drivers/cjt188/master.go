@@ -18,7 +18,7 @@ type Line interface {
 	Config() link.Config
 	WaitGap(gap time.Duration)
 	Flush() (int, error)
-	Write(b []byte) error
+	WriteUntil(ctx context.Context, b []byte, deadline time.Time) error
 	ReadSome(buf []byte, deadline time.Time) (int, error)
 	Close() error
 }
@@ -151,15 +151,15 @@ func (m *Master) Transact(ctx context.Context, req p.Frame, expect int) (Exchang
 	if err != nil {
 		return Exchange{}, err
 	}
-	if err := m.send(ctx, out); err != nil {
-		return Exchange{}, err
-	}
 	// The whole transaction, whatever the line does: the request's wire
 	// time, the answer timeout, the longest legal frame's wire time and two
 	// guards; at most the echo, two whole frames (a late answer, then
-	// ours) and a margin are read.
-	tx := link.NewBudget(ctx, m.wire(len(out))+m.opt.Timeout+m.wire(maxFrame)+2*m.opt.Guard,
+	// ours) and a margin are read. The write is bounded by it too.
+	tx := link.NewBudget(ctx, m.opt.Guard+m.wire(len(out))+m.opt.Timeout+m.wire(maxFrame)+2*m.opt.Guard,
 		len(out)+2*maxFrame+noiseMargin, m.opt.Guard, requestName(reqMsg))
+	if err := m.send(ctx, out, tx.Deadline()); err != nil {
+		return Exchange{}, err
+	}
 	// Whole answer: its start within the timeout after the request has
 	// left (Drain returns at once on a pty and some USB adapters, so the
 	// request's wire time is added), then its own wire time with preamble.
@@ -337,8 +337,9 @@ func (m *Master) drainTrailing() {
 
 // send keeps the guard silence, drops stale input and writes req; a
 // request whose context ended before the line was free is not sent
-// (link.ErrNotSent).
-func (m *Master) send(ctx context.Context, req []byte) error {
+// (link.ErrNotSent). A converter that does not take the frame by deadline
+// (the transaction's) or before ctx ends fails the line.
+func (m *Master) send(ctx context.Context, req []byte, deadline time.Time) error {
 	m.c.Requests.Add(1)
 	m.line.WaitGap(m.opt.Guard)
 	if n, err := m.line.Flush(); err != nil {
@@ -350,7 +351,7 @@ func (m *Master) send(ctx context.Context, req []byte) error {
 	if err := ctx.Err(); err != nil {
 		return link.NotSent(err)
 	}
-	if err := m.line.Write(req); err != nil {
+	if err := m.line.WriteUntil(ctx, req, deadline); err != nil {
 		return fmt.Errorf("write: %w", err)
 	}
 	return nil
@@ -425,11 +426,11 @@ func (m *Master) ReadAddress(ctx context.Context, order p.DIOrder) (Found, error
 	req := p.ReadAddress(order, m.ser)
 	req.Preamble = m.opt.Preamble
 	out, _ := p.Encode(req)
-	if err := m.send(ctx, out); err != nil {
+	tx := link.NewBudget(ctx, m.opt.Guard+m.wire(len(out))+m.opt.Timeout+m.wire(maxFrame)+2*m.opt.Guard,
+		len(out)+2*maxFrame+noiseMargin, m.opt.Guard, "broadcast read-address")
+	if err := m.send(ctx, out, tx.Deadline()); err != nil {
 		return Found{}, err
 	}
-	tx := link.NewBudget(ctx, m.wire(len(out))+m.opt.Timeout+m.wire(maxFrame)+2*m.opt.Guard,
-		len(out)+2*maxFrame+noiseMargin, m.opt.Guard, "broadcast read-address")
 	deadline := tx.Until(time.Now().Add(m.wire(len(out)) + m.opt.Timeout + m.wire(p.MinFrame+p.MaxPreamble+3)))
 	for {
 		d := deadline

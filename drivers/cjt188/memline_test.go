@@ -1,6 +1,7 @@
 package cjt188
 
 import (
+	"context"
 	"time"
 
 	"tidegate/drivers/link"
@@ -65,3 +66,6 @@ func (l *memLine) ReadSome(buf []byte, _ time.Time) (int, error) {
 	l.in = l.in[n:]
 	return n, nil
 }
+
+// WriteUntil: an in-memory line takes a frame at once.
+func (l *memLine) WriteUntil(_ context.Context, b []byte, _ time.Time) error { return l.Write(b) }

@@ -2,6 +2,7 @@ package link
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -128,4 +129,39 @@ func (b *Budget) Over() (over bool, noise error) {
 
 func (b *Budget) noise(capped bool) *NoiseError {
 	return &NoiseError{Bytes: b.n, Over: max(time.Since(b.start), time.Millisecond), Sample: append([]byte(nil), b.sample...), After: b.after, Capped: capped}
+}
+
+// SomeReader is what AfterAnswer needs of a line.
+type SomeReader interface {
+	ReadSome(buf []byte, deadline time.Time) (int, error)
+}
+
+// AfterAnswer checks that the line goes quiet after a complete, valid
+// answer of frame bytes. A transmitter that sticks repeats its answer back
+// to back, so every poll of a meter alone on its bus "succeeds" with a
+// repeat; what gives it away is that bytes go on arriving where the
+// protocol demands silence. It waits at most gap for a byte: that silence
+// is what the next request keeps anyway, so a quiet line costs nothing. A
+// few bytes and then silence (a radio module's RSSI, a driver's turn-off
+// glitch) are stray and returned; a stream of max(frame, 16) bytes without
+// a gap is a *NoiseError. It reads within the budget and counts into it.
+func AfterAnswer(r SomeReader, tx *Budget, frame int, gap time.Duration) (stray int, err error) {
+	limit := max(frame, 16)
+	var buf [64]byte
+	for stray < limit {
+		n, rerr := r.ReadSome(buf[:], tx.Until(time.Now().Add(gap)))
+		if n > 0 {
+			stray += n
+			if cerr := tx.Count(buf[:n]); cerr != nil {
+				return stray, cerr
+			}
+		}
+		if errors.Is(rerr, ErrTimeout) || rerr == nil && n == 0 {
+			return stray, nil // quiet again (or the budget is spent)
+		}
+		if rerr != nil {
+			return stray, rerr
+		}
+	}
+	return stray, tx.noise(false)
 }

@@ -5,6 +5,7 @@
 package link
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -279,17 +280,71 @@ func (l *Line) rawRead(sc syscall.Conn, buf []byte) (int, error) {
 	return k, nil
 }
 
-// Write sends a frame and waits until it has left the UART.
+// Write sends a frame and waits until it has left the UART; on TCP it
+// waits at most writeLimit for the converter to take it.
 func (l *Line) Write(b []byte) error {
-	var err error
+	return l.WriteUntil(context.Background(), b, time.Time{})
+}
+
+// writeLimit bounds a converter write that has no earlier deadline: the
+// socket buffers take a frame at once unless the converter stopped reading.
+const writeLimit = 5 * time.Second
+
+// WriteUntil is Write within a transaction: on TCP the write ends by the
+// earliest of deadline (the transaction's budget, Budget.Deadline; zero:
+// none), ctx's deadline and writeLimit, and at once when ctx is cancelled,
+// so a converter that stopped reading cannot hold the bus past the
+// request. A write cut short leaves the stream out of step (part of a
+// frame may have gone): it is ErrFailing, and also ErrNotSent when not a
+// byte went. A context already ended sends nothing (ErrNotSent).
+func (l *Line) WriteUntil(ctx context.Context, b []byte, deadline time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return NotSent(err)
+	}
 	if l.port != nil {
-		err = l.writeSerial(b)
-	} else {
-		_ = l.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-		_, err = l.conn.Write(b)
+		err := l.writeSerial(b)
+		l.last = time.Now()
+		return err
+	}
+	limit := time.Now().Add(writeLimit)
+	if !deadline.IsZero() && deadline.Before(limit) {
+		limit = deadline
+	}
+	if cd, ok := ctx.Deadline(); ok && cd.Before(limit) {
+		limit = cd
+	}
+	_ = l.conn.SetWriteDeadline(limit)
+	// A cancellation moves the deadline to the past, which wakes the
+	// write; once started it is waited for, so it cannot land on the
+	// next write's deadline.
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(fired)
+		_ = l.conn.SetWriteDeadline(time.Unix(1, 0))
+	})
+	n, err := l.conn.Write(b)
+	if !stop() {
+		<-fired
 	}
 	l.last = time.Now()
-	return err
+	if err == nil {
+		return nil
+	}
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		return err
+	}
+	cause := ctx.Err()
+	if cd, ok := ctx.Deadline(); cause == nil && ok && !time.Now().Before(cd) {
+		cause = context.DeadlineExceeded
+	}
+	if cause == nil {
+		cause = err // the deadline: the converter did not take the frame in time
+	}
+	if n == 0 {
+		return fmt.Errorf("%w: %w: %w", ErrFailing, ErrNotSent, cause)
+	}
+	return fmt.Errorf("%w: write cut short after %d of %d bytes: %w", ErrFailing, n, len(b), cause)
 }
 
 // writeSerial writes all of b and waits for the UART to send it. Both calls

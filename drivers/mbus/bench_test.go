@@ -91,11 +91,11 @@ type countingLine struct {
 	pending                            bool // a request not yet answered
 }
 
-func (l *countingLine) Write(b []byte) error {
+func (l *countingLine) WriteUntil(ctx context.Context, b []byte, deadline time.Time) error {
 	l.requests++
 	l.sent += len(b)
 	l.pending = true
-	return l.Line.Write(b)
+	return l.Line.WriteUntil(ctx, b, deadline)
 }
 
 func (l *countingLine) ReadSome(buf []byte, deadline time.Time) (int, error) {

@@ -1,6 +1,7 @@
 package mbus
 
 import (
+	"context"
 	"time"
 
 	"tidegate/drivers/link"
@@ -18,7 +19,7 @@ type Line interface {
 	// Flush drops pending input: n stray bytes, or -1 when not counted.
 	Flush() (n int, err error)
 	// Write sends one frame and returns once it has left.
-	Write(b []byte) error
+	WriteUntil(ctx context.Context, b []byte, deadline time.Time) error
 	// ReadSome reads what arrives before deadline, (0, link.ErrTimeout)
 	// when nothing did.
 	ReadSome(buf []byte, deadline time.Time) (int, error)

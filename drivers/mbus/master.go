@@ -166,7 +166,7 @@ func (m *Master) send(ctx context.Context, req []byte) error {
 	}
 	m.tx = link.NewBudget(ctx, 2*m.wire(len(req))+m.opt.Timeout+m.wire(maxFrame)+2*m.guard,
 		2*len(req)+2*maxFrame+noiseMargin, m.guard, requestName(req))
-	if err := m.line.Write(req); err != nil && !errors.Is(err, syscall.EINTR) {
+	if err := m.line.WriteUntil(ctx, req, m.tx.Deadline()); err != nil && !errors.Is(err, syscall.EINTR) {
 		return fmt.Errorf("write: %w", err)
 	}
 	// EINTR: the frame was written and the wait for it to leave the UART

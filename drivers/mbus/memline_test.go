@@ -2,6 +2,7 @@ package mbus
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"syscall"
 	"testing"
@@ -236,3 +237,6 @@ var errLine = errors.New("line gone")
 
 // volumeRecord is DIF 04 VIF 13 (volume, litres), 4 bytes: 12.345 m³.
 var volumeRecord = []byte{0x04, 0x13, 0x39, 0x30, 0x00, 0x00}
+
+// WriteUntil: an in-memory line takes a frame at once.
+func (l *memLine) WriteUntil(_ context.Context, b []byte, _ time.Time) error { return l.Write(b) }

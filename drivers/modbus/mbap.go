@@ -1,6 +1,7 @@
 package modbus
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -72,10 +73,10 @@ func (t *mbapTransporter) Send(req []byte) ([]byte, error) {
 		}
 		t.pending = append(t.pending, t.chunk[:n]...)
 	}
-	if err := t.line.Write(req); err != nil {
+	deadline := time.Now().Add(t.timeout)
+	if err := t.line.WriteUntil(context.Background(), req, deadline); err != nil {
 		return nil, err
 	}
-	deadline := time.Now().Add(t.timeout)
 	heard := false
 	for {
 		s, err := pmodbus.ScanMBAP(req, t.pending)

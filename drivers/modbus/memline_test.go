@@ -1,6 +1,7 @@
 package modbus
 
 import (
+	"context"
 	"time"
 
 	"tidegate/drivers/link"
@@ -117,3 +118,6 @@ func (m *memLine) take(buf []byte) int {
 	}
 	return n
 }
+
+// WriteUntil: an in-memory line takes a frame at once.
+func (m *memLine) WriteUntil(_ context.Context, b []byte, _ time.Time) error { return m.Write(b) }

@@ -34,7 +34,7 @@ type wire interface {
 	Config() link.Config
 	WaitGap(gap time.Duration)
 	Flush() (int, error)
-	Write(b []byte) error
+	WriteUntil(ctx context.Context, b []byte, deadline time.Time) error
 	ReadSome(buf []byte, deadline time.Time) (int, error)
 	ReadMin(buf []byte, min int, deadline time.Time) (int, error)
 }
@@ -100,7 +100,9 @@ func (t *transporter) Send(req []byte) ([]byte, error) {
 	} else if n > 0 {
 		t.c.Stray.Add(int64(n))
 	}
-	if err := t.line.Write(req); err != nil {
+	// goburrow's Transporter carries no context: the answer timeout bounds
+	// the write too.
+	if err := t.line.WriteUntil(context.Background(), req, time.Now().Add(t.timeout)); err != nil {
 		return nil, err
 	}
 	resp, err := t.read(req, want)
@@ -177,7 +179,19 @@ func (t *transporter) read(req []byte, want int) ([]byte, error) {
 			deadline = earliest(deadline, time.Now().Add(t.gap+crcGrace))
 		}
 		if s.Frame != nil {
-			return append([]byte(nil), s.Frame...), nil
+			resp := append([]byte(nil), s.Frame...)
+			// A complete answer is followed by t3.5 of silence; a stuck
+			// transmitter goes on repeating it back to back, and those
+			// repeats would answer every later poll of the same registers.
+			// Two characters' time tells: the repeat's first byte is due
+			// after one, and the next request's silence, counted from the
+			// answer's last byte, is still kept to the microsecond.
+			stray, err := link.AfterAnswer(t.line, tx, len(resp), min(t.gap, 2*t.char))
+			t.c.Stray.Add(int64(stray))
+			if err != nil {
+				return nil, fmt.Errorf("slave %d: %w", req[0], err)
+			}
+			return resp, nil
 		}
 		t.pending = append(t.pending[:0], t.pending[s.Used:]...)
 		// An answer arrives a character at a time: be woken once for

@@ -11,6 +11,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"tidegate/cmd/tidegate/internal/config"
@@ -109,8 +110,14 @@ func (d *Daemon) serveTail(w http.ResponseWriter, r *http.Request) {
 	}
 	ch, cancel := d.hub.subscribe(r.URL.Query().Get("meter"))
 	defer cancel()
+	// The stream lasts as long as the client wants it: the server's write
+	// timeout would end it, so each record gets its own deadline instead,
+	// and a client that stops reading is dropped after one.
+	rc := http.NewResponseController(w)
+	wt := d.apiLimits.orDefaults().WriteTimeout
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
+	_ = rc.SetWriteDeadline(time.Now().Add(wt))
 	fl.Flush()
 	enc := json.NewEncoder(w)
 	for {
@@ -118,12 +125,158 @@ func (d *Daemon) serveTail(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		case j := <-ch:
+			_ = rc.SetWriteDeadline(time.Now().Add(wt))
 			if enc.Encode(j) != nil {
 				return
 			}
 			fl.Flush()
 		}
 	}
+}
+
+// apiLimits bound what the clients of one listener can hold: a slow or idle
+// client costs a goroutine and a descriptor per connection until a timeout
+// ends it, so both are bounded. The zero value is the defaults.
+type apiLimits struct {
+	HeaderTimeout time.Duration // a request's headers must have arrived within this
+	IdleTimeout   time.Duration // a kept-alive connection with no request is closed after this
+	// WriteTimeout bounds writing an answer, counted from the end of the
+	// request's headers (so it covers the 30 s a read or valve command
+	// may take), and each record of a tail from when it is written.
+	WriteTimeout time.Duration
+	MaxConns     int   // connections open at once per listener
+	MaxBody      int64 // bytes of a request body (the API takes its arguments in the query)
+	MaxHeader    int   // bytes of a request's headers
+}
+
+func (l apiLimits) orDefaults() apiLimits {
+	def := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&l.HeaderTimeout, 5*time.Second)
+	def(&l.IdleTimeout, 30*time.Second)
+	def(&l.WriteTimeout, 45*time.Second)
+	if l.MaxConns <= 0 {
+		l.MaxConns = 32 // a CLI or two, a few tails, a scraper, with room to spare
+	}
+	if l.MaxBody <= 0 {
+		l.MaxBody = 64 << 10
+	}
+	if l.MaxHeader <= 0 {
+		l.MaxHeader = 16 << 10
+	}
+	return l
+}
+
+// server is an http.Server for one listener, within the limits; the
+// listener is wrapped so it holds at most l.MaxConns connections.
+func (l apiLimits) server(h http.Handler, ln net.Listener, base func(net.Listener) context.Context) (*http.Server, net.Listener) {
+	cl := &connCap{Listener: ln, max: l.MaxConns, conns: map[net.Conn]connSlot{}}
+	srv := &http.Server{
+		Handler:           capBody(l.MaxBody, h),
+		BaseContext:       base,
+		ReadHeaderTimeout: l.HeaderTimeout,
+		IdleTimeout:       l.IdleTimeout,
+		WriteTimeout:      l.WriteTimeout,
+		MaxHeaderBytes:    l.MaxHeader,
+		ConnState:         cl.track,
+	}
+	return srv, cl
+}
+
+// capBody refuses a body larger than max before the handler sees it, and
+// cuts one that grows past it (chunked, or lying about its length).
+func capBody(max int64, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > max {
+			w.Header().Set("Connection", "close")
+			writeJSON(w, http.StatusRequestEntityTooLarge, apiError{fmt.Sprintf("request body of %d bytes, at most %d", r.ContentLength, max)})
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, max)
+		h.ServeHTTP(w, r)
+	})
+}
+
+// connCap holds at most max connections of a listener. A connection past
+// the cap makes room by closing the one that has waited longest with no
+// request in flight (a client that connected and said nothing, an idle
+// keep-alive): a local client flooding the socket cannot lock the
+// technician out of status. When every connection is busy (tails), the
+// newcomer is closed instead.
+type connCap struct {
+	net.Listener
+	max int
+
+	mu    sync.Mutex
+	conns map[net.Conn]connSlot
+}
+
+type connSlot struct {
+	busy  bool      // a request in flight
+	since time.Time // when it last became idle (or connected)
+}
+
+func (c *connCap) Accept() (net.Conn, error) {
+	for {
+		nc, err := c.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		victim, ok := c.admit(nc)
+		if victim != nil {
+			victim.Close()
+		}
+		if ok {
+			// Returned unwrapped: the peer's credentials (SO_PEERCRED)
+			// are read from the *net.UnixConn itself.
+			return nc, nil
+		}
+		nc.Close()
+	}
+}
+
+// admit records nc if there is room or an idle connection to close (the
+// victim, closed by the caller outside the lock).
+func (c *connCap) admit(nc net.Conn) (victim net.Conn, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.conns) >= c.max {
+		var oldest time.Time
+		for k, s := range c.conns {
+			if !s.busy && (victim == nil || s.since.Before(oldest)) {
+				victim, oldest = k, s.since
+			}
+		}
+		if victim == nil {
+			return nil, false
+		}
+		delete(c.conns, victim)
+	}
+	c.conns[nc] = connSlot{since: time.Now()}
+	return victim, true
+}
+
+// track follows the server's view of each connection (http.Server.ConnState).
+func (c *connCap) track(nc net.Conn, st http.ConnState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, ok := c.conns[nc]
+	if !ok {
+		return // closed to make room, or refused
+	}
+	switch st {
+	case http.StateActive:
+		s.busy = true
+	case http.StateIdle:
+		s.busy, s.since = false, time.Now()
+	case http.StateClosed, http.StateHijacked:
+		delete(c.conns, nc)
+		return
+	}
+	c.conns[nc] = s
 }
 
 func (d *Daemon) serveAPI(cfg *config.Config) (*apiServer, error) {
@@ -139,11 +292,12 @@ func (d *Daemon) serveAPI(cfg *config.Config) (*apiServer, error) {
 		cancel()
 		return nil, err
 	}
-	h := d.handler(az)
+	lim := d.apiLimits.orDefaults()
 	base := func(net.Listener) context.Context { return ctx }
-	srv := &http.Server{Handler: h, BaseContext: base, ConnContext: withPeer, ReadHeaderTimeout: 5 * time.Second}
+	srv, cln := lim.server(d.handler(az), ln, base)
+	srv.ConnContext = withPeer
 	a.servers = append(a.servers, srv)
-	go func() { _ = srv.Serve(ln) }()
+	go func() { _ = srv.Serve(cln) }()
 	d.log.WithField("socket", cfg.API.Socket).Info("control API listening")
 	if cfg.API.Metrics != "" {
 		mln, err := net.Listen("tcp", cfg.API.Metrics)
@@ -153,9 +307,9 @@ func (d *Daemon) serveAPI(cfg *config.Config) (*apiServer, error) {
 		}
 		mux := http.NewServeMux()
 		mux.HandleFunc("GET /metrics", d.serveMetrics)
-		msrv := &http.Server{Handler: mux, BaseContext: base, ReadHeaderTimeout: 5 * time.Second}
+		msrv, cmln := lim.server(mux, mln, base)
 		a.servers = append(a.servers, msrv)
-		go func() { _ = msrv.Serve(mln) }()
+		go func() { _ = msrv.Serve(cmln) }()
 		d.log.WithField("address", mln.Addr().String()).Info("metrics listening")
 	}
 	return a, nil

@@ -65,10 +65,12 @@ type Daemon struct {
 	reloadMu sync.Mutex
 	rollback *rollbackGuard
 
-	ready    atomic.Bool  // the data path is open: the status can be assembled
-	stopped  atomic.Bool  // shutting down: a late reload (remote.go) does nothing
-	clock    gatewayClock // nil: the kernel's (clock.go)
-	healthAt time.Time    // the last health message published
+	ready   atomic.Bool  // the data path is open: the status can be assembled
+	stopped atomic.Bool  // shutting down: a late reload (remote.go) does nothing
+	clock   gatewayClock // nil: the kernel's (clock.go)
+	// apiLimits bound the control API's clients (api.go); zero: the defaults.
+	apiLimits apiLimits
+	healthAt  time.Time // the last health message published
 }
 
 func (d *Daemon) path() *datapath.Path {
