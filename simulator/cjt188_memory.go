@@ -105,15 +105,19 @@ func (m *CJTMeter) ClockSets() int {
 
 // CJTMeter returns a simulated CJ/T 188 meter by id, for tests that check
 // its memory and clock against what a master did.
-func (s *Sim) CJTMeter(id string) (*CJTMeter, bool) {
+func (s *Sim) CJTMeter(id string) (*CJTMeter, bool) { return innerMeter[*CJTMeter](s, id) }
+
+// innerMeter finds the simulated meter id behind its fault layer as a T.
+func innerMeter[T any](s *Sim, id string) (T, bool) {
+	var zero T
 	sm := s.meters[id]
 	if sm == nil {
-		return nil, false
+		return zero, false
 	}
 	f, ok := sm.resp.(*faulty)
 	if !ok {
-		return nil, false
+		return zero, false
 	}
-	c, ok := f.inner.(*CJTMeter)
+	c, ok := f.inner.(T)
 	return c, ok
 }

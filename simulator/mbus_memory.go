@@ -67,15 +67,4 @@ func (m *MBusMeter) ClockSets() int {
 }
 
 // MBusMeter returns a simulated M-Bus meter by id, for tests.
-func (s *Sim) MBusMeter(id string) (*MBusMeter, bool) {
-	sm := s.meters[id]
-	if sm == nil {
-		return nil, false
-	}
-	f, ok := sm.resp.(*faulty)
-	if !ok {
-		return nil, false
-	}
-	c, ok := f.inner.(*MBusMeter)
-	return c, ok
-}
+func (s *Sim) MBusMeter(id string) (*MBusMeter, bool) { return innerMeter[*MBusMeter](s, id) }
