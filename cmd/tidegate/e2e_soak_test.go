@@ -22,10 +22,10 @@ import (
 // noise, collisions and a 300 B/s babbler in bursts; a TCP converter
 // babbling 10 MB/s in bursts; and a healthy bus. The daemon's RSS and
 // goroutine count stay flat and every healthy meter is read within its
-// poll interval (with a margin for a loaded machine). 30 s here; 10 min
+// poll interval (with a margin for a loaded machine). 60 s here (as issue 22 asks); 10 min
 // with TIDEGATE_LONG=1.
 func TestE2EFaultSoak(t *testing.T) {
-	run := 30 * time.Second
+	run := 60 * time.Second
 	if os.Getenv("TIDEGATE_LONG") == "1" {
 		run = 10 * time.Minute
 	}
