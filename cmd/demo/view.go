@@ -8,6 +8,7 @@ import (
 	"io"
 	"os/exec"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -239,7 +240,8 @@ func statusLine(m map[string]any) string {
 		case string:
 			parts = append(parts, k+" "+x)
 		case float64:
-			parts = append(parts, fmt.Sprintf("%s %g", k, x))
+			// 'f', not %g: a seq (last_seq, seq_base) is a 16-digit integer.
+			parts = append(parts, k+" "+strconv.FormatFloat(x, 'f', -1, 64))
 		case []any:
 			parts = append(parts, fmt.Sprintf("%s %d", k, len(x)))
 		}
