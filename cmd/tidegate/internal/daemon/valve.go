@@ -129,7 +129,21 @@ func (d *Daemon) valveUnknown(b *busRun, r valveRequest, meter string, why error
 	j := ValveJSON{Meter: meter, Request: r.ID, Action: r.Action, Outcome: ValveUnknown, Valve: "unknown", Error: why.Error()}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if rd, err := b.readNow(ctx, meter); err == nil {
+	// The bus may still be finishing the write, or reopening its line
+	// after the cut-short transaction: ask again until the read-back's own
+	// deadline rather than give up on the first refusal.
+	rd, err := b.readNow(ctx, meter)
+	for err != nil && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-time.After(250 * time.Millisecond):
+			rd, err = b.readNow(ctx, meter)
+		}
+	}
+	if err != nil {
+		d.log.WithFields(logrus.Fields{"meter": meter, "request": r.ID}).WithError(err).Warn("valve read-back failed")
+	}
+	if err == nil {
 		j.Valve = "open"
 		switch {
 		case rd.Status&reading.StatusValveClosed != 0:
