@@ -15,10 +15,13 @@ type acker struct {
 	wg   sync.WaitGroup
 	mu   sync.Mutex
 	fail error
+	// failed is closed with the first failure: a pump with nothing else to
+	// wait for (the last batch's Ack failed, no new records) wakes on it.
+	failed chan struct{}
 }
 
 func newAcker(q Queue) *acker {
-	a := &acker{q: q, ch: make(chan []uint64, 64)}
+	a := &acker{q: q, ch: make(chan []uint64, 64), failed: make(chan struct{})}
 	a.wg.Add(1)
 	go a.run()
 	return a
@@ -46,6 +49,7 @@ func (a *acker) run() {
 			a.mu.Lock()
 			if a.fail == nil {
 				a.fail = fmt.Errorf("uplink: ack %d records: %w", len(all), err)
+				close(a.failed)
 			}
 			a.mu.Unlock()
 		}

@@ -182,6 +182,7 @@ func (u *Uplink) pump(ctx context.Context, client func() paho.Client) error {
 		case <-timer:
 		case <-more:
 		case <-u.wake:
+		case <-acks.failed:
 		case ch := <-u.alive:
 			close(ch)
 		}
