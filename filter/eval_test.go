@@ -38,11 +38,15 @@ func evaluateFleet(t testing.TB, seeds []int64, fleet samples.Options, cfg Confi
 				fs.AddOutput(r.Meter, r.Received, *r.Filter)
 				ts.AddOutput(r.Meter, r.Received, *r.Filter)
 			}
+			for _, e := range out.Events {
+				fs.AddEvent(e)
+				ts.AddEvent(e)
+			}
 			out.Reset()
 		}
 		err := samples.Run(context.Background(), o, specs, func(row samples.Row) error {
 			id := prefix + row.Meter
-			tr := score.Truth{RealUse: row.Truth.RealUse, RealBackflow: row.Truth.RealBackflow, Phantom: row.Truth.PhantomForward, Leak: row.Truth.Leak, Backflow: row.Truth.Backflow}
+			tr := score.Truth{RealUse: row.Truth.RealUse, RealBackflow: row.Truth.RealBackflow, Phantom: row.Truth.PhantomForward, Leak: row.Truth.Leak, Backflow: row.Truth.Backflow, BackflowShown: row.Truth.BackflowShown}
 			fs.AddTruth(id, row.Time, tr)
 			ts.AddTruth(id, row.Time, tr)
 			ns.AddTruth(id, row.Time, tr)

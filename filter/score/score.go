@@ -18,6 +18,9 @@ type Truth struct {
 	RealUse, RealBackflow, Phantom float64
 	Leak                           bool
 	Backflow                       bool // a real backflow ran during the interval
+	// BackflowShown: the interval's readings show water going backwards
+	// that only its backflow explains (samples.IntervalTruth.BackflowShown).
+	BackflowShown bool
 }
 
 // Result is the score of a run. Percentages are of the true volumes.
@@ -34,6 +37,10 @@ type Result struct {
 	LeaksPresent, LeaksFlagged int // leaks with a full night in the data; flagged within 24 h of it
 	FalseLeakMeters            int // meters flagged leak that never leaked
 	FalseBackflowMeters        int // meters flagged backflow that had none
+	FalseBackflows             []string
+	// FalseEvidentMeters: meters with a backflow event whose evidence
+	// is more than a residual (flow, volume) that had no backflow.
+	FalseEvidentMeters int
 	// Backflow episodes (hours with a real backflow running, back to back)
 	// that registered at least BackflowFlagMin, and those of them flagged
 	// backflow in one of their hours or the hour after.
@@ -42,9 +49,14 @@ type Result struct {
 	// The same for the episodes that registered at least one step of the
 	// meter's totaliser as well: a smaller one may never move the total.
 	BackflowsOverStep, BackflowsOverStepFlagged int
-	MissedLeaks                                 []string
-	FalseLeaks                                  []string
-	PerMeter                                    []Meter
+	// The same for the episodes the readings show (Truth.BackflowShown in
+	// one of their hours or the hour after): what a filter can find.
+	BackflowsShown, BackflowsShownFlagged int
+	// and those a backflow event with evidence beyond a residual covers
+	BackflowsEvident int
+	MissedLeaks      []string
+	FalseLeaks       []string
+	PerMeter         []Meter
 }
 
 // Meter is one meter's share of the errors, m3, to find the cases a filter gets wrong.
@@ -55,20 +67,23 @@ type Meter struct {
 }
 
 type hour struct {
-	u, p, b    float64 // truth
-	c, r       float64 // output
-	leakTruth  bool
-	leakGap    bool // some interval of the hour had no leak
-	leakFlag   bool
-	backFlag   bool
-	backTruth  bool
-	seenTruth  bool
-	seenOutput bool
+	u, p, b     float64 // truth
+	c, r        float64 // output
+	leakTruth   bool
+	leakGap     bool // some interval of the hour had no leak
+	leakFlag    bool
+	backFlag    bool
+	backTruth   bool
+	backShown   bool
+	evidentFlag bool // a backflow event beyond a residual covers the hour
+	seenTruth   bool
+	seenOutput  bool
 }
 
 type meterScore struct {
 	res, rev float64
 	hours    map[int64]*hour
+	evident  bool // a backflow event with evidence beyond a residual
 }
 
 // Scorer collects truth and output intervals of any number of meters in any
@@ -131,6 +146,7 @@ func (s *Scorer) AddTruth(meter string, t time.Time, tr Truth) {
 	h.leakTruth = h.leakTruth || tr.Leak
 	h.leakGap = h.leakGap || !tr.Leak
 	h.backTruth = h.backTruth || tr.Backflow
+	h.backShown = h.backShown || tr.BackflowShown
 	h.seenTruth = true
 }
 
@@ -159,6 +175,26 @@ func (p *play) move(x float64) (up, down float64) {
 		p.y -= down
 	}
 	return up, down
+}
+
+// AddEvent takes the filter's events; a backflow event whose evidence is
+// more than a residual beside a surge counts towards FalseEvidentMeters
+// where the meter had no backflow.
+func (s *Scorer) AddEvent(e reading.Event) {
+	if e.Type != "backflow" || e.Attrs["evidence"] == "residual" {
+		return
+	}
+	m := s.meter(e.Meter)
+	m.evident = true
+	from, err1 := time.Parse(time.RFC3339, e.Attrs["start"])
+	to, err2 := time.Parse(time.RFC3339, e.Attrs["end"])
+	if err1 != nil || err2 != nil {
+		return
+	}
+	for t := from.Truncate(time.Hour); !t.After(to); t = t.Add(time.Hour) {
+		_, h := s.hour(e.Meter, t.Add(time.Nanosecond))
+		h.evidentFlag = true
+	}
 }
 
 // Result computes the figures.
@@ -223,6 +259,10 @@ func (s *Scorer) Result() Result {
 		}
 		if everBackFlag && !everBack {
 			res.FalseBackflowMeters++
+			res.FalseBackflows = append(res.FalseBackflows, id)
+		}
+		if m.evident && !everBack {
+			res.FalseEvidentMeters++
 		}
 		s.backflowEpisodes(id, m, keys, &res)
 		if night, ok := s.firstLeakNight(m, keys); ok {
@@ -270,13 +310,17 @@ func (s *Scorer) backflowEpisodes(id string, m *meterScore, keys []int64, res *R
 			i++
 			continue
 		}
-		j, vol, flagged := i, 0.0, false
+		j, vol, flagged, shown, evident := i, 0.0, false, false, false
 		for ; j < len(keys) && m.hours[keys[j]].backTruth && keys[j]-keys[i] == int64(j-i); j++ {
 			vol += m.hours[keys[j]].b
 			flagged = flagged || m.hours[keys[j]].backFlag
+			shown = shown || m.hours[keys[j]].backShown
+			evident = evident || m.hours[keys[j]].evidentFlag
 		}
-		if h := m.hours[keys[j-1]+1]; h != nil && h.backFlag {
-			flagged = true
+		if h := m.hours[keys[j-1]+1]; h != nil {
+			flagged = flagged || h.backFlag
+			shown = shown || h.backShown
+			evident = evident || h.evidentFlag
 		}
 		if vol >= BackflowFlagMin {
 			res.BackflowsPresent++
@@ -284,14 +328,27 @@ func (s *Scorer) backflowEpisodes(id string, m *meterScore, keys []int64, res *R
 			if over {
 				res.BackflowsOverStep++
 			}
+			if shown {
+				res.BackflowsShown++
+			}
+			if evident {
+				res.BackflowsEvident++
+			}
 			if flagged {
 				res.BackflowsFlagged++
 				if over {
 					res.BackflowsOverStepFlagged++
 				}
+				if shown {
+					res.BackflowsShownFlagged++
+				}
 			} else {
-				res.MissedBackflows = append(res.MissedBackflows, fmt.Sprintf("%s@%s(%.1fL)", id,
-					time.Unix(0, keys[i]*int64(time.Hour)).UTC().Format("02T15"), vol*1000))
+				note := ""
+				if !shown {
+					note = ", not shown"
+				}
+				res.MissedBackflows = append(res.MissedBackflows, fmt.Sprintf("%s@%s(%.1fL%s)", id,
+					time.Unix(0, keys[i]*int64(time.Hour)).UTC().Format("02T15"), vol*1000, note))
 			}
 		}
 		i = j
@@ -332,6 +389,9 @@ func (r Result) Write(w io.Writer, name string) {
 		r.PhantomRemovedPct, r.RealUseRemovedPct, r.VolumeAddedPct, r.BackflowKeptPct, r.BackflowAddedPct)
 	fmt.Fprintf(w, "  leaks flagged %d/%d  false leak meters %d  false backflow meters %d  missed %v false %v\n",
 		r.LeaksFlagged, r.LeaksPresent, r.FalseLeakMeters, r.FalseBackflowMeters, r.MissedLeaks, r.FalseLeaks)
-	fmt.Fprintf(w, "  backflows ≥ %.0f L flagged %d/%d (of those ≥ a totaliser step %d/%d)  missed %v\n",
-		BackflowFlagMin*1000, r.BackflowsFlagged, r.BackflowsPresent, r.BackflowsOverStepFlagged, r.BackflowsOverStep, r.MissedBackflows)
+	fmt.Fprintf(w, "  backflows ≥ %.0f L with an event on evidence beyond a residual %d/%d; false backflow meters on such evidence %d  false %v\n",
+		BackflowFlagMin*1000, r.BackflowsEvident, r.BackflowsPresent, r.FalseEvidentMeters, r.FalseBackflows)
+	fmt.Fprintf(w, "  backflows ≥ %.0f L flagged %d/%d (of those the readings show %d/%d, ≥ a totaliser step %d/%d)  missed %v\n",
+		BackflowFlagMin*1000, r.BackflowsFlagged, r.BackflowsPresent, r.BackflowsShownFlagged, r.BackflowsShown,
+		r.BackflowsOverStepFlagged, r.BackflowsOverStep, r.MissedBackflows)
 }

@@ -27,6 +27,12 @@ type IntervalTruth struct {
 	Leak           bool // a leak ran during the interval
 	Surge          bool // a surge episode ran during the interval
 	Backflow       bool // a real backflow ran during the interval
+	// BackflowShown: the readings show water going backwards that the same
+	// meter without its backflows would not have shown: more reverse
+	// registered in the interval, or a more negative flow read at its poll.
+	// A backflow that never shows (under a totaliser step, between polls)
+	// cannot be found by any filter.
+	BackflowShown bool
 }
 
 // DefaultStart is where runs begin when Options.Start is zero: a Monday.
@@ -43,8 +49,11 @@ func Run(ctx context.Context, o Options, specs []MeterSpec, emit func(Row) error
 	type live struct {
 		spec  MeterSpec
 		m     *water.Meter
+		twin  *water.Meter // the same meter without its backflows, for BackflowShown
+		twinR float64
 		next  time.Time
 		prev  water.Truth
+		prevR float64
 		first bool
 	}
 	ms := make([]*live, len(specs))
@@ -54,6 +63,13 @@ func Run(ctx context.Context, o Options, specs []MeterSpec, emit func(Row) error
 			return err
 		}
 		ms[i] = &live{spec: s, m: m, next: start.Add(s.Offset), first: true}
+		if len(s.Water.Backflows) > 0 {
+			c := s.Water
+			c.Backflows = nil
+			if ms[i].twin, err = water.New(c, o.Seed*1_000_003+int64(i), start); err != nil {
+				return err
+			}
+		}
 	}
 	for n := 0; ; n++ {
 		if n%4096 == 0 && ctx.Err() != nil {
@@ -74,6 +90,13 @@ func Run(ctx context.Context, o Options, specs []MeterSpec, emit func(Row) error
 		l.m.Advance(l.next)
 		snap, tr := l.m.Snapshot(), l.m.Truth()
 		row := Row{Time: l.next, Meter: l.spec.ID, Forward: snap.Forward, Reverse: snap.Reverse, Flow: snap.Flow}
+		shown := false
+		if l.twin != nil {
+			l.twin.Advance(l.next)
+			ts := l.twin.Snapshot()
+			shown = snap.Reverse-l.prevR > ts.Reverse-l.twinR+1e-9 || snap.Flow < 0 && snap.Flow < ts.Flow-1e-9
+			l.twinR = ts.Reverse
+		}
 		if !l.first {
 			row.Truth = IntervalTruth{
 				RealUse:        tr.RealUse - l.prev.RealUse,
@@ -83,10 +106,11 @@ func Run(ctx context.Context, o Options, specs []MeterSpec, emit func(Row) error
 				Leak:           leakBefore || tr.LeakOn || tr.LeakVolume > l.prev.LeakVolume,
 				Surge:          surgeBefore || tr.SurgeOn || tr.PhantomForward != l.prev.PhantomForward,
 				Backflow:       backBefore || tr.BackflowOn || tr.RealBackflow > l.prev.RealBackflow,
+				BackflowShown:  shown,
 			}
 		}
 		l.first = false
-		l.prev = tr
+		l.prev, l.prevR = tr, snap.Reverse
 		l.next = l.next.Add(l.spec.Interval)
 		if err := emit(row); err != nil {
 			return err
