@@ -21,7 +21,8 @@ func TestSmallBackflowEvent(t *testing.T) {
 		surge bool
 		bf    float64 // m3
 		keep  float64 // share of it kept at least
-	}{{"alone", false, 0.0012, 0.95}, {"under a surge", true, 0.003, 0.9}} {
+		ev    string  // the evidence its event names
+	}{{"alone", false, 0.0012, 0.95, "volume"}, {"under a surge", true, 0.003, 0.9, "volume"}} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := New(Config{InitialRatio: 0.75})
 			t0 := time.Date(2026, 3, 2, 3, 0, 0, 0, time.UTC)
@@ -59,6 +60,9 @@ func TestSmallBackflowEvent(t *testing.T) {
 			}
 			if v, err := strconv.ParseFloat(events[0].Attrs["volume_l"], 64); err != nil || math.Abs(v-tc.bf*1000) > 0.2*tc.bf*1000 {
 				t.Errorf("event volume %q L, want about %.1f", events[0].Attrs["volume_l"], tc.bf*1000)
+			}
+			if events[0].Attrs["evidence"] != tc.ev {
+				t.Errorf("evidence %q, want %q", events[0].Attrs["evidence"], tc.ev)
 			}
 		})
 	}

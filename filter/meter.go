@@ -35,9 +35,13 @@ type meter struct {
 	noUse     bool
 	lastBackT int64
 	backVol   float64 // backflow in the current episode, m3
-	backSurge bool    // surge volume was paired beside it
+	backSurge float64 // surge reverse paired beside it, m3: it may be a surge's tail
+	surgeRev  float64 // surge reverse paired lately (decaying over backflowGap), m3
+	surgeT    int64
 	backStart int64   // start of the current episode
 	backSent  bool    // its backflow event is out
+	backEv    evidence
+	run       flowRun
 
 	burst burstState
 	leak  leakState
@@ -52,6 +56,14 @@ type item struct {
 	dF, dR float64 // registered in the interval, m3
 	uf, ur float64 // not yet paired: forward, and reverse in forward-equivalent m3
 	pf     float64 // forward paired with reverse: phantom
+	// flowBack is the backflow the meter's flow readings measured over the
+	// interval (both ends read steady backwards flow, no forward moved), m3.
+	flowBack float64
+	flowOK   bool // the run it lies in measured a backflow
+	// excess is reverse registered beyond what any surge could register
+	// with the forward beside it (quantisation and a straddling
+	// oscillation allowed for), m3 reverse.
+	excess float64
 	ratio  float64 // ratio in force when the interval arrived
 	flags  reading.FilterFlags
 }
@@ -90,6 +102,7 @@ func (m *meter) arrive(r reading.Reading, c *Config, prior float64, out *Output)
 		it.t = max(t, m.lastT) // a failed poll: an empty interval
 	} else {
 		m.deltas(&it, r, c, out)
+		m.flowRun(&it)
 	}
 	// Reverse registered, or water moving backwards at the poll (the meter's
 	// instantaneous flow): a surge is under way, or a backflow.
@@ -125,6 +138,7 @@ func (m *meter) arrive(r reading.Reading, c *Config, prior float64, out *Output)
 		}
 	}
 	it.ratio = m.ratio // the ratio pairing converts with, and release converts back with
+	it.excess = it.dR - m.surgeReverseMax(it.dF, it.ratio)
 	m.pair(&it)
 	m.pending = append(m.pending, it)
 	m.release(it.t-int64(c.Window), c, out)

@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"math"
 	"strconv"
 	"time"
 
@@ -23,6 +24,12 @@ func (m *meter) release(upTo int64, c *Config, out *Output) {
 
 const (
 	backflowMin = 0.001 // m3: every backflow of a litre is an event
+	// evidentSteps of the totaliser are more reverse than quantisation
+	// leaves unpaired beside a surge.
+	evidentSteps = 3
+	// evidentShare of the surge reverse beside an episode is what the
+	// ratio's error may leave unpaired over it.
+	evidentShare = 0.05
 	// backflowGap without reverse ends a backflow episode.
 	backflowGap = int64(time.Hour)
 )
@@ -47,7 +54,8 @@ func (m *meter) closeBackflow(t int64, at time.Time, end bool, out *Output) {
 			"volume_l":     strconv.FormatFloat(m.backVol*1000, 'f', 1, 64),
 			"start":        time.Unix(0, m.backStart).UTC().Format(time.RFC3339),
 			"end":          time.Unix(0, m.lastBackT).UTC().Format(time.RFC3339),
-			"beside_surge": strconv.FormatBool(m.backSurge),
+			"beside_surge": strconv.FormatBool(m.backSurge > 0),
+			"evidence":     m.backEv.String(),
 		}})
 }
 
@@ -81,15 +89,33 @@ func (m *meter) finish(it *item, c *Config, out *Output, last bool) {
 		}
 	}
 	m.closeBackflow(it.t, it.r.Received, last, out)
-	if f.Reverse > 0 {
+	// Surge reverse of the last hour or so, and beside a backflow episode
+	// while it runs: the ratio's error over it may leave a tail unpaired.
+	m.surgeRev = m.surgeRev*math.Exp(-float64(it.t-m.surgeT)/float64(backflowGap)) + it.pf*it.ratio
+	m.surgeT = it.t
+	if it.t-m.lastBackT <= backflowGap {
+		m.backSurge += it.pf * it.ratio
+	}
+	flowBack := 0.0
+	if it.flowOK {
+		flowBack = it.flowBack
+	}
+	if f.Reverse > 0 || flowBack > 0 {
 		// Any reverse that nothing explains as a surge's is kept as
 		// backflow, and an episode of backflowMin is flagged: water from
-		// the home into the main is a contamination risk.
+		// the home into the main is a contamination risk. Where the flow
+		// readings measured more than the totals showed (a coarse
+		// totaliser), the episode counts that.
 		if it.t-m.lastBackT > backflowGap {
-			m.backVol, m.backSurge, m.backStart, m.backSent = 0, false, it.start, false
+			m.backVol, m.backSurge, m.backStart, m.backSent, m.backEv = 0, m.surgeRev, it.start, false, evResidual
 		}
-		m.backVol += f.Reverse
-		m.backSurge = m.backSurge || it.pf > 0
+		m.backVol += max(f.Reverse, flowBack)
+		switch {
+		case flowBack > 0:
+			m.backEv = evFlow
+		case it.excess >= backflowMin || m.backVol >= evidentSteps*m.res+evidentShare*m.backSurge:
+			m.backEv = max(m.backEv, evVolume)
+		}
 		m.lastBackT = it.t
 		if m.backflowShown() {
 			f.Flags |= reading.FlagBackflow

@@ -14,7 +14,7 @@ import (
 // ErrState reports per-meter state bytes that cannot be restored.
 var ErrState = errors.New("filter: bad state")
 
-const stateVersion = 3
+const stateVersion = 4
 
 // State returns one meter's state as bytes, for the daemon to persist
 // through the buffer's side-state: learned parameters, counters, and the
@@ -162,8 +162,19 @@ func (m *meter) MarshalBinary() ([]byte, error) {
 	e.i64(m.lastGap)
 	e.i64(m.lastRecv)
 	e.i64(m.backStart)
-	e.bool(m.backSurge)
+	e.bool(m.backSurge > 0)
 	e.bool(m.backSent)
+	// version 4: the backflow's evidence, the surge beside it, the run of
+	// backwards flow readings
+	e.f64(m.backSurge)
+	e.f64(m.surgeRev)
+	e.i64(m.surgeT)
+	e.b = append(e.b, byte(m.backEv))
+	e.u16(m.run.n)
+	e.f64(m.run.lo)
+	e.f64(m.run.hi)
+	e.f64(m.run.last)
+	e.i64(m.run.start)
 	e.u64(uint64(len(m.pending)))
 	for i := range m.pending {
 		it := &m.pending[i]
@@ -176,6 +187,9 @@ func (m *meter) MarshalBinary() ([]byte, error) {
 		e.u16(uint16(it.r.Has))
 		e.u16(uint16(it.r.Status))
 		e.b = append(e.b, byte(it.r.Quality))
+		e.f64(it.flowBack)
+		e.f64(it.excess)
+		e.bool(it.flowOK)
 	}
 	return e.b, nil
 }
@@ -256,18 +270,31 @@ func (m *meter) UnmarshalBinary(b []byte) error {
 	ds.any = d.bool()
 	if v >= 3 {
 		m.clockOff, m.lastGap, m.lastRecv, m.backStart = d.i64(), d.i64(), d.i64(), d.i64()
-		m.backSurge, m.backSent = d.bool(), d.bool()
+		if d.bool() {
+			m.backSurge = 1e-9
+		}
+		m.backSent = d.bool()
 	} else {
 		// Before version 3 the backflow event went out when an episode
 		// reached 3 steps or 5 L.
 		m.backStart = m.lastBackT
 		m.backSent = m.backVol >= max(3*m.res, 0.005)
 	}
+	if v >= 4 {
+		m.backSurge, m.surgeRev, m.surgeT = d.f64(), d.f64(), d.i64()
+		m.backEv = evidence(d.take(1)[0])
+		m.run.n = d.u16()
+		m.run.lo, m.run.hi, m.run.last = d.f64(), d.f64(), d.f64()
+		m.run.start = d.i64()
+	}
 	n := d.u64()
 	if d.err != nil {
 		return d.err
 	}
-	const itemBytes = 8*11 + 7
+	itemBytes := 8*11 + 7
+	if v >= 4 {
+		itemBytes += 8*2 + 1
+	}
 	if n > uint64(len(d.b)/itemBytes) {
 		return fmt.Errorf("%w: %d held-back intervals in %d bytes", ErrState, n, len(d.b))
 	}
@@ -281,6 +308,9 @@ func (m *meter) UnmarshalBinary(b []byte) error {
 		it.r.Has = reading.Field(d.u16())
 		it.r.Status = reading.Status(d.u16())
 		it.r.Quality = reading.Quality(d.take(1)[0])
+		if v >= 4 {
+			it.flowBack, it.excess, it.flowOK = d.f64(), d.f64(), d.bool()
+		}
 	}
 	if d.err != nil {
 		return d.err
@@ -290,6 +320,9 @@ func (m *meter) UnmarshalBinary(b []byte) error {
 	}
 	if l.n > chunkSlots || l.next >= chunkSlots || l.baseNext >= baseSlots {
 		return fmt.Errorf("%w: ratio chunk %d/%d or baseline slot %d out of range", ErrState, l.next, l.n, l.baseNext)
+	}
+	if m.backEv > evFlow || !(m.backSurge >= 0) || !(m.surgeRev >= 0) {
+		return fmt.Errorf("%w: backflow evidence %d or surge volume out of range", ErrState, m.backEv)
 	}
 	if !(m.ratio >= ratioMin/2 && m.ratio <= ratioMax*2) || !(m.res > 0 && m.res < 1) {
 		return fmt.Errorf("%w: ratio %v or resolution %v out of range", ErrState, m.ratio, m.res)
