@@ -38,8 +38,8 @@ type meter struct {
 	backSurge float64 // surge reverse paired beside it, m3: it may be a surge's tail
 	surgeRev  float64 // surge reverse paired lately (decaying over backflowGap), m3
 	surgeT    int64
-	backStart int64   // start of the current episode
-	backSent  bool    // its backflow event is out
+	backStart int64 // start of the current episode
+	backSent  bool  // its backflow event is out
 	backEv    evidence
 	run       flowRun
 
