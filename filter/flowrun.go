@@ -25,35 +25,52 @@ type flowRun struct {
 	lo, hi float64 // least and most backwards flow read in the run, m3/h
 	last   float64 // the last poll's, m3/h
 	start  int64   // the first poll's time
+	// fwdT is when forward last registered: a surge's forward half moves
+	// the forward total around the run, a backflow's never does. ended is
+	// the start of the last run that measured a backflow and endT its last
+	// poll, so forward just after it can undo it.
+	fwdT, ended, endT int64
 }
+
+// runGuard is how near a run forward may not register.
+const runGuard = int64(2 * 60e9)
 
 // flowRun extends the run with the good interval it. Once the run has
 // runMin polls, it and the held-back intervals of the run carry the
 // backflow the readings measured (item.flowOK). Forward registered in the
-// run, or a flow that changed too much, ends it; forward undoes what the
-// run marked in the intervals still held back.
+// run or within runGuard of it, or a flow that changed too much, ends it;
+// forward undoes what the run marked in the intervals still held back.
 func (m *meter) flowRun(it *item) {
 	r := &m.run
+	if it.dF > 0 {
+		r.fwdT = it.t
+		if r.n >= runMin {
+			m.markRun(r.start, false)
+		}
+		if r.ended != 0 && it.t-r.endT <= runGuard {
+			m.markRun(r.ended, false)
+		}
+		r.ended = 0
+	}
 	back := it.r.Has&reading.HasFlow != 0 && it.r.Flow < 0
-	if it.dF > 0 && r.n >= runMin {
-		m.markRun(r.start, false)
-	}
-	if !back {
-		*r = flowRun{}
-		return
-	}
 	q := -it.r.Flow
-	if r.n == 0 || it.t-it.start > runGap || it.dF > 0 || max(r.hi, q) > runSteady*min(r.lo, q) {
-		*r = flowRun{n: 1, lo: q, hi: q, last: q, start: it.t}
+	if back && r.n > 0 && it.t-it.start <= runGap && it.dF == 0 && max(r.hi, q) <= runSteady*min(r.lo, q) {
+		it.flowBack = (r.last + q) / 2 * float64(it.t-it.start) / 3600e9
+		r.n++
+		r.lo, r.hi, r.last = min(r.lo, q), max(r.hi, q), q
+		if r.n == runMin && r.start-r.fwdT > runGuard {
+			m.markRun(r.start, true)
+		}
+		it.flowOK = r.n >= runMin && r.start-r.fwdT > runGuard
+		if it.flowOK {
+			r.ended, r.endT = r.start, it.t
+		}
 		return
 	}
-	it.flowBack = (r.last + q) / 2 * float64(it.t-it.start) / 3600e9
-	r.n++
-	r.lo, r.hi, r.last = min(r.lo, q), max(r.hi, q), q
-	if r.n == runMin {
-		m.markRun(r.start, true)
+	r.n = 0
+	if back {
+		r.n, r.lo, r.hi, r.last, r.start = 1, q, q, q, it.t
 	}
-	it.flowOK = r.n >= runMin
 }
 
 // markRun sets or clears flowOK on the held-back intervals of the run

@@ -19,12 +19,15 @@ func TestFlowRunMeasuresBackflow(t *testing.T) {
 		name    string
 		flow    func(i int) float64 // m3/h read at poll i of the run
 		fwdStep int                 // polls between forward steps of 10 L in the run; 0: none
+		fwdAt   int                 // a forward step of 10 L at this poll of the run (negative: before it); 0: none
 		want    bool
 	}{
-		{"steady backwards flow, totals still", func(int) float64 { return -0.016 }, 0, true},
-		{"the flow read wobbles a little", func(i int) float64 { return -0.016 * (1 + 0.08*math.Sin(float64(i))) }, 0, true},
-		{"forward moves: a surge aliased by the polls", func(int) float64 { return -0.016 }, 12, false},
-		{"the flow swings: a surge", func(i int) float64 { return -0.016 * float64(1+i%2*2) }, 0, false},
+		{"steady backwards flow, totals still", func(int) float64 { return -0.016 }, 0, 0, true},
+		{"the flow read wobbles a little", func(i int) float64 { return -0.016 * (1 + 0.08*math.Sin(float64(i))) }, 0, 0, true},
+		{"forward moves: a surge aliased by the polls", func(int) float64 { return -0.016 }, 12, 0, false},
+		{"forward moved just before", func(int) float64 { return -0.016 }, 0, -3, false},
+		{"forward moves just after", func(int) float64 { return -0.016 }, 0, 40, false},
+		{"the flow swings: a surge", func(i int) float64 { return -0.016 * float64(1+i%2*2) }, 0, 0, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := New(Config{})
@@ -34,6 +37,10 @@ func TestFlowRunMeasuresBackflow(t *testing.T) {
 			for i := 0; i <= 6*60*2; i++ { // two hours of 10-s polls
 				r := reading.Reading{Meter: "m", Received: t0.Add(time.Duration(i) * 10 * time.Second), Quality: reading.QualityGood,
 					Has: reading.HasForward | reading.HasReverse | reading.HasFlow, Forward: fwd, Reverse: rev}
+				if k := i - 180; tc.fwdAt != 0 && k == tc.fwdAt {
+					fwd += 0.01
+					r.Forward = fwd
+				}
 				if k := i - 180; k >= 0 && k < 36 { // from 30 min, for 6 min
 					r.Flow = tc.flow(k)
 					if tc.fwdStep > 0 && k%tc.fwdStep == tc.fwdStep-1 {

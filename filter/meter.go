@@ -35,7 +35,8 @@ type meter struct {
 	noUse     bool
 	lastBackT int64
 	backVol   float64 // backflow in the current episode, m3
-	backSurge float64 // surge reverse paired beside it, m3: it may be a surge's tail
+	backSurge float64 // surge reverse lately and beside it, m3: it may be a surge's tail
+	backBy    bool    // surge volume was paired in its own intervals
 	surgeRev  float64 // surge reverse paired lately (decaying over backflowGap), m3
 	surgeT    int64
 	backStart int64 // start of the current episode

@@ -54,7 +54,7 @@ func (m *meter) closeBackflow(t int64, at time.Time, end bool, out *Output) {
 			"volume_l":     strconv.FormatFloat(m.backVol*1000, 'f', 1, 64),
 			"start":        time.Unix(0, m.backStart).UTC().Format(time.RFC3339),
 			"end":          time.Unix(0, m.lastBackT).UTC().Format(time.RFC3339),
-			"beside_surge": strconv.FormatBool(m.backSurge > 0),
+			"beside_surge": strconv.FormatBool(m.backBy),
 			"evidence":     m.backEv.String(),
 		}})
 }
@@ -108,7 +108,9 @@ func (m *meter) finish(it *item, c *Config, out *Output, last bool) {
 		// totaliser), the episode counts that.
 		if it.t-m.lastBackT > backflowGap {
 			m.backVol, m.backSurge, m.backStart, m.backSent, m.backEv = 0, m.surgeRev, it.start, false, evResidual
+			m.backBy = false
 		}
+		m.backBy = m.backBy || it.pf > 0
 		m.backVol += max(f.Reverse, flowBack)
 		switch {
 		case flowBack > 0:

@@ -162,7 +162,7 @@ func (m *meter) MarshalBinary() ([]byte, error) {
 	e.i64(m.lastGap)
 	e.i64(m.lastRecv)
 	e.i64(m.backStart)
-	e.bool(m.backSurge > 0)
+	e.bool(m.backBy)
 	e.bool(m.backSent)
 	// version 4: the backflow's evidence, the surge beside it, the run of
 	// backwards flow readings
@@ -175,6 +175,9 @@ func (m *meter) MarshalBinary() ([]byte, error) {
 	e.f64(m.run.hi)
 	e.f64(m.run.last)
 	e.i64(m.run.start)
+	e.i64(m.run.fwdT)
+	e.i64(m.run.ended)
+	e.i64(m.run.endT)
 	e.u64(uint64(len(m.pending)))
 	for i := range m.pending {
 		it := &m.pending[i]
@@ -270,10 +273,7 @@ func (m *meter) UnmarshalBinary(b []byte) error {
 	ds.any = d.bool()
 	if v >= 3 {
 		m.clockOff, m.lastGap, m.lastRecv, m.backStart = d.i64(), d.i64(), d.i64(), d.i64()
-		if d.bool() {
-			m.backSurge = 1e-9
-		}
-		m.backSent = d.bool()
+		m.backBy, m.backSent = d.bool(), d.bool()
 	} else {
 		// Before version 3 the backflow event went out when an episode
 		// reached 3 steps or 5 L.
@@ -285,7 +285,7 @@ func (m *meter) UnmarshalBinary(b []byte) error {
 		m.backEv = evidence(d.take(1)[0])
 		m.run.n = d.u16()
 		m.run.lo, m.run.hi, m.run.last = d.f64(), d.f64(), d.f64()
-		m.run.start = d.i64()
+		m.run.start, m.run.fwdT, m.run.ended, m.run.endT = d.i64(), d.i64(), d.i64(), d.i64()
 	}
 	n := d.u64()
 	if d.err != nil {
