@@ -120,6 +120,8 @@ func TestEvaluation(t *testing.T) {
 				{"volume added ≤ 0.5%", got.VolumeAddedPct <= 0.5},
 				{"backflow kept ≥ 95%", got.BackflowKeptPct >= 95},
 				{"backflows of ≥ 1 L and a totaliser step flagged ≥ 90%", got.BackflowsOverStepFlagged*10 >= got.BackflowsOverStep*9},
+				{"backflows of ≥ 1 L the readings show flagged ≥ 80%", got.BackflowsShownFlagged*10 >= got.BackflowsShown*8},
+				{"meters falsely flagged on evidence beyond a residual ≤ 5%", got.FalseEvidentMeters*20 <= got.Meters},
 				{"every leak flagged within 24 h of its first night", got.LeaksFlagged == got.LeaksPresent},
 				{"no false leak", got.FalseLeakMeters == 0},
 				{"better than the naive baseline", got.PhantomRemovedPct > naive.PhantomRemovedPct},
@@ -134,6 +136,8 @@ func TestEvaluation(t *testing.T) {
 					{"volume added ≤ 0.5%", got.VolumeAddedPct <= 0.5},
 					{"backflow kept ≥ 94.5%", got.BackflowKeptPct >= 94.5},
 					{"backflows of ≥ 1 L and a totaliser step flagged ≥ 85%", got.BackflowsOverStepFlagged*100 >= got.BackflowsOverStep*85},
+					{"backflows of ≥ 1 L the readings show flagged ≥ 80%", got.BackflowsShownFlagged*10 >= got.BackflowsShown*8},
+					{"meters falsely flagged on evidence beyond a residual ≤ 5%", got.FalseEvidentMeters*20 <= got.Meters},
 					{"every leak flagged within 24 h of its first night", got.LeaksFlagged == got.LeaksPresent},
 					{"no false leak", got.FalseLeakMeters == 0},
 				}
