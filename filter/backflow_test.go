@@ -67,3 +67,44 @@ func TestSmallBackflowEvent(t *testing.T) {
 		})
 	}
 }
+
+// A backflow beside a steady leak, polled every 15 min on a 1 L
+// totaliser: 9 L back in one poll whose forward the backflow cut to 4 L.
+// The polls around it read the leak's steady flow, so no oscillation was
+// under way: the leak's forward in this poll and the next is no surge's
+// half and must not pair the backflow away.
+func TestBackflowBesideALeak(t *testing.T) {
+	f := New(Config{})
+	t0 := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	const leak = 0.0262 // m3/h
+	var o Output
+	acc, rev := 0.0, 2.0
+	for i := 0; i <= 6*4; i++ { // six hours of 15-min polls
+		if i > 0 {
+			acc += leak / 4
+		}
+		if i == 12 {
+			acc -= 0.0025 // the backflow cut the forward of its poll
+			rev += 0.009
+		}
+		fwd := 100 + math.Floor(acc*1000+1e-9)/1000
+		f.PushTo(&o, reading.Reading{Meter: "m", Received: t0.Add(time.Duration(i) * 15 * time.Minute), Quality: reading.QualityGood,
+			Has: reading.HasForward | reading.HasReverse | reading.HasFlow, Forward: fwd, Reverse: rev, Flow: leak})
+	}
+	e := f.End()
+	o.Readings = append(o.Readings, e.Readings...)
+	o.Events = append(o.Events, e.Events...)
+	var back, cons float64
+	flagged := false
+	for _, r := range o.Readings {
+		back += r.Filter.Reverse
+		cons += r.Filter.Consumption
+		flagged = flagged || r.Filter.Flags&reading.FlagBackflow != 0
+	}
+	if back < 0.009*0.8 || !flagged {
+		t.Errorf("backflow kept %.1f L of 9, flagged %v", back*1000, flagged)
+	}
+	if want := 6*leak - 0.0025; math.Abs(cons-want) > 0.002 {
+		t.Errorf("consumption %.1f L, want the leak's %.1f L", cons*1000, want*1000)
+	}
+}

@@ -32,6 +32,7 @@ const (
 // further phantom found.
 func (m *meter) settle(it *item) (cons, back, phantom float64) {
 	c := &m.credit
+	cons = it.steady
 	if c.fwd > 0 && it.t-c.fwdT > fwdCreditLife {
 		cons += c.fwd // no reverse came: it was real
 		c.fwd = 0

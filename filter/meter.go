@@ -43,6 +43,7 @@ type meter struct {
 	backSent  bool  // its backflow event is out
 	backEv    evidence
 	run       flowRun
+	prevFlow  float64 // the flow read at the last poll, m3/h
 
 	burst burstState
 	leak  leakState
@@ -57,16 +58,13 @@ type item struct {
 	dF, dR float64 // registered in the interval, m3
 	uf, ur float64 // not yet paired: forward, and reverse in forward-equivalent m3
 	pf     float64 // forward paired with reverse: phantom
+	steady float64 // forward of a steady flow (a leak): consumption, paired with nothing
 	// flowBack is the backflow the meter's flow readings measured over the
 	// interval (both ends read steady backwards flow, no forward moved), m3.
 	flowBack float64
-	flowOK   bool // the run it lies in measured a backflow
-	// excess is reverse registered beyond what any surge could register
-	// with the forward beside it (quantisation and a straddling
-	// oscillation allowed for), m3 reverse.
-	excess float64
-	ratio  float64 // ratio in force when the interval arrived
-	flags  reading.FilterFlags
+	flowOK   bool    // the run it lies in measured a backflow
+	ratio    float64 // ratio in force when the interval arrived
+	flags    reading.FilterFlags
 }
 
 const (
@@ -139,8 +137,10 @@ func (m *meter) arrive(r reading.Reading, c *Config, prior float64, out *Output)
 		}
 	}
 	it.ratio = m.ratio // the ratio pairing converts with, and release converts back with
-	it.excess = it.dR - m.surgeReverseMax(it.dF, it.ratio)
 	m.pair(&it)
+	if good {
+		m.prevFlow = r.Flow
+	}
 	m.pending = append(m.pending, it)
 	m.release(it.t-int64(c.Window), c, out)
 }

@@ -20,11 +20,22 @@ import (
 // (≤ 1 min) apart, so with slow polls only the adjacent interval qualifies.
 const pairSpan = int64(3 * 60e9)
 
+var pairBase = 0.85
+
 func (m *meter) pair(it *item) {
 	rev := it.dR / it.ratio
-	p := min(it.dF, rev)
+	// A steady flow (a leak) runs through every interval: where the polls
+	// at both ends read it, no oscillation was under way there, and that
+	// much forward is no oscillation's half: it pairs with nothing, so a
+	// leak cannot hide a backflow beside it.
+	steady := 0.0
+	if b := m.learn.baseline(); b > 0 && steadyAt(it.r.Flow, b) && steadyAt(m.prevFlow, b) && it.r.Has&reading.HasFlow != 0 {
+		steady = min(it.dF, b*float64(it.t-it.start)/3600e9)
+	}
+	p := min(it.dF-steady, rev)
 	it.pf = p
-	it.uf, it.ur = it.dF-p, rev-p
+	it.uf, it.ur = it.dF-steady-p, rev-p
+	it.steady = steady
 	budget := math.Inf(1)
 	for i := len(m.pending) - 1; i >= 0 && (it.uf > 0 || it.ur > 0) && budget > 0; i-- {
 		o := &m.pending[i]
@@ -51,6 +62,12 @@ func (m *meter) pair(it *item) {
 			budget -= q
 		}
 	}
+}
+
+// steadyAt reports a poll whose flow reading is the steady flow b (m3/h):
+// no oscillation was under way.
+func steadyAt(flow, b float64) bool {
+	return flow >= b/runSteady && flow <= b*runSteady
 }
 
 // stillAt reports a poll at which the meter's flow reading showed no water

@@ -115,7 +115,7 @@ func (m *meter) finish(it *item, c *Config, out *Output, last bool) {
 		switch {
 		case flowBack > 0:
 			m.backEv = evFlow
-		case it.excess >= backflowMin || m.backVol >= evidentSteps*m.res+evidentShare*m.backSurge:
+		case it.dR-m.surgeReverseMax(it.dF, it.ratio) >= backflowMin || m.backVol >= evidentSteps*m.res+evidentShare*m.backSurge:
 			m.backEv = max(m.backEv, evVolume)
 		}
 		m.lastBackT = it.t

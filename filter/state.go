@@ -178,6 +178,7 @@ func (m *meter) MarshalBinary() ([]byte, error) {
 	e.i64(m.run.fwdT)
 	e.i64(m.run.ended)
 	e.i64(m.run.endT)
+	e.f64(m.prevFlow)
 	e.u64(uint64(len(m.pending)))
 	for i := range m.pending {
 		it := &m.pending[i]
@@ -191,7 +192,7 @@ func (m *meter) MarshalBinary() ([]byte, error) {
 		e.u16(uint16(it.r.Status))
 		e.b = append(e.b, byte(it.r.Quality))
 		e.f64(it.flowBack)
-		e.f64(it.excess)
+		e.f64(it.steady)
 		e.bool(it.flowOK)
 	}
 	return e.b, nil
@@ -286,6 +287,7 @@ func (m *meter) UnmarshalBinary(b []byte) error {
 		m.run.n = d.u16()
 		m.run.lo, m.run.hi, m.run.last = d.f64(), d.f64(), d.f64()
 		m.run.start, m.run.fwdT, m.run.ended, m.run.endT = d.i64(), d.i64(), d.i64(), d.i64()
+		m.prevFlow = d.f64()
 	}
 	n := d.u64()
 	if d.err != nil {
@@ -309,7 +311,7 @@ func (m *meter) UnmarshalBinary(b []byte) error {
 		it.r.Status = reading.Status(d.u16())
 		it.r.Quality = reading.Quality(d.take(1)[0])
 		if v >= 4 {
-			it.flowBack, it.excess, it.flowOK = d.f64(), d.f64(), d.bool()
+			it.flowBack, it.steady, it.flowOK = d.f64(), d.f64(), d.bool()
 		}
 	}
 	if d.err != nil {
