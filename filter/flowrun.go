@@ -42,7 +42,11 @@ const runGuard = int64(2 * 60e9)
 // forward undoes what the run marked in the intervals still held back.
 func (m *meter) flowRun(it *item) {
 	r := &m.run
-	if it.dF > 0 {
+	// A leak's forward steps, polled between readings of its steady flow,
+	// are no surge's forward half.
+	b := m.learn.baseline()
+	leakStep := b > 0 && steadyAt(it.r.Flow, b) && steadyAt(m.prevFlow, b)
+	if it.dF > 0 && !leakStep {
 		r.fwdT = it.t
 		if r.n >= runMin {
 			m.markRun(r.start, false)

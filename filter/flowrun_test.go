@@ -79,3 +79,45 @@ func TestFlowRunMeasuresBackflow(t *testing.T) {
 		})
 	}
 }
+
+// A backflow that turns a steady leak's flow backwards (49 L/h of leak,
+// 62 L/h back: the meter reads -13 L/h) on a 10 L totaliser, just after
+// the leak's forward step: a step polled between readings of the leak's
+// steady flow is the leak's, not a surge's forward half, and does not deny
+// the run.
+func TestFlowRunBesideALeak(t *testing.T) {
+	f := New(Config{})
+	t0 := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	const leak = 0.049
+	acc := 0.0
+	var o Output
+	for i := 0; i <= 6*60*12; i++ { // twelve hours of 10-s polls: the learner measures the leak's rate over 8
+		at := time.Duration(i) * 10 * time.Second
+		flow := leak
+		back := at >= 10*time.Hour && at < 10*time.Hour+6*time.Minute
+		if back {
+			flow = -0.013
+		} else if i > 0 {
+			acc += leak / 360
+		}
+		if at == 10*time.Hour-time.Minute {
+			acc = math.Ceil(acc*100) / 100 // the leak's step falls a minute before
+		}
+		f.PushTo(&o, reading.Reading{Meter: "m", Received: t0.Add(at), Quality: reading.QualityGood,
+			Has: reading.HasForward | reading.HasReverse | reading.HasFlow, Forward: 100 + math.Floor(acc*100+1e-9)/100, Reverse: 5, Flow: flow})
+	}
+	e := f.End()
+	o.Events = append(o.Events, e.Events...)
+	var events []reading.Event
+	for _, ev := range o.Events {
+		if ev.Type == "backflow" {
+			events = append(events, ev)
+		}
+	}
+	if len(events) != 1 || events[0].Attrs["evidence"] != "flow" {
+		t.Fatalf("backflow events %+v, want one measured by the flow", events)
+	}
+	if v, _ := strconv.ParseFloat(events[0].Attrs["volume_l"], 64); math.Abs(v-1.3) > 0.3 {
+		t.Errorf("volume %v L, want about 1.3", v)
+	}
+}
