@@ -49,12 +49,7 @@ func TestSmallBackflowEvent(t *testing.T) {
 			if back < tc.bf*tc.keep {
 				t.Errorf("backflow kept %.2f L of %.1f", back*1000, tc.bf*1000)
 			}
-			var events []reading.Event
-			for _, ev := range o.Events {
-				if ev.Type == "backflow" {
-					events = append(events, ev)
-				}
-			}
+			events := backflowEvents(o.Events)
 			if len(events) != 1 {
 				t.Fatalf("backflow events %+v, want one", events)
 			}

@@ -330,31 +330,9 @@ func TestStateVersion1(t *testing.T) {
 // the backflow episode under way survive, and its event is not sent again
 // (it went out at 5 L).
 func TestStateVersion2(t *testing.T) {
-	b, err := os.ReadFile("testdata/state-v2.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	st, err := hex.DecodeString(lines[2])
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, _ := strconv.ParseFloat(lines[3], 64)
-	f := New(Config{})
-	if err := f.SetState("m", st); err != nil {
-		t.Fatalf("version 2 state refused: %v", err)
-	}
-	if got := f.Ratio("m"); math.Abs(got-want) > 1e-6 {
-		t.Errorf("ratio %v after restore, want the old %v", got, want)
-	}
-	o := f.End()
-	if len(o.Readings) != 90 {
-		t.Errorf("%d held-back intervals released, want 90", len(o.Readings))
-	}
-	for _, e := range o.Events {
-		if e.Type == "backflow" {
-			t.Errorf("backflow event sent again after the upgrade: %+v", e)
-		}
+	f, o := restoreOld(t, "testdata/state-v2.txt")
+	if ev := backflowEvents(o.Events); len(ev) > 0 {
+		t.Errorf("backflow event sent again after the upgrade: %+v", ev)
 	}
 	next, err := f.State("m")
 	if err != nil || next[0] != stateVersion {
@@ -371,7 +349,26 @@ func TestStateVersion2(t *testing.T) {
 // backflow episode under way survive, and its one event goes out at the
 // end, with its volume and evidence.
 func TestStateV3Restores(t *testing.T) {
-	b, err := os.ReadFile("testdata/state-v3.txt")
+	f, o := restoreOld(t, "testdata/state-v3.txt")
+	events := backflowEvents(o.Events)
+	if len(events) != 1 {
+		t.Fatalf("backflow events %+v, want one", events)
+	}
+	if v, _ := strconv.ParseFloat(events[0].Attrs["volume_l"], 64); math.Abs(v-9) > 0.5 || events[0].Attrs["evidence"] != "volume" {
+		t.Errorf("backflow event %v, want about 9 L on its volume", events[0].Attrs)
+	}
+	next, err := f.State("m")
+	if err != nil || next[0] != stateVersion {
+		t.Fatalf("state written back as version %d (%v), want %d", next[0], err, stateVersion)
+	}
+}
+
+// restoreOld restores meter "m" from a state fixture of an older version
+// (line 3 the state in hex, line 4 the ratio it had learned), checks the
+// ratio and that its 90 held-back intervals come out, and ends the data.
+func restoreOld(t *testing.T, path string) (*Filter, Output) {
+	t.Helper()
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -383,7 +380,7 @@ func TestStateV3Restores(t *testing.T) {
 	want, _ := strconv.ParseFloat(lines[3], 64)
 	f := New(Config{})
 	if err := f.SetState("m", st); err != nil {
-		t.Fatalf("version 3 state refused: %v", err)
+		t.Fatalf("state version %d refused: %v", st[0], err)
 	}
 	if got := f.Ratio("m"); math.Abs(got-want) > 1e-6 {
 		t.Errorf("ratio %v after restore, want the old %v", got, want)
@@ -392,22 +389,18 @@ func TestStateV3Restores(t *testing.T) {
 	if len(o.Readings) != 90 {
 		t.Errorf("%d held-back intervals released, want 90", len(o.Readings))
 	}
-	var events []reading.Event
-	for _, e := range o.Events {
+	return f, o
+}
+
+// backflowEvents keeps the backflow events of evs.
+func backflowEvents(evs []reading.Event) []reading.Event {
+	var out []reading.Event
+	for _, e := range evs {
 		if e.Type == "backflow" {
-			events = append(events, e)
+			out = append(out, e)
 		}
 	}
-	if len(events) != 1 {
-		t.Fatalf("backflow events %+v, want one", events)
-	}
-	if v, _ := strconv.ParseFloat(events[0].Attrs["volume_l"], 64); math.Abs(v-9) > 0.5 || events[0].Attrs["evidence"] != "volume" {
-		t.Errorf("backflow event %v, want about 9 L on its volume", events[0].Attrs)
-	}
-	next, err := f.State("m")
-	if err != nil || next[0] != stateVersion {
-		t.Fatalf("state written back as version %d (%v), want %d", next[0], err, stateVersion)
-	}
+	return out
 }
 
 // A forward step polled while the water runs backwards (negative

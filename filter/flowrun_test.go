@@ -57,12 +57,7 @@ func TestFlowRunMeasuresBackflow(t *testing.T) {
 			for _, r := range o.Readings {
 				flagged = flagged || r.Filter.Flags&reading.FlagBackflow != 0
 			}
-			var events []reading.Event
-			for _, ev := range o.Events {
-				if ev.Type == "backflow" {
-					events = append(events, ev)
-				}
-			}
+			events := backflowEvents(o.Events)
 			if !tc.want {
 				if flagged || len(events) > 0 {
 					t.Fatalf("flagged %v, events %+v: want no backflow", flagged, events)
@@ -108,12 +103,7 @@ func TestFlowRunBesideALeak(t *testing.T) {
 	}
 	e := f.End()
 	o.Events = append(o.Events, e.Events...)
-	var events []reading.Event
-	for _, ev := range o.Events {
-		if ev.Type == "backflow" {
-			events = append(events, ev)
-		}
-	}
+	events := backflowEvents(o.Events)
 	if len(events) != 1 || events[0].Attrs["evidence"] != "flow" {
 		t.Fatalf("backflow events %+v, want one measured by the flow", events)
 	}
