@@ -14,6 +14,7 @@ import (
 	pmodbus "tidegate/protocol/modbus"
 	"tidegate/reading"
 	"tidegate/simulator"
+	"tidegate/simulator/water"
 )
 
 // collector is a Sink that keeps everything.
@@ -23,9 +24,14 @@ type collector struct {
 	kinds    map[reading.Kind]int
 	events   []reading.Event
 	// With sim set, each good reading's forward total less the
-	// simulator's, taken the moment the reading arrives.
-	sim  *simulator.Sim
-	diff map[string][]float64
+	// simulator's, taken the moment the reading arrives (diff), and less
+	// the simulator's at the meter's previous delivery, before this poll
+	// was sent (since): registers only grow, so a right reading has diff
+	// ≤ 0 ≤ since, however late the machine delivers it.
+	sim   *simulator.Sim
+	diff  map[string][]float64
+	since map[string][]float64
+	last  map[string]float64
 }
 
 func newCollector() *collector {
@@ -33,18 +39,24 @@ func newCollector() *collector {
 }
 
 func (c *collector) Reading(r reading.Reading, k reading.Kind) {
-	var d float64
-	if c.sim != nil && r.Quality == reading.QualityGood {
-		snap, _ := c.sim.Snapshot(r.Meter)
-		d = r.Forward - snap.Forward
+	var snap water.Snapshot
+	if c.sim != nil {
+		snap, _ = c.sim.Snapshot(r.Meter)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.sim != nil && r.Quality == reading.QualityGood {
+	if c.sim != nil {
 		if c.diff == nil {
-			c.diff = map[string][]float64{}
+			c.diff, c.since, c.last = map[string][]float64{}, map[string][]float64{}, map[string]float64{}
 		}
-		c.diff[r.Meter] = append(c.diff[r.Meter], d)
+		prev, seen := c.last[r.Meter]
+		if r.Quality == reading.QualityGood {
+			c.diff[r.Meter] = append(c.diff[r.Meter], r.Forward-snap.Forward)
+			if seen {
+				c.since[r.Meter] = append(c.since[r.Meter], r.Forward-prev)
+			}
+		}
+		c.last[r.Meter] = snap.Forward
 	}
 	c.readings[r.Meter] = append(c.readings[r.Meter], r)
 	c.kinds[k]++
