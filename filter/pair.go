@@ -20,8 +20,6 @@ import (
 // (≤ 1 min) apart, so with slow polls only the adjacent interval qualifies.
 const pairSpan = int64(3 * 60e9)
 
-var pairBase = 0.85
-
 func (m *meter) pair(it *item) {
 	rev := it.dR / it.ratio
 	// A steady flow (a leak) runs through every interval: where the polls
