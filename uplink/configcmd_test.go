@@ -64,7 +64,7 @@ func TestSignedConfigCommand(t *testing.T) {
 	br := startMochi(t)
 	k := newSigner(t, "k1")
 	r := startSignedCommands(t, br.URL(), k)
-	tok := k.valve(t, "sc1", "", "", func(c jwt.MapClaims) {
+	tok := k.Valve(t, "sc1", "", "", func(c jwt.MapClaims) {
 		delete(c, "sub")
 		delete(c, "action")
 		c["cmd"], c["base_hash"], c["config"] = "config", "00ff", "gateway: {id: gw1}\n"

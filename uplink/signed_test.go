@@ -2,11 +2,7 @@ package uplink
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"os"
 	"os/exec"
@@ -21,45 +17,13 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"tidegate/reading"
+	"tidegate/uplink/cmdauth/cmdauthtest"
 )
 
-// signer is the central service's side of signed commands in tests.
-type signer struct {
-	kid  string
-	priv ed25519.PrivateKey
-	file string // the public key as PEM, for Config.CommandKeys
-}
-
-func newSigner(t testing.TB, kid string) signer {
-	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, _ := x509.MarshalPKIXPublicKey(pub)
-	f := filepath.Join(t.TempDir(), kid+".pem")
-	if err := os.WriteFile(f, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return signer{kid: kid, priv: priv, file: f}
-}
-
-// valve signs a valve command for gw1's meter; mod changes claims.
-func (s signer) valve(t testing.TB, jti, meter, action string, mod func(jwt.MapClaims)) string {
-	t.Helper()
-	now := time.Now()
-	c := jwt.MapClaims{"aud": "gw1", "sub": meter, "cmd": "valve", "action": action, "jti": jti,
-		"iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(), "operator": "ops-7"}
-	if mod != nil {
-		mod(c)
-	}
-	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c)
-	tok.Header["kid"] = s.kid
-	out, err := tok.SignedString(s.priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+// newSigner is the central service's side of signed commands: a key for
+// gw1's meters.
+func newSigner(t testing.TB, kid string) cmdauthtest.Signer {
+	return cmdauthtest.New(t, t.TempDir(), kid, "gw1")
 }
 
 // slowMeters records valve commands, how many ran at once, and can hold
@@ -109,14 +73,14 @@ type cmdRig struct {
 	pub paho.Client
 }
 
-func startSignedCommands(t testing.TB, url string, keys ...signer) *cmdRig {
+func startSignedCommands(t testing.TB, url string, keys ...cmdauthtest.Signer) *cmdRig {
 	t.Helper()
 	r := &cmdRig{t: t, sub: subscribeResults(t, url), h: &slowMeters{meters: meters{intervals: map[string]time.Duration{"m-001": time.Minute}}}}
 	cfg := testConfig(url)
 	cfg.Commands = true
 	cfg.CommandKeys = map[string]string{}
 	for _, k := range keys {
-		cfg.CommandKeys[k.kid] = k.file
+		cfg.CommandKeys[k.Kid] = k.File
 	}
 	u, err := New(cfg, openBuffer(t), quietLogEntry(t))
 	if err != nil {
@@ -182,7 +146,7 @@ func TestSignedValveCommands(t *testing.T) {
 	if tok := early.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}
-	early.Publish("test/v1/gw1/cmd/valve", 1, true, k1.valve(t, "v3", "m-001", "open", nil)).Wait()
+	early.Publish("test/v1/gw1/cmd/valve", 1, true, k1.Valve(t, "v3", "m-001", "open", nil)).Wait()
 	early.Disconnect(50)
 	r := startSignedCommands(t, br.URL(), k1, k2)
 	if res := r.result("v3", 1); res.OK || !strings.Contains(res.Error, "retained") {
@@ -192,12 +156,12 @@ func TestSignedValveCommands(t *testing.T) {
 		t.Fatal(tok.Error())
 	}
 
-	good := k1.valve(t, "v1", "m-001", "close", nil)
+	good := k1.Valve(t, "v1", "m-001", "close", nil)
 	r.send("valve", good, false)
 	if res := r.result("v1", 1); !res.OK {
 		t.Fatalf("signed valve refused: %+v", res)
 	}
-	r.send("valve", k2.valve(t, "v2", "m-001", "open", nil), false) // the rotation's second key
+	r.send("valve", k2.Valve(t, "v2", "m-001", "open", nil), false) // the rotation's second key
 	if res := r.result("v2", 1); !res.OK {
 		t.Fatalf("second kid refused: %+v", res)
 	}
@@ -208,15 +172,15 @@ func TestSignedValveCommands(t *testing.T) {
 	}{
 		{"v1", good, false, "already used"},
 		{"v4", `{"id":"v4","command":"valve","meter":"m-001","action":"open"}`, false, "must be signed"},
-		{"v5", k1.valve(t, "v5", "m-001", "open", func(c jwt.MapClaims) {
+		{"v5", k1.Valve(t, "v5", "m-001", "open", func(c jwt.MapClaims) {
 			c["exp"] = time.Now().Add(-time.Minute).Unix()
 			c["iat"] = time.Now().Add(-5 * time.Minute).Unix()
 		}), false, "expired"},
-		{"v6", k1.valve(t, "v6", "m-001", "open", func(c jwt.MapClaims) { c["nbf"] = time.Now().Add(3 * time.Minute).Unix() }), false, "not valid yet"},
-		{"v7", k1.valve(t, "v7", "m-001", "open", func(c jwt.MapClaims) { c["aud"] = "gw2" }), false, "aud"},
-		{"v8", stranger.valve(t, "v8", "m-001", "open", nil), false, "signature is invalid"},
-		{"v9", newSigner(t, "k9").valve(t, "v9", "m-001", "open", nil), false, "unknown signing key"},
-		{"v10", k1.valve(t, "v10", "m-001", "open", func(c jwt.MapClaims) { c["cmd"] = "read" }), false, "cmd \"read\" sent on topic cmd/valve"},
+		{"v6", k1.Valve(t, "v6", "m-001", "open", func(c jwt.MapClaims) { c["nbf"] = time.Now().Add(3 * time.Minute).Unix() }), false, "not valid yet"},
+		{"v7", k1.Valve(t, "v7", "m-001", "open", func(c jwt.MapClaims) { c["aud"] = "gw2" }), false, "aud"},
+		{"v8", stranger.Valve(t, "v8", "m-001", "open", nil), false, "signature is invalid"},
+		{"v9", newSigner(t, "k9").Valve(t, "v9", "m-001", "open", nil), false, "unknown signing key"},
+		{"v10", k1.Valve(t, "v10", "m-001", "open", func(c jwt.MapClaims) { c["cmd"] = "read" }), false, "cmd \"read\" sent on topic cmd/valve"},
 	} {
 		n := r.resultCount(tc.id) + 1
 		r.send("valve", tc.payload, tc.retained)
@@ -226,7 +190,7 @@ func TestSignedValveCommands(t *testing.T) {
 		}
 	}
 	// Every command takes the signed form: cmd names it, sub the meter.
-	r.send("read", k1.valve(t, "sr1", "m-001", "", func(c jwt.MapClaims) { c["cmd"] = "read"; delete(c, "action") }), false)
+	r.send("read", k1.Valve(t, "sr1", "m-001", "", func(c jwt.MapClaims) { c["cmd"] = "read"; delete(c, "action") }), false)
 	if res := r.result("sr1", 1); !res.OK {
 		t.Fatalf("signed read: %+v", res)
 	}
@@ -246,7 +210,7 @@ func TestCommandsInOrderAndQueuesApart(t *testing.T) {
 	r := startSignedCommands(t, startMochi(t).URL(), k1)
 	actions := []string{"close", "open"}
 	for i := range 20 {
-		r.send("valve", k1.valve(t, "b"+strconv.Itoa(i), "m-001", actions[i%2], nil), false)
+		r.send("valve", k1.Valve(t, "b"+strconv.Itoa(i), "m-001", actions[i%2], nil), false)
 	}
 	r.result("b19", 1)
 	v := r.valves()
@@ -271,7 +235,7 @@ func TestCommandsInOrderAndQueuesApart(t *testing.T) {
 	if res := r.result(fmt.Sprintf("rd%d", commandQueue+4), 1); res.OK || !strings.Contains(res.Error, "waiting") {
 		t.Fatalf("read beyond the queue: %+v, want busy", res)
 	}
-	r.send("valve", k1.valve(t, "late", "m-001", "close", nil), false)
+	r.send("valve", k1.Valve(t, "late", "m-001", "close", nil), false)
 	if res := r.result("late", 1); !res.OK {
 		t.Fatalf("valve behind a read flood: %+v", res)
 	}
@@ -290,10 +254,10 @@ func TestCommandExpiredInQueue(t *testing.T) {
 	r.h.mu.Lock()
 	r.h.holdValve = hold
 	r.h.mu.Unlock()
-	r.send("valve", k1.valve(t, "slow", "m-001", "close", nil), false)
+	r.send("valve", k1.Valve(t, "slow", "m-001", "close", nil), false)
 	waitFor(t, time.Second, "the first command running", func() bool { r.h.mu.Lock(); defer r.h.mu.Unlock(); return r.h.running == 1 })
 	exp := time.Now().Add(time.Second).Truncate(time.Second).Add(time.Second) // 1-2 s from now, whole seconds as in a token
-	r.send("valve", k1.valve(t, "short", "m-001", "open", func(c jwt.MapClaims) { c["exp"] = exp.Unix() }), false)
+	r.send("valve", k1.Valve(t, "short", "m-001", "open", func(c jwt.MapClaims) { c["exp"] = exp.Unix() }), false)
 	time.Sleep(time.Until(exp) + 100*time.Millisecond)
 	close(hold)
 	if res := r.result("short", 1); res.OK || !strings.Contains(res.Error, "expired before it could be sent") {

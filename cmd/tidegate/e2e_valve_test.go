@@ -1,11 +1,7 @@
 package main
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -22,6 +18,8 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/golang-jwt/jwt/v5"
+
+	"tidegate/uplink/cmdauth/cmdauthtest"
 )
 
 // TestE2ESignedValve: Debian's mosquitto, metersim's CJ/T 188 valve meter
@@ -64,7 +62,7 @@ mqtt:
   broker: "` + mq.url + `"
   topic_prefix: e2e
   commands: true
-  command_keys: {k1: ` + k1.file + `, k2: ` + k2.file + `}
+  command_keys: {k1: ` + k1.File + `, k2: ` + k2.File + `}
   batch: {max_count: 20, max_latency: 200ms}
 `
 	cfg := filepath.Join(dir, "tidegate.yaml")
@@ -90,7 +88,7 @@ mqtt:
 		for i := range 20 {
 			a := actions[(i+run)%2]
 			last = fmt.Sprintf("b%d-%d", run, i)
-			send(k1.valve(t, last, "cj-1", a, nil), false)
+			send(k1.Valve(t, last, "cj-1", a, nil), false)
 		}
 		want := map[string]string{"close": "closed", "open": "open"}[actions[(19+run)%2]]
 		res := col.result(t, last, 60*time.Second)
@@ -104,7 +102,7 @@ mqtt:
 		}
 	}
 	// Leave it open; nothing below may close it.
-	send(k1.valve(t, "open-1", "cj-1", "open", nil), false)
+	send(k1.Valve(t, "open-1", "cj-1", "open", nil), false)
 	if r := col.result(t, "open-1", 30*time.Second); !r.OK || r.Result.Valve != "open" {
 		t.Fatalf("open: %+v", r)
 	}
@@ -116,11 +114,11 @@ mqtt:
 		t.Fatalf("valve event of open-1: %+v", e)
 	}
 	// The rate limit (cj-2 keeps the default, one movement a minute).
-	send(k2.valve(t, "rate-1", "cj-2", "close", nil), false)
+	send(k2.Valve(t, "rate-1", "cj-2", "close", nil), false)
 	if r := col.result(t, "rate-1", 30*time.Second); !r.OK || r.Result.Valve != "closed" {
 		t.Fatalf("cj-2 close: %+v", r)
 	}
-	send(k2.valve(t, "rate-2", "cj-2", "open", nil), false)
+	send(k2.Valve(t, "rate-2", "cj-2", "open", nil), false)
 	if r := col.result(t, "rate-2", 30*time.Second); r.OK || !strings.Contains(r.Error, "rate limit") {
 		t.Fatalf("cj-2 moved twice within valve_min_interval: %+v", r)
 	}
@@ -129,28 +127,28 @@ mqtt:
 		return ok && strings.HasPrefix(e.Attrs["outcome"], "refused: valve rate limit") && e.Attrs["sender"] == "mqtt signed kid=k2"
 	})
 
-	closeTok := k1.valve(t, "c-used", "cj-1", "close", nil)
+	closeTok := k1.Valve(t, "c-used", "cj-1", "close", nil)
 	send(closeTok, false)
 	col.result(t, "c-used", 30*time.Second)
-	send(k1.valve(t, "open-2", "cj-1", "open", nil), false)
+	send(k1.Valve(t, "open-2", "cj-1", "open", nil), false)
 	if r := col.result(t, "open-2", 30*time.Second); !r.OK || r.Result.Valve != "open" {
 		t.Fatalf("open: %+v", r)
 	}
 
 	other := newE2ESigner(t, dir, "k1") // same kid, another key
-	parts := strings.Split(k1.valve(t, "badsig", "cj-1", "close", nil), ".")
+	parts := strings.Split(k1.Valve(t, "badsig", "cj-1", "close", nil), ".")
 	now := time.Now()
 	refused := []struct{ id, payload, want string }{
 		{"c-used", closeTok, "already used"},
-		{"expired", k1.valve(t, "expired", "cj-1", "close", func(c jwt.MapClaims) {
+		{"expired", k1.Valve(t, "expired", "cj-1", "close", func(c jwt.MapClaims) {
 			c["iat"] = now.Add(-10 * time.Minute).Unix()
 			c["exp"] = now.Add(-5 * time.Minute).Unix()
 		}), "expired"},
-		{"early", k1.valve(t, "early", "cj-1", "close", func(c jwt.MapClaims) { c["nbf"] = now.Add(5 * time.Minute).Unix() }), "not valid yet"},
-		{"wrong-aud", k1.valve(t, "wrong-aud", "cj-1", "close", func(c jwt.MapClaims) { c["aud"] = "gw-other" }), "aud"},
-		{"wrong-sub", k1.valve(t, "wrong-sub", "cj-9", "close", nil), "no such meter"},
-		{"unknown-kid", newE2ESigner(t, dir, "k9").valve(t, "unknown-kid", "cj-1", "close", nil), "unknown signing key"},
-		{"badsig", parts[0] + "." + parts[1] + "." + strings.Split(other.valve(t, "badsig", "cj-1", "close", nil), ".")[2], "signature is invalid"},
+		{"early", k1.Valve(t, "early", "cj-1", "close", func(c jwt.MapClaims) { c["nbf"] = now.Add(5 * time.Minute).Unix() }), "not valid yet"},
+		{"wrong-aud", k1.Valve(t, "wrong-aud", "cj-1", "close", func(c jwt.MapClaims) { c["aud"] = "gw-other" }), "aud"},
+		{"wrong-sub", k1.Valve(t, "wrong-sub", "cj-9", "close", nil), "no such meter"},
+		{"unknown-kid", newE2ESigner(t, dir, "k9").Valve(t, "unknown-kid", "cj-1", "close", nil), "unknown signing key"},
+		{"badsig", parts[0] + "." + parts[1] + "." + strings.Split(other.Valve(t, "badsig", "cj-1", "close", nil), ".")[2], "signature is invalid"},
 		{"unsigned", `{"id":"unsigned","command":"valve","meter":"cj-1","action":"close"}`, "must be signed"},
 	}
 	for _, r := range refused {
@@ -167,7 +165,7 @@ mqtt:
 	if code := tg.stop(t, syscall.SIGTERM, 20*time.Second); code != 0 {
 		t.Fatalf("tidegate exit %d", code)
 	}
-	send(k1.valve(t, "retained", "cj-1", "close", nil), true)
+	send(k1.Valve(t, "retained", "cj-1", "close", nil), true)
 	tg = startProc(t, filepath.Join(bin, "tidegate"), "run", "--config", cfg)
 	if res := col.result(t, "retained", 30*time.Second); res.OK || !strings.Contains(res.Error, "retained") {
 		t.Errorf("retained: %+v", res)
@@ -223,42 +221,12 @@ mqtt:
 	eventually(t, 40*time.Second, "readings after the oversize publish", func() bool { return len(col.readings("cj-1")) >= before+3 })
 }
 
-type e2eSigner struct {
-	kid, file string
-	priv      ed25519.PrivateKey
-}
-
-func newE2ESigner(t *testing.T, dir, kid string) e2eSigner {
-	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, _ := x509.MarshalPKIXPublicKey(pub)
-	f, err := os.CreateTemp(dir, kid+"-*.pem")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pem.Encode(f, &pem.Block{Type: "PUBLIC KEY", Bytes: der})
-	f.Close()
-	return e2eSigner{kid: kid, file: f.Name(), priv: priv}
-}
-
-func (s e2eSigner) valve(t *testing.T, jti, meter, action string, mod func(jwt.MapClaims)) string {
-	t.Helper()
-	now := time.Now()
-	c := jwt.MapClaims{"aud": "gw-e2e", "sub": meter, "cmd": "valve", "action": action, "jti": jti,
-		"iat": now.Unix(), "exp": now.Add(10 * time.Minute).Unix(), "operator": "ops-7"}
-	if mod != nil {
-		mod(c)
-	}
-	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c)
-	tok.Header["kid"] = s.kid
-	out, err := tok.SignedString(s.priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+// newE2ESigner is a key of the service for the e2e gateway's commands,
+// valid for 10 minutes (a loaded machine may take a while to deliver).
+func newE2ESigner(t *testing.T, dir, kid string) cmdauthtest.Signer {
+	s := cmdauthtest.New(t, dir, kid, "gw-e2e")
+	s.TTL = 10 * time.Minute
+	return s
 }
 
 type e2eMosquitto struct {
