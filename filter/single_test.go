@@ -103,9 +103,12 @@ func evaluateSingle(t testing.TB, seeds []int64, fleet samples.Options, net, wit
 			if net {
 				total = row.Forward - row.Reverse
 			}
-			tr := score.Truth{RealUse: row.Truth.RealUse, RealBackflow: row.Truth.RealBackflow, Phantom: row.Truth.PhantomForward, Leak: row.Truth.Leak}
+			tr := score.Truth{RealUse: row.Truth.RealUse, RealBackflow: row.Truth.RealBackflow, Phantom: row.Truth.PhantomForward, Leak: row.Truth.Leak,
+				Backflow: row.Truth.Backflow, BackflowShown: row.Truth.BackflowShown}
 			if !net {
-				tr.RealBackflow = 0 // a forward-only total never shows it
+				// A forward-only total never shows a backflow's volume
+				// (its flow reading may show the backflow).
+				tr.RealBackflow = 0
 			}
 			fs.AddTruth(id, row.Time, tr)
 			ns.AddTruth(id, row.Time, tr)

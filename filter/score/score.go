@@ -249,7 +249,7 @@ func (s *Scorer) Result() Result {
 			pm.BackLost += down
 			everLeak = everLeak || h.leakTruth
 			everFlag = everFlag || h.leakFlag
-			everBack = everBack || h.b > 0
+			everBack = everBack || h.b > 0 || h.backTruth
 			everBackFlag = everBackFlag || h.backFlag
 		}
 		res.PerMeter = append(res.PerMeter, pm)
