@@ -188,7 +188,14 @@ func FuzzSetState(f *testing.F) {
 	for _, r := range []reading.Reading{rd("a", 0, 1, 0), rd("a", time.Minute, 1.01, 0.001)} {
 		fl2.Push(r)
 	}
-	for _, x := range []*Filter{fl, fl2} {
+	fl3 := New(Config{}) // in a flow run, held back, with a backflow episode open
+	for i := range 8 {
+		r := rd("a", time.Duration(i)*10*time.Second, 1, 0.001*float64(i))
+		r.Has |= reading.HasFlow
+		r.Flow = -0.02
+		fl3.Push(r)
+	}
+	for _, x := range []*Filter{fl, fl2, fl3} {
 		st, _ := x.State("a")
 		f.Add(st)
 	}
