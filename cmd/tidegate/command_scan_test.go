@@ -50,7 +50,7 @@ buses:
 func TestScanFindsTheSimulatedMeters(t *testing.T) {
 	// Mostly waiting for silent addresses, with margins for a loaded
 	// machine: it runs beside the long end-to-end tests (.ci/unit gives
-	// the timing pass -parallel 3).
+	// the timing pass -parallel 4).
 	t.Parallel()
 	s := startScanSim(t)
 	ports := s.Ports()

@@ -85,7 +85,7 @@ func findMosquitto() (string, error) {
 // same id and the same values (the receiver drops it by id).
 func TestE2EKillMidDrain(t *testing.T) {
 	// Mostly waiting on its own processes: it runs beside the other long
-	// end-to-end tests (.ci/unit gives the timing pass -parallel 3).
+	// end-to-end tests (.ci/unit gives the timing pass -parallel 4).
 	t.Parallel()
 	bin := buildBinaries(t)
 	broker := startMosquittoProc(t).addr

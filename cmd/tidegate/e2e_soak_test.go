@@ -26,7 +26,7 @@ import (
 // with TIDEGATE_LONG=1.
 func TestE2EFaultSoak(t *testing.T) {
 	// Mostly waiting on its own processes: it runs beside the other long
-	// end-to-end tests (.ci/unit gives the timing pass -parallel 3).
+	// end-to-end tests (.ci/unit gives the timing pass -parallel 4).
 	t.Parallel()
 	run := 60 * time.Second
 	if os.Getenv("TIDEGATE_LONG") == "1" {
