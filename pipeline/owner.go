@@ -85,6 +85,9 @@ func (o *owner) loop() (closed bool) {
 		}
 		tick = nil
 	}
+	// After a recovered panic the batch held is retried one latency on,
+	// not only when the next record comes (a quiet bus may send none).
+	arm()
 	for {
 		select {
 		case rec := <-p.in:

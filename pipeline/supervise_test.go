@@ -47,9 +47,14 @@ func TestOwnerPanicRestarts(t *testing.T) {
 	for i := range 50 {
 		p.Ingest(reading.Record{Kind: reading.KindReading, Reading: &reading.Reading{Meter: "m", Received: time.Unix(int64(i+1), 0), Has: reading.HasForward, Forward: float64(i), Quality: reading.QualityError, Error: "timeout"}})
 	}
+	// Stored without another record: a quiet bus sends none. (Before, the
+	// batch held at the panic waited for the next record or for Close.)
 	deadline := time.Now().Add(20 * time.Second)
 	for p.Stats().Stored < 50 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
+	}
+	if s := p.Stats(); s.Stored != 50 {
+		t.Fatalf("%d of 50 stored 20 s after the panics, before Close: %+v", s.Stored, s)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -48,6 +48,10 @@ buses:
 // TestScanFindsTheSimulatedMeters: each scan finds exactly the meters metersim
 // has, and --append-config writes them into a config that still validates.
 func TestScanFindsTheSimulatedMeters(t *testing.T) {
+	// Mostly waiting for silent addresses, with margins for a loaded
+	// machine: it runs beside the long end-to-end tests (.ci/unit gives
+	// the timing pass -parallel 4).
+	t.Parallel()
 	s := startScanSim(t)
 	ports := s.Ports()
 	code, out, errOut := runCmd(t, "", "scan", "--port", ports["rtu"].Device, "--protocol", "modbus", "--baud", "38400", "--to", "12")

@@ -24,6 +24,9 @@ import (
 // M-Bus grew to hundreds of MB, froze its bus and answered a read with
 // "busy" after 30 s.
 func TestE2EBabble(t *testing.T) {
+	// Mostly waiting on its own processes: it runs beside the other long
+	// end-to-end tests (.ci/unit gives the timing pass -parallel 4).
+	t.Parallel()
 	for _, proto := range []string{"mbus", "cjt188", "modbus"} {
 		t.Run(proto, func(t *testing.T) { testE2EBabble(t, proto) })
 	}

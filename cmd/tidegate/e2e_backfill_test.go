@@ -23,7 +23,7 @@ import (
 // meters froze, and no day twice.
 func TestE2EBackfillAfterThreeDaysDown(t *testing.T) {
 	// Mostly waiting on its own processes: it runs beside the other long
-	// end-to-end tests (.ci/unit gives the timing pass -parallel 3).
+	// end-to-end tests (.ci/unit gives the timing pass -parallel 4).
 	t.Parallel()
 	bin := buildBinaries(t)
 	br := startTestBroker(t)

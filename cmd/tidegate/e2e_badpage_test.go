@@ -58,7 +58,7 @@ func liveLeaves(raw []byte) map[int][]uint64 {
 // and the file was moved aside with its backlog.)
 func TestE2EPageGoesBadUnderDaemon(t *testing.T) {
 	// Mostly waiting on its own processes: it runs beside the other long
-	// end-to-end tests (.ci/unit gives the timing pass -parallel 3).
+	// end-to-end tests (.ci/unit gives the timing pass -parallel 4).
 	t.Parallel()
 	bin := buildBinaries(t)
 	mq := startMosquittoProc(t)

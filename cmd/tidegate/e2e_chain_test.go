@@ -15,6 +15,9 @@ import (
 // at the broker with stable ids; after SIGTERM tidegate exits 0 and its
 // buffer holds nothing unsent.
 func TestE2EReadingsReachTheBroker(t *testing.T) {
+	// Mostly waiting on its own processes: it runs beside the other long
+	// end-to-end tests (.ci/unit gives the timing pass -parallel 4).
+	t.Parallel()
 	bin := buildBinaries(t)
 	br := startTestBroker(t)
 	dir := t.TempDir()

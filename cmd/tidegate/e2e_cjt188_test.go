@@ -17,7 +17,7 @@ import (
 // meter's total stops moving.
 func TestE2ECJT188Chain(t *testing.T) {
 	// Mostly waiting on its own processes: it runs beside the other long
-	// end-to-end tests (.ci/unit gives the timing pass -parallel 3).
+	// end-to-end tests (.ci/unit gives the timing pass -parallel 4).
 	t.Parallel()
 	bin := buildBinaries(t)
 	br := startTestBroker(t)

@@ -84,6 +84,9 @@ func findMosquitto() (string, error) {
 // record reaches the subscriber, and a record received twice carries the
 // same id and the same values (the receiver drops it by id).
 func TestE2EKillMidDrain(t *testing.T) {
+	// Mostly waiting on its own processes: it runs beside the other long
+	// end-to-end tests (.ci/unit gives the timing pass -parallel 4).
+	t.Parallel()
 	bin := buildBinaries(t)
 	broker := startMosquittoProc(t).addr
 

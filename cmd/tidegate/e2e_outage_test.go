@@ -83,6 +83,9 @@ func (s *centralService) count() int { s.mu.Lock(); defer s.mu.Unlock(); return 
 // broker is SIGKILLed for a while and restarted; every record the buffer
 // assigned reaches the service, and the buffer ends empty.
 func TestE2EBrokerOutage(t *testing.T) {
+	// Mostly waiting on its own processes: it runs beside the other long
+	// end-to-end tests (.ci/unit gives the timing pass -parallel 4).
+	t.Parallel()
 	bin := buildBinaries(t)
 	mq := startMosquittoProc(t)
 	broker := mq.addr

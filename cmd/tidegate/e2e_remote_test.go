@@ -34,7 +34,7 @@ func receiverLines(p *proc) []map[string]any {
 // status never shows the broker password.
 func TestE2ERemoteConfig(t *testing.T) {
 	// Mostly waiting on its own processes: it runs beside the other long
-	// end-to-end tests (.ci/unit gives the timing pass -parallel 3).
+	// end-to-end tests (.ci/unit gives the timing pass -parallel 4).
 	t.Parallel()
 	bin := buildBinaries(t)
 	mq := startMosquittoProc(t)

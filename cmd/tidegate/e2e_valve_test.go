@@ -32,7 +32,7 @@ import (
 // carries no meter totals.
 func TestE2ESignedValve(t *testing.T) {
 	// Mostly waiting on its own processes: it runs beside the other long
-	// end-to-end tests (.ci/unit gives the timing pass -parallel 3).
+	// end-to-end tests (.ci/unit gives the timing pass -parallel 4).
 	t.Parallel()
 	bin := buildBinaries(t)
 	mq := startE2EMosquitto(t)

@@ -120,7 +120,7 @@ func (s *soakBroker) take(topic string, p []byte) {
 // make test, 30 min with TIDEGATE_LONG=1.
 func TestSoakFaults(t *testing.T) {
 	// Mostly waiting on its own processes: it runs beside the other long
-	// end-to-end tests (.ci/unit gives the timing pass -parallel 3).
+	// end-to-end tests (.ci/unit gives the timing pass -parallel 4).
 	t.Parallel()
 	if testing.Short() {
 		t.Skip("soak")

@@ -25,12 +25,24 @@ type Broker struct {
 // Start listens on addr ("127.0.0.1:0" picks a free port; see Addr) and
 // serves MQTT 3.1.1 and 5 until Close. The broker's own logging is discarded
 // because tests drown in it; errors that matter surface at the client.
-func Start(addr string) (*Broker, error) {
+func Start(addr string) (*Broker, error) { return start(addr, nil) }
+
+// StartCounting is Start with fn (as OnConnect) called from the first
+// CONNECT on: a client already dialling when the port opens is accepted
+// before Start returns, and OnConnect after Start would miss it.
+func StartCounting(addr string, fn func(clientID string)) (*Broker, error) {
+	return start(addr, fn)
+}
+
+func start(addr string, onConnect func(clientID string)) (*Broker, error) {
 	srv := mqtt.New(&mqtt.Options{
 		InlineClient: true,
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	hook := new(allowAll)
+	if onConnect != nil {
+		hook.connect.Store(&onConnect)
+	}
 	if err := srv.AddHook(hook, nil); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
