@@ -44,9 +44,7 @@ func (m *meter) flowRun(it *item) {
 	r := &m.run
 	// A leak's forward steps, polled between readings of its steady flow,
 	// are no surge's forward half.
-	b := m.learn.baseline()
-	leakStep := b > 0 && steadyAt(it.r.Flow, b) && steadyAt(m.prevFlow, b)
-	if it.dF > 0 && !leakStep {
+	if it.dF > 0 && m.steadyRate(it) == 0 {
 		r.fwdT = it.t
 		if r.n >= runMin {
 			m.markRun(r.start, false)
@@ -62,10 +60,11 @@ func (m *meter) flowRun(it *item) {
 		it.flowBack = (r.last + q) / 2 * float64(it.t-it.start) / 3600e9
 		r.n++
 		r.lo, r.hi, r.last = min(r.lo, q), max(r.hi, q), q
-		if r.n == runMin && r.start-r.fwdT > runGuard {
+		noFwdBefore := r.start-r.fwdT > runGuard
+		if r.n == runMin && noFwdBefore {
 			m.markRun(r.start, true)
 		}
-		it.flowOK = r.n >= runMin && r.start-r.fwdT > runGuard
+		it.flowOK = r.n >= runMin && noFwdBefore
 		if it.flowOK {
 			r.ended, r.endT = r.start, it.t
 		}

@@ -26,10 +26,7 @@ func (m *meter) pair(it *item) {
 	// at both ends read it, no oscillation was under way there, and that
 	// much forward is no oscillation's half: it pairs with nothing, so a
 	// leak cannot hide a backflow beside it.
-	steady := 0.0
-	if b := m.learn.baseline(); b > 0 && steadyAt(it.r.Flow, b) && steadyAt(m.prevFlow, b) && it.r.Has&reading.HasFlow != 0 {
-		steady = min(it.dF, b*float64(it.t-it.start)/3600e9)
-	}
+	steady := min(it.dF, m.steadyRate(it)*float64(it.t-it.start)/3600e9)
 	p := min(it.dF-steady, rev)
 	it.pf = p
 	it.uf, it.ur = it.dF-steady-p, rev-p
@@ -62,8 +59,18 @@ func (m *meter) pair(it *item) {
 	}
 }
 
-// steadyAt reports a poll whose flow reading is the steady flow b (m3/h):
-// no oscillation was under way.
+// steadyRate is the steady flow (a leak, as the ratio learner measures it,
+// m3/h) where the polls at both ends of it read it, so no oscillation was
+// under way at them; else 0. m.prevFlow must still be the poll before it.
+func (m *meter) steadyRate(it *item) float64 {
+	b := m.learn.baseline()
+	if b <= 0 || it.r.Has&reading.HasFlow == 0 || !steadyAt(it.r.Flow, b) || !steadyAt(m.prevFlow, b) {
+		return 0
+	}
+	return b
+}
+
+// steadyAt reports a poll whose flow reading is the steady flow b (m3/h).
 func steadyAt(flow, b float64) bool {
 	return flow >= b/runSteady && flow <= b*runSteady
 }
