@@ -83,7 +83,6 @@ type hour struct {
 type meterScore struct {
 	res, rev float64
 	hours    map[int64]*hour
-	evident  bool // a backflow event with evidence beyond a residual
 }
 
 // Scorer collects truth and output intervals of any number of meters in any
@@ -184,8 +183,6 @@ func (s *Scorer) AddEvent(e reading.Event) {
 	if e.Type != "backflow" || e.Attrs["evidence"] == "residual" {
 		return
 	}
-	m := s.meter(e.Meter)
-	m.evident = true
 	from, err1 := time.Parse(time.RFC3339, e.Attrs["start"])
 	to, err2 := time.Parse(time.RFC3339, e.Attrs["end"])
 	if err1 != nil || err2 != nil {
@@ -220,7 +217,7 @@ func (s *Scorer) Result() Result {
 		tol := m.res + m.rev + 1e-6
 		use, back := play{tol: tol}, play{tol: tol}
 		var cu, cc, cb, cr float64
-		var everLeak, everFlag, everBack, everBackFlag bool
+		var everLeak, everFlag, everBack, everBackFlag, everEvident bool
 		pm := Meter{ID: id}
 		for _, k := range keys {
 			h := m.hours[k]
@@ -251,6 +248,7 @@ func (s *Scorer) Result() Result {
 			everFlag = everFlag || h.leakFlag
 			everBack = everBack || h.b > 0 || h.backTruth
 			everBackFlag = everBackFlag || h.backFlag
+			everEvident = everEvident || h.evidentFlag
 		}
 		res.PerMeter = append(res.PerMeter, pm)
 		if everFlag && !everLeak {
@@ -261,7 +259,7 @@ func (s *Scorer) Result() Result {
 			res.FalseBackflowMeters++
 			res.FalseBackflows = append(res.FalseBackflows, id)
 		}
-		if m.evident && !everBack {
+		if everEvident && !everBack {
 			res.FalseEvidentMeters++
 		}
 		s.backflowEpisodes(id, m, keys, &res)
